@@ -1,0 +1,29 @@
+"""gpupage: a batched simulator for the Context Paging Problem.
+
+Heavy modules (torch, numba, triton) load on first use, so ``gpupage --help`` stays fast.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "simulate": "gpupage.simulate",
+    "SimResult": "gpupage.simulate",
+    "POLICIES": "gpupage.policies",
+    "ZipfParams": "gpupage.traces",
+    "zipf_traces": "gpupage.traces",
+    "perturb": "gpupage.traces",
+    "perturbed_pairs": "gpupage.traces",
+    "retrieval_noise": "gpupage.traces",
+    "cyclic_traces": "gpupage.traces",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gpupage' has no attribute {name!r}")
+
+
+__all__ = list(_LAZY)

@@ -1,0 +1,44 @@
+"""The ``gpupage`` command line: thin commands over the library.
+
+Command modules import only click at load time; torch, numba and triton load
+inside the commands, so ``gpupage --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+class _Group(click.Group):
+    """Turns library errors into one-line messages with a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted (finished results were kept)", err=True)
+            sys.exit(130)
+        except (ValueError, OSError, RuntimeError, KeyError) as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise click.ClickException(msg) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="gpupage")
+def main():
+    """gpupage: batched simulation of the Context Paging Problem (Neural Paging, §3-6)."""
+
+
+def _register():
+    from . import simcmds
+
+    for module in (simcmds,):
+        for cmd in module.COMMANDS:
+            main.add_command(cmd)
+
+
+_register()

@@ -1,0 +1,5 @@
+"""simulate, sweep, reproduce."""
+
+import click
+
+COMMANDS: list[click.Command] = []

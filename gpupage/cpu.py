@@ -1,0 +1,169 @@
+"""CPU backend: the batched simulator compiled with numba, lanes split across cores.
+
+One pass per lane keeps the cache in small arrays (block, composite eviction
+key) plus a block -> slot map, so a hit costs O(1) and a miss one scan of the
+K keys (or O(log K) in a tournament tree for large K).  The composite key is
+``priority * 2**32 + last_access``: its minimum is the policy's victim with
+ties going to the least recently accessed block, as the contract says.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from . import rng
+from .policies import BELADY, FIFO, FIXED, LFU, LRU, RANDOM
+
+NEVER = 1 << 30  # next use of a block never requested again
+SHIFT = 1 << 32
+TREE_MIN_K = 48  # from here on a tournament tree beats scanning all keys
+
+
+@njit(inline="always", cache=True)
+def _key(code, t, inserted, count, next_use):
+    if code == LRU:
+        return t
+    if code == FIFO:
+        return inserted
+    if code == LFU:
+        return count * SHIFT + t
+    # BELADY: farthest next use first
+    return (NEVER - next_use) * SHIFT + t
+
+
+@njit(inline="always", cache=True)
+def _tree_update(tree, keys, leaves, s):
+    """tree[i] holds the slot of the smallest key below node i; leaves at leaves + s."""
+    i = (leaves + s) >> 1
+    while i >= 1:
+        a = tree[2 * i]
+        b = tree[2 * i + 1]
+        tree[i] = a if keys[a] <= keys[b] else b
+        i >>= 1
+
+
+@njit(cache=True)
+def _run_lane(trace, k, code, rkey, want_hits, hits_row, want_victims, victims_row,
+              slot_of, count, nxt, seen, blk, keys, tree):
+    T = trace.shape[0]
+    if code == BELADY:
+        for t in range(T - 1, -1, -1):
+            x = trace[t]
+            if x >= 0:
+                nxt[t] = seen[x]
+                seen[x] = t
+        for t in range(T):
+            if trace[t] >= 0:
+                seen[trace[t]] = NEVER
+    use_tree = k >= TREE_MIN_K and code != RANDOM and code != FIXED
+    leaves = 1
+    while leaves < k:
+        leaves *= 2
+    if use_tree:
+        for s in range(k, leaves):
+            keys[s] = np.int64(1) << 62  # padding leaves never win
+        for s in range(leaves):
+            tree[leaves + s] = s
+        for i in range(leaves - 1, 0, -1):
+            a = tree[2 * i]
+            b = tree[2 * i + 1]
+            tree[i] = a if keys[a] <= keys[b] else b
+    n = 0
+    faults = 0
+    c = 0
+    for t in range(T):
+        x = trace[t]
+        if x < 0:
+            continue
+        if code == LFU:
+            c = count[x] + 1
+            count[x] = c
+        s = slot_of[x]
+        if s >= 0:
+            if want_hits:
+                hits_row[t] = 1
+            if code != FIFO and code != RANDOM and code != FIXED:
+                keys[s] = _key(code, t, 0, c, nxt[t] if code == BELADY else 0)
+                if use_tree:
+                    _tree_update(tree, keys, leaves, s)
+            continue
+        faults += 1
+        if n < k:
+            s = n
+            n += 1
+        elif code == FIXED:
+            continue
+        else:
+            if code == RANDOM:
+                s = rng.uniform_below(rng.draw(rkey, t), k)
+            elif use_tree:
+                s = tree[1]
+            else:
+                s = 0
+                best = keys[0]
+                for i in range(1, k):
+                    if keys[i] < best:
+                        best = keys[i]
+                        s = i
+            v = blk[s]
+            slot_of[v] = -1
+            if want_victims:
+                victims_row[t] = v
+        blk[s] = x
+        slot_of[x] = s
+        keys[s] = _key(code, t, t, c, nxt[t] if code == BELADY else 0)
+        if use_tree:
+            _tree_update(tree, keys, leaves, s)
+    # leave the shared scratch clean for the next lane
+    for i in range(n):
+        slot_of[blk[i]] = -1
+    if code == LFU:
+        for t in range(T):
+            if trace[t] >= 0:
+                count[trace[t]] = 0
+    return faults
+
+
+@njit(parallel=True, cache=True)
+def _simulate_batch(traces, K, code, rkeys, n_ids, want_hits, hits, want_victims, victims, faults, nchunks):
+    B, T = traces.shape
+    kmax = 1
+    for b in range(B):
+        kmax = max(kmax, K[b])
+    leaves = 1
+    while leaves < kmax:
+        leaves *= 2
+    for c in prange(nchunks):
+        slot_of = np.full(n_ids, -1, dtype=np.int32)
+        count = np.zeros(n_ids if code == LFU else 1, dtype=np.int32)
+        nxt = np.empty(T if code == BELADY else 1, dtype=np.int32)
+        seen = np.full(n_ids if code == BELADY else 1, NEVER, dtype=np.int32)
+        blk = np.empty(kmax, dtype=np.int64)
+        keys = np.empty(leaves, dtype=np.int64)
+        tree = np.empty(2 * leaves, dtype=np.int32)
+        for b in range(c * B // nchunks, (c + 1) * B // nchunks):
+            rkey = rng.stream_key(rkeys[b], rng.STREAM_RANDOM_POLICY)
+            faults[b] = _run_lane(
+                traces[b], min(K[b], kmax), code, rkey,
+                want_hits, hits[b if want_hits else 0], want_victims, victims[b if want_victims else 0],
+                slot_of, count, nxt, seen, blk, keys, tree,
+            )
+
+
+def simulate_cpu(traces: np.ndarray, code: int, K: np.ndarray, rkeys: np.ndarray, n_ids: int,
+                 return_hits: bool = False):
+    """traces int32/int64 [B, T] of dense ids < n_ids (-1 = pad); K int64 [B].
+
+    Returns (faults int64 [B], hits uint8 [B, T] or None, victims int64 [B, T] or None).
+    """
+    B, T = traces.shape
+    faults = np.empty(B, dtype=np.int64)
+    hits = np.zeros((B, T) if return_hits else (1, 1), dtype=np.uint8)
+    victims = np.full((B, T) if return_hits else (1, 1), -1, dtype=np.int64)
+    _simulate_batch(traces, K, code, rkeys, max(n_ids, 1), return_hits, hits, return_hits, victims, faults,
+                    min(B, 4 * numba.get_num_threads()))
+    if return_hits:
+        return faults, hits, victims
+    return faults, None, None

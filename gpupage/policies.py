@@ -1,0 +1,69 @@
+"""The policy registry: one entry per eviction policy, read by the API and the CLI.
+
+Contract (shared by every backend, written once here):
+
+* Demand paging with forced insertion: every miss is a fault and inserts the
+  requested block, evicting one when K blocks are resident.  A cold fill takes
+  the lowest empty slot; a faulting block takes its victim's slot.
+* A scoring policy evicts the resident block with the smallest ``priority``;
+  ties go to the least recently accessed block (smallest last access time).
+* Per-slot integer state the priorities read: ``last`` (time of last access),
+  ``inserted`` (time of insertion), ``count`` (accesses of the block over the
+  whole trace so far, surviving eviction) and ``next_use`` (next time the block
+  is requested after its last access; "never" is larger than any time).
+
+Adding a policy means adding one entry below and its priority in each backend
+(``gpupage/cpu.py``, ``gpupage/reference.py``, ``kernels/simulate.py``),
+keyed by the entry's ``code``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    code: int
+    """Integer id every backend switches on."""
+    rule: str
+    """One line: what it evicts."""
+    needs_future: bool = False
+    """Reads next-use indices, so it runs on a materialised trace."""
+    evicts: bool = True
+    """False for Fixed: a full cache never changes."""
+    randomized: bool = False
+    """Reads the counter-based RNG (stream ``STREAM_RANDOM_POLICY``)."""
+
+
+BELADY, LRU, LFU, FIFO, RANDOM, FIXED = range(6)
+
+POLICIES: dict[str, Policy] = {
+    p.name: p
+    for p in (
+        Policy("belady", BELADY, "evict the block whose next use is farthest (never used again first)", needs_future=True),
+        Policy("lru", LRU, "evict the least recently accessed block"),
+        Policy("lfu", LFU, "evict the block with the fewest accesses so far (counts survive eviction)"),
+        Policy("fifo", FIFO, "evict the block inserted earliest"),
+        Policy("random", RANDOM, "evict a uniformly random resident block", randomized=True),
+        Policy("fixed", FIXED, "static class: the first K distinct blocks stay forever", evicts=False),
+    )
+}
+
+ONLINE = tuple(name for name, p in POLICIES.items() if not p.needs_future)
+
+
+def get_policy(name: str) -> Policy:
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}") from None
+
+
+def parse_policies(text: str) -> list[Policy]:
+    """'lru,belady' -> [Policy, Policy]; raises ValueError naming an unknown one."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ValueError("no policy given")
+    return [get_policy(n) for n in names]

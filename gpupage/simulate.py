@@ -1,0 +1,122 @@
+"""``gpupage.simulate``: the one entry point every command and experiment goes through."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import rng
+from .policies import Policy, get_policy
+
+BACKENDS = ("auto", "cpu", "triton")
+# Ids up to this bound index the block -> slot map directly; larger ones are remapped.
+DIRECT_ID_LIMIT = 1 << 22
+
+
+@dataclass
+class SimResult:
+    faults: torch.Tensor
+    """int64 [B]: faults per lane (every miss, compulsory ones included)."""
+    requests: torch.Tensor
+    """int64 [B]: non-pad requests per lane."""
+    hits: torch.Tensor | None = None
+    """bool [B, T]: request t of lane b hit (False on pads)."""
+    victims: torch.Tensor | None = None
+    """int64 [B, T]: block evicted at request t, or -1."""
+
+    @property
+    def fault_rate(self) -> torch.Tensor:
+        return self.faults.double() / self.requests.clamp(min=1).double()
+
+
+def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, return_hits: bool = False) -> SimResult:
+    """Simulate B independent caches, one per trace.
+
+    Args:
+        traces: integer tensor ``[B, T]`` (or ``[T]``) of block ids >= 0; -1 pads.
+        policy: a name from ``POLICIES`` (``belady, lru, lfu, fifo, random, fixed``).
+        K: cache size in blocks, an int or an int tensor ``[B]`` (one per lane).
+        backend: ``auto`` (Triton kernels for CUDA tensors, else CPU), ``cpu`` or ``triton``.
+        seed: int or ``[B]`` seeds for the Random policy (see ``rng.lane_keys``).
+        return_hits: also return ``hits`` and ``victims``.
+    """
+    pol = policy if isinstance(policy, Policy) else get_policy(policy)
+    traces = torch.as_tensor(traces)
+    if traces.dim() == 1:
+        traces = traces.unsqueeze(0)
+    if traces.dim() != 2 or traces.dtype.is_floating_point or traces.dtype == torch.bool:
+        raise ValueError(f"traces must be an integer tensor [B, T], got {traces.dtype} {tuple(traces.shape)}")
+    B, T = traces.shape
+    if B == 0:
+        raise ValueError("traces has no lanes")
+    Ks = _per_lane_k(K, B)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if backend == "auto":
+        backend = "triton" if traces.is_cuda else "cpu"
+    keys = rng.lane_keys(_seed_arg(seed), B)
+    requests = (traces >= 0).sum(dim=1).to(torch.int64)
+    if backend == "triton":
+        if not traces.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+            raise RuntimeError("backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for the interpreter)")
+        from kernels import simulate as ksim
+
+        out = ksim.simulate(traces, pol, Ks.to(traces.device), torch.from_numpy(keys).to(traces.device), return_hits)
+        return SimResult(out.faults, requests.to(out.faults.device), out.hits, out.victims)
+    return _simulate_cpu(traces, pol, Ks, keys, requests, return_hits)
+
+
+def _simulate_cpu(traces, pol, Ks, keys, requests, return_hits):
+    from .cpu import simulate_cpu
+
+    arr = traces.detach().cpu().contiguous().numpy()
+    if arr.dtype not in (np.int32, np.int64):
+        arr = arr.astype(np.int64)
+    dense, uniq = dense_ids(arr)
+    n_ids = int(dense.max()) + 1 if dense.size else 1
+    faults, hits, victims = simulate_cpu(dense, pol.code, Ks.numpy(), keys, n_ids, return_hits)
+    res = SimResult(torch.from_numpy(faults), requests)
+    if return_hits:
+        if uniq is not None:
+            victims = np.where(victims >= 0, uniq[np.maximum(victims, 0)], -1)
+        res.hits = torch.from_numpy(hits.view(np.bool_))
+        res.victims = torch.from_numpy(victims)
+    return res
+
+
+def dense_ids(arr: np.ndarray):
+    """Remap sparse ids to 0..n-1 (pads stay -1) when they are too large to index.
+
+    Returns (dense array, unique ids or None when no remap was needed)."""
+    if arr.size == 0:
+        return arr, None
+    lo = int(arr.min())
+    if lo < -1:
+        raise ValueError(f"block ids must be >= 0 (-1 pads), got {lo}")
+    if int(arr.max()) < DIRECT_ID_LIMIT:
+        return arr, None
+    valid = arr >= 0
+    uniq, inverse = np.unique(arr[valid], return_inverse=True)
+    dense = np.full(arr.shape, -1, dtype=np.int32 if uniq.size < 2**31 else np.int64)
+    dense[valid] = inverse
+    return dense, uniq
+
+
+def _per_lane_k(K, B: int) -> torch.Tensor:
+    Ks = torch.as_tensor(K, dtype=torch.int64).cpu()
+    if Ks.dim() == 0:
+        Ks = Ks.expand(B)
+    if Ks.shape != (B,):
+        raise ValueError(f"K must be an int or a [B]={B} tensor, got shape {tuple(Ks.shape)}")
+    if B and int(Ks.min()) < 1:
+        raise ValueError(f"K must be >= 1, got {int(Ks.min())}")
+    return Ks.contiguous()
+
+
+def _seed_arg(seed):
+    if isinstance(seed, torch.Tensor):
+        return seed.cpu().numpy() if seed.dim() else int(seed)
+    return seed

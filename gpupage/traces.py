@@ -1,0 +1,217 @@
+"""Trace families, batched ``[B, T]`` and deterministic in (seed, lane).
+
+Every generator is integer-only (see :mod:`gpupage.rng`), so the fused Triton
+generator reproduces it bit for bit.  Traces are int32 (block ids < 2**31) to
+keep big sweeps at 4 bytes a request.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from . import rng
+
+
+@dataclass(frozen=True)
+class ZipfParams:
+    """Non-stationary Zipf family of the paper's App. B."""
+
+    M: int = 64
+    """Blocks in external memory."""
+    alpha: float = 1.2
+    """Zipf exponent over the working set's ranks."""
+    W: int = 16
+    """Working-set size, redrawn uniformly from the M blocks every ``shift`` steps."""
+    shift: int = 500
+    """Phase length in requests."""
+    T: int = 5000
+    """Trace length."""
+
+    def __post_init__(self):
+        if self.M < 1:
+            raise ValueError(f"M must be >= 1, got {self.M}")
+        if not 1 <= self.W <= self.M:
+            raise ValueError(f"W must be in [1, M={self.M}], got {self.W}")
+        if self.shift < 1:
+            raise ValueError(f"shift must be >= 1, got {self.shift}")
+        if self.T < 1:
+            raise ValueError(f"T must be >= 1, got {self.T}")
+        if not (self.alpha >= 0 and math.isfinite(self.alpha)):
+            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha}")
+
+    @property
+    def phases(self) -> int:
+        return -(-self.T // self.shift)
+
+    def thresholds(self) -> np.ndarray:
+        return rng.zipf_thresholds(self.W, self.alpha)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ZipfLatent:
+    """Latent state of a Zipf batch: ``working_sets[b, p, r]`` is the block of
+    Zipf rank r (0 = most popular) in phase p of lane b; phase of t is t // shift."""
+
+    working_sets: torch.Tensor  # int32 [B, P, W]
+    shift: int
+
+
+@njit(inline="always", cache=True)
+def _working_set(wkey, phase, M, W, perm, out):
+    """Partial Fisher-Yates: out[r] = r-th draw without replacement from 0..M-1."""
+    for i in range(M):
+        perm[i] = i
+    for i in range(W):
+        h = rng.draw(wkey, phase * W + i)
+        j = i + rng.uniform_below(h, M - i)
+        out[i] = perm[j]
+        perm[j] = perm[i]
+
+
+@njit(parallel=True, cache=True)
+def _zipf_kernel(keys, M, W, shift, T, thresholds, traces, working_sets):
+    B = keys.shape[0]
+    P = working_sets.shape[1]
+    for b in prange(B):
+        wkey = rng.stream_key(keys[b], rng.STREAM_WORKING_SET)
+        zkey = rng.stream_key(keys[b], rng.STREAM_ZIPF)
+        perm = np.empty(M, dtype=np.int64)
+        ws = np.empty(W, dtype=np.int64)
+        for p in range(P):
+            _working_set(wkey, p, M, W, perm, ws)
+            for r in range(W):
+                working_sets[b, p, r] = ws[r]
+            for t in range(p * shift, min(T, (p + 1) * shift)):
+                h = rng.draw(zkey, t)
+                rank = 0
+                while rank < W - 1 and h >= thresholds[rank]:
+                    rank += 1
+                traces[b, t] = ws[rank]
+
+
+def zipf_traces(params: ZipfParams, seed=0, batch: int | None = None, return_latent: bool = False):
+    """Non-stationary Zipf traces.
+
+    Args:
+        seed: int (lanes 0..batch-1 of that seed) or a sequence of B seeds (one lane each).
+        batch: B when ``seed`` is an int.
+    Returns:
+        traces int32 ``[B, T]``, and with ``return_latent`` a :class:`ZipfLatent`.
+    """
+    B = _batch_size(seed, batch)
+    keys = rng.lane_keys(seed, B)
+    traces = np.empty((B, params.T), dtype=np.int32)
+    ws = np.empty((B, params.phases, params.W), dtype=np.int32)
+    _zipf_kernel(keys, params.M, params.W, params.shift, params.T, params.thresholds(), traces, ws)
+    out = torch.from_numpy(traces)
+    if return_latent:
+        return out, ZipfLatent(torch.from_numpy(ws), params.shift)
+    return out
+
+
+def hamming_count(beta: float, T: int) -> int:
+    """floor(beta * T), exact for decimal betas such as 0.29 (float math gives 28 at T=100)."""
+    return math.floor(Decimal(repr(float(beta))) * T)
+
+
+@njit(parallel=True, cache=True)
+def _perturb_kernel(keys, traces, d, M, out):
+    B, T = traces.shape
+    for b in prange(B):
+        pkey = rng.stream_key(keys[b], rng.STREAM_PERTURB_POS)
+        vkey = rng.stream_key(keys[b], rng.STREAM_PERTURB_VALUE)
+        chosen = 0
+        for t in range(T):
+            orig = traces[b, t]
+            out[b, t] = orig
+            # Knuth's selection sampling: exactly d positions, uniformly, in one pass.
+            if chosen < d and rng.uniform_below(rng.draw(pkey, t), T - t) < d - chosen:
+                chosen += 1
+                v = rng.uniform_below(rng.draw(vkey, t), M - 1)
+                out[b, t] = v + 1 if v >= orig else v
+
+
+def perturb(traces: torch.Tensor, beta: float, M: int, seed=0) -> torch.Tensor:
+    """Flip exactly floor(beta*T) uniformly chosen positions of each lane to a
+    uniformly random block of 0..M-1 other than the original (needs M >= 2)."""
+    _check_fraction("beta", beta)
+    if M < 2:
+        raise ValueError(f"perturbation needs M >= 2 blocks, got {M}")
+    arr = _as_numpy(traces)
+    keys = rng.lane_keys(seed, arr.shape[0])
+    out = np.empty_like(arr)
+    _perturb_kernel(keys, arr, hamming_count(beta, arr.shape[1]), M, out)
+    return torch.from_numpy(out)
+
+
+def perturbed_pairs(params: ZipfParams, beta: float, seed=0, batch: int | None = None):
+    """(base, perturbed) Zipf traces with d_H(base, perturbed) = floor(beta*T) per lane."""
+    base = zipf_traces(params, seed, batch)
+    return base, perturb(base, beta, params.M, seed)
+
+
+@njit(parallel=True, cache=True)
+def _noise_kernel(keys, traces, threshold, M, out):
+    B, T = traces.shape
+    for b in prange(B):
+        nkey = rng.stream_key(keys[b], rng.STREAM_NOISE)
+        vkey = rng.stream_key(keys[b], rng.STREAM_NOISE_VALUE)
+        for t in range(T):
+            orig = traces[b, t]
+            out[b, t] = orig
+            if rng.draw(nkey, t) < threshold:
+                v = rng.uniform_below(rng.draw(vkey, t), M - 1)
+                out[b, t] = v + 1 if v >= orig else v
+
+
+def retrieval_noise(traces: torch.Tensor, rho: float, M: int, seed=0) -> torch.Tensor:
+    """Replace each request, independently with probability 1 - rho, by a wrong block of 0..M-1."""
+    _check_fraction("rho", rho)
+    if rho < 1 and M < 2:
+        raise ValueError(f"retrieval noise needs M >= 2 blocks, got {M}")
+    arr = _as_numpy(traces)
+    keys = rng.lane_keys(seed, arr.shape[0])
+    out = np.empty_like(arr)
+    _noise_kernel(keys, arr, rng.probability_threshold(1.0 - rho), max(M, 2), out)
+    return torch.from_numpy(out)
+
+
+def cyclic_traces(K: int, T: int, batch: int = 1) -> torch.Tensor:
+    """Theorem 3's adversary: blocks 0..K in a cycle (every online policy's worst case)."""
+    if K < 1:
+        raise ValueError(f"K must be >= 1, got {K}")
+    return (torch.arange(T, dtype=torch.int32) % (K + 1)).expand(batch, T).contiguous()
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def _batch_size(seed, batch: int | None) -> int:
+    if np.ndim(seed) == 0:
+        if batch is None or batch < 1:
+            raise ValueError("an int seed needs batch >= 1")
+        return batch
+    n = len(seed)
+    if batch is not None and batch != n:
+        raise ValueError(f"got {n} seeds for batch {batch}")
+    if n == 0:
+        raise ValueError("no seeds given")
+    return n
+
+
+def _as_numpy(traces) -> np.ndarray:
+    t = torch.as_tensor(traces)
+    if t.dim() != 2:
+        raise ValueError(f"traces must be [B, T], got shape {tuple(t.shape)}")
+    return t.detach().cpu().contiguous().numpy()
