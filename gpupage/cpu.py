@@ -152,12 +152,18 @@ def _simulate_batch(traces, K, code, rkeys, n_ids, want_hits, hits, want_victims
             )
 
 
-def simulate_cpu(traces: np.ndarray, code: int, K: np.ndarray, rkeys: np.ndarray, n_ids: int,
-                 return_hits: bool = False):
-    """traces int32/int64 [B, T] of dense ids < n_ids (-1 = pad); K int64 [B].
+def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n_ids: int,
+                 return_hits: bool = False, options: dict | None = None):
+    """The CPU contract every policy implementation follows.
 
-    Returns (faults int64 [B], hits uint8 [B, T] or None, victims int64 [B, T] or None).
+    Args:
+        traces: int32/int64 ``[B, T]`` of dense ids < n_ids (-1 = pad).
+        policy: the :class:`~gpupage.policies.Policy`.
+        K: int64 ``[B]``.  rkeys: int64 ``[B]`` lane keys.  options: policy options (unused here).
+    Returns:
+        (faults int64 [B], hits uint8 [B, T] or None, victims int64 [B, T] or None).
     """
+    code = policy.code
     B, T = traces.shape
     faults = np.empty(B, dtype=np.int64)
     hits = np.zeros((B, T) if return_hits else (1, 1), dtype=np.uint8)

@@ -12,9 +12,12 @@ Contract (shared by every backend, written once here):
   whole trace so far, surviving eviction) and ``next_use`` (next time the block
   is requested after its last access; "never" is larger than any time).
 
-Adding a policy means adding one entry below and its priority in each backend
-(``gpupage/cpu.py``, ``gpupage/reference.py``, ``kernels/simulate.py``),
-keyed by the entry's ``code``.
+A scoring policy is one entry below plus its priority in each backend
+(``gpupage/cpu.py``, ``gpupage/reference.py``, ``kernels/simulate.py``), keyed
+by the entry's ``code``.  A policy whose state does not fit per-slot scores
+(ARC, a change-detecting heuristic, ...) is one entry naming its own ``cpu`` and
+``triton`` implementations, each a ``"module:function"`` with the signature of
+:func:`gpupage.cpu.simulate_cpu` / :func:`kernels.simulate.simulate`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,17 @@ class Policy:
     """False for Fixed: a full cache never changes."""
     randomized: bool = False
     """Reads the counter-based RNG (stream ``STREAM_RANDOM_POLICY``)."""
+    cpu: str = "gpupage.cpu:simulate_cpu"
+    """CPU implementation, ``module:function``."""
+    triton: str = "kernels.simulate:simulate"
+    """Triton implementation, ``module:function``."""
+
+    def implementation(self, backend: str):
+        """The function simulating this policy on ``backend`` ('cpu' or 'triton')."""
+        from importlib import import_module
+
+        module, func = (self.cpu if backend == "cpu" else self.triton).split(":")
+        return getattr(import_module(module), func)
 
 
 BELADY, LRU, LFU, FIFO, RANDOM, FIXED = range(6)

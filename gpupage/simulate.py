@@ -32,7 +32,8 @@ class SimResult:
         return self.faults.double() / self.requests.clamp(min=1).double()
 
 
-def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, return_hits: bool = False) -> SimResult:
+def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, return_hits: bool = False,
+             options: dict | None = None) -> SimResult:
     """Simulate B independent caches, one per trace.
 
     Args:
@@ -42,6 +43,7 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
         backend: ``auto`` (Triton kernels for CUDA tensors, else CPU), ``cpu`` or ``triton``.
         seed: int or ``[B]`` seeds for the Random policy (see ``rng.lane_keys``).
         return_hits: also return ``hits`` and ``victims``.
+        options: policy-specific options (e.g. prediction noise), passed to its implementation.
     """
     pol = policy if isinstance(policy, Policy) else get_policy(policy)
     traces = torch.as_tensor(traces)
@@ -62,22 +64,19 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
     if backend == "triton":
         if not traces.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
             raise RuntimeError("backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for the interpreter)")
-        from kernels import simulate as ksim
-
-        out = ksim.simulate(traces, pol, Ks.to(traces.device), torch.from_numpy(keys).to(traces.device), return_hits)
+        run = pol.implementation("triton")
+        out = run(traces, pol, Ks.to(traces.device), torch.from_numpy(keys).to(traces.device), return_hits, options)
         return SimResult(out.faults, requests.to(out.faults.device), out.hits, out.victims)
-    return _simulate_cpu(traces, pol, Ks, keys, requests, return_hits)
+    return _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options)
 
 
-def _simulate_cpu(traces, pol, Ks, keys, requests, return_hits):
-    from .cpu import simulate_cpu
-
+def _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options):
     arr = traces.detach().cpu().contiguous().numpy()
     if arr.dtype not in (np.int32, np.int64):
         arr = arr.astype(np.int64)
     dense, uniq = dense_ids(arr)
     n_ids = int(dense.max()) + 1 if dense.size else 1
-    faults, hits, victims = simulate_cpu(dense, pol.code, Ks.numpy(), keys, n_ids, return_hits)
+    faults, hits, victims = pol.implementation("cpu")(dense, pol, Ks.numpy(), keys, n_ids, return_hits, options)
     res = SimResult(torch.from_numpy(faults), requests)
     if return_hits:
         if uniq is not None:
