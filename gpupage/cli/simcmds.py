@@ -1,5 +1,114 @@
-"""simulate, sweep, reproduce."""
+"""simulate, sweep, reproduce: thin commands over gpupage.simulate / sweep / reproduce."""
+
+from __future__ import annotations
+
+import json
+import sys
 
 import click
 
-COMMANDS: list[click.Command] = []
+from .options import (device_option, json_option, k_option, parse_float_list, parse_int_list, quiet_option,
+                      resolve_device, seeds_option, zipf_options)
+
+
+def _policy_names() -> list[str]:
+    from ..policies import POLICIES  # stdlib-only module: cheap at --help time
+
+    return list(POLICIES)
+
+
+def _policy_list(ctx, param, value):
+    names = [n.strip().lower() for n in value.split(",") if n.strip()]
+    known = _policy_names()
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise click.BadParameter(f"unknown policy {', '.join(bad) or repr(value)}; choose from {', '.join(known)}")
+    return names
+
+
+def _fraction_list(name):
+    def cb(ctx, param, value):
+        vals = parse_float_list(value, name)
+        for v in vals:
+            if not 0 <= v <= 1:
+                raise click.BadParameter(f"{name} must be in [0, 1], got {v}")
+        return vals
+    return cb
+
+
+def _progress(quiet: bool, unit: str):
+    from tqdm import tqdm
+
+    return lambda total: tqdm(total=total, unit=unit, disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+
+@click.command()
+@click.argument("trace_file", type=click.Path(dir_okay=False))
+@click.option("--policy", "policies", default="lru", show_default=True, callback=_policy_list,
+              help=f"Policy or comma list: {', '.join(_policy_names())}.")
+@k_option(default="64")
+@click.option("--format", "fmt", type=click.Choice(["txt", "csv", "oracle"]), default="txt", show_default=True,
+              help="txt: one id per line; csv: --column; oracle: libCacheSim oracleGeneral binary.")
+@click.option("--column", default="0", show_default=True, help="CSV column: header name or 0-based index.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Random policy.")
+@device_option
+@json_option
+def simulate(trace_file, policies, K, fmt, column, seed, device, as_json):
+    """Replay a real trace file: requests, distinct blocks, compulsory faults, faults, fault rate."""
+    from ..experiments import simulate_file
+
+    rows = simulate_file(trace_file, policies, K, fmt=fmt, column=column, seed=seed, device=resolve_device(device))
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row))
+        else:
+            click.echo(f"{row['policy']:>8} K={row['K']:<6} requests={row['requests']} distinct={row['distinct']} "
+                       f"compulsory={row['compulsory_faults']} faults={row['faults']} fault_rate={row['fault_rate']:.4f}")
+
+
+@click.command()
+@click.option("--policies", default="lru,belady", show_default=True, callback=_policy_list,
+              help=f"Comma list from: {', '.join(_policy_names())}.")
+@k_option(default="8")
+@seeds_option()
+@click.option("--beta", "betas", default="0", show_default=True, callback=_fraction_list("--beta"),
+              help="Perturbation levels: exactly floor(beta*T) requests flipped.")
+@click.option("--rho", "rhos", default="1", show_default=True, callback=_fraction_list("--rho"),
+              help="Retrieval recall: each request wrong with probability 1-rho.")
+@click.option("--eta", type=float, default=None, help="Prediction noise for prediction-based policies.")
+@click.option("--family", type=click.Choice(["zipf", "cyclic"]), default="zipf", show_default=True,
+              help="zipf: App. B non-stationary Zipf; cyclic: K+1 blocks in a cycle (Thm 3).")
+@zipf_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="CSV file, one row per cell.")
+@device_option
+@quiet_option
+def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, device, quiet):
+    """Run a (policy x K x seed x beta x rho) grid; one CSV row per cell with Belady's ratio."""
+    from ..experiments import sweep_to_csv
+
+    if eta is not None and eta < 0:
+        raise click.BadParameter(f"--eta must be >= 0, got {eta}")
+    n = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
+                     family=family, device=resolve_device(device), eta=eta, progress=_progress(quiet, "cell"))
+    click.echo(f"wrote {n} rows to {out}", err=quiet)
+
+
+@click.command()
+@click.option("--out", "out_dir", default="out/reproduce", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for tables, summary.json and plots.")
+@device_option
+@quiet_option
+def reproduce(out_dir, device, quiet):
+    """The paper's §6 synthetic validation: Fig. 4(a,b), Fig. 5(a,b), tables, summary.json."""
+    from ..reproduce import comparison_rows, reproduce as run
+
+    summary = run(out_dir, device=resolve_device(device), progress_factory=_progress(quiet, "step"))
+    click.echo(f"{'':40} {'ours (mean ± sd)':>18}   paper")
+    for metric, ours, paper in comparison_rows(summary):
+        click.echo(f"{metric:40} {ours:>18}   {paper}")
+    click.echo(f"wrote tables, summary.json and 4 plots to {out_dir}")
+
+
+COMMANDS = [simulate, sweep, reproduce]
+
+__all__ = ["COMMANDS", "parse_int_list"]

@@ -1,0 +1,47 @@
+"""Library calls behind the CLI's simulate and sweep commands."""
+
+from __future__ import annotations
+
+import torch
+
+from .io import read_trace
+from .policies import get_policy
+from .simulate import simulate
+from .sweep import SweepSpec, run_sweep, write_rows
+from .traces import ZipfParams
+
+
+def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "txt", column="0", seed: int = 0,
+                  device: str = "cpu") -> list[dict]:
+    """One row per (policy, K) for a real trace; all K of a policy run as lanes of one batch."""
+    pols = [get_policy(p) for p in policies]
+    for K in Ks:
+        if K < 1:
+            raise ValueError(f"K must be >= 1, got {K}")
+    trace = read_trace(path, fmt, column)
+    ids = torch.from_numpy(trace.ids).to(device)
+    lanes = ids.unsqueeze(0).expand(len(Ks), -1)
+    Kt = torch.tensor(Ks, dtype=torch.int64, device=device)
+    rows = []
+    for pol in pols:
+        faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks)).faults.cpu()
+        for i, K in enumerate(Ks):
+            f = int(faults[i])
+            rows.append(dict(policy=pol.name, K=K, requests=trace.requests, distinct=trace.distinct,
+                             compulsory_faults=trace.distinct, faults=f, fault_rate=f / trace.requests,
+                             non_compulsory_faults=f - trace.distinct))
+    return rows
+
+
+def sweep_to_csv(out: str, policies: list[str], Ks: list[int], seeds: list[int], betas: list[float],
+                 rhos: list[float], zipf: dict, family: str = "zipf", device: str = "cpu", eta: float | None = None,
+                 progress=None) -> int:
+    """Run the grid and stream it to ``out``; returns the number of rows written."""
+    spec = SweepSpec([get_policy(p) for p in policies], Ks, seeds, betas, rhos, ZipfParams(**zipf), family, device,
+                     None if eta is None else {"eta": eta})
+    bar = progress(spec.cells) if progress else None
+    try:
+        return write_rows(run_sweep(spec), out, bar)
+    finally:
+        if bar is not None:
+            bar.close()
