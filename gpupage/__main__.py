@@ -1,0 +1,5 @@
+"""python -m gpupage: the same as the gpupage command."""
+
+from .cli import main
+
+main()
