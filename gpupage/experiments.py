@@ -7,6 +7,7 @@ import torch
 from .io import read_trace
 from .policies import get_policy
 from .simulate import simulate
+from .stack import lru_fault_curve
 from .sweep import SweepSpec, run_sweep, write_rows
 from .traces import ZipfParams
 
@@ -24,7 +25,10 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "txt
     Kt = torch.tensor(Ks, dtype=torch.int64, device=device)
     rows = []
     for pol in pols:
-        faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks)).faults.cpu()
+        if pol.name == "lru" and device == "cpu":  # every K from one stack-distance pass
+            faults = lru_fault_curve(ids, max(Ks))[0, Kt.cpu() - 1]
+        else:
+            faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks)).faults.cpu()
         for i, K in enumerate(Ks):
             f = int(faults[i])
             rows.append(dict(policy=pol.name, K=K, requests=trace.requests, distinct=trace.distinct,
