@@ -62,6 +62,11 @@ POLICIES: dict[str, Policy] = {
         Policy("fifo", FIFO, "evict the block inserted earliest"),
         Policy("random", RANDOM, "evict a uniformly random resident block", randomized=True),
         Policy("fixed", FIXED, "static class: the first K distinct blocks stay forever", evicts=False),
+        Policy("blind_oracle", 20, "evict the block whose predicted next arrival is farthest (options eta, replace)", needs_future=True, cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
+        Policy("predictive_marker", 21, "marking; among unmarked blocks follow predictions, random once a chain exceeds H_K", needs_future=True, randomized=True, cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
+        Policy("arc", 22, "ARC: adaptive split between recency (T1) and frequency (T2) lists with ghost lists", cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
+        Policy("clock", 23, "second chance: the hand evicts the first block whose reference bit is clear", cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
+        Policy("adaptive", 10, "change-detecting LFU: fewest accesses since a detected working-set change", cpu="gpupage.heuristics:simulate_cpu", triton="kernels.heuristics:simulate"),
     )
 }
 

@@ -51,7 +51,9 @@ class SweepSpec:
 
 
 def make_traces(spec: SweepSpec, seeds: list[int], beta: float, rho: float, K: int) -> torch.Tensor:
-    """The family's traces for these seeds, perturbed (beta) then noised (rho); on spec.device."""
+    """The family's traces for these seeds, perturbed (beta) then noised (rho); on spec.device.
+
+    Only the cyclic family depends on K (K+1 blocks)."""
     p = spec.params
     if spec.family == "cyclic":
         base = cyclic_traces(K, p.T, len(seeds))
@@ -71,10 +73,11 @@ def run_sweep(spec: SweepSpec) -> Iterator[dict]:
     belady = get_policy("belady")
     for beta in spec.betas:
         for rho in spec.rhos:
-            for K in spec.Ks:
-                for lo in range(0, len(spec.seeds), LANES_PER_CALL):
-                    seeds = spec.seeds[lo:lo + LANES_PER_CALL]
-                    traces = make_traces(spec, seeds, beta, rho, K)
+            for lo in range(0, len(spec.seeds), LANES_PER_CALL):
+                seeds = spec.seeds[lo:lo + LANES_PER_CALL]
+                shared = None if spec.family == "cyclic" else make_traces(spec, seeds, beta, rho, 0)
+                for K in spec.Ks:
+                    traces = make_traces(spec, seeds, beta, rho, K) if shared is None else shared
                     opt = simulate(traces, belady, K).faults.cpu()
                     requests = (traces >= 0).sum(1).cpu()
                     for pol in spec.policies:
