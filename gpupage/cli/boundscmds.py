@@ -1,0 +1,90 @@
+"""bounds, multiagent: thin commands over gpupage.bounds / gpupage.multiagent."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .options import json_option, parse_float_list, parse_int_list, quiet_option, seeds_option
+
+
+def _floats(name):
+    return lambda ctx, param, value: None if value is None else tuple(parse_float_list(value, name))
+
+
+def _ints(name):
+    return lambda ctx, param, value: None if value is None else tuple(parse_int_list(value, name))
+
+
+def _bar(quiet: bool, total: int, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+
+@click.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for bounds.json, report.md and the PNG plots.")
+@click.option("--quick", is_flag=True, help="Small settings (seconds), for smoke tests.")
+@click.option("--lanes", type=int, default=None, help="Traces per setting [default: 10, quick 3].")
+@click.option("--T", "T", type=int, default=None, help="Trace length [default: 5000].")
+@click.option("--K", "K", type=int, default=None, help="Cache size of the single-K sections [default: 8].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Base seed.")
+@click.option("--sigma", "sigmas", default=None, callback=_floats("--sigma"),
+              help="Closed-loop strengths for Theorem 4, e.g. 0,0.1,0.3 (each in [0, 1]).")
+@click.option("--eta", "etas", default=None, callback=_floats("--eta"),
+              help="Prediction-noise scales of the eta plot, e.g. 0,0.5,1,2 (each >= 0).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Controller checkpoint for Prop. 6 [default: newest checkpoints/*.pt, else a noisy-Belady policy].")
+@quiet_option
+def bounds(out_dir, quick, lanes, T, K, seed, sigmas, etas, checkpoint, quiet):
+    """Measure every result of the paper into DIR: bounds.json, report.md, PNG plots."""
+    from ..bounds import BoundsConfig, progress_steps, run_bounds
+
+    kw = dict(lanes=lanes, T=T, K=K, seed=seed, sigmas=sigmas, etas=etas, checkpoint=checkpoint)
+    kw = {k: v for k, v in kw.items() if v is not None}
+    cfg = BoundsConfig.quick(**kw) if quick else BoundsConfig(**kw)
+    with _bar(quiet, progress_steps(cfg), "step") as bar:
+        entries = run_bounds(cfg, out_dir, progress=lambda: bar.update(1))
+    for e in entries:
+        click.echo(f"{e['id']:>15}  holds={'yes' if e['holds'] else 'NO '}  slack={e['slack']:.4g}")
+    click.echo(f"wrote {out_dir}/bounds.json, report.md and plots")
+
+
+@click.command()
+@click.option("--n", "ns", default="2,4,8", show_default=True, callback=_ints("--n"), help="Numbers of agents.")
+@click.option("--K-per-agent", "K_per_agent", type=int, default=8, show_default=True,
+              help="K_shared = K_PER_AGENT * n.")
+@click.option("--W", "Ws", default="4,8,16,32", show_default=True, callback=_ints("--W"),
+              help="Working-set sizes; agent i gets W[i mod len].")
+@seeds_option(default="0-4")
+@click.option("--M", "M", type=int, default=64, show_default=True, help="Blocks per agent.")
+@click.option("--alpha", type=float, default=1.2, show_default=True, help="Zipf exponent.")
+@click.option("--shift", type=int, default=500, show_default=True, help="Phase length per agent.")
+@click.option("--T", "T", type=int, default=5000, show_default=True, help="Requests per agent.")
+@click.option("--window", type=int, default=200, show_default=True, help="Demand window of the dynamic split.")
+@click.option("--epoch", type=int, default=100, show_default=True, help="Global requests between re-splits.")
+@json_option
+@quiet_option
+def multiagent(ns, K_per_agent, Ws, seeds, M, alpha, shift, T, window, epoch, as_json, quiet):
+    """Multi-agent sharing of K_shared slots: static vs shared LRU vs demand split (Def 18)."""
+    from ..multiagent import multiagent_table
+    from ..traces import ZipfParams
+
+    if any(n < 1 for n in ns):
+        raise ValueError(f"--n: agents must be >= 1, got {min(ns)}")
+    zipf = ZipfParams(M=M, alpha=alpha, W=min(Ws), shift=shift, T=T)
+    with _bar(quiet or as_json, len(ns), "n") as bar:
+        rows = multiagent_table(ns, K_per_agent, seeds, zipf, Ws, window, epoch, progress=lambda: bar.update(1))
+    for r in rows:
+        if as_json:
+            click.echo(json.dumps(r))
+        else:
+            per = " ".join(f"{v:.0f}" for v in r["per_agent"])
+            click.echo(f"n={r['n']} K_shared={r['K_shared']:<3} {r['strategy']:>7}  total={r['total']:.1f} "
+                       f"fault_rate={r['fault_rate']:.4f}  per_agent=[{per}]")
+
+
+COMMANDS: list[click.Command] = [bounds, multiagent]
