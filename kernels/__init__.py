@@ -1,0 +1,4 @@
+"""Triton kernels of gpupage (importable without a GPU; see docs/kernels.md).
+
+Every module lists the specialisations it can launch in ``AOT_SPECS`` for
+``scripts/compile_kernels.py``."""

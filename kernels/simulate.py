@@ -1,0 +1,292 @@
+"""Batched cache simulation on CUDA: one Triton kernel, two shapes.
+
+Each program owns a ``[BLOCK_K, BLOCK_B]`` tile of cache state (block id and an
+integer eviction key per slot, per lane) held in registers, and runs the whole
+time loop.  Two specialisations of the same kernel:
+
+* **small K** (K <= 64): ``BLOCK_B = 32`` lanes, one warp; lanes are the
+  fastest axis, so each thread owns one lane's whole cache column and every
+  reduction over slots stays inside a thread.  A warp's trace load is 32
+  consecutive int32 of a ``[T, B]`` row: one 128-byte transaction.
+* **large K** (K up to 16384): ``BLOCK_B = 1``, the slots of one lane spread
+  over a CTA of 1-16 warps, so a hit costs K/threads compares per thread and
+  one CTA reduction; a miss adds the victim search.
+
+Policies map to five kernel modes: the key a request writes is ``t`` (LRU on
+every access, FIFO on insertion only), or a per-request integer precomputed on
+the device from the trace (LFU: rank of ``(count so far, t)`` within the lane;
+Belady: ``-next_use``, or ``INT32_MIN + t`` when never used again), and the
+victim is the slot of the smallest key.  Keys are distinct among resident
+blocks, so this is the contract's (priority, last access) order exactly.
+Random draws its slot from ``STREAM_RANDOM_POLICY``; Fixed never evicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from gpupage.policies import BELADY, FIFO, FIXED, LFU, LRU, RANDOM
+
+from .rng import draw, stream_key, uniform_below
+
+# kernel modes (constexpr MODE; the jitted code compares MODE with these literals)
+M_LRU, M_FIFO, M_AUX, M_RANDOM, M_FIXED = range(5)
+MODE_OF = {LRU: M_LRU, FIFO: M_FIFO, LFU: M_AUX, BELADY: M_AUX, RANDOM: M_RANDOM, FIXED: M_FIXED}
+MODE_NAMES = {M_LRU: "lru", M_FIFO: "fifo", M_AUX: "aux", M_RANDOM: "random", M_FIXED: "fixed"}
+
+SMALL_BLOCK_K = (8, 16, 32, 64)
+LARGE_BLOCK_K = (256, 1024, 4096, 16384)
+MAX_K = LARGE_BLOCK_K[-1]
+INT32_MIN = -(2**31)
+
+
+@triton.jit
+def _cache_init(k_ptr, lanes, lmask, BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr):
+    """Empty caches of the lanes: (K [BB], slot [BK, 1], blk, keys [BK, BB], filled n [BB])."""
+    Kl = tl.load(k_ptr + lanes, mask=lmask, other=1).to(tl.int32)
+    slot = tl.arange(0, BLOCK_K)[:, None]
+    blk = tl.full([BLOCK_K, BLOCK_B], -1, tl.int32)
+    # slots at or beyond a lane's K keep the largest key: never the argmin
+    keys = tl.full([BLOCK_K, BLOCK_B], 2147483647, tl.int32)
+    return Kl, slot, blk, keys, tl.zeros([BLOCK_B], tl.int32)
+
+
+@triton.jit
+def _sim_hit(x, kv, blk, keys, MODE: tl.constexpr):
+    """Hit test of one request per lane: ``x`` [BB] block (<0: pad), ``kv`` [BB]
+    the key it writes (Random: the time t), ``blk``/``keys`` [BK, BB] cache state.
+    Returns (keys refreshed on a hit, hit, miss)."""
+    active = x >= 0
+    eq = (blk == x[None, :]) & active[None, :]
+    hit = tl.max(eq.to(tl.int32), axis=0) > 0
+    if MODE == 0:  # LRU: every access refreshes the key
+        keys = tl.where(eq, kv[None, :], keys)
+    if MODE == 2:  # LFU / Belady: precomputed per-request key
+        keys = tl.where(eq, kv[None, :], keys)
+    return keys, hit, active & (hit == 0)
+
+
+@triton.jit
+def _sim_miss(x, kv, miss, blk, keys, n, Kl, rkey, slot, MODE: tl.constexpr):
+    """Insertion of the missing lanes' blocks: the lowest empty slot (``n`` [BB]
+    filled) or the victim's.  Returns (blk, keys, n, victim or -1)."""
+    cold = miss & (n < Kl)
+    if MODE == 4:  # Fixed: a full cache never changes
+        evict = miss & (Kl < 0)
+        s = n
+    else:
+        evict = miss & (n >= Kl)
+        if MODE == 3:
+            s_ev = uniform_below(draw(rkey, kv), Kl)
+        else:
+            s_ev = tl.argmin(keys, axis=0).to(tl.int32)
+        s = tl.where(cold, n, s_ev)
+    sel = (slot == s[None, :]) & (cold | evict)[None, :]
+    victim = tl.sum(tl.where(sel, blk, 0), axis=0)
+    victim = tl.where(evict, victim, -1)
+    blk = tl.where(sel, x[None, :], blk)
+    keys = tl.where(sel, kv[None, :], keys)
+    n = n + cold.to(tl.int32)
+    return blk, keys, n, victim
+
+
+@triton.jit
+def _sim_step(x, kv, blk, keys, n, Kl, rkey, slot, MODE: tl.constexpr):
+    """One request per lane (see _sim_hit, _sim_miss).  Returns (blk, keys, n, hit, miss, victim)."""
+    keys, hit, miss = _sim_hit(x, kv, blk, keys, MODE)
+    blk, keys, n, victim = _sim_miss(x, kv, miss, blk, keys, n, Kl, rkey, slot, MODE)
+    return blk, keys, n, hit, miss, victim
+
+
+@triton.jit
+def _simulate_kernel(trace_ptr, aux_ptr, k_ptr, key_ptr, faults_ptr, hits_ptr, victims_ptr,
+                     B, T, want_hits,
+                     MODE: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr):
+    """trace/aux/hits/victims are ``[T, B]`` (lane fastest), so each step's loads
+    and stores of a tile of lanes are contiguous."""
+    pid = tl.program_id(0)
+    lanes = pid.to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
+    lmask = lanes < B
+    Kl, slot, blk, keys, n = _cache_init(k_ptr, lanes, lmask, BLOCK_K, BLOCK_B)
+    faults = tl.zeros([BLOCK_B], tl.int32)
+    rkey = stream_key(tl.load(key_ptr + lanes, mask=lmask, other=0), 7)  # STREAM_RANDOM_POLICY
+    # (a tensor on both sides: the interpreter turns bool & scalar into int32)
+    store = lmask & ((Kl * 0 + want_hits) != 0)
+    # row pointers advance by B each step: 64-bit addresses however large B*T
+    trace_ptr += lanes
+    aux_ptr += lanes
+    hits_ptr += lanes
+    victims_ptr += lanes
+    for t in range(T):
+        x = tl.load(trace_ptr, mask=lmask, other=-1)
+        if MODE == 2:
+            kv = tl.load(aux_ptr, mask=lmask, other=0)
+        else:
+            kv = tl.zeros([BLOCK_B], tl.int32) + t
+        if BLOCK_B == 1:
+            # large K: one lane per CTA; most requests hit, and a hit skips the
+            # CTA-wide victim search
+            keys, hit, miss = _sim_hit(x, kv, blk, keys, MODE)
+            victim = tl.full([BLOCK_B], -1, tl.int32)
+            if tl.max(miss.to(tl.int32), axis=0) > 0:
+                blk, keys, n, victim = _sim_miss(x, kv, miss, blk, keys, n, Kl, rkey, slot, MODE)
+        else:
+            blk, keys, n, hit, miss, victim = _sim_step(x, kv, blk, keys, n, Kl, rkey, slot, MODE)
+        faults += miss.to(tl.int32)
+        tl.store(hits_ptr, hit.to(tl.int8), mask=store)
+        tl.store(victims_ptr, victim, mask=store)
+        trace_ptr += B
+        aux_ptr += B
+        hits_ptr += B
+        victims_ptr += B
+    tl.store(faults_ptr + lanes, faults.to(tl.int64), mask=lmask)
+
+
+@dataclass
+class KernelResult:
+    faults: torch.Tensor
+    """int64 [B]"""
+    hits: torch.Tensor | None
+    """bool [B, T] or None"""
+    victims: torch.Tensor | None
+    """int64 [B, T] (-1 = none) or None"""
+
+
+def block_shape(kmax: int):
+    """(BLOCK_K, BLOCK_B, num_warps) for the largest per-lane K of a launch."""
+    if kmax > MAX_K:
+        raise ValueError(f"the triton backend handles K <= {MAX_K}, got K={kmax}; use backend='cpu'")
+    for bk in SMALL_BLOCK_K:
+        if kmax <= bk:
+            return bk, 32, 1
+    for bk in LARGE_BLOCK_K:
+        if kmax <= bk:
+            return bk, 1, max(1, min(16, bk // 256))
+    raise AssertionError(kmax)
+
+
+def aux_keys(traces: torch.Tensor, code: int) -> torch.Tensor:
+    """Per-request int32 keys for LFU and Belady, computed on the traces' device.
+
+    traces int32 [B, T] (-1 pads).  LFU: rank of (count of x in trace[:t+1], t)
+    within the lane.  Belady: -next_use(t), or INT32_MIN + t if x never recurs.
+    One sort of (x, t) per lane groups each block's requests in time order.
+    """
+    B, T = traces.shape
+    dev = traces.device
+    tt = torch.arange(T, device=dev, dtype=torch.int64).expand(B, T)
+    comp, order = torch.sort(traces.long() * T + tt, dim=1)
+    block = torch.div(comp, T, rounding_mode="floor")
+    when = comp - block * T
+    if code == BELADY:
+        same = torch.zeros_like(block, dtype=torch.bool)
+        same[:, :-1] = block[:, 1:] == block[:, :-1]
+        nxt_sorted = torch.full_like(when, -1)
+        nxt_sorted[:, :-1] = when[:, 1:]
+        key_sorted = torch.where(same, -nxt_sorted, INT32_MIN + when)
+        return torch.empty_like(key_sorted).scatter_(1, order, key_sorted).to(torch.int32)
+    # LFU: occurrence number = position in the sorted run of equal blocks
+    pos = torch.arange(T, device=dev, dtype=torch.int64).expand(B, T)
+    start = torch.ones_like(block, dtype=torch.bool)
+    start[:, 1:] = block[:, 1:] != block[:, :-1]
+    run_start = torch.cummax(torch.where(start, pos, 0), dim=1).values
+    count_sorted = pos - run_start + 1
+    count = torch.empty_like(count_sorted).scatter_(1, order, count_sorted)
+    order2 = torch.sort(count * T + tt, dim=1).indices
+    rank = torch.empty_like(order2).scatter_(1, order2, pos)
+    return rank.to(torch.int32)
+
+
+def as_int32_ids(traces: torch.Tensor):
+    """(int32 traces, unique ids or None): int32 input is used as is; wider ids
+    are cast when they fit (one host read of the max) and remapped otherwise."""
+    if traces.dtype == torch.int32:
+        return traces, None
+    if traces.dtype in (torch.int8, torch.int16, torch.uint8):
+        return traces.to(torch.int32), None
+    lo, hi = int(traces.min()), int(traces.max())
+    if lo < -1:
+        raise ValueError(f"block ids must be >= 0 (-1 pads), got {lo}")
+    if hi < 2**31:
+        return traces.to(torch.int32), None
+    valid = traces >= 0
+    uniq, inverse = torch.unique(traces[valid], return_inverse=True)
+    dense = torch.full(traces.shape, -1, dtype=torch.int32, device=traces.device)
+    dense[valid] = inverse.to(torch.int32)
+    return dense, uniq
+
+
+def launch_simulate(traces_tb: torch.Tensor, aux_tb: torch.Tensor | None, mode: int, K: torch.Tensor,
+                    keys: torch.Tensor, kmax: int, return_hits: bool):
+    """Launcher on the ``[T, B]`` layout: validates, allocates, picks the block
+    shape and grid.  Returns (faults int64 [B], hits int8 [T, B] | None,
+    victims int32 [T, B] | None)."""
+    T, B = traces_tb.shape
+    if traces_tb.dtype != torch.int32 or not traces_tb.is_contiguous():
+        raise ValueError("traces_tb must be contiguous int32 [T, B]")
+    dev = traces_tb.device
+    BK, BB, warps = block_shape(kmax)
+    faults = torch.empty(B, dtype=torch.int64, device=dev)
+    if return_hits:
+        hits = torch.empty((T, B), dtype=torch.int8, device=dev)
+        victims = torch.empty((T, B), dtype=torch.int32, device=dev)
+    else:
+        hits = torch.empty(1, dtype=torch.int8, device=dev)
+        victims = torch.empty(1, dtype=torch.int32, device=dev)
+    aux = aux_tb if aux_tb is not None else traces_tb
+    grid = (triton.cdiv(B, BB),)
+    _simulate_kernel[grid](traces_tb, aux, K, keys, faults, hits, victims, B, T, int(return_hits),
+                           MODE=mode, BLOCK_K=BK, BLOCK_B=BB, num_warps=warps)
+    return faults, (hits if return_hits else None), (victims if return_hits else None)
+
+
+def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, return_hits: bool = False,
+             options: dict | None = None) -> KernelResult:
+    """Simulate B caches on the traces' device (the ``Policy.triton`` contract).
+
+    Args:
+        traces: integer ``[B, T]`` block ids (-1 pads), CUDA (or CPU under TRITON_INTERPRET=1).
+        policy: a scoring :class:`~gpupage.policies.Policy` (code in BELADY..FIXED).
+        K: int64 ``[B]`` per-lane cache sizes on the same device.
+        keys: int64 ``[B]`` lane keys (``gpupage.rng.lane_keys``), read by Random.
+        return_hits: also return hits bool ``[B, T]`` and victims int64 ``[B, T]``.
+    Returns:
+        :class:`KernelResult` on the traces' device.
+
+    Layout: the launcher transposes the trace to ``[T, B]`` (one extra read and
+    write of 4 bytes/request) so that every step of the kernel loads a
+    contiguous row; hits/victims are written ``[T, B]`` and transposed back.
+    The only host read is ``max(K)``, which picks the specialisation.
+    """
+    if policy.code not in MODE_OF:
+        raise ValueError(f"policy {policy.name!r} has no scoring-kernel mode")
+    traces, uniq = as_int32_ids(traces)
+    B, T = traces.shape
+    K = K.to(device=traces.device, dtype=torch.int64)
+    # K >= T behaves exactly like K = T (the cache never fills past T blocks)
+    K = K.clamp(max=max(T, 1)).contiguous()
+    kmax = int(K.max())
+    mode = MODE_OF[policy.code]
+    aux = aux_keys(traces, policy.code).t().contiguous() if mode == M_AUX else None
+    faults, hits, victims = launch_simulate(traces.t().contiguous(), aux, mode, K,
+                                            keys.to(traces.device, torch.int64).contiguous(), kmax, return_hits)
+    if not return_hits:
+        return KernelResult(faults, None, None)
+    victims = victims.t().long()
+    if uniq is not None:
+        victims = torch.where(victims >= 0, uniq[victims.clamp(min=0)], -1)
+    return KernelResult(faults, hits.t().bool().contiguous(), victims.contiguous())
+
+
+# Every specialisation `simulate` can launch, for scripts/compile_kernels.py.
+_SIM_SIG = {"trace_ptr": "*i32", "aux_ptr": "*i32", "k_ptr": "*i64", "key_ptr": "*i64", "faults_ptr": "*i64",
+            "hits_ptr": "*i8", "victims_ptr": "*i32", "B": "i32", "T": "i32", "want_hits": "i32"}
+AOT_SPECS = [
+    dict(name=f"simulate {MODE_NAMES[m]} K<={bk}", fn=_simulate_kernel, signature=_SIM_SIG,
+         constexprs=dict(MODE=m, BLOCK_K=bk, BLOCK_B=block_shape(bk)[1]), num_warps=block_shape(bk)[2])
+    for m in MODE_NAMES for bk in SMALL_BLOCK_K + LARGE_BLOCK_K
+]
