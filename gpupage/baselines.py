@@ -31,11 +31,11 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from . import rng
+from .cpu import alloc_outputs, cpu_result, lane_chunks, max_k
 from .predictions import NEVER, predict_next_arrivals, prediction_options
 
 BLIND_ORACLE, PREDICTIVE_MARKER, ARC, CLOCK = range(20, 24)
@@ -283,9 +283,7 @@ def _lane_clock(trace, k, want, hits_row, victims_row, slot_of, blk, ref):
 @njit(parallel=True, cache=True)
 def _simulate_batch(traces, pred, K, hk, code, rkeys, n_ids, want, hits, victims, faults, nchunks):
     B = traces.shape[0]
-    kmax = 1
-    for b in range(B):
-        kmax = max(kmax, K[b])
+    kmax = max_k(K)
     for c in prange(nchunks):
         # per-chunk scratch; the marker's stale set and chain lengths borrow ARC's gblk and lst
         where = np.full(n_ids, -1, dtype=np.int64)
@@ -327,14 +325,10 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     else:
         prediction_options(options)
         pred = np.zeros((1, 1), dtype=np.int32)
-    faults = np.empty(B, dtype=np.int64)
-    hits = np.zeros((B, T) if return_hits else (1, 1), dtype=np.uint8)
-    victims = np.full((B, T) if return_hits else (1, 1), -1, dtype=np.int64)
+    faults, hits, victims = alloc_outputs(B, T, return_hits)
     _simulate_batch(traces, pred, K, harmonic_floor(K), code, np.asarray(rkeys, dtype=np.int64), max(n_ids, 1),
-                    return_hits, hits, victims, faults, min(B, 4 * numba.get_num_threads()))
-    if return_hits:
-        return faults, hits, victims
-    return faults, None, None
+                    return_hits, hits, victims, faults, lane_chunks(B))
+    return cpu_result(faults, hits, victims, return_hits)
 
 
 # ----------------------------------------------------------------------------------------------

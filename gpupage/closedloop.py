@@ -31,13 +31,12 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-import numba
 import numpy as np
 import torch
 from numba import njit, prange
 
 from . import rng
-from .cpu import _key
+from .cpu import _key, argmin_key, hit_rows, lane_chunks
 from .policies import FIFO, FIXED, LFU, LRU, RANDOM, Policy, get_policy
 from .traces import ZipfParams, _batch_size, zipf_traces
 
@@ -131,12 +130,7 @@ def _run_lane(exo, assoc, D, threshold, k, code, ckey, rkey, trace_row, want_hit
             if code == RANDOM:
                 s = rng.uniform_below(rng.draw(rkey, t), k)
             else:
-                s = 0
-                best = keys[0]
-                for i in range(1, k):
-                    if keys[i] < best:
-                        best = keys[i]
-                        s = i
+                s = argmin_key(keys, k)
             slot_of[blk[s]] = -1
         blk[s] = x
         slot_of[x] = s
@@ -205,10 +199,10 @@ def closed_loop(params: ClosedLoopParams, policy: str | Policy, K: int, seed=0, 
         raise ValueError(f"unknown backend {backend!r}; choose cpu or triton")
     T = params.zipf.T
     traces = np.empty((B, T), dtype=np.int32)
-    hits = np.zeros((B, T) if return_hits else (1, 1), dtype=np.uint8)
+    hits = hit_rows(B, T, return_hits)
     faults = np.empty(B, dtype=np.int64)
     _closed_loop_batch(exo.numpy(), assoc.numpy(), params.degree, params.threshold(), int(K), pol.code, keys,
-                       traces, return_hits, hits, faults, params.zipf.M, min(B, 4 * numba.get_num_threads()))
+                       traces, return_hits, hits, faults, params.zipf.M, lane_chunks(B))
     return ClosedLoopResult(torch.from_numpy(faults), torch.from_numpy(traces),
                             torch.from_numpy(hits.view(np.bool_)) if return_hits else None)
 

@@ -34,6 +34,27 @@ def _key(code, t, inserted, count, next_use):
 
 
 @njit(inline="always", cache=True)
+def argmin_key(keys, k):
+    """Slot of the smallest of ``keys[:k]`` (the first on ties): a full cache's victim."""
+    s = 0
+    best = keys[0]
+    for i in range(1, k):
+        if keys[i] < best:
+            best = keys[i]
+            s = i
+    return s
+
+
+@njit(inline="always", cache=True)
+def max_k(K):
+    """The largest per-lane K (at least 1): the size of a chunk's per-slot scratch."""
+    kmax = 1
+    for b in range(K.shape[0]):
+        kmax = max(kmax, K[b])
+    return kmax
+
+
+@njit(inline="always", cache=True)
 def _tree_update(tree, keys, leaves, s):
     """tree[i] holds the slot of the smallest key below node i; leaves at leaves + s."""
     i = (leaves + s) >> 1
@@ -101,12 +122,7 @@ def _run_lane(trace, k, code, rkey, want_hits, hits_row, want_victims, victims_r
             elif use_tree:
                 s = tree[1]
             else:
-                s = 0
-                best = keys[0]
-                for i in range(1, k):
-                    if keys[i] < best:
-                        best = keys[i]
-                        s = i
+                s = argmin_key(keys, k)
             v = blk[s]
             slot_of[v] = -1
             if want_victims:
@@ -129,9 +145,7 @@ def _run_lane(trace, k, code, rkey, want_hits, hits_row, want_victims, victims_r
 @njit(parallel=True, cache=True)
 def _simulate_batch(traces, K, code, rkeys, n_ids, want_hits, hits, want_victims, victims, faults, nchunks):
     B, T = traces.shape
-    kmax = 1
-    for b in range(B):
-        kmax = max(kmax, K[b])
+    kmax = max_k(K)
     leaves = 1
     while leaves < kmax:
         leaves *= 2
@@ -163,13 +177,30 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     Returns:
         (faults int64 [B], hits uint8 [B, T] or None, victims int64 [B, T] or None).
     """
-    code = policy.code
     B, T = traces.shape
-    faults = np.empty(B, dtype=np.int64)
-    hits = np.zeros((B, T) if return_hits else (1, 1), dtype=np.uint8)
+    faults, hits, victims = alloc_outputs(B, T, return_hits)
+    _simulate_batch(traces, K, policy.code, rkeys, max(n_ids, 1), return_hits, hits, return_hits, victims, faults,
+                    lane_chunks(B))
+    return cpu_result(faults, hits, victims, return_hits)
+
+
+def lane_chunks(B: int) -> int:
+    """How many chunks a parallel batch splits its B lanes into (4 per thread, to even out their cost)."""
+    return min(B, 4 * numba.get_num_threads())
+
+
+def hit_rows(B: int, T: int, want: bool):
+    """uint8 hits ``[B, T]`` (zeros), or one dummy row never written when hits are not wanted."""
+    return np.zeros((B, T) if want else (1, 1), dtype=np.uint8)
+
+
+def alloc_outputs(B: int, T: int, return_hits: bool):
+    """(faults int64 [B], hits uint8, victims int64 all -1) for a batch; hits and
+    victims are ``[B, T]``, or one dummy row each when hits are not wanted."""
     victims = np.full((B, T) if return_hits else (1, 1), -1, dtype=np.int64)
-    _simulate_batch(traces, K, code, rkeys, max(n_ids, 1), return_hits, hits, return_hits, victims, faults,
-                    min(B, 4 * numba.get_num_threads()))
-    if return_hits:
-        return faults, hits, victims
-    return faults, None, None
+    return np.empty(B, dtype=np.int64), hit_rows(B, T, return_hits), victims
+
+
+def cpu_result(faults, hits, victims, return_hits: bool):
+    """The contract's return: (faults, hits | None, victims | None)."""
+    return (faults, hits, victims) if return_hits else (faults, None, None)

@@ -39,9 +39,10 @@ competitive ratio (faults / Belady's faults).  The evaluation seeds 42-51 and
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
+
+from .cpu import alloc_outputs, cpu_result, lane_chunks, max_k
 
 NOVEL_GAP = 200
 """A request is novel when its block was idle this many requests or more."""
@@ -161,9 +162,7 @@ def _run_lane(trace, k, prm, want_hits, hits_row, want_victims, victims_row,
 @njit(parallel=True, cache=True)
 def _simulate_batch(traces, K, prm, n_ids, want_hits, hits, want_victims, victims, faults, nchunks):
     B, T = traces.shape
-    kmax = 1
-    for b in range(B):
-        kmax = max(kmax, K[b])
+    kmax = max_k(K)
     for c in prange(nchunks):
         slot_of = np.full(n_ids, -1, dtype=np.int64)
         last = np.full(n_ids, FAR_PAST, dtype=np.int64)
@@ -186,14 +185,10 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     """
     prm = resolve_params(options)
     B, T = traces.shape
-    faults = np.empty(B, dtype=np.int64)
-    hits = np.zeros((B, T) if return_hits else (1, 1), dtype=np.uint8)
-    victims = np.full((B, T) if return_hits else (1, 1), -1, dtype=np.int64)
+    faults, hits, victims = alloc_outputs(B, T, return_hits)
     _simulate_batch(traces, np.ascontiguousarray(K, dtype=np.int64), prm, max(n_ids, 1), return_hits, hits,
-                    return_hits, victims, faults, max(1, min(B, 4 * numba.get_num_threads())))
-    if return_hits:
-        return faults, hits, victims
-    return faults, None, None
+                    return_hits, victims, faults, lane_chunks(B))
+    return cpu_result(faults, hits, victims, return_hits)
 
 
 def naive_adaptive(trace: list[int], K: int, options: dict | None = None):

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from . import rng
+from .cpu import lane_chunks
 
 NEVER = 1 << 30
 """Prediction (and truth) for a block that is never requested again."""
@@ -119,7 +119,7 @@ def predict_next_arrivals(traces: np.ndarray, rkeys: np.ndarray, options: dict |
     out = np.empty((B, T), dtype=np.int32)
     if B:
         _predict_kernel(traces, np.asarray(rkeys, dtype=np.int64), max(n_ids, 1), eta,
-                        rng.probability_threshold(replace), out, min(B, 4 * numba.get_num_threads()))
+                        rng.probability_threshold(replace), out, lane_chunks(B))
     return out
 
 

@@ -30,10 +30,10 @@ from gpupage.predictions import NEVER, predict_next_arrivals, prediction_options
 from gpupage.rng import STREAM_RANDOM_POLICY
 
 from .rng import draw, stream_key, uniform_below
-from .simulate import KernelResult, as_int32_ids
+from .launch import (OUT_SIG, KernelResult, _lane_tile, _lookup, _out_rows, _store_step, alloc_outputs, aot_spec,
+                     as_int32_ids, check_tb, kernel_result, launch_outputs, tile_shape)
 
 BLOCK_KS = (8, 16, 32, 64, 256, 1024, 4096)
-MAX_K = BLOCK_KS[-1]
 # up to here a thread holds a lane's whole column (32 lanes a warp); beyond, one lane a program.
 # ARC and the marker keep six tiles: at 32 slots they would spill registers.
 SMALL_K = {BLIND_ORACLE: 32, PREDICTIVE_MARKER: 16, ARC: 16, CLOCK: 32}
@@ -42,16 +42,6 @@ _BIG = tl.constexpr(0x7FFFFFFF)
 _BIG64 = tl.constexpr(0x7FFFFFFFFFFFFFFF)
 _NEVER = tl.constexpr(NEVER)
 _RANDOM = tl.constexpr(STREAM_RANDOM_POLICY)
-
-
-@triton.jit
-def _lane_tile(k_ptr, B, BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr):
-    """This program's lanes, their mask and K, the slot column and which slots each lane has."""
-    lanes = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
-    lmask = lanes < B
-    Kl = tl.load(k_ptr + lanes, mask=lmask, other=1).to(tl.int32)
-    slot = tl.arange(0, BLOCK_K)[:, None]
-    return lanes, lmask, Kl, slot, slot < Kl[None, :]
 
 
 @triton.jit
@@ -77,24 +67,18 @@ def _predictive_kernel(trace_ptr, pred_ptr, k_ptr, hk_ptr, key_ptr, faults_ptr, 
     n = zero
     nm = zero
     faults = zero
-    store = lmask & ((zero + want_hits) != 0)
-    # row pointers advance by B each step: 64-bit addresses however large B*T
+    hits_ptr, victims_ptr, store = _out_rows(hits_ptr, victims_ptr, lanes, lmask, want_hits, BLOCK_B)
     trace_ptr += lanes
     pred_ptr += lanes
-    hits_ptr += lanes
-    victims_ptr += lanes
     for t in range(T):
         x = tl.load(trace_ptr, mask=lmask, other=-1)
         p_t = tl.load(pred_ptr, mask=lmask, other=0)
         now = zero + t
-        active = x >= 0
-        eq = (blk == x[None, :]) & active[None, :]
-        hit = tl.max(eq.to(tl.int32), axis=0) > 0
+        active, eq, hit, miss = _lookup(blk, x)
         nm += tl.sum((eq & (marked == 0)).to(tl.int32), axis=0)
         marked = tl.where(eq, 1, marked)
         last = tl.where(eq, now[None, :], last)
         prd = tl.where(eq, p_t[None, :], prd)
-        miss = active & (hit == 0)
         cold = miss & (n < Kl)
         evict = miss & (n >= Kl)
         far = ((_NEVER - prd.to(tl.int64)) << 32) | last.to(tl.int64)
@@ -124,12 +108,9 @@ def _predictive_kernel(trace_ptr, pred_ptr, k_ptr, hk_ptr, key_ptr, faults_ptr, 
         nm += miss.to(tl.int32)
         n += cold.to(tl.int32)
         faults += miss.to(tl.int32)
-        tl.store(hits_ptr, hit.to(tl.int8), mask=store)
-        tl.store(victims_ptr, victim, mask=store)
+        hits_ptr, victims_ptr = _store_step(hits_ptr, victims_ptr, hit, victim, store, B)
         trace_ptr += B
         pred_ptr += B
-        hits_ptr += B
-        victims_ptr += B
     tl.store(faults_ptr + lanes, faults.to(tl.int64), mask=lmask)
 
 
@@ -152,17 +133,13 @@ def _arc_kernel(trace_ptr, k_ptr, faults_ptr, hits_ptr, victims_ptr, B, T, want_
     faults = zero
     p = zero.to(tl.int64)
     one = tl.full([BLOCK_B], 1 << P_BITS, tl.int64)
-    store = lmask & ((zero + want_hits) != 0)
+    hits_ptr, victims_ptr, store = _out_rows(hits_ptr, victims_ptr, lanes, lmask, want_hits, BLOCK_B)
     trace_ptr += lanes
-    hits_ptr += lanes
-    victims_ptr += lanes
     for t in range(T):
         x = tl.load(trace_ptr, mask=lmask, other=-1)
         now = zero + t
-        active = x >= 0
         # case I: hit, to the MRU end of T2
-        eq = (blk == x[None, :]) & active[None, :]
-        hit = tl.max(eq.to(tl.int32), axis=0) > 0
+        active, eq, hit, miss = _lookup(blk, x)
         was1 = tl.max((eq & (lst == 1)).to(tl.int32), axis=0)
         n1 -= was1
         n2 += was1
@@ -181,7 +158,6 @@ def _arc_kernel(trace_ptr, k_ptr, faults_ptr, hits_ptr, victims_ptr, B, T, want_
         nb2 -= in_b2.to(tl.int32)
         glst = tl.where(geq, 0, glst)
         # case IV: a miss everywhere on a full cache may first drop the LRU ghost of B1 or B2
-        miss = active & (hit == 0)
         full = (n1 + n2) >= Kl
         evict = miss & full
         fresh = evict & (ghit == 0)
@@ -219,11 +195,8 @@ def _arc_kernel(trace_ptr, k_ptr, faults_ptr, hits_ptr, victims_ptr, B, T, want_
         n1 += (miss & (ghit == 0)).to(tl.int32)
         n2 += (miss & ghit).to(tl.int32)
         faults += miss.to(tl.int32)
-        tl.store(hits_ptr, hit.to(tl.int8), mask=store)
-        tl.store(victims_ptr, victim, mask=store)
+        hits_ptr, victims_ptr = _store_step(hits_ptr, victims_ptr, hit, victim, store, B)
         trace_ptr += B
-        hits_ptr += B
-        victims_ptr += B
     tl.store(faults_ptr + lanes, faults.to(tl.int64), mask=lmask)
 
 
@@ -238,18 +211,12 @@ def _clock_kernel(trace_ptr, k_ptr, faults_ptr, hits_ptr, victims_ptr, B, T, wan
     n = zero
     hand = zero
     faults = zero
-    store = lmask & ((zero + want_hits) != 0)
+    hits_ptr, victims_ptr, store = _out_rows(hits_ptr, victims_ptr, lanes, lmask, want_hits, BLOCK_B)
     trace_ptr += lanes
-    hits_ptr += lanes
-    victims_ptr += lanes
     for t in range(T):
         x = tl.load(trace_ptr, mask=lmask, other=-1)
-        now = zero + t
-        active = x >= 0
-        eq = (blk == x[None, :]) & active[None, :]
-        hit = tl.max(eq.to(tl.int32), axis=0) > 0
+        active, eq, hit, miss = _lookup(blk, x)
         ref = tl.where(eq, 1, ref)
-        miss = active & (hit == 0)
         cold = miss & (n < Kl)
         evict = miss & (n >= Kl)
         # the hand stops at the first clear bit at or after it, clearing the bits it passes
@@ -266,22 +233,15 @@ def _clock_kernel(trace_ptr, k_ptr, faults_ptr, hits_ptr, victims_ptr, B, T, wan
         ref = tl.where(sel, 0, ref)
         n += cold.to(tl.int32)
         faults += miss.to(tl.int32)
-        tl.store(hits_ptr, hit.to(tl.int8), mask=store)
-        tl.store(victims_ptr, victim, mask=store)
+        hits_ptr, victims_ptr = _store_step(hits_ptr, victims_ptr, hit, victim, store, B)
         trace_ptr += B
-        hits_ptr += B
-        victims_ptr += B
     tl.store(faults_ptr + lanes, faults.to(tl.int64), mask=lmask)
 
 
 def block_shape(kmax: int, code: int):
     """(BLOCK_K, BLOCK_B, num_warps) for the largest per-lane K of a launch of policy ``code``."""
-    if kmax > MAX_K:
-        raise ValueError(f"the baseline triton kernels handle K <= {MAX_K}, got K={kmax}; use backend='cpu'")
-    bk = next(b for b in BLOCK_KS if kmax <= b)
-    if bk <= SMALL_K[code]:
-        return bk, 32, 1
-    return bk, 1, max(1, min(8, bk // 64))
+    small = tuple(b for b in BLOCK_KS if b <= SMALL_K[code])
+    return tile_shape(kmax, small, BLOCK_KS[len(small):], 64, 8, "the baseline triton kernels handle")
 
 
 def launch(code: int, traces_tb: torch.Tensor, pred_tb: torch.Tensor | None, K: torch.Tensor, hk: torch.Tensor,
@@ -289,17 +249,11 @@ def launch(code: int, traces_tb: torch.Tensor, pred_tb: torch.Tensor | None, K: 
     """Launcher on the ``[T, B]`` layout (contiguous int32): validates, allocates,
     picks the shape and grid.  Returns (faults int64 [B], hits int8 [T, B] | None,
     victims int32 [T, B] | None)."""
-    T, B = traces_tb.shape
-    if traces_tb.dtype != torch.int32 or not traces_tb.is_contiguous():
-        raise ValueError("traces_tb must be contiguous int32 [T, B]")
+    T, B = check_tb(traces_tb)
     if T >= NEVER // 2:
         raise ValueError(f"the baseline triton kernels handle T < {NEVER // 2}, got {T}")
-    dev = traces_tb.device
     BK, BB, warps = block_shape(kmax, code)
-    faults = torch.empty(B, dtype=torch.int64, device=dev)
-    shape = (T, B) if return_hits else (1,)
-    hits = torch.empty(shape, dtype=torch.int8, device=dev)
-    victims = torch.empty(shape, dtype=torch.int32, device=dev)
+    faults, hits, victims = alloc_outputs(T, B, return_hits, traces_tb.device)
     grid = (triton.cdiv(B, BB),)
     common = dict(BLOCK_K=BK, BLOCK_B=BB, num_warps=warps)
     if code == ARC:
@@ -309,7 +263,7 @@ def launch(code: int, traces_tb: torch.Tensor, pred_tb: torch.Tensor | None, K: 
     else:
         _predictive_kernel[grid](traces_tb, pred_tb, K, hk, keys, faults, hits, victims, B, T, int(return_hits),
                                  MARKER=code == PREDICTIVE_MARKER, **common)
-    return faults, (hits if return_hits else None), (victims if return_hits else None)
+    return launch_outputs(faults, hits, victims, return_hits)
 
 
 def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, return_hits: bool = False,
@@ -345,25 +299,15 @@ def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, 
         pred_tb = torch.from_numpy(pred).to(dev).t().contiguous()
     faults, hits, victims = launch(code, traces.t().contiguous(), pred_tb, Kc.to(dev).contiguous(), hk, keys,
                                    int(Kc.max()), return_hits)
-    if not return_hits:
-        return KernelResult(faults, None, None)
-    victims = victims.t().long()
-    if uniq is not None:
-        victims = torch.where(victims >= 0, uniq[victims.clamp(min=0)], -1)
-    return KernelResult(faults, hits.t().bool(), victims.contiguous())
+    return kernel_result(faults, hits, victims, uniq)
 
 
-_COMMON_SIG = {"faults_ptr": "*i64", "hits_ptr": "*i8", "victims_ptr": "*i32", "B": "i32", "T": "i32",
-               "want_hits": "i32"}
-_PRED_SIG = {"trace_ptr": "*i32", "pred_ptr": "*i32", "k_ptr": "*i64", "hk_ptr": "*i64", "key_ptr": "*i64",
-             **_COMMON_SIG}
-_ONLINE_SIG = {"trace_ptr": "*i32", "k_ptr": "*i64", **_COMMON_SIG}
+_PRED_SIG = {"trace_ptr": "*i32", "pred_ptr": "*i32", "k_ptr": "*i64", "hk_ptr": "*i64", "key_ptr": "*i64", **OUT_SIG}
+_ONLINE_SIG = {"trace_ptr": "*i32", "k_ptr": "*i64", **OUT_SIG}
 
 
 def _spec(code, name, fn, signature, bk, **constexprs):
-    BK, BB, warps = block_shape(bk, code)
-    return dict(name=f"{name} K<={bk}", fn=fn, signature=signature,
-                constexprs=dict(constexprs, BLOCK_K=BK, BLOCK_B=BB), num_warps=warps)
+    return aot_spec(f"{name} K<={bk}", fn, signature, block_shape(bk, code), **constexprs)
 
 
 # Every specialisation `simulate` can launch, for scripts/compile_kernels.py.

@@ -22,11 +22,11 @@ import triton.language as tl
 from gpupage import heuristics as _h
 from gpupage.heuristics import resolve_params
 
-from .simulate import KernelResult, as_int32_ids
+from .launch import (OUT_SIG, KernelResult, _lane_tile, _lookup, _out_rows, _store_step, alloc_outputs, aot_spec,
+                     as_int32_ids, check_tb, kernel_result, launch_outputs, remap_ids, tile_shape)
 
 SMALL_BLOCK_K = (8, 16, 32)  # 64 slots x 4 fields x 32 lanes would spill
 LARGE_BLOCK_K = (64, 128, 256, 512, 1024)
-MAX_K = LARGE_BLOCK_K[-1]
 PROTECT = tl.constexpr(_h.PROTECT)
 FAR_PAST = -(1 << 30)  # last access of a never-requested block (int32); T < 2**29
 SCRATCH_LIMIT = 1 << 28  # scratch entries beyond which ids are remapped to 0..n-1
@@ -38,12 +38,7 @@ def _adaptive_kernel(trace_ptr, k_ptr, scratch_ptr, last_ptr, faults_ptr, hits_p
                      BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr):
     """trace/hits/victims ``[T, B]``; scratch int64 ``[n_ids, 2, B]`` (all -1);
     last int32 ``[n_ids, B]`` (all FAR_PAST)."""
-    pid = tl.program_id(0)
-    lanes = pid.to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
-    lmask = lanes < B
-    Kl = tl.load(k_ptr + lanes, mask=lmask, other=1).to(tl.int32)
-    slot = tl.arange(0, BLOCK_K)[:, None]
-    valid_slot = slot < Kl[None, :]
+    lanes, lmask, Kl, slot, valid_slot = _lane_tile(k_ptr, B, BLOCK_K, BLOCK_B)
     blk = tl.full([BLOCK_K, BLOCK_B], -1, tl.int32)
     s_last = tl.zeros([BLOCK_K, BLOCK_B], tl.int32)
     s_ep = tl.zeros([BLOCK_K, BLOCK_B], tl.int32)  # epoch count of the resident block
@@ -57,14 +52,12 @@ def _adaptive_kernel(trace_ptr, k_ptr, scratch_ptr, last_ptr, faults_ptr, hits_p
     nextgen = zero + 2
     S = zero
     resume = zero
-    store = lmask & ((zero + want_hits) != 0)
+    hits_ptr, victims_ptr, store = _out_rows(hits_ptr, victims_ptr, lanes, lmask, want_hits, BLOCK_B)
     bb = B.to(tl.int64)
     trace_ptr += lanes
-    hits_ptr += lanes
-    victims_ptr += lanes
     for t in range(T):
         x = tl.load(trace_ptr, mask=lmask, other=-1)
-        active = x >= 0
+        active, eq, hit, miss = _lookup(blk, x)
         xs = tl.where(active, x, 0).to(tl.int64)
         # per-block state of the requested block
         lp = last_ptr + xs * bb + lanes
@@ -79,8 +72,6 @@ def _adaptive_kernel(trace_ptr, k_ptr, scratch_ptr, last_ptr, faults_ptr, hits_p
         cd_x = tl.where((cv >> 32) == gen_cd, (cv & 0xFFFFFFFF) + 1, 1).to(tl.int32)
         tl.store(ep_p, (gen_ep.to(tl.int64) << 32) | ep_x.to(tl.int64), mask=active)
         tl.store(cd_p, (gen_cd.to(tl.int64) << 32) | cd_x.to(tl.int64), mask=active)
-        eq = (blk == x[None, :]) & active[None, :]
-        hit = tl.max(eq.to(tl.int32), axis=0) > 0
         s_last = tl.where(eq, t, s_last)
         s_ep = tl.where(eq, ep_x[None, :], s_ep)
         s_cd = tl.where(eq, cd_x[None, :], s_cd)
@@ -102,7 +93,6 @@ def _adaptive_kernel(trace_ptr, k_ptr, scratch_ptr, last_ptr, faults_ptr, hits_p
         s_cd = tl.where(fresh[None, :], 0, s_cd)
         cd_x = tl.where(fresh, 0, cd_x)
         # eviction: smallest (priority, last access)
-        miss = active & (hit == 0)
         cold = miss & (n < Kl)
         evict = miss & (n >= Kl)
         p = tl.where(s_last >= t - stale, s_ep, 0).to(tl.int64)
@@ -120,25 +110,14 @@ def _adaptive_kernel(trace_ptr, k_ptr, scratch_ptr, last_ptr, faults_ptr, hits_p
         s_cd = tl.where(sel, cd_x[None, :], s_cd)
         n = n + cold.to(tl.int32)
         faults += miss.to(tl.int32)
-        tl.store(hits_ptr, hit.to(tl.int8), mask=store)
-        tl.store(victims_ptr, victim, mask=store)
+        hits_ptr, victims_ptr = _store_step(hits_ptr, victims_ptr, hit, victim, store, B)
         trace_ptr += B
-        hits_ptr += B
-        victims_ptr += B
     tl.store(faults_ptr + lanes, faults.to(tl.int64), mask=lmask)
 
 
 def block_shape(kmax: int):
     """(BLOCK_K, BLOCK_B, num_warps) for the largest per-lane K of a launch."""
-    if kmax > MAX_K:
-        raise ValueError(f"the adaptive triton kernel handles K <= {MAX_K}, got K={kmax}; use backend='cpu'")
-    for bk in SMALL_BLOCK_K:
-        if kmax <= bk:
-            return bk, 32, 1
-    for bk in LARGE_BLOCK_K:
-        if kmax <= bk:
-            return bk, 1, max(1, min(8, bk // 64))
-    raise AssertionError(kmax)
+    return tile_shape(kmax, SMALL_BLOCK_K, LARGE_BLOCK_K, 64, 8, "the adaptive triton kernel handles")
 
 
 def launch_adaptive(traces_tb: torch.Tensor, K: torch.Tensor, n_ids: int, kmax: int, prm: tuple,
@@ -146,23 +125,18 @@ def launch_adaptive(traces_tb: torch.Tensor, K: torch.Tensor, n_ids: int, kmax: 
     """Launcher on the ``[T, B]`` layout (contiguous int32, ids < n_ids): allocates
     the scratch, picks the shape and grid.  Returns (faults int64 [B],
     hits int8 [T, B] | None, victims int32 [T, B] | None)."""
-    T, B = traces_tb.shape
-    if traces_tb.dtype != torch.int32 or not traces_tb.is_contiguous():
-        raise ValueError("traces_tb must be contiguous int32 [T, B]")
+    T, B = check_tb(traces_tb)
     if T >= 1 << 29:
         raise ValueError(f"the adaptive triton kernel handles T < 2**29, got {T}")
     dev = traces_tb.device
     BK, BB, warps = block_shape(kmax)
     scratch = torch.full((n_ids, 2, B), -1, dtype=torch.int64, device=dev)
     last = torch.full((n_ids, B), FAR_PAST, dtype=torch.int32, device=dev)
-    faults = torch.empty(B, dtype=torch.int64, device=dev)
-    shape = (T, B) if return_hits else (1,)
-    hits = torch.empty(shape, dtype=torch.int8, device=dev)
-    victims = torch.empty(shape, dtype=torch.int32, device=dev)
+    faults, hits, victims = alloc_outputs(T, B, return_hits, dev)
     grid = (triton.cdiv(B, BB),)
     _adaptive_kernel[grid](traces_tb, K, scratch, last, faults, hits, victims, B, T, int(return_hits), *prm,
                            BLOCK_K=BK, BLOCK_B=BB, num_warps=warps)
-    return faults, (hits if return_hits else None), (victims if return_hits else None)
+    return launch_outputs(faults, hits, victims, return_hits)
 
 
 def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, return_hits: bool = False,
@@ -188,30 +162,17 @@ def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, 
     kmax = int(K.max())
     n_ids = max(int(traces.max()) + 1, 1) if traces.numel() else 1
     if n_ids * B * 3 > SCRATCH_LIMIT:
-        valid = traces >= 0
-        u, inverse = torch.unique(traces[valid], return_inverse=True)
-        dense = torch.full_like(traces, -1)
-        dense[valid] = inverse.to(torch.int32)
+        traces, u = remap_ids(traces)
         uniq = u if uniq is None else uniq[u.long()]
-        traces, n_ids = dense, max(int(u.numel()), 1)
+        n_ids = max(int(u.numel()), 1)
         if n_ids * B * 3 > SCRATCH_LIMIT:
             raise ValueError(f"{n_ids} distinct ids x {B} lanes exceed the adaptive kernel's scratch; use backend='cpu'")
     faults, hits, victims = launch_adaptive(traces.t().contiguous(), K, n_ids, kmax, prm, return_hits)
-    if not return_hits:
-        return KernelResult(faults, None, None)
-    victims = victims.t().long()
-    if uniq is not None:
-        victims = torch.where(victims >= 0, uniq[victims.clamp(min=0)], -1)
-    return KernelResult(faults, hits.t().bool(), victims.contiguous())
+    return kernel_result(faults, hits, victims, uniq)
 
 
-_SIG = {"trace_ptr": "*i32", "k_ptr": "*i64", "scratch_ptr": "*i64", "last_ptr": "*i32", "faults_ptr": "*i64",
-        "hits_ptr": "*i8", "victims_ptr": "*i32", "B": "i32", "T": "i32", "want_hits": "i32",
+_SIG = {"trace_ptr": "*i32", "k_ptr": "*i64", "scratch_ptr": "*i64", "last_ptr": "*i32", **OUT_SIG,
         "novel_gap": "i32", "gain": "i32", "decay": "i32", "alarm": "i32", "refractory": "i32", "stale": "i32",
         "suspect": "i32"}
 # Every specialisation `simulate` can launch, for scripts/compile_kernels.py.
-AOT_SPECS = [
-    dict(name=f"adaptive K<={bk}", fn=_adaptive_kernel, signature=_SIG,
-         constexprs=dict(BLOCK_K=bk, BLOCK_B=block_shape(bk)[1]), num_warps=block_shape(bk)[2])
-    for bk in SMALL_BLOCK_K + LARGE_BLOCK_K
-]
+AOT_SPECS = [aot_spec(f"adaptive K<={bk}", _adaptive_kernel, _SIG, block_shape(bk)) for bk in SMALL_BLOCK_K + LARGE_BLOCK_K]

@@ -23,14 +23,14 @@ Random draws its slot from ``STREAM_RANDOM_POLICY``; Fixed never evicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import triton
 import triton.language as tl
 
 from gpupage.policies import BELADY, FIFO, FIXED, LFU, LRU, RANDOM
 
+from .launch import (OUT_SIG, KernelResult, _lookup, _out_rows, _store_step, alloc_outputs, aot_spec, as_int32_ids,
+                     check_tb, kernel_result, launch_outputs, tile_shape)
 from .rng import draw, stream_key, uniform_below
 
 # kernel modes (constexpr MODE; the jitted code compares MODE with these literals)
@@ -60,14 +60,12 @@ def _sim_hit(x, kv, blk, keys, MODE: tl.constexpr):
     """Hit test of one request per lane: ``x`` [BB] block (<0: pad), ``kv`` [BB]
     the key it writes (Random: the time t), ``blk``/``keys`` [BK, BB] cache state.
     Returns (keys refreshed on a hit, hit, miss)."""
-    active = x >= 0
-    eq = (blk == x[None, :]) & active[None, :]
-    hit = tl.max(eq.to(tl.int32), axis=0) > 0
+    active, eq, hit, miss = _lookup(blk, x)
     if MODE == 0:  # LRU: every access refreshes the key
         keys = tl.where(eq, kv[None, :], keys)
     if MODE == 2:  # LFU / Belady: precomputed per-request key
         keys = tl.where(eq, kv[None, :], keys)
-    return keys, hit, active & (hit == 0)
+    return keys, hit, miss
 
 
 @triton.jit
@@ -114,13 +112,9 @@ def _simulate_kernel(trace_ptr, aux_ptr, k_ptr, key_ptr, faults_ptr, hits_ptr, v
     Kl, slot, blk, keys, n = _cache_init(k_ptr, lanes, lmask, BLOCK_K, BLOCK_B)
     faults = tl.zeros([BLOCK_B], tl.int32)
     rkey = stream_key(tl.load(key_ptr + lanes, mask=lmask, other=0), 7)  # STREAM_RANDOM_POLICY
-    # (a tensor on both sides: the interpreter turns bool & scalar into int32)
-    store = lmask & ((Kl * 0 + want_hits) != 0)
-    # row pointers advance by B each step: 64-bit addresses however large B*T
+    hits_ptr, victims_ptr, store = _out_rows(hits_ptr, victims_ptr, lanes, lmask, want_hits, BLOCK_B)
     trace_ptr += lanes
     aux_ptr += lanes
-    hits_ptr += lanes
-    victims_ptr += lanes
     for t in range(T):
         x = tl.load(trace_ptr, mask=lmask, other=-1)
         if MODE == 2:
@@ -137,36 +131,15 @@ def _simulate_kernel(trace_ptr, aux_ptr, k_ptr, key_ptr, faults_ptr, hits_ptr, v
         else:
             blk, keys, n, hit, miss, victim = _sim_step(x, kv, blk, keys, n, Kl, rkey, slot, MODE)
         faults += miss.to(tl.int32)
-        tl.store(hits_ptr, hit.to(tl.int8), mask=store)
-        tl.store(victims_ptr, victim, mask=store)
+        hits_ptr, victims_ptr = _store_step(hits_ptr, victims_ptr, hit, victim, store, B)
         trace_ptr += B
         aux_ptr += B
-        hits_ptr += B
-        victims_ptr += B
     tl.store(faults_ptr + lanes, faults.to(tl.int64), mask=lmask)
-
-
-@dataclass
-class KernelResult:
-    faults: torch.Tensor
-    """int64 [B]"""
-    hits: torch.Tensor | None
-    """bool [B, T] or None"""
-    victims: torch.Tensor | None
-    """int64 [B, T] (-1 = none) or None"""
 
 
 def block_shape(kmax: int):
     """(BLOCK_K, BLOCK_B, num_warps) for the largest per-lane K of a launch."""
-    if kmax > MAX_K:
-        raise ValueError(f"the triton backend handles K <= {MAX_K}, got K={kmax}; use backend='cpu'")
-    for bk in SMALL_BLOCK_K:
-        if kmax <= bk:
-            return bk, 32, 1
-    for bk in LARGE_BLOCK_K:
-        if kmax <= bk:
-            return bk, 1, max(1, min(16, bk // 256))
-    raise AssertionError(kmax)
+    return tile_shape(kmax, SMALL_BLOCK_K, LARGE_BLOCK_K, 256, 16, "the triton backend handles")
 
 
 def aux_keys(traces: torch.Tensor, code: int) -> torch.Tensor:
@@ -201,47 +174,19 @@ def aux_keys(traces: torch.Tensor, code: int) -> torch.Tensor:
     return rank.to(torch.int32)
 
 
-def as_int32_ids(traces: torch.Tensor):
-    """(int32 traces, unique ids or None): int32 input is used as is; wider ids
-    are cast when they fit (one host read of the max) and remapped otherwise."""
-    if traces.dtype == torch.int32:
-        return traces, None
-    if traces.dtype in (torch.int8, torch.int16, torch.uint8):
-        return traces.to(torch.int32), None
-    lo, hi = int(traces.min()), int(traces.max())
-    if lo < -1:
-        raise ValueError(f"block ids must be >= 0 (-1 pads), got {lo}")
-    if hi < 2**31:
-        return traces.to(torch.int32), None
-    valid = traces >= 0
-    uniq, inverse = torch.unique(traces[valid], return_inverse=True)
-    dense = torch.full(traces.shape, -1, dtype=torch.int32, device=traces.device)
-    dense[valid] = inverse.to(torch.int32)
-    return dense, uniq
-
-
 def launch_simulate(traces_tb: torch.Tensor, aux_tb: torch.Tensor | None, mode: int, K: torch.Tensor,
                     keys: torch.Tensor, kmax: int, return_hits: bool):
     """Launcher on the ``[T, B]`` layout: validates, allocates, picks the block
     shape and grid.  Returns (faults int64 [B], hits int8 [T, B] | None,
     victims int32 [T, B] | None)."""
-    T, B = traces_tb.shape
-    if traces_tb.dtype != torch.int32 or not traces_tb.is_contiguous():
-        raise ValueError("traces_tb must be contiguous int32 [T, B]")
-    dev = traces_tb.device
+    T, B = check_tb(traces_tb)
     BK, BB, warps = block_shape(kmax)
-    faults = torch.empty(B, dtype=torch.int64, device=dev)
-    if return_hits:
-        hits = torch.empty((T, B), dtype=torch.int8, device=dev)
-        victims = torch.empty((T, B), dtype=torch.int32, device=dev)
-    else:
-        hits = torch.empty(1, dtype=torch.int8, device=dev)
-        victims = torch.empty(1, dtype=torch.int32, device=dev)
+    faults, hits, victims = alloc_outputs(T, B, return_hits, traces_tb.device)
     aux = aux_tb if aux_tb is not None else traces_tb
     grid = (triton.cdiv(B, BB),)
     _simulate_kernel[grid](traces_tb, aux, K, keys, faults, hits, victims, B, T, int(return_hits),
                            MODE=mode, BLOCK_K=BK, BLOCK_B=BB, num_warps=warps)
-    return faults, (hits if return_hits else None), (victims if return_hits else None)
+    return launch_outputs(faults, hits, victims, return_hits)
 
 
 def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, return_hits: bool = False,
@@ -274,19 +219,12 @@ def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, 
     aux = aux_keys(traces, policy.code).t().contiguous() if mode == M_AUX else None
     faults, hits, victims = launch_simulate(traces.t().contiguous(), aux, mode, K,
                                             keys.to(traces.device, torch.int64).contiguous(), kmax, return_hits)
-    if not return_hits:
-        return KernelResult(faults, None, None)
-    victims = victims.t().long()
-    if uniq is not None:
-        victims = torch.where(victims >= 0, uniq[victims.clamp(min=0)], -1)
-    return KernelResult(faults, hits.t().bool().contiguous(), victims.contiguous())
+    return kernel_result(faults, hits, victims, uniq)
 
 
 # Every specialisation `simulate` can launch, for scripts/compile_kernels.py.
-_SIM_SIG = {"trace_ptr": "*i32", "aux_ptr": "*i32", "k_ptr": "*i64", "key_ptr": "*i64", "faults_ptr": "*i64",
-            "hits_ptr": "*i8", "victims_ptr": "*i32", "B": "i32", "T": "i32", "want_hits": "i32"}
+_SIM_SIG = {"trace_ptr": "*i32", "aux_ptr": "*i32", "k_ptr": "*i64", "key_ptr": "*i64", **OUT_SIG}
 AOT_SPECS = [
-    dict(name=f"simulate {MODE_NAMES[m]} K<={bk}", fn=_simulate_kernel, signature=_SIM_SIG,
-         constexprs=dict(MODE=m, BLOCK_K=bk, BLOCK_B=block_shape(bk)[1]), num_warps=block_shape(bk)[2])
+    aot_spec(f"simulate {MODE_NAMES[m]} K<={bk}", _simulate_kernel, _SIM_SIG, block_shape(bk), MODE=m)
     for m in MODE_NAMES for bk in SMALL_BLOCK_K + LARGE_BLOCK_K
 ]
