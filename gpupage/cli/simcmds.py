@@ -99,7 +99,7 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
 @device_option
 @quiet_option
 def reproduce(out_dir, device, quiet):
-    """The paper's §6 synthetic validation: Fig. 4(a,b), Fig. 5(a,b), tables, summary.json."""
+    """Reproduce the paper's §6 validation: Figures 4 and 5, tables and summary.json."""
     from ..reproduce import comparison_rows, reproduce as run
 
     summary = run(out_dir, device=resolve_device(device), progress_factory=_progress(quiet, "step"))
