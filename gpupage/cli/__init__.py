@@ -34,9 +34,9 @@ def main():
 
 
 def _register():
-    from . import simcmds
+    from . import boundscmds, simcmds, rlcmds
 
-    for module in (simcmds,):
+    for module in (simcmds, boundscmds, rlcmds):
         for cmd in module.COMMANDS:
             main.add_command(cmd)
 

@@ -1,0 +1,147 @@
+"""train, evaluate: the Page Controller's commands (thin over gpupage.ppo / gpupage.evaluate)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .options import json_option, k_option, quiet_option, seeds_option, zipf_options
+
+
+@click.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint to write (.pt).")
+@click.option("--mode", type=click.Choice(["blackbox", "whitebox"]), default="blackbox", show_default=True,
+              help="Features: request history only, or plus the generator's latent state (§5.5).")
+@click.option("--K", "K", type=int, default=8, show_default=True, help="Cache size K_b to train at.")
+@click.option("--bc-Ks", "bc_Ks", default=None, help="Train behaviour cloning on several cache sizes, e.g. 4,8,16.")
+@click.option("--hidden", type=int, default=48, show_default=True, help="Controller width.")
+@click.option("--bc-rounds", type=int, default=3, show_default=True,
+              help="DAgger rounds after the Belady round (-1: no behaviour cloning).")
+@click.option("--bc-lanes", type=int, default=64, show_default=True, help="Traces per behaviour-cloning round.")
+@click.option("--bc-epochs", type=int, default=4, show_default=True, help="Epochs over the data per round.")
+@click.option("--bc-lr", type=float, default=3e-3, show_default=True, help="Behaviour-cloning learning rate.")
+@click.option("--bc-beta", type=float, default=0.5, show_default=True,
+              help="Expert share of the first DAgger round's decisions (halved each round).")
+@click.option("--bc-rank-coef", type=float, default=0.0, show_default=True,
+              help="Weight of the listwise next-use ranking loss.")
+@click.option("--ppo-iterations", type=int, default=0, show_default=True, help="PPO iterations after cloning.")
+@click.option("--lanes", type=int, default=128, show_default=True, help="PPO parallel lanes.")
+@click.option("--num-steps", type=int, default=64, show_default=True, help="PPO decisions per lane per rollout.")
+@click.option("--lr", type=float, default=3e-4, show_default=True, help="PPO learning rate.")
+@click.option("--ent-coef", type=float, default=0.003, show_default=True, help="PPO entropy bonus.")
+@click.option("--critic-warmup", type=int, default=0, show_default=True,
+              help="PPO iterations training only the critic.")
+@click.option("--seed-start", type=int, default=10000, show_default=True,
+              help="First training seed (keep evaluation seeds below it).")
+@click.option("--torch-seed", type=int, default=0, show_default=True, help="Initialisation/sampling seed.")
+@zipf_options
+@click.option("--resume", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Continue from a checkpoint this command wrote.")
+@click.option("--log-dir", type=click.Path(file_okay=False), default=None,
+              help="Where train_log.csv and train_curve.png go [default: next to --out].")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="torch CPU threads (the model is small: more threads only contend with numba and each other).")
+@quiet_option
+def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
+          lanes, num_steps, lr, ent_coef, critic_warmup, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
+          quiet):
+    """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO."""
+    import torch
+    from tqdm import tqdm
+
+    from ..imitation import BCConfig
+    from ..ppo import PPOConfig, train_controller
+    from ..traces import ZipfParams
+    from .options import parse_int_list
+
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    zipf = dict(M=M, alpha=alpha, W=W, shift=shift, T=T)
+    ZipfParams(**zipf)  # validate early
+    Ks = tuple(parse_int_list(bc_Ks, "--bc-Ks")) if bc_Ks else ()
+    bc = None if bc_rounds < 0 else BCConfig(
+        K=K, Ks=Ks, mode=mode, hidden=hidden, seed_start=seed_start, lanes=bc_lanes, dagger_rounds=bc_rounds,
+        epochs=bc_epochs, lr=bc_lr, beta=bc_beta, rank_coef=bc_rank_coef, torch_seed=torch_seed, zipf=zipf)
+    # PPO seeds follow the behaviour-cloning ones, so no trace is seen twice
+    ppo_seed = seed_start + (bc_lanes * (bc_rounds + 1) * max(len(Ks), 1) if bc else 0)
+    ppo = PPOConfig(K=K, mode=mode, hidden=hidden, lanes=lanes, num_steps=num_steps, iterations=ppo_iterations, lr=lr,
+                    ent_coef=ent_coef, critic_warmup=critic_warmup, seed_start=ppo_seed, torch_seed=torch_seed,
+                    zipf=zipf)
+    bar = tqdm(total=(bc_rounds + 1 if bc else 0) + ppo_iterations, disable=quiet, file=sys.stderr,
+               dynamic_ncols=True, unit="step")
+
+    def progress(stage, done, total, info):
+        bar.update(1)
+        shown = {k: info[k] for k in ("agreement", "episode_fault_rate", "loss") if k in info}
+        bar.set_postfix({"stage": stage, **{k: f"{v:.3f}" for k, v in shown.items()}})
+
+    with bar:
+        meta = train_controller(out, bc, ppo, resume=resume, log_dir=log_dir, progress=progress,
+                                meta={"command": " ".join(["gpupage"] + sys.argv[1:])})
+    click.echo(f"wrote {out} (trained in {meta['train_seconds']:.0f} s)")
+
+
+def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
+    """(traces [B, T], latent or None, description)."""
+    import torch
+
+    if trace_file:
+        from ..io import read_trace
+
+        ft = read_trace(trace_file, trace_format)
+        return torch.from_numpy(ft.ids).unsqueeze(0), None, f"{trace_file} ({ft.requests} requests)"
+    from ..traces import ZipfParams, zipf_traces
+
+    tr, latent = zipf_traces(ZipfParams(M=M, alpha=alpha, W=W, shift=shift, T=T), seed=seeds, return_latent=True)
+    return tr, latent, f"Zipf M={M} alpha={alpha} W={W} shift={shift} T={T}, {len(seeds)} seeds"
+
+
+@click.command()
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="Controller checkpoint (.pt).")
+@k_option(default="8", help="Cache size(s) K_b, e.g. 8 or 4,8,16.")
+@seeds_option(default="1000-1019")
+@zipf_options
+@click.option("--trace-file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Evaluate on a trace file instead of the Zipf family (black-box controllers only).")
+@click.option("--trace-format", type=click.Choice(["txt", "csv", "oracle"]), default="txt", show_default=True)
+@click.option("--policies", default=None, help="Baselines to compare [default: every online registry policy + belady].")
+@json_option
+def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, as_json):
+    """Compare a trained controller (greedy) with the heuristics: fault rate, competitive ratio, Prop. 6."""
+    from ..controller import load_controller
+    from ..evaluate import default_policies, evaluate as run
+    from ..policies import parse_policies
+
+    model, meta = load_controller(checkpoint)
+    names = [p.name for p in parse_policies(policies)] if policies else default_policies()
+    tr, latent, desc = _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T)
+    if model.config.mode == "whitebox" and latent is None:
+        raise ValueError("a white-box controller needs Zipf traces (their latent state); drop --trace-file")
+    results = {}
+    for k in K:
+        res = run(model, tr, k, latent, policies=names, seed=seeds[0])
+        if not res["controller"]["prop6"]["holds"]:
+            raise RuntimeError(f"Prop. 6's bound failed at K={k}")
+        results[k] = res
+    if as_json:
+        out = results[K[0]] if len(K) == 1 else {str(k): v for k, v in results.items()}
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"{checkpoint} ({model.config.mode}, {model.n_params()} parameters) on {desc}")
+    for k, res in results.items():
+        click.echo(f"K={k}")
+        click.echo(f"  {'policy':<20} {'fault rate':>16} {'competitive ratio':>20} {'non-compulsory faults':>22}")
+        for name, r in res.items():
+            fr, cr, nc = r["fault_rate"], r["competitive_ratio"], r["non_compulsory_faults"]
+            click.echo(f"  {name:<20} {fr['mean']:>8.4f} ± {fr['sd']:<6.4f} {cr['mean']:>11.3f} ± {cr['sd']:<6.3f} "
+                       f"{nc['mean']:>14.1f}")
+        p6 = res["controller"]["prop6"]
+        click.echo(f"  Prop. 6: p={p6['p_mean']:.3f} D_f=1 T={p6['T_total']} F_learned={p6['F_learned_total']} "
+                   f"<= F_opt + (1-p) D_f T = {p6['bound_total']} (F_opt={p6['F_opt_total']}): "
+                   f"{'holds' if p6['holds'] else 'FAILS'} on every trace")
+
+
+COMMANDS = [train, evaluate]

@@ -1,0 +1,401 @@
+"""The paging environment of the Page Controller (Def. 14), batched and pure (gymnax style).
+
+``reset(params, seed) -> (obs, state)`` and ``step(state, action, params) ->
+(obs, state, reward, terminated, truncated, info)``.  A state is a dataclass of
+integer tensors with leading dim B (one lane per trace); ``step`` never mutates
+its input.  One decision per fault that needs an eviction: between decisions
+hits and cold fills are simulated inside ``step`` (numba on CPU tensors, the
+Triton kernel ``kernels.env_step`` on CUDA tensors), so a rollout never syncs
+with the host per request.
+
+Everything here is integer.  Decayed access counts are fixed point
+(``ONE = 2**16``) and decay lazily: at an access after ``dt`` requests a count
+becomes ``(c * DECAY[h, min(dt, CAP)]) >> 16`` plus ``ONE``, with the table
+computed once on the host (like the Zipf thresholds), so every backend agrees
+bit for bit.  :mod:`gpupage.features` turns the state into float features.
+
+A lane that finished its trace stays finished: further steps are no-ops with
+reward 0 (``terminated`` stays True), which keeps fixed-shape rollout buffers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from .cpu import NEVER
+from .traces import ZipfParams, zipf_traces
+
+ONE = 1 << 16
+HALF_LIVES = (4, 16, 64, 256, 1024)
+"""Half-lives (in requests) of the decayed access and fault counts: their profile over time
+scales shows a block's (and the fault process's) recent history, e.g. a phase change."""
+CAP = 16 * max(HALF_LIVES)
+"""Beyond CAP requests every decayed count has dropped below 2**-16 of its value: factor 0."""
+ACTIVE_GAP = 200
+"""A block idle for this many requests starts a new activity streak when requested again
+(most first touches after a working-set change do)."""
+NOVEL_GAIN, CALM_DECAY, ALARM, REFRACTORY = 8, 1, 16, 50
+"""Change detector (a CUSUM over novel requests, i.e. after ACTIVE_GAP idle requests or first
+touches): S += NOVEL_GAIN on a novel request, else S -= CALM_DECAY, floored at 0 (which restarts
+the candidate phase); at S >= ALARM the candidate becomes the epoch and detection pauses for
+REFRACTORY requests.  The constants of the ``adaptive`` heuristic; here they only make features."""
+D_S, D_CUR, D_GEN0, D_GEN1, D_NEXT, D_RESUME, D_CAND_T, D_EPOCH_T = range(8)
+MODES = ("blackbox", "whitebox")
+REMAP_IDS = 1 << 16
+"""Traces with ids from here on are remapped to 0..n-1 (the env keeps per-block state)."""
+
+
+def decay_table(half_lives=HALF_LIVES, cap: int = CAP) -> torch.Tensor:
+    """int64 [H, cap + 1]: floor(2**16 * 2**(-dt / h)) for dt = 0..cap."""
+    dt = np.arange(cap + 1, dtype=np.float64)
+    tab = np.floor(ONE * np.exp2(-dt[None, :] / np.asarray(half_lives, dtype=np.float64)[:, None]))
+    return torch.from_numpy(tab.astype(np.int64))
+
+
+@dataclass(frozen=True)
+class EnvParams:
+    """Static configuration of an environment batch."""
+
+    K: int = 8
+    """Cache size K_b (slots)."""
+    zipf: ZipfParams = ZipfParams()
+    """Trace family ``reset`` draws from (App. B by default)."""
+    mode: str = "blackbox"
+    """'blackbox': features from the request history only; 'whitebox': plus the generator's latent state."""
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.K < 1:
+            raise ValueError(f"K must be >= 1, got {self.K}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+
+
+@dataclass
+class EnvState:
+    """Integer state of B lanes.  At a decision, request ``t`` is the pending fault
+    and nothing of it has been applied yet; every other field reflects requests < t."""
+
+    traces: torch.Tensor  # int32 [B, T] dense block ids (-1 pads)
+    nxt: torch.Tensor  # int32 [B, T] next index of the same block after t, NEVER if none
+    ws_rank: torch.Tensor | None  # int16 [B, P, n] Zipf rank in phase p (-1: not in the working set); white-box
+    shift: int  # phase length of ws_rank
+    ws_size: int  # working-set size W of ws_rank
+    t: torch.Tensor  # int64 [B] pending request (T when done)
+    blk: torch.Tensor  # int64 [B, K] block in slot (-1 empty)
+    last: torch.Tensor  # int64 [B, K] time of the slot's last access
+    ins: torch.Tensor  # int64 [B, K] time of insertion
+    hits: torch.Tensor  # int64 [B, K] hits since insertion
+    slot_of: torch.Tensor  # int64 [B, n] slot of block (-1 not resident)
+    count: torch.Tensor  # int64 [B, n] accesses of the block so far
+    last_use: torch.Tensor  # int64 [B, n] time of the block's last access (-1 never)
+    gap: torch.Tensor  # int64 [B, n] the block's last reuse gap (-1 none yet)
+    dc: torch.Tensor  # int64 [B, n, H] decayed access counts, fixed point, as of last_use
+    streak: torch.Tensor  # int64 [B, n] accesses since the block's activity streak began
+    since: torch.Tensor  # int64 [B, n] time its activity streak began
+    det: torch.Tensor  # int64 [B, 8] change detector, indexed by D_*: S, cur, epoch and candidate generations, ...
+    pcount: torch.Tensor  # int64 [B, n, 2] accesses in pstamp's generation (index det[cur]: epoch, other: candidate)
+    pstamp: torch.Tensor  # int64 [B, n, 2] generation those counts belong to
+    fr: torch.Tensor  # int64 [B, H] decayed fault counts, fixed point, as of frt
+    frt: torch.Tensor  # int64 [B] time of the last fault (-1 none)
+    faults: torch.Tensor  # int64 [B] faults so far (cold fills included)
+    decisions: torch.Tensor  # int64 [B] evictions so far
+    done: torch.Tensor  # bool [B]
+
+    @property
+    def batch(self) -> int:
+        return self.t.shape[0]
+
+    @property
+    def K(self) -> int:
+        return self.blk.shape[1]
+
+    @property
+    def T(self) -> int:
+        return self.traces.shape[1]
+
+    def clone(self) -> "EnvState":
+        """A copy whose mutable tensors are new (the traces and their indices are shared: never written)."""
+        return replace(self, **{name: getattr(self, name).clone() for name in _INT_FIELDS})
+
+
+# --------------------------------------------------------------------------- numba CPU path
+
+
+@njit(inline="always", cache=True)
+def _touch(b, x, t, count, last_use, gap, dc, streak, since, det, pcount, pstamp, tab, cap):
+    lu = last_use[b, x]
+    novel = lu < 0 or t - lu >= ACTIVE_GAP
+    if novel:
+        streak[b, x] = 0
+        since[b, x] = t
+    streak[b, x] += 1
+    cur = det[b, D_CUR]
+    for j in range(2):
+        g = det[b, D_GEN0] if j == cur else det[b, D_GEN1]
+        if pstamp[b, x, j] != g:
+            pstamp[b, x, j] = g
+            pcount[b, x, j] = 0
+        pcount[b, x, j] += 1
+    if t >= det[b, D_RESUME]:
+        S = det[b, D_S] + (NOVEL_GAIN if novel else -CALM_DECAY)
+        if S <= 0:
+            S = 0
+            det[b, D_GEN1] = det[b, D_NEXT]
+            det[b, D_NEXT] += 1
+            det[b, D_CAND_T] = t + 1
+        elif S >= ALARM:
+            det[b, D_CUR] = 1 - cur
+            det[b, D_GEN0] = det[b, D_GEN1]
+            det[b, D_GEN1] = det[b, D_NEXT]
+            det[b, D_NEXT] += 1
+            det[b, D_EPOCH_T] = det[b, D_CAND_T]
+            det[b, D_CAND_T] = t + 1
+            det[b, D_RESUME] = t + REFRACTORY
+            S = 0
+        det[b, D_S] = S
+    if lu >= 0:
+        gap[b, x] = t - lu
+        dt = min(t - lu, cap)
+        for h in range(dc.shape[2]):
+            dc[b, x, h] = (dc[b, x, h] * tab[h, dt]) >> 16
+    for h in range(dc.shape[2]):
+        dc[b, x, h] += 65536
+    last_use[b, x] = t
+    count[b, x] += 1
+
+
+@njit(inline="always", cache=True)
+def _fault(b, t, fr, frt, faults, tab, cap):
+    for h in range(fr.shape[1]):
+        if frt[b] >= 0:
+            fr[b, h] = (fr[b, h] * tab[h, min(t - frt[b], cap)]) >> 16
+        fr[b, h] += 65536
+    frt[b] = t
+    faults[b] += 1
+
+
+@njit(cache=True)
+def advance_cpu(action, traces, t, blk, last, ins, hits, slot_of, count, last_use, gap, dc, streak, since,
+                det, pcount, pstamp,
+                fr, frt, faults, decisions, done, tab, cap):
+    """In place, per lane: evict slot ``action[b]`` for the pending fault (when >= 0),
+    then serve requests until the next fault that needs an eviction or the trace's end."""
+    B, T = traces.shape
+    K = blk.shape[1]
+    for b in range(B):  # serial: a decision is a few requests per lane, too little to share out
+        if done[b]:
+            continue
+        tt = t[b]
+        a = action[b]
+        if a >= 0:
+            x = traces[b, tt]
+            slot_of[b, blk[b, a]] = -1
+            blk[b, a] = x
+            slot_of[b, x] = a
+            last[b, a] = tt
+            ins[b, a] = tt
+            hits[b, a] = 0
+            _touch(b, x, tt, count, last_use, gap, dc, streak, since, det, pcount, pstamp, tab, cap)
+            _fault(b, tt, fr, frt, faults, tab, cap)
+            decisions[b] += 1
+            tt += 1
+        while tt < T:
+            x = traces[b, tt]
+            if x < 0:
+                tt += 1
+                continue
+            s = slot_of[b, x]
+            if s >= 0:
+                last[b, s] = tt
+                hits[b, s] += 1
+            else:
+                s = -1
+                for i in range(K):
+                    if blk[b, i] < 0:
+                        s = i
+                        break
+                if s < 0:
+                    break  # a decision: leave request tt pending
+                blk[b, s] = x
+                slot_of[b, x] = s
+                last[b, s] = tt
+                ins[b, s] = tt
+                hits[b, s] = 0
+                _fault(b, tt, fr, frt, faults, tab, cap)
+            _touch(b, x, tt, count, last_use, gap, dc, streak, since, det, pcount, pstamp, tab, cap)
+            tt += 1
+        t[b] = tt
+        if tt >= T:
+            done[b] = True
+
+
+@njit(parallel=True, cache=True)
+def next_occurrence(traces):
+    """int32 [B, T]: next index of the same block after t (NEVER if none; pads NEVER)."""
+    B, T = traces.shape
+    out = np.full((B, T), NEVER, dtype=np.int32)
+    for b in prange(B):
+        seen = {}
+        for t in range(T - 1, -1, -1):
+            x = traces[b, t]
+            if x < 0:
+                continue
+            if x in seen:
+                out[b, t] = seen[x]
+            seen[x] = t
+    return out
+
+
+# --------------------------------------------------------------------------- public API
+
+_INT_FIELDS = ("t", "blk", "last", "ins", "hits", "slot_of", "count", "last_use", "gap", "dc", "streak", "since",
+               "det", "pcount", "pstamp", "fr", "frt", "faults", "decisions", "done")
+"""The state a step writes, in the argument order of ``advance_cpu`` and ``kernels.env_step.env_step``."""
+
+
+def _advance(state: EnvState, action: torch.Tensor) -> None:
+    """Advance ``state`` in place (the caller owns it)."""
+    tab = _table(state.traces.device)
+    args = [getattr(state, f) for f in _INT_FIELDS]
+    if state.traces.is_cuda:
+        from kernels.env_step import env_step
+
+        env_step(action, state.traces, *args, tab, CAP)
+        return
+    arrs = [a.numpy() for a in args]
+    advance_cpu(action.numpy(), state.traces.numpy(), *arrs, tab.numpy(), CAP)
+
+
+_TABLES: dict = {}
+
+
+def _table(device) -> torch.Tensor:
+    key = str(device)
+    if key not in _TABLES:
+        _TABLES[key] = decay_table().to(device)
+    return _TABLES[key]
+
+
+def init_state(traces, K: int, latent=None, device="cpu") -> EnvState:
+    """A fresh state over given traces (before any request), advanced to the first decision.
+
+    Args:
+        traces: integer ``[B, T]`` block ids >= 0 (-1 pads); large sparse ids are remapped.
+        latent: a :class:`~gpupage.traces.ZipfLatent` for white-box features (ids must not be remapped).
+    """
+    tr = torch.as_tensor(traces)
+    if tr.dim() == 1:
+        tr = tr.unsqueeze(0)
+    if tr.dim() != 2 or tr.dtype.is_floating_point or tr.dtype == torch.bool:
+        raise ValueError(f"traces must be an integer tensor [B, T], got {tr.dtype} {tuple(tr.shape)}")
+    arr = tr.detach().cpu().numpy().astype(np.int64)
+    if arr.size and int(arr.max()) >= REMAP_IDS:  # per-block state is [B, n]: keep n small
+        if latent is not None:
+            raise ValueError("white-box features need Zipf traces with their original ids")
+        valid = arr >= 0
+        _, inverse = np.unique(arr[valid], return_inverse=True)
+        arr[valid] = inverse
+    arr = np.ascontiguousarray(arr.astype(np.int32))
+    if arr.size and int(arr.min()) < -1:
+        raise ValueError("block ids must be >= 0 (-1 pads)")
+    B, T = arr.shape
+    n = max(int(arr.max()) + 1 if arr.size else 1, 1)
+    nxt = torch.from_numpy(next_occurrence(arr))
+    ws_rank, shift, W = None, 1, 1
+    if latent is not None:
+        ws = latent.working_sets.long()  # [B, P, W]
+        P, W = ws.shape[1], ws.shape[2]
+        n = max(n, int(ws.max()) + 1)
+        ws_rank = torch.full((B, P, n), -1, dtype=torch.int16)
+        ws_rank.scatter_(2, ws, torch.arange(W, dtype=torch.int16).expand(B, P, W).contiguous())
+        shift = latent.shift
+    z = lambda *shape: torch.zeros(shape, dtype=torch.int64)  # noqa: E731
+    m1 = lambda *shape: torch.full(shape, -1, dtype=torch.int64)  # noqa: E731
+    state = EnvState(
+        traces=torch.from_numpy(arr), nxt=nxt, ws_rank=ws_rank, shift=shift, ws_size=W,
+        t=z(B), blk=m1(B, K), last=z(B, K), ins=z(B, K), hits=z(B, K),
+        slot_of=m1(B, n), count=z(B, n), last_use=m1(B, n), gap=m1(B, n), dc=z(B, n, len(HALF_LIVES)),
+        streak=z(B, n), since=z(B, n), det=z(B, 8), pcount=z(B, n, 2), pstamp=m1(B, n, 2),
+        fr=z(B, len(HALF_LIVES)), frt=m1(B), faults=z(B), decisions=z(B), done=torch.zeros(B, dtype=torch.bool),
+    )
+    if str(device) != "cpu":
+        state = replace(state, **{f.name: getattr(state, f.name).to(device) for f in fields(state)
+                                  if isinstance(getattr(state, f.name), torch.Tensor)})
+    state.det[:, D_GEN1] = 1
+    state.det[:, D_NEXT] = 2
+    _advance(state, torch.full((B,), -1, dtype=torch.int64, device=state.t.device))
+    return state
+
+
+def reset(params: EnvParams, seed):
+    """Fresh lanes on the App. B family: ``seed`` an int (one lane) or a list of seeds (one lane each).
+    Returns (obs, state)."""
+    from .features import observe
+
+    seeds = [int(seed)] if np.ndim(seed) == 0 else [int(s) for s in seed]
+    traces, latent = zipf_traces(params.zipf, seed=seeds, return_latent=True)
+    state = init_state(traces, params.K, latent if params.mode == "whitebox" else None, params.device)
+    return observe(state, params.mode), state
+
+
+def reset_traces(params: EnvParams, traces, latent=None):
+    """Fresh lanes on given traces (e.g. a trace file).  Returns (obs, state)."""
+    from .features import observe
+
+    if params.mode == "whitebox" and latent is None:
+        raise ValueError("white-box mode needs the traces' latent state")
+    state = init_state(traces, params.K, latent if params.mode == "whitebox" else None, params.device)
+    return observe(state, params.mode), state
+
+
+def step(state: EnvState, action, params: EnvParams):
+    """Evict slot ``action[b]`` (int [B]) at each lane's pending fault, then run to the next decision.
+
+    Returns (obs, state, reward, terminated, truncated, info): reward float [B] is minus the
+    faults incurred (-1 per resolved fault, 0 on finished lanes), terminated bool [B] once a
+    lane's trace has ended, truncated all False, info {'dt': requests served, int64 [B]}.
+    """
+    from .features import observe
+
+    action = torch.as_tensor(action, device=state.t.device).to(torch.int64)
+    if action.shape != (state.batch,):
+        raise ValueError(f"action must be [B]={state.batch}, got {tuple(action.shape)}")
+    live = ~state.done
+    if bool(((action < 0) | (action >= state.K))[live].any()) if not state.t.is_cuda else False:
+        raise ValueError(f"actions must be slots in [0, {state.K})")
+    new = state.clone()
+    act = torch.where(live, action, torch.full_like(action, -1))
+    _advance(new, act)
+    reward = (state.faults - new.faults).to(torch.float32)
+    info = {"dt": new.t - state.t}
+    return observe(new, params.mode), new, reward, new.done.clone(), torch.zeros_like(new.done), info
+
+
+def step_inplace(state: EnvState, action) -> None:
+    """The allocation-free step rollouts use: advance ``state`` itself (actions of done lanes ignored)."""
+    act = torch.where(state.done, torch.full_like(action, -1), action.to(torch.int64))
+    _advance(state, act)
+
+
+def slot_next_use(state: EnvState) -> torch.Tensor:
+    """int64 [B, K]: next request time of each resident block (NEVER if never again; empty slots -1)."""
+    T = state.T
+    idx = state.last.clamp(0, T - 1)
+    nu = torch.gather(state.nxt, 1, idx).to(torch.int64)
+    return torch.where(state.blk >= 0, nu, torch.full_like(nu, -1))
+
+
+def belady_mask(state: EnvState) -> torch.Tensor:
+    """bool [B, K]: the slots Belady may evict now (farthest next use; every never-again block ties there)."""
+    nu = slot_next_use(state)
+    return (nu == nu.max(dim=1, keepdim=True).values) & (state.blk >= 0)
+
+
+def valid_mask(state: EnvState) -> torch.Tensor:
+    """bool [B, K]: slots that may be evicted (resident blocks)."""
+    return state.blk >= 0

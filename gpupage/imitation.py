@@ -1,0 +1,208 @@
+"""Imitation warm start: behaviour cloning on Belady's choices, with DAgger as an option.
+
+At every decision the label is the set of Belady-optimal slots (any block never
+used again, or the one used farthest in the future); the loss is
+``-log sum_{a optimal} pi(a)``, so the network may put its mass on any of them.
+An optional listwise term (``rank_coef``, ListNet) also teaches the order of the
+other slots' next-use distances, which carries more signal per decision than
+the argmax alone (as in Parrot's ranking loss).
+Round 0 rolls out Belady itself (the expert's state distribution); each DAgger
+round rolls out the learner, mixed per decision with the expert with
+probability ``beta``, and labels the states the learner visits (Ross et al. 2011).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from . import env as E
+from .controller import ControllerConfig, PageController
+from .features import Obs, observe
+
+
+@dataclass
+class BCConfig:
+    """Behaviour cloning (+ DAgger) hyper-parameters."""
+
+    K: int = 8
+    """Cache size the controller is trained at (a list via ``Ks`` trains on several)."""
+    Ks: tuple = ()
+    """Optional cache sizes cycled over the rollout batches (overrides K when given)."""
+    mode: str = "blackbox"
+    """Feature mode: 'blackbox' or 'whitebox'."""
+    hidden: int = 48
+    """Controller width."""
+    seed_start: int = 10000
+    """First training seed; training uses seed_start, seed_start + 1, ... (evaluation seeds lie below)."""
+    lanes: int = 64
+    """Traces rolled out per round."""
+    dagger_rounds: int = 3
+    """Rounds after the expert round that roll out the learner (0: plain behaviour cloning)."""
+    beta: float = 0.5
+    """Probability, per decision, that the expert acts during the first DAgger round (halved each round)."""
+    epochs: int = 4
+    """Passes over the aggregated data after each round."""
+    batch_size: int = 1024
+    """Decisions per gradient step."""
+    lr: float = 3e-3
+    """Adam learning rate (cosine-annealed within each round)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    rank_coef: float = 0.0
+    """Weight of the listwise next-use ranking loss (0: plain behaviour cloning)."""
+    rank_tau: float = 0.5
+    """Temperature of the ranking target softmax(log(next-use distance) / tau)."""
+    max_samples: int = 400_000
+    """Aggregated data is capped to the most recent this many decisions."""
+    torch_seed: int = 0
+    """Seed of initialisation, shuffling and expert mixing."""
+    zipf: dict = field(default_factory=dict)
+    """ZipfParams overrides (App. B defaults)."""
+
+    def env_params(self, K: int) -> E.EnvParams:
+        from .traces import ZipfParams
+
+        return E.EnvParams(K=K, zipf=ZipfParams(**self.zipf), mode=self.mode)
+
+    def cache_sizes(self) -> list[int]:
+        return list(self.Ks) if self.Ks else [self.K]
+
+
+def bc_loss(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Mean of -log pi(optimal set): logits [N, K] (-inf on empty slots), label bool [N, K]."""
+    return (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~label, float("-inf")), 1)).mean()
+
+
+def belady_labels(dist: torch.Tensor) -> torch.Tensor:
+    """bool [N, K]: slots at the farthest next use (dist int [N, K], -1 on empty slots)."""
+    return (dist == dist.max(1, keepdim=True).values) & (dist >= 0)
+
+
+def rank_loss(logits: torch.Tensor, dist: torch.Tensor, tau: float) -> torch.Tensor:
+    """ListNet: cross-entropy from softmax(log(dist) / tau) over the resident slots to pi."""
+    valid = dist >= 0
+    target = torch.softmax((dist.clamp(min=1).float().log() / tau).masked_fill(~valid, float("-inf")), 1)
+    logp = torch.log_softmax(logits, 1).masked_fill(~valid, 0)
+    return -(target * logp).sum(1).mean()
+
+
+def expert_action(state: E.EnvState) -> torch.Tensor:
+    """Belady's victim: farthest next use, ties to the least recently accessed slot."""
+    nu = E.slot_next_use(state)
+    key = nu * (state.T + 1) - state.last  # larger is better
+    return key.argmax(1)
+
+
+@torch.no_grad()
+def collect(params: E.EnvParams, seeds, model: PageController | None = None, beta: float = 1.0,
+            generator: torch.Generator | None = None):
+    """Roll out (expert with probability beta per decision, else the greedy learner) and label every decision.
+
+    Returns (Obs stacked over decisions [N, ...], next-use distance int64 [N, K]: requests from
+    the decision to the slot's next request, 2T when never again, -1 on empty slots)."""
+    obs, st = E.reset(params, seeds)
+    slots, globs, masks, labels = [], [], [], []
+    while not bool(st.done.all()):
+        live = ~st.done
+        nu = E.slot_next_use(st)
+        label = torch.where(nu >= E.NEVER, 2 * st.T, nu - st.t[:, None]).masked_fill(nu < 0, -1)
+        slots.append(obs.slots[live])
+        globs.append(obs.glob[live])
+        masks.append(obs.mask[live])
+        labels.append(label[live])
+        action = expert_action(st)
+        if model is not None and beta < 1:
+            learner = model.act(obs)
+            use_expert = torch.rand(st.batch, generator=generator) < beta
+            action = torch.where(use_expert, action, learner)
+        E.step_inplace(st, action)
+        obs = observe(st, params.mode)
+    return Obs(torch.cat(slots), torch.cat(globs), torch.cat(masks)), torch.cat(labels)
+
+
+def fit(model: PageController, data: Obs, dist: torch.Tensor, epochs: int, batch_size: int, lr: float,
+        weight_decay: float, generator: torch.Generator, rank_coef: float = 0.0, rank_tau: float = 0.5) -> list[float]:
+    """Minibatch AdamW on the BC loss (+ ranking loss); returns the mean loss of each epoch."""
+    labels = belady_labels(dist)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    N = labels.shape[0]
+    steps = epochs * math.ceil(N / batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i / steps, 1))))
+    out = []
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(N, generator=generator)
+        total = 0.0
+        for i in range(0, N, batch_size):
+            idx = perm[i:i + batch_size]
+            logits, _ = model(Obs(data.slots[idx], data.glob[idx], data.mask[idx]))
+            loss = bc_loss(logits, labels[idx])
+            if rank_coef:
+                loss = loss + rank_coef * rank_loss(logits, dist[idx], rank_tau)
+            opt.zero_grad()
+            loss.backward()
+            nn_clip(model)
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * idx.numel()
+        out.append(total / N)
+    model.eval()
+    return out
+
+
+def nn_clip(model, max_norm: float = 1.0):
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+
+
+def train_bc(cfg: BCConfig, model: PageController | None = None, log=None) -> PageController:
+    """Behaviour cloning on Belady rollouts, then ``dagger_rounds`` DAgger rounds.
+
+    ``log(round, info)`` is called after each round with {'samples', 'loss', 'agreement'}."""
+    torch.manual_seed(cfg.torch_seed)
+    gen = torch.Generator().manual_seed(cfg.torch_seed)
+    if model is None:
+        model = PageController(ControllerConfig(mode=cfg.mode, hidden=cfg.hidden))
+    Ks = cfg.cache_sizes()
+    pool: list[tuple[Obs, torch.Tensor]] = []
+    seed = cfg.seed_start
+    for rnd in range(cfg.dagger_rounds + 1):
+        beta = 1.0 if rnd == 0 else cfg.beta * 0.5 ** (rnd - 1)
+        for K in Ks:
+            seeds = list(range(seed, seed + cfg.lanes))
+            seed += cfg.lanes
+            data, labels = collect(cfg.env_params(K), seeds, model if rnd else None, beta, gen)
+            with torch.no_grad():
+                best = belady_labels(labels)
+                agree = float(best[torch.arange(labels.shape[0]), model(data)[0].argmax(1)].float().mean())
+            pool.append((data, labels, agree))
+        while sum(p[1].shape[0] for p in pool) > cfg.max_samples and len(pool) > 1:
+            pool.pop(0)
+        merged = _merge(pool)
+        losses = fit(model, merged[0], merged[1], cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, gen,
+                     cfg.rank_coef, cfg.rank_tau)
+        if log is not None:
+            log(rnd, {"samples": merged[1].shape[0], "loss": losses[-1],
+                      "agreement": sum(p[2] for p in pool[-len(Ks):]) / len(Ks)})
+    return model
+
+
+def _merge(pool):
+    """Concatenate decisions of different K by padding slots (padded slots are masked out)."""
+    Kmax = max(p[1].shape[1] for p in pool)
+    slots, globs, masks, labels = [], [], [], []
+    for data, lab, _ in pool:
+        pad = Kmax - lab.shape[1]
+        slots.append(torch.nn.functional.pad(data.slots, (0, 0, 0, pad)))
+        globs.append(data.glob)
+        masks.append(torch.nn.functional.pad(data.mask, (0, pad)))
+        labels.append(torch.nn.functional.pad(lab, (0, pad), value=-1))
+    return Obs(torch.cat(slots), torch.cat(globs), torch.cat(masks)), torch.cat(labels)
+
+
+def config_dict(cfg: BCConfig) -> dict:
+    d = asdict(cfg)
+    d["Ks"] = list(cfg.Ks)
+    return d

@@ -1,0 +1,373 @@
+"""PPO for the Page Controller (Alg. 1), in one file in the manner of CleanRL's ppo.py.
+
+Lanes run synchronised episodes: every lane starts a fresh trace (its own
+training seed) together, a rollout is ``num_steps`` decisions of every lane,
+finished lanes idle (masked out of the loss) until the whole batch has ended,
+and then all lanes reset.  Episode boundaries are iteration boundaries, which
+is where checkpoints are written, so a resumed run equals an uninterrupted one.
+
+Reward is -1 per fault (Eq. 7).  With ``time_discount`` the discount between
+two decisions is ``gamma ** requests_between`` (a semi-MDP): a fault pushed
+further into the future is worth more, which is the signal that matters when
+every decision costs exactly one fault.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from . import env as E
+from .controller import ControllerConfig, PageController
+from .features import Obs, observe
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyper-parameters (CleanRL names)."""
+
+    K: int = 8
+    """Cache size the controller is trained at."""
+    mode: str = "blackbox"
+    """Feature mode: 'blackbox' or 'whitebox'."""
+    hidden: int = 48
+    """Controller width (ignored when starting from a model)."""
+    lanes: int = 128
+    """Parallel environments (thousands on CUDA, hundreds on CPU)."""
+    num_steps: int = 64
+    """Decisions per lane per rollout."""
+    iterations: int = 100
+    """Rollout + update cycles."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    anneal_lr: bool = True
+    """Linearly anneal the learning rate to 0 over the iterations."""
+    gamma: float = 0.995
+    """Discount per request (``time_discount``) or per decision."""
+    time_discount: bool = True
+    """Discount by the requests elapsed between decisions rather than per decision."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    num_minibatches: int = 4
+    """Minibatches per epoch."""
+    update_epochs: int = 4
+    """Epochs over each rollout."""
+    clip_coef: float = 0.2
+    """Surrogate clipping epsilon."""
+    clip_vloss: bool = True
+    """Clip the value loss as in PPO2."""
+    ent_coef: float = 0.003
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    reward_scale: float = 0.05
+    """Rewards are multiplied by this (returns of order the fault rate keep the value loss tame)."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    target_kl: float | None = 0.03
+    """Stop an update's epochs early once the approximate KL exceeds this (None: never)."""
+    critic_warmup: int = 0
+    """First iterations that train only the value head (useful after a behaviour-cloning start)."""
+    seed_start: int = 100000
+    """First training seed; each episode batch takes the next ``lanes`` seeds."""
+    torch_seed: int = 0
+    """Seed of initialisation, action sampling and minibatch shuffling."""
+    zipf: dict = field(default_factory=dict)
+    """ZipfParams overrides (App. B defaults)."""
+
+    def env_params(self) -> E.EnvParams:
+        from .traces import ZipfParams
+
+        return E.EnvParams(K=self.K, zipf=ZipfParams(**self.zipf), mode=self.mode)
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, discounts: torch.Tensor, next_value: torch.Tensor,
+        lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over a rollout of N steps and B lanes.
+
+    Args:
+        rewards, values: [N, B].  discounts: [N, B], the factor between step t's value and
+            step t+1's (gamma, or gamma**dt, times 0 when the episode ended at step t).
+        next_value: [B], the value after the last step.
+    Returns:
+        (advantages [N, B], returns = advantages + values [N, B]).
+    """
+    N = rewards.shape[0]
+    adv = torch.zeros_like(rewards)
+    last = torch.zeros_like(next_value)
+    for t in range(N - 1, -1, -1):
+        nv = next_value if t == N - 1 else values[t + 1]
+        delta = rewards[t] + discounts[t] * nv - values[t]
+        last = delta + discounts[t] * lam * last
+        adv[t] = last
+    return adv, adv + values
+
+
+class PPO:
+    """State of one PPO run: model, optimiser, RNG, env lanes and counters."""
+
+    def __init__(self, cfg: PPOConfig, model: PageController | None = None):
+        self.cfg = cfg
+        torch.manual_seed(cfg.torch_seed)
+        self.model = model or PageController(ControllerConfig(mode=cfg.mode, hidden=cfg.hidden))
+        if self.model.config.mode != cfg.mode:
+            raise ValueError(f"model mode {self.model.config.mode} != config mode {cfg.mode}")
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=1e-5)
+        self.gen = torch.Generator().manual_seed(cfg.torch_seed)
+        self.iteration = 0
+        self.next_seed = cfg.seed_start
+        self.params = cfg.env_params()
+        self.state = None
+        self.obs = None
+
+    # -- checkpointing (plain Python types and tensors only)
+    def resume_dict(self) -> dict:
+        return {"iteration": self.iteration, "next_seed": self.next_seed, "config": asdict(self.cfg),
+                "optimizer": self.opt.state_dict(), "rng": self.gen.get_state()}
+
+    def load_resume(self, d: dict) -> None:
+        self.iteration = int(d["iteration"])
+        self.next_seed = int(d["next_seed"])
+        self.opt.load_state_dict(d["optimizer"])
+        self.gen.set_state(d["rng"])
+
+    def at_episode_boundary(self) -> bool:
+        return self.state is None or bool(self.state.done.all())
+
+    def _reset_lanes(self) -> None:
+        seeds = list(range(self.next_seed, self.next_seed + self.cfg.lanes))
+        self.next_seed += self.cfg.lanes
+        self.obs, self.state = E.reset(self.params, seeds)
+
+    @torch.no_grad()
+    def collect(self) -> dict:
+        """One rollout of num_steps decisions per lane into fresh buffers."""
+        cfg = self.cfg
+        if self.at_episode_boundary():
+            self._reset_lanes()
+        N, B, K = cfg.num_steps, cfg.lanes, cfg.K
+        o = self.obs
+        buf = {
+            "slots": torch.zeros((N, B, K, o.slots.shape[2])), "glob": torch.zeros((N, B, o.glob.shape[1])),
+            "mask": torch.zeros((N, B, K), dtype=torch.bool), "actions": torch.zeros((N, B), dtype=torch.int64),
+            "logprobs": torch.zeros((N, B)), "rewards": torch.zeros((N, B)), "discounts": torch.zeros((N, B)),
+            "values": torch.zeros((N, B)), "valid": torch.zeros((N, B), dtype=torch.bool),
+        }
+        finished = []
+        for i in range(N):
+            st = self.state
+            live = ~st.done
+            logits, value = self.model(o)
+            probs = torch.softmax(logits, 1)
+            action = torch.multinomial(probs, 1, generator=self.gen).squeeze(1)
+            buf["slots"][i], buf["glob"][i], buf["mask"][i] = o.slots, o.glob, o.mask
+            buf["actions"][i] = action
+            buf["logprobs"][i] = torch.log(probs.gather(1, action[:, None]).squeeze(1).clamp(min=1e-30))
+            buf["values"][i] = value
+            buf["valid"][i] = live
+            t0, f0 = st.t.clone(), st.faults.clone()
+            E.step_inplace(st, action)
+            buf["rewards"][i] = (f0 - st.faults).float() * cfg.reward_scale
+            dt = (st.t - t0).float()
+            gamma = cfg.gamma ** dt if cfg.time_discount else torch.full_like(dt, cfg.gamma)
+            buf["discounts"][i] = gamma * (~st.done)
+            ended = live & st.done
+            if bool(ended.any()):
+                finished.extend((st.faults[ended].float() / st.T).tolist())
+            o = observe(st, cfg.mode)
+            if bool(st.done.all()):
+                break
+        self.obs = o
+        _, next_value = self.model(o)
+        buf["next_value"] = next_value * (~self.state.done)
+        buf["finished"] = finished
+        return buf
+
+    def update(self, buf: dict) -> dict:
+        cfg = self.cfg
+        frac = 1.0 - self.iteration / max(cfg.iterations, 1)
+        if cfg.anneal_lr:
+            self.opt.param_groups[0]["lr"] = frac * cfg.lr
+        adv, ret = gae(buf["rewards"], buf["values"], buf["discounts"], buf["next_value"], cfg.gae_lambda)
+        valid = buf["valid"].reshape(-1)
+        idx_all = torch.nonzero(valid).squeeze(1)
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])[idx_all]  # noqa: E731
+        slots, glob, mask = flat(buf["slots"]), flat(buf["glob"]), flat(buf["mask"])
+        actions, old_logp, old_v = flat(buf["actions"]), flat(buf["logprobs"]), flat(buf["values"])
+        adv, ret = flat(adv), flat(ret)
+        n = idx_all.numel()
+        mb = max(1, math.ceil(n / cfg.num_minibatches))
+        critic_only = self.iteration < cfg.critic_warmup
+        stats = {"pg_loss": 0.0, "v_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
+        updates = 0
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(n, generator=self.gen)
+            for start in range(0, n, mb):
+                j = perm[start:start + mb]
+                logits, v = self.model(Obs(slots[j], glob[j], mask[j]))
+                logp_all = torch.log_softmax(logits, 1)
+                logp = logp_all.gather(1, actions[j][:, None]).squeeze(1)
+                ratio = (logp - old_logp[j]).exp()
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - (logp - old_logp[j])).mean()
+                    clipfrac = ((ratio - 1).abs() > cfg.clip_coef).float().mean()
+                a = adv[j]
+                a = (a - a.mean()) / (a.std() + 1e-8) if a.numel() > 1 else a
+                pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                if cfg.clip_vloss:
+                    v_clip = old_v[j] + (v - old_v[j]).clamp(-cfg.clip_coef, cfg.clip_coef)
+                    v_loss = 0.5 * torch.max((v - ret[j]) ** 2, (v_clip - ret[j]) ** 2).mean()
+                else:
+                    v_loss = 0.5 * ((v - ret[j]) ** 2).mean()
+                p = logp_all.exp()
+                entropy = -(p * logp_all.masked_fill(~mask[j], 0)).sum(1).mean()
+                loss = v_loss * cfg.vf_coef if critic_only else pg_loss - cfg.ent_coef * entropy + v_loss * cfg.vf_coef
+                self.opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.opt.step()
+                updates += 1
+                for k, val in (("pg_loss", pg_loss), ("v_loss", v_loss), ("entropy", entropy),
+                               ("approx_kl", approx_kl), ("clipfrac", clipfrac)):
+                    stats[k] += float(val.detach())
+            if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl and not critic_only:
+                break
+        self.iteration += 1
+        out = {k: v / max(updates, 1) for k, v in stats.items()}
+        out["samples"] = n
+        return out
+
+    def run_iteration(self) -> dict:
+        t0 = time.perf_counter()
+        buf = self.collect()
+        stats = self.update(buf)
+        stats["episodes"] = len(buf["finished"])
+        stats["episode_fault_rate"] = (sum(buf["finished"]) / len(buf["finished"])) if buf["finished"] else float("nan")
+        stats["seconds"] = time.perf_counter() - t0
+        return stats
+
+
+def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, log_dir=None, progress=None,
+                     meta: dict | None = None) -> dict:
+    """The whole training pipeline: behaviour cloning (+ DAgger) on Belady labels, then PPO.
+
+    Args:
+        out: checkpoint path, rewritten at every episode boundary of PPO (so an interrupted
+            run keeps its progress) and at the end.
+        bc: an :class:`~gpupage.imitation.BCConfig`, or None to start PPO from scratch (or ``resume``).
+        ppo: a :class:`PPOConfig`, or None/0 iterations for behaviour cloning only.
+        resume: a checkpoint written by this function; its finished stages are skipped and PPO
+            continues from its last episode boundary with the same seeds, so the result equals
+            an uninterrupted run's.
+        log_dir: where ``train_log.csv`` and ``train_curve.png`` go (None: next to ``out``).
+        progress: callable(stage, done, total, info) for a progress bar.
+    Returns:
+        the final checkpoint's meta.
+    """
+    import csv
+    from pathlib import Path
+
+    from .controller import controller_from_checkpoint, load_checkpoint, save_controller
+    from .imitation import config_dict, train_bc
+
+    out = Path(out)
+    log_dir = Path(log_dir) if log_dir else out.parent
+    log_dir.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    csv_path = log_dir / "train_log.csv"
+    cols = ["stage", "step", "seconds", "samples", "loss", "agreement", "episode_fault_rate",
+            "pg_loss", "v_loss", "entropy", "approx_kl", "clipfrac"]
+    meta = dict(meta or {})
+    model, resume_ppo, elapsed = None, None, 0.0
+    if resume is not None:
+        ck = load_checkpoint(resume)
+        model = controller_from_checkpoint(ck).train()
+        old = ck["meta"]
+        meta = {**old, **meta}
+        resume_ppo = old.get("ppo_resume")
+        elapsed = float(old.get("train_seconds", 0.0))
+        done_iters = int(resume_ppo["iteration"]) if resume_ppo else 0
+        rows = [r for r in (_read_rows(csv_path) if csv_path.exists() else [])
+                if r["stage"] != "ppo" or int(r["step"]) <= done_iters]  # drop rows past the checkpoint
+    else:
+        rows = []
+    t_start = time.perf_counter() - elapsed
+
+    def write_log():
+        with open(csv_path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+    def save(stage, extra=None):
+        meta.update(stage=stage, train_seconds=round(time.perf_counter() - t_start, 1), **(extra or {}))
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        save_controller(tmp, model, meta)
+        tmp.replace(out)
+        write_log()
+
+    if bc is not None and resume is None:
+        meta["bc"] = config_dict(bc)
+
+        def bc_log(rnd, info):
+            rows.append({"stage": "bc", "step": rnd, "seconds": round(time.perf_counter() - t_start, 2), **info})
+            write_log()
+            if progress:
+                progress("bc", rnd + 1, bc.dagger_rounds + 1, info)
+
+        model = train_bc(bc, model, log=bc_log)
+        save("bc")
+    if ppo is not None and ppo.iterations > 0:
+        runner = PPO(ppo, model)
+        model = runner.model
+        meta["ppo"] = asdict(ppo)
+        if resume_ppo is not None:
+            runner.load_resume(resume_ppo)
+        model.train()
+        while runner.iteration < ppo.iterations:
+            stats = runner.run_iteration()
+            rows.append({**stats, "stage": "ppo", "step": runner.iteration,
+                         "seconds": round(time.perf_counter() - t_start, 2)})
+            write_log()
+            if runner.at_episode_boundary():
+                save("ppo", {"ppo_resume": runner.resume_dict()})
+            if progress:
+                progress("ppo", runner.iteration, ppo.iterations, stats)
+        meta.pop("ppo_resume", None)
+    if model is None:
+        raise ValueError("nothing to train: give behaviour cloning rounds or PPO iterations")
+    model.eval()
+    save("done")
+    _plot(rows, log_dir / "train_curve.png")
+    return meta
+
+
+def _read_rows(path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _plot(rows: list[dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    bc = [r for r in rows if r["stage"] == "bc"]
+    if bc:
+        axes[0].plot([int(r["step"]) for r in bc], [float(r["agreement"]) for r in bc], "o-")
+    axes[0].set(title="behaviour cloning", xlabel="DAgger round",
+                ylabel="agreement with Belady\n(new states, before fitting)")
+    pp = [r for r in rows if r["stage"] == "ppo" and str(r.get("episode_fault_rate")) not in ("", "nan")]
+    if pp:
+        axes[1].plot([int(r["step"]) for r in pp], [float(r["episode_fault_rate"]) for r in pp], "o-")
+    axes[1].set(title="PPO", xlabel="iteration", ylabel="episode fault rate (sampling)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

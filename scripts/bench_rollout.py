@@ -1,0 +1,89 @@
+"""Rollout collection speed of the paging environment, per backend present.
+
+Reports decisions/s (controller forward + features + env step) and simulated
+requests/s, for the full rollout and for the env step alone, next to the
+reference measured in the same run: ``gpupage.simulate`` running LRU over the
+same traces on the same backend (requests/s), so the ratio shows what the
+decision loop costs over plain simulation.
+
+    python scripts/bench_rollout.py [--lanes 64,256] [--K 8] [--T 5000] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from gpupage import env as E
+from gpupage.controller import ControllerConfig, PageController
+from gpupage.features import observe
+from gpupage.simulate import simulate
+from gpupage.traces import ZipfParams, zipf_traces
+
+
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def rollout(model, traces, K, device, with_model=True):
+    """Greedy episode over every lane; returns (decisions, requests, seconds)."""
+    params = E.EnvParams(K=K, device=device)
+    _sync(device)
+    t0 = time.perf_counter()
+    obs, st = E.reset_traces(params, traces)
+    decisions = 0
+    while not bool(st.done.all()):  # one host sync per decision batch, none per request
+        a = model.act(obs) if with_model else torch.zeros(st.batch, dtype=torch.int64, device=st.t.device)
+        E.step_inplace(st, a)
+        if with_model:
+            obs = observe(st, "blackbox")
+        decisions += 1
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    return int(st.decisions.sum()), int((st.traces >= 0).sum()), seconds
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lanes", default="64,256")
+    ap.add_argument("--K", type=int, default=8)
+    ap.add_argument("--T", type=int, default=5000)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (as gpupage train uses)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    model = PageController(ControllerConfig()).eval()
+    print(f"# torch threads {torch.get_num_threads()}; wall-clock on a shared machine: noisy")
+    print("backend lanes   decisions/s  requests/s(rollout)  requests/s(env only)  requests/s(simulate lru)  "
+          "rollout/simulate")
+    for device in devices:
+        m = model.to(device)
+        for B in [int(x) for x in args.lanes.split(",")]:
+            traces = zipf_traces(ZipfParams(T=args.T), seed=list(range(B))).to(device)
+            rollout(m, traces[:2], args.K, device)  # compile / warm up
+            best = {}
+            for _ in range(args.repeats):
+                for key, wm in (("full", True), ("env", False)):
+                    d, r, s = rollout(m, traces, args.K, device, wm)
+                    if key not in best or s < best[key][2]:
+                        best[key] = (d, r, s)
+                _sync(device)
+                t0 = time.perf_counter()
+                simulate(traces, "lru", args.K)
+                _sync(device)
+                sim = time.perf_counter() - t0
+                best["sim"] = min(best.get("sim", sim), sim)
+            d, r, s = best["full"]
+            _, re, se = best["env"]
+            sim_rps = r / best["sim"]
+            print(f"{device:7s} {B:5d} {d / s:13.0f} {r / s:20.0f} {re / se:21.0f} {sim_rps:25.0f} "
+                  f"{r / s / sim_rps:17.4f}")
+
+
+if __name__ == "__main__":
+    main()
