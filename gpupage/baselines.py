@@ -15,7 +15,7 @@
   lists and the paper's real-valued target p, held in fixed point with
   ``P_FRAC`` fractional bits: ``delta = max(|B2| / |B1|, 1)`` (resp.
   ``|B1| / |B2|``) truncated to 2**-32, so p stays an exact integer on every
-  backend (libCacheSim keeps p in a double; see docs/baselines.md).
+  backend (libCacheSim keeps p in a double; see the README).
 * ``clock`` (second chance): frames = slots, one reference bit set by a hit,
   cleared as the hand passes; a new block enters with the bit clear and the hand
   moves past it.

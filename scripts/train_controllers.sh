@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The exact commands that trained the shipped controllers (CPU, --threads 1 each; see docs/controller.md).
+# The exact commands that trained the shipped controllers (CPU, --threads 1 each; see the README).
 # Training seeds start at 10000 (behaviour cloning, then PPO's); tuning used 20000-20019;
 # the evaluation seeds 1000-1019 and 42-51 are never seen.
 set -euo pipefail
