@@ -61,11 +61,15 @@ class BCConfig:
     """Seed of initialisation, shuffling and expert mixing."""
     zipf: dict = field(default_factory=dict)
     """ZipfParams overrides (App. B defaults)."""
+    device: str = "cpu"
+    """Where the rollouts, the aggregated data, the model and the fitting live ('cpu', 'cuda', ...).
+    The model is initialised on the CPU and moved; expert mixing and shuffling draw from a generator
+    on this device, so runs agree per device type, not across."""
 
     def env_params(self, K: int) -> E.EnvParams:
         from .traces import ZipfParams
 
-        return E.EnvParams(K=K, zipf=ZipfParams(**self.zipf), mode=self.mode)
+        return E.EnvParams(K=K, zipf=ZipfParams(**self.zipf), mode=self.mode, device=self.device)
 
     def cache_sizes(self) -> list[int]:
         return list(self.Ks) if self.Ks else [self.K]
@@ -116,7 +120,7 @@ def collect(params: E.EnvParams, seeds, model: PageController | None = None, bet
         action = expert_action(st)
         if model is not None and beta < 1:
             learner = model.act(obs)
-            use_expert = torch.rand(st.batch, generator=generator) < beta
+            use_expert = torch.rand(st.batch, generator=generator, device=st.t.device) < beta
             action = torch.where(use_expert, action, learner)
         E.step_inplace(st, action)
         obs = observe(st, params.mode)
@@ -134,8 +138,9 @@ def fit(model: PageController, data: Obs, dist: torch.Tensor, epochs: int, batch
     out = []
     model.train()
     for _ in range(epochs):
-        perm = torch.randperm(N, generator=generator)
-        total = 0.0
+        perm = torch.randperm(N, generator=generator, device=labels.device)
+        # a float64 sum on the device: the same number as summing Python floats, without a sync per step
+        total = torch.zeros((), dtype=torch.float64, device=labels.device)
         for i in range(0, N, batch_size):
             idx = perm[i:i + batch_size]
             logits, _ = model(Obs(data.slots[idx], data.glob[idx], data.mask[idx]))
@@ -147,8 +152,8 @@ def fit(model: PageController, data: Obs, dist: torch.Tensor, epochs: int, batch
             nn_clip(model)
             opt.step()
             sched.step()
-            total += float(loss.detach()) * idx.numel()
-        out.append(total / N)
+            total += loss.detach().double() * idx.numel()
+        out.append(float(total) / N)
     model.eval()
     return out
 
@@ -162,9 +167,10 @@ def train_bc(cfg: BCConfig, model: PageController | None = None, log=None) -> Pa
 
     ``log(round, info)`` is called after each round with {'samples', 'loss', 'agreement'}."""
     torch.manual_seed(cfg.torch_seed)
-    gen = torch.Generator().manual_seed(cfg.torch_seed)
+    gen = torch.Generator(device=cfg.device).manual_seed(cfg.torch_seed)
     if model is None:
         model = PageController(ControllerConfig(mode=cfg.mode, hidden=cfg.hidden))
+    model = model.to(cfg.device)
     Ks = cfg.cache_sizes()
     pool: list[tuple[Obs, torch.Tensor]] = []
     seed = cfg.seed_start
@@ -176,7 +182,8 @@ def train_bc(cfg: BCConfig, model: PageController | None = None, log=None) -> Pa
             data, labels = collect(cfg.env_params(K), seeds, model if rnd else None, beta, gen)
             with torch.no_grad():
                 best = belady_labels(labels)
-                agree = float(best[torch.arange(labels.shape[0]), model(data)[0].argmax(1)].float().mean())
+                agree = float(best[torch.arange(labels.shape[0], device=labels.device),
+                                   model(data)[0].argmax(1)].float().mean())
             pool.append((data, labels, agree))
         while sum(p[1].shape[0] for p in pool) > cfg.max_samples and len(pool) > 1:
             pool.pop(0)

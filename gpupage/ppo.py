@@ -77,11 +77,15 @@ class PPOConfig:
     """Seed of initialisation, action sampling and minibatch shuffling."""
     zipf: dict = field(default_factory=dict)
     """ZipfParams overrides (App. B defaults)."""
+    device: str = "cpu"
+    """Where the env lanes, model, rollout buffers and updates live ('cpu', 'cuda', 'cuda:1', ...).
+    The model is initialised on the CPU and moved, so initial weights never depend on it; sampling
+    and shuffling draw from a generator on this device, so runs agree per device type, not across."""
 
     def env_params(self) -> E.EnvParams:
         from .traces import ZipfParams
 
-        return E.EnvParams(K=self.K, zipf=ZipfParams(**self.zipf), mode=self.mode)
+        return E.EnvParams(K=self.K, zipf=ZipfParams(**self.zipf), mode=self.mode, device=self.device)
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, discounts: torch.Tensor, next_value: torch.Tensor,
@@ -112,23 +116,26 @@ class PPO:
     def __init__(self, cfg: PPOConfig, model: PageController | None = None):
         self.cfg = cfg
         torch.manual_seed(cfg.torch_seed)
-        self.model = model or PageController(ControllerConfig(mode=cfg.mode, hidden=cfg.hidden))
+        self.model = (model or PageController(ControllerConfig(mode=cfg.mode, hidden=cfg.hidden))).to(cfg.device)
         if self.model.config.mode != cfg.mode:
             raise ValueError(f"model mode {self.model.config.mode} != config mode {cfg.mode}")
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=1e-5)
-        self.gen = torch.Generator().manual_seed(cfg.torch_seed)
+        self.gen = torch.Generator(device=cfg.device).manual_seed(cfg.torch_seed)
         self.iteration = 0
         self.next_seed = cfg.seed_start
         self.params = cfg.env_params()
         self.state = None
         self.obs = None
 
-    # -- checkpointing (plain Python types and tensors only)
+    # -- checkpointing (plain Python types and CPU tensors only)
     def resume_dict(self) -> dict:
         return {"iteration": self.iteration, "next_seed": self.next_seed, "config": asdict(self.cfg),
-                "optimizer": self.opt.state_dict(), "rng": self.gen.get_state()}
+                "optimizer": _to_cpu(self.opt.state_dict()), "rng": self.gen.get_state()}
 
     def load_resume(self, d: dict) -> None:
+        saved = d["config"].get("device", "cpu")
+        if torch.device(saved).type != self.gen.device.type:  # CPU and CUDA generator states differ
+            raise ValueError(f"this PPO run was trained on {saved}: resume it there, not on {self.cfg.device}")
         self.iteration = int(d["iteration"])
         self.next_seed = int(d["next_seed"])
         self.opt.load_state_dict(d["optimizer"])
@@ -150,11 +157,12 @@ class PPO:
             self._reset_lanes()
         N, B, K = cfg.num_steps, cfg.lanes, cfg.K
         o = self.obs
+        z = lambda *shape, dtype=torch.float32: torch.zeros(shape, dtype=dtype, device=cfg.device)  # noqa: E731
         buf = {
-            "slots": torch.zeros((N, B, K, o.slots.shape[2])), "glob": torch.zeros((N, B, o.glob.shape[1])),
-            "mask": torch.zeros((N, B, K), dtype=torch.bool), "actions": torch.zeros((N, B), dtype=torch.int64),
-            "logprobs": torch.zeros((N, B)), "rewards": torch.zeros((N, B)), "discounts": torch.zeros((N, B)),
-            "values": torch.zeros((N, B)), "valid": torch.zeros((N, B), dtype=torch.bool),
+            "slots": z(N, B, K, o.slots.shape[2]), "glob": z(N, B, o.glob.shape[1]),
+            "mask": z(N, B, K, dtype=torch.bool), "actions": z(N, B, dtype=torch.int64),
+            "logprobs": z(N, B), "rewards": z(N, B), "discounts": z(N, B),
+            "values": z(N, B), "valid": z(N, B, dtype=torch.bool),
         }
         finished = []
         for i in range(N):
@@ -201,10 +209,12 @@ class PPO:
         n = idx_all.numel()
         mb = max(1, math.ceil(n / cfg.num_minibatches))
         critic_only = self.iteration < cfg.critic_warmup
-        stats = {"pg_loss": 0.0, "v_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
+        names = ("pg_loss", "v_loss", "entropy", "approx_kl", "clipfrac")
+        # float64 sums on the device: the same numbers as summing Python floats, without a sync per minibatch
+        totals = torch.zeros(len(names), dtype=torch.float64, device=cfg.device)
         updates = 0
         for _ in range(cfg.update_epochs):
-            perm = torch.randperm(n, generator=self.gen)
+            perm = torch.randperm(n, generator=self.gen, device=cfg.device)
             for start in range(0, n, mb):
                 j = perm[start:start + mb]
                 logits, v = self.model(Obs(slots[j], glob[j], mask[j]))
@@ -230,13 +240,11 @@ class PPO:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
                 self.opt.step()
                 updates += 1
-                for k, val in (("pg_loss", pg_loss), ("v_loss", v_loss), ("entropy", entropy),
-                               ("approx_kl", approx_kl), ("clipfrac", clipfrac)):
-                    stats[k] += float(val.detach())
+                totals += torch.stack([v.detach() for v in (pg_loss, v_loss, entropy, approx_kl, clipfrac)]).double()
             if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl and not critic_only:
                 break
         self.iteration += 1
-        out = {k: v / max(updates, 1) for k, v in stats.items()}
+        out = {k: v / max(updates, 1) for k, v in zip(names, totals.tolist())}
         out["samples"] = n
         return out
 
@@ -248,6 +256,17 @@ class PPO:
         stats["episode_fault_rate"] = (sum(buf["finished"]) / len(buf["finished"])) if buf["finished"] else float("nan")
         stats["seconds"] = time.perf_counter() - t0
         return stats
+
+
+def _to_cpu(x):
+    """A nested dict/list of tensors with every tensor on the CPU (checkpoints load without a GPU)."""
+    if isinstance(x, torch.Tensor):
+        return x.cpu()
+    if isinstance(x, dict):
+        return {k: _to_cpu(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_cpu(v) for v in x)
+    return x
 
 
 def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, log_dir=None, progress=None,

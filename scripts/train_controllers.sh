@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 # (--ppo-iterations 40 --lanes 64 --num-steps 64 --lr 1e-4 --critic-warmup 5 --ent-coef 0) scored
 # 1.446 against 1.440 without it on tuning seeds 20020-20119, so the shipped one is not fine-tuned.
 gpupage train --out checkpoints/blackbox_k8.pt --log-dir checkpoints/logs/blackbox_k8 \
-    --mode blackbox --K 8 --hidden 52 --bc-rounds 8 --bc-lanes 64 --quiet
+    --mode blackbox --K 8 --hidden 52 --bc-rounds 8 --bc-lanes 64 --device cpu --quiet
 
 # white-box, K=8 (the same controller is evaluated at K=4 and 16): 4 DAgger rounds
 gpupage train --out checkpoints/whitebox_k8.pt --log-dir checkpoints/logs/whitebox_k8 \
-    --mode whitebox --K 8 --bc-rounds 4 --bc-lanes 64 --quiet
+    --mode whitebox --K 8 --bc-rounds 4 --bc-lanes 64 --device cpu --quiet

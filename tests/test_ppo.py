@@ -1,4 +1,4 @@
-"""PPO: GAE against a Python loop, a tiny run beating Random, determinism and resume."""
+"""PPO: GAE against a Python loop, a tiny run beating Random, determinism, resume and the device field."""
 
 import random
 
@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gpupage.evaluate import evaluate
+from gpupage.imitation import BCConfig, train_bc
 from gpupage.ppo import PPO, PPOConfig, gae, train_controller
 from gpupage.traces import ZipfParams, zipf_traces
 
@@ -83,3 +84,32 @@ def _stop_after(n):
             raise KeyboardInterrupt
 
     return progress
+
+
+def test_explicit_cpu_device_matches_the_default(tmp_path):
+    # device="cpu" given explicitly: the same weights as the default (shipped checkpoints were trained so),
+    # model, buffers and generator on that device, and a checkpoint that loads with weights_only
+    bc_cfg = dict(K=4, mode="whitebox", hidden=16, lanes=4, dagger_rounds=1, epochs=1, batch_size=256,
+                  zipf=dict(M=16, W=6, shift=30, T=80))
+    bc_a = train_bc(BCConfig(**bc_cfg, device="cpu"))
+    bc_b = train_bc(BCConfig(**bc_cfg))
+    assert all(torch.equal(pa, pb) for pa, pb in zip(bc_a.parameters(), bc_b.parameters()))
+    cfg = dict(TINY, iterations=1, mode="whitebox", zipf=bc_cfg["zipf"])
+    a, b = PPO(PPOConfig(**cfg, device="cpu"), bc_a), PPO(PPOConfig(**cfg), bc_b)
+    buf = a.collect()
+    assert all(buf[k].device.type == "cpu" for k in ("slots", "actions", "rewards", "valid"))
+    assert a.gen.device.type == "cpu" and a.state.t.device.type == "cpu"
+    sa, sb = a.update(buf), b.run_iteration()
+    assert sa["pg_loss"] == sb["pg_loss"] and sa["samples"] == sb["samples"]
+    assert all(torch.equal(pa, pb) for pa, pb in zip(a.model.parameters(), b.model.parameters()))
+    d = a.resume_dict()
+    assert all(v.device.type == "cpu" for st in d["optimizer"]["state"].values() for v in st.values())
+    with pytest.raises(ValueError, match="resume it there"):  # CPU and CUDA generator states are not interchangeable
+        b.load_resume({**d, "config": {**d["config"], "device": "cuda"}})
+    b.load_resume({**d, "config": {k: v for k, v in d["config"].items() if k != "device"}})  # older checkpoints
+    assert b.iteration == a.iteration
+    out = tmp_path / "c.pt"
+    meta = train_controller(out, BCConfig(**bc_cfg, device="cpu"), PPOConfig(**cfg, device="cpu"), log_dir=tmp_path)
+    ck = torch.load(out, weights_only=True)
+    assert meta["bc"]["device"] == meta["ppo"]["device"] == "cpu"
+    assert all(v.device.type == "cpu" for v in ck["state_dict"].values())

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .options import json_option, k_option, quiet_option, seeds_option, zipf_options
+from .options import device_option, json_option, k_option, quiet_option, seeds_option, zipf_options
 
 
 @click.command()
@@ -43,10 +43,11 @@ from .options import json_option, k_option, quiet_option, seeds_option, zipf_opt
               help="Where train_log.csv and train_curve.png go [default: next to --out].")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="torch CPU threads (the model is small: more threads only contend with numba and each other).")
+@device_option
 @quiet_option
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
           lanes, num_steps, lr, ent_coef, critic_warmup, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
-          quiet):
+          device, quiet):
     """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO."""
     import torch
     from tqdm import tqdm
@@ -54,8 +55,9 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
     from ..imitation import BCConfig
     from ..ppo import PPOConfig, train_controller
     from ..traces import ZipfParams
-    from .options import parse_int_list
+    from .options import parse_int_list, resolve_device
 
+    device = resolve_device(device)
     if threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
@@ -64,12 +66,13 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
     Ks = tuple(parse_int_list(bc_Ks, "--bc-Ks")) if bc_Ks else ()
     bc = None if bc_rounds < 0 else BCConfig(
         K=K, Ks=Ks, mode=mode, hidden=hidden, seed_start=seed_start, lanes=bc_lanes, dagger_rounds=bc_rounds,
-        epochs=bc_epochs, lr=bc_lr, beta=bc_beta, rank_coef=bc_rank_coef, torch_seed=torch_seed, zipf=zipf)
+        epochs=bc_epochs, lr=bc_lr, beta=bc_beta, rank_coef=bc_rank_coef, torch_seed=torch_seed, zipf=zipf,
+        device=device)
     # PPO seeds follow the behaviour-cloning ones, so no trace is seen twice
     ppo_seed = seed_start + (bc_lanes * (bc_rounds + 1) * max(len(Ks), 1) if bc else 0)
     ppo = PPOConfig(K=K, mode=mode, hidden=hidden, lanes=lanes, num_steps=num_steps, iterations=ppo_iterations, lr=lr,
                     ent_coef=ent_coef, critic_warmup=critic_warmup, seed_start=ppo_seed, torch_seed=torch_seed,
-                    zipf=zipf)
+                    zipf=zipf, device=device)
     bar = tqdm(total=(bc_rounds + 1 if bc else 0) + ppo_iterations, disable=quiet, file=sys.stderr,
                dynamic_ncols=True, unit="step")
 
