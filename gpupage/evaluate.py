@@ -117,6 +117,7 @@ def prop6(traces, K: int, victims) -> dict:
 def controller_rollout(model: PageController, traces, K: int, latent=None, device="cpu", greedy: bool = True):
     """Run the controller on traces.  Returns (faults int64 [B], victims int64 [B, T] in the traces' ids)."""
     mode = model.config.mode
+    model.to(device)
     params = E.EnvParams(K=K, mode=mode, device=str(device))
     obs, st = E.reset_traces(params, traces, latent)
     B, T = st.traces.shape
@@ -166,15 +167,17 @@ def evaluate(model: PageController | None, traces, K: int, latent=None, policies
         tr = tr.unsqueeze(0)
     requests = (tr >= 0).sum(1).double()
     distinct = torch.tensor([float(torch.unique(row[row >= 0]).numel()) for row in tr], dtype=torch.float64)
-    opt = simulate(tr, "belady", K).faults.double()
+    on_device = tr.to(device)
+    opt = simulate(on_device, "belady", K).faults.double().cpu()
     names = policies if policies is not None else default_policies()
     faults = {}
     for name in names:
-        faults[name] = simulate(tr, name, K, seed=seed).faults.double()
+        faults[name] = simulate(on_device, name, K, seed=seed).faults.double().cpu()
     out = {}
     ctrl_victims = None
     if model is not None:
         f, ctrl_victims = controller_rollout(model, tr, K, latent, device)
+        f, ctrl_victims = f.cpu(), ctrl_victims.cpu()
         faults = {"controller": f.double(), **faults}
     for name, f in faults.items():
         out[name] = {"fault_rate": mean_sd((f / requests).numpy()), "competitive_ratio": mean_sd((f / opt).numpy()),

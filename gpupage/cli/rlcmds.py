@@ -111,13 +111,16 @@ def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
               help="Evaluate on a trace file instead of the Zipf family (black-box controllers only).")
 @click.option("--trace-format", type=click.Choice(["txt", "csv", "oracle"]), default="txt", show_default=True)
 @click.option("--policies", default=None, help="Baselines to compare [default: every online registry policy + belady].")
+@device_option
 @json_option
-def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, as_json):
+def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, device, as_json):
     """Compare a trained controller (greedy) with the heuristics: fault rate, competitive ratio, Prop. 6."""
     from ..controller import load_controller
     from ..evaluate import default_policies, evaluate as run
     from ..policies import parse_policies
+    from .options import resolve_device
 
+    device = resolve_device(device)
     model, meta = load_controller(checkpoint)
     names = [p.name for p in parse_policies(policies)] if policies else default_policies()
     tr, latent, desc = _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T)
@@ -125,7 +128,7 @@ def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_form
         raise ValueError("a white-box controller needs Zipf traces (their latent state); drop --trace-file")
     results = {}
     for k in K:
-        res = run(model, tr, k, latent, policies=names, seed=seeds[0])
+        res = run(model, tr, k, latent, policies=names, seed=seeds[0], device=device)
         if not res["controller"]["prop6"]["holds"]:
             raise RuntimeError(f"Prop. 6's bound failed at K={k}")
         results[k] = res
