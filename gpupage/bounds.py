@@ -37,13 +37,12 @@ from numba import njit
 
 from . import rng
 from .closedloop import ClosedLoopParams, closed_loop, hamming
-from .cpu import NEVER
+from .cpu import NEVER, SHIFT
 from .policies import LFU, LRU, POLICIES
 from .simulate import simulate
 from .traces import ZipfParams, cyclic_traces, perturbed_pairs, retrieval_noise, zipf_traces
 
 HEURISTICS = ("lru", "fifo", "lfu", "random")
-SHIFT = 1 << 32
 
 
 @dataclass

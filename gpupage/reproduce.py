@@ -153,7 +153,12 @@ def plot(summary: dict, cfg: ReproduceConfig, out_dir: str) -> list[str]:
     Ks = cfg.Ks
     paths = []
 
-    def save(fig, name):
+    def save(fig, ax, name, xlabel, ylabel, title):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
         p = os.path.join(out_dir, name)
         fig.tight_layout()
         fig.savefig(p, dpi=120)
@@ -169,13 +174,9 @@ def plot(summary: dict, cfg: ReproduceConfig, out_dir: str) -> list[str]:
         if key == "competitive_ratio":
             ax.plot(Ks, Ks, "k--", label="worst case K_b (Thm 3)")
             ax.set_yscale("log")
-        ax.set_xlabel("cache size K_b (blocks)")
-        ax.set_ylabel(ylabel)
-        ax.set_title(f"{'(a)' if key == 'fault_rate' else '(b)'} non-stationary Zipf, M={cfg.params.M}, T={cfg.params.T}, "
-                     f"{len(cfg.seeds)} seeds")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-        save(fig, name)
+        save(fig, ax, name, "cache size K_b (blocks)", ylabel,
+             f"{'(a)' if key == 'fault_rate' else '(b)'} non-stationary Zipf, M={cfg.params.M}, T={cfg.params.T}, "
+             f"{len(cfg.seeds)} seeds")
 
     sw = summary["beta_sweep"]
     bT = np.array([s["beta_T"] for s in sw])
@@ -184,13 +185,8 @@ def plot(summary: dict, cfg: ReproduceConfig, out_dir: str) -> list[str]:
     ax.errorbar(bT, [s["delta_faults_mean"] for s in sw], yerr=[s["delta_faults_sd"] for s in sw], marker="o",
                 capsize=3, label="|F_LRU(r^β) − F_LRU(r^0)|")
     ax.plot(bT, bT, "k:", label="βT")
-    ax.plot(bT, (K + 1) * bT, "r--", label=f"(K_b+1)βT (Lemma 1a)")
-    ax.set_xlabel("βT = d_H(r^0, r^β)")
-    ax.set_ylabel("fault difference")
-    ax.set_title(f"(a) fault stability, K_b={K}")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    save(fig, "fig5a_fault_stability.png")
+    ax.plot(bT, (K + 1) * bT, "r--", label="(K_b+1)βT (Lemma 1a)")
+    save(fig, ax, "fig5a_fault_stability.png", "βT = d_H(r^0, r^β)", "fault difference", f"(a) fault stability, K_b={K}")
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     betas = [s["beta"] for s in sw]
@@ -199,12 +195,7 @@ def plot(summary: dict, cfg: ReproduceConfig, out_dir: str) -> list[str]:
     ax.errorbar(betas, [s["theorem4_bound"] for s in sw], yerr=[s["theorem4_bound_sd"] for s in sw], fmt="--",
                 color="tab:red", capsize=3, label="c·F_opt + (c+1)(K_b+1)βT, c=K_b")
     ax.set_yscale("log")
-    ax.set_xlabel("β")
-    ax.set_ylabel("faults")
-    ax.set_title(f"(b) Theorem 4, K_b={K}")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    save(fig, "fig5b_theorem4.png")
+    save(fig, ax, "fig5b_theorem4.png", "β", "faults", f"(b) Theorem 4, K_b={K}")
     return paths
 
 
