@@ -45,6 +45,9 @@ the candidate phase); at S >= ALARM the candidate becomes the epoch and detectio
 REFRACTORY requests.  The constants of the ``adaptive`` heuristic; here they only make features."""
 D_S, D_CUR, D_GEN0, D_GEN1, D_NEXT, D_RESUME, D_CAND_T, D_EPOCH_T = range(8)
 MODES = ("blackbox", "whitebox")
+DONE_CHECK_EVERY = 16
+"""Decisions between a rollout loop's checks that every lane is done: the check is the loop's
+only host sync, and steps past a lane's end are no-ops."""
 REMAP_IDS = 1 << 16
 """Traces with ids from here on are remapped to 0..n-1 (the env keeps per-block state)."""
 

@@ -123,14 +123,14 @@ def controller_rollout(model: PageController, traces, K: int, latent=None, devic
     B, T = st.traces.shape
     victims = torch.full((B, T), -1, dtype=torch.int64, device=st.t.device)
     lanes = torch.arange(B, device=st.t.device)
-    while not bool(st.done.all()):
+    step = 0
+    while step % E.DONE_CHECK_EVERY or not bool(st.done.all()):
         a = model.act(obs, greedy=greedy)
-        live = ~st.done
         tt = st.t.clamp(max=T - 1)
-        v = st.blk[lanes, a]
-        victims[lanes[live], tt[live]] = v[live]
+        victims[lanes, tt] = torch.where(st.done, victims[lanes, tt], st.blk[lanes, a])
         E.step_inplace(st, a)
         obs = observe(st, mode)
+        step += 1
     victims = _original_ids(torch.as_tensor(traces), st.traces, victims)
     return st.faults.cpu(), victims.cpu()
 

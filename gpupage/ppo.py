@@ -164,7 +164,7 @@ class PPO:
             "logprobs": z(N, B), "rewards": z(N, B), "discounts": z(N, B),
             "values": z(N, B), "valid": z(N, B, dtype=torch.bool),
         }
-        finished = []
+        started = ~self.state.done
         for i in range(N):
             st = self.state
             live = ~st.done
@@ -182,16 +182,14 @@ class PPO:
             dt = (st.t - t0).float()
             gamma = cfg.gamma ** dt if cfg.time_discount else torch.full_like(dt, cfg.gamma)
             buf["discounts"][i] = gamma * (~st.done)
-            ended = live & st.done
-            if bool(ended.any()):
-                finished.extend((st.faults[ended].float() / st.T).tolist())
             o = observe(st, cfg.mode)
-            if bool(st.done.all()):
+            if (i + 1) % E.DONE_CHECK_EVERY == 0 and bool(st.done.all()):
                 break
         self.obs = o
         _, next_value = self.model(o)
         buf["next_value"] = next_value * (~self.state.done)
-        buf["finished"] = finished
+        ended = started & self.state.done  # a finished lane's faults stay put
+        buf["finished"] = (self.state.faults[ended].float() / self.state.T).tolist()
         return buf
 
     def update(self, buf: dict) -> dict:

@@ -1,0 +1,36 @@
+"""The shipped controllers: plain-type checkpoints that still do their job on held-out seeds."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gpupage.controller import load_controller
+from gpupage.evaluate import controller_rollout
+from gpupage.simulate import simulate
+from gpupage.traces import ZipfParams, zipf_traces
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "checkpoints").glob("*.pt"))
+HELD_OUT = [1000, 1001, 1002, 1003]  # evaluation seeds, never trained or tuned on
+
+
+def test_every_controller_the_readme_promises_ships():
+    assert {p.name for p in SHIPPED} >= {"blackbox_k8.pt", "whitebox_k8.pt", "blackbox_k16.pt"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_controller(path):
+    ck = torch.load(path, map_location="cpu", weights_only=True)  # plain types only
+    model, meta = load_controller(path)
+    assert sum(p.numel() for p in model.parameters()) <= 20_000
+    assert meta["command"].startswith("gpupage train ")
+    K = meta["bc"]["K"]
+    assert path.stem.endswith(f"_k{K}") and path.stem.startswith(ck["config"]["mode"])
+    traces, latent = zipf_traces(ZipfParams(), seed=HELD_OUT, return_latent=True)
+    faults = controller_rollout(model, traces, K, latent if ck["config"]["mode"] == "whitebox" else None)[0]
+    lru = simulate(traces, "lru", K).faults
+    if K == 16 and ck["config"]["mode"] == "blackbox":
+        # LRU is the black-box optimum at K = W = 16 (scripts/blackbox_limit.py): tie it
+        assert faults.sum() <= 1.01 * lru.sum()
+    else:
+        assert (faults < lru).all()
