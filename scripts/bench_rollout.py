@@ -35,13 +35,13 @@ def rollout(model, traces, K, device, with_model=True):
     _sync(device)
     t0 = time.perf_counter()
     obs, st = E.reset_traces(params, traces)
-    decisions = 0
-    while not bool(st.done.all()):  # one host sync per decision batch, none per request
+    step = 0
+    while step % E.DONE_CHECK_EVERY or not bool(st.done.all()):  # the loop's only host sync
         a = model.act(obs) if with_model else torch.zeros(st.batch, dtype=torch.int64, device=st.t.device)
         E.step_inplace(st, a)
         if with_model:
             obs = observe(st, "blackbox")
-        decisions += 1
+        step += 1
     _sync(device)
     seconds = time.perf_counter() - t0
     return int(st.decisions.sum()), int((st.traces >= 0).sum()), seconds
@@ -57,6 +57,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    torch.manual_seed(0)  # the same untrained controller, hence the same decisions, every run
     model = PageController(ControllerConfig()).eval()
     print(f"# torch threads {torch.get_num_threads()}; wall-clock on a shared machine: noisy")
     print("backend lanes   decisions/s  requests/s(rollout)  requests/s(env only)  requests/s(simulate lru)  "
