@@ -1,7 +1,7 @@
 """The paging environment's step on CUDA: advance every lane to its next decision.
 
 One program (one warp) owns ``BLOCK_B`` lanes (32 up to K = 8, fewer for larger
-K so that a tile stays at 256 elements) and keeps their slot state (block, last
+K so that a tile stays at 128 elements) and keeps their slot state (block, last
 access, insertion time, hits since insertion: ``[BLOCK_K, BLOCK_B]`` int32
 tiles) in registers; per-block state (slot map, counts, last use, reuse gap, decayed
 counts) stays in global memory and is gathered/scattered per request.  The
@@ -183,9 +183,10 @@ def _env_step_kernel(action_ptr, trace_ptr, t_ptr, blk_ptr, last_ptr, ins_ptr, h
 
 
 def lanes_per_program(bk: int) -> int:
-    """32 lanes (one per thread of a warp) up to 8 slots; fewer beyond, so the slot tiles of a
-    program stay at 256 elements and the slot axis spreads over threads instead of registers."""
-    return max(2, min(BLOCK_B, 256 // bk))
+    """32 lanes (one per thread of a warp) up to 8 slots; beyond, 128 // bk lanes, so a program's
+    slot tiles stay at 128 elements spread over the warp's threads: with 256, ptxas spilled
+    192-288 bytes at 16 and 32 slots on sm_80; with 128 no specialisation spills."""
+    return BLOCK_B if bk <= 8 else 128 // bk
 
 
 def block_k(K: int) -> int:

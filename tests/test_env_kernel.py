@@ -20,11 +20,11 @@ def _arrays(state):
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available(),
                     reason="needs the Triton interpreter or a GPU")
 @pytest.mark.parametrize("B,K,M,T", [(1, 1, 5, 40), (5, 3, 17, 97), (37, 8, 64, 130), (33, 13, 40, 101),
-                                     (9, 20, 64, 300), (1, 4, 64, 700)])
+                                     (9, 20, 64, 300), (1, 4, 64, 700), (5, 41, 120, 300), (3, 100, 150, 400)])
 def test_env_kernel_equals_cpu(B, K, M, T):
     from kernels.env_step import env_step
 
-    zp = ZipfParams(M=M, W=min(M, 9), shift=53 if T < 500 else 300, T=T)
+    zp = ZipfParams(M=M, W=min(M, max(9, K + K // 4)), shift=53 if T < 500 else 300, T=T)  # K < W: decisions
     traces = zipf_traces(zp, seed=list(range(B)))
     if B > 2:
         traces[2, ::7] = -1
