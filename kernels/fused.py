@@ -40,6 +40,12 @@ LFU_MAX_COUNTS = 1 << 28  # fused LFU's [M, B] int32 count scratch: at most 1 Gi
 BLOCK_B = 32
 
 
+def num_warps(block_w: int) -> int:
+    """One warp (a lane per thread) up to W = 16; the [64, 32] working-set tiles of W <= 64 spread
+    over 4 warps, where one warp spilled on sm_90."""
+    return 1 if block_w <= FUSED_W else 4
+
+
 @triton.jit
 def _lookup(jpos, jval, p, row):
     """perm[p] of the sparse Fisher-Yates map: the latest row whose position is p, else p."""
@@ -147,7 +153,7 @@ def launch_zipf(params: ZipfParams, keys: torch.Tensor, mode: int, K: torch.Tens
         K = torch.ones(B, dtype=torch.int64, device=dev)
     grid = (triton.cdiv(B, BLOCK_B),)
     _zipf_sim_kernel[grid](keys, K, thr, cnt, faults, out, B, T, params.M, params.W, params.shift, d, int(emit),
-                           MODE=mode, BLOCK_K=BK, BLOCK_W=BW, BLOCK_B=BLOCK_B, num_warps=1)
+                           MODE=mode, BLOCK_K=BK, BLOCK_W=BW, BLOCK_B=BLOCK_B, num_warps=num_warps(BW))
     return (None if mode == M_NONE else faults), (out if emit else None)
 
 
@@ -216,6 +222,6 @@ AOT_SPECS = [
     for m in (M_LRU, M_FIFO, M_AUX, M_RANDOM, M_FIXED) for bk in SMALL_BLOCK_K
 ] + [
     dict(name=f"zipf none W<={bw}", fn=_zipf_sim_kernel, signature=_SIG,
-         constexprs=dict(MODE=M_NONE, BLOCK_K=SMALL_BLOCK_K[0], BLOCK_W=bw, BLOCK_B=BLOCK_B), num_warps=1)
+         constexprs=dict(MODE=M_NONE, BLOCK_K=SMALL_BLOCK_K[0], BLOCK_W=bw, BLOCK_B=BLOCK_B), num_warps=num_warps(bw))
     for bw in GEN_BLOCK_W
 ]

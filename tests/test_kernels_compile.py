@@ -29,8 +29,8 @@ def test_every_kernel_compiles_for_sm80_and_sm90():
     mine = {k: v for k, v in by_spec.items() if k[0] == "kernels.simulate:_simulate_kernel"}
     assert len(mine) == 5 * 8  # 5 policy modes x (4 small + 4 large BLOCK_K)
     assert sum(k[0] == "kernels.fused:_zipf_sim_kernel" for k in by_spec) == 5 * 4 + 2
-    # the register path (K <= 64) must not spill
-    for (kernel, spec), archs in mine.items():
+    # state lives in registers: no specialisation of any kernel may spill
+    for (kernel, spec), archs in by_spec.items():
         for arch, (ptx_bytes, regs, spills) in archs.items():
             assert ptx_bytes > 0 and 0 < regs <= 255
-            assert spills == 0, (spec, arch, spills)
+            assert spills == 0, (kernel, spec, arch, spills)
