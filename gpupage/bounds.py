@@ -23,7 +23,6 @@ written next to it.  Sections:
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
@@ -88,7 +87,8 @@ class BoundsConfig:
     replaces: tuple = (0.0, 0.1, 0.25, 0.5, 1.0)
     """Shares of predictions replaced by a random arrival (second panel of the eta plot)."""
     checkpoint: str | None = None
-    """Controller checkpoint for Prop. 6 (default: the newest checkpoints/*.pt, else a noisy-Belady policy)."""
+    """Controller checkpoint for Prop. 6 (default: checkpoints/blackbox_k{K}.pt if it exists, else a noisy-Belady
+    policy)."""
 
     def __post_init__(self):
         if self.lanes < 1 or self.T < 2 or self.K < 1 or self.M < 2:
@@ -693,7 +693,7 @@ def prop6(cfg: BoundsConfig, progress=None):
             raise
         learned, why = None, f"{type(exc).__name__}: {exc}"
     else:
-        why = "no controller checkpoint (checkpoints/*.pt)"
+        why = f"no controller checkpoint ({default_checkpoint(cfg.K)})"
     _tick(progress)
     if learned is not None:
         return learned
@@ -708,11 +708,16 @@ def prop6(cfg: BoundsConfig, progress=None):
                               f"block); the learned controller was not evaluated ({why})")
 
 
+def default_checkpoint(K: int) -> str:
+    """The shipped black-box controller for cache size K (run from the repository root)."""
+    return os.path.join("checkpoints", f"blackbox_k{K}.pt")
+
+
 def _checkpoint(cfg: BoundsConfig) -> str | None:
     if cfg.checkpoint:
         return cfg.checkpoint
-    found = sorted(glob.glob(os.path.join("checkpoints", "*.pt")), key=os.path.getmtime)
-    return found[-1] if found else None
+    path = default_checkpoint(cfg.K)
+    return path if os.path.isfile(path) else None
 
 
 def _learned_prop6(cfg: BoundsConfig, check):

@@ -5,20 +5,25 @@ requested next.  The truth is ``next_use[t]`` (the next index of x, "never" =
 ``NEVER``); a predictor of quality eta reports
 
 * ``t + max(1, round(gap * exp(eta * Z)))`` with ``gap = next_use[t] - t`` and
-  Z ~ N(0, 1) from Box-Muller on two counter-based draws (lognormal,
-  multiplicative noise on the gap; a "never" stays "never");
+  Z a standard normal quantised to 2**16 levels: the top 16 bits i of one
+  counter-based draw pick ``Z = Phi^-1((i + 1/2) / 2**16)`` (|Z| <= 4.17), so the
+  error is lognormal and multiplicative on the gap; a "never" stays "never";
 * with probability ``replace``, instead a uniformly random arrival in
   ``[t + 1, t + T]`` (T = the lane's row length), whatever the truth is.
 
-Finite predictions are capped at ``NEVER - 1``.  The float work happens once,
-on the host, here; every backend receives the same int32 ``[B, T]`` array, so
-the simulations agree exactly.  Randomness: the lane key's ``STREAM_PREDICTION``
-stream, split into sub-streams (normal draws, replace coin, replacement value).
+Finite predictions are capped at ``NEVER - 1``.  All float work is one host
+table per eta, ``exp(eta * Z_i)`` in fixed point (:func:`noise_table`); applying
+it is integer arithmetic, so the CPU path here and the Triton kernel
+(``kernels.predictions``) compute the same int32 predictions on the traces' own
+device.  Randomness: the lane key's ``STREAM_PREDICTION`` stream, split into
+sub-streams (normal level, replace coin, replacement value).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from statistics import NormalDist
 
 import numpy as np
 from numba import njit, prange
@@ -28,8 +33,28 @@ from .cpu import lane_chunks
 
 NEVER = 1 << 30
 """Prediction (and truth) for a block that is never requested again."""
-_U1, _U2, _COIN, _VALUE = range(4)  # sub-streams of STREAM_PREDICTION
-_INV32 = 1.0 / 4294967296.0
+_NORMAL, _COIN, _VALUE = 0, 2, 3  # sub-streams of STREAM_PREDICTION
+LEVEL_BITS = 16
+"""Z takes 2**LEVEL_BITS levels, picked by the top bits of one draw."""
+FRAC_BITS = 20
+"""Fixed-point fraction bits of the noise multipliers."""
+MAX_MULTIPLIER = 1 << 51
+"""Multipliers are capped here: gap * 2**31 already passes NEVER, and gap * (m >> 20) stays in int64."""
+
+
+@functools.lru_cache(maxsize=64)
+def _noise_table(eta: float) -> np.ndarray:
+    levels = 1 << LEVEL_BITS
+    normal = NormalDist()
+    return np.array([min(round(math.exp(eta * normal.inv_cdf((i + 0.5) / levels)) * (1 << FRAC_BITS)),
+                         MAX_MULTIPLIER) for i in range(levels)], dtype=np.int64)
+
+
+def noise_table(eta: float) -> np.ndarray:
+    """int64 ``[2**16]``: ``exp(eta * Z_i) * 2**20`` rounded (capped at ``MAX_MULTIPLIER``); all 2**20 at eta = 0."""
+    table = _noise_table(float(eta))
+    table.flags.writeable = False
+    return table
 
 
 def prediction_options(options: dict | None) -> tuple[float, float]:
@@ -56,32 +81,30 @@ def _number(options: dict, name: str) -> float:
 
 
 @njit(inline="always", cache=True)
-def _predict_one(k_u1, k_u2, k_coin, k_value, t, nu, T, eta, threshold):
+def noisy_gap(gap, m):
+    """round(gap * m / 2**20) in integers (gap < 2**30, m <= MAX_MULTIPLIER: no overflow)."""
+    return gap * (m >> FRAC_BITS) + ((gap * (m & ((1 << FRAC_BITS) - 1)) + (1 << (FRAC_BITS - 1))) >> FRAC_BITS)
+
+
+@njit(inline="always", cache=True)
+def _predict_one(k_normal, k_coin, k_value, t, nu, T, table, threshold):
     """Prediction at request t whose true next use is nu (NEVER if none); k_* the sub-stream keys."""
     if threshold > 0 and rng.draw(k_coin, t) < threshold:
         return min(t + 1 + rng.uniform_below(rng.draw(k_value, t), T), NEVER - 1)
-    if nu >= NEVER or eta == 0.0:  # exp(0) = 1: the noise below would return nu itself
+    if nu >= NEVER:
         return nu
-    u1 = (rng.draw(k_u1, t) + 1) * _INV32  # (0, 1]: log is finite
-    u2 = rng.draw(k_u2, t) * _INV32
-    z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-    gap = np.floor((nu - t) * math.exp(eta * z) + 0.5)  # stays float: the product may exceed int64
-    if gap < 1.0:
-        return t + 1
-    if gap >= NEVER - 1 - t:
-        return NEVER - 1
-    return t + int(gap)
+    g = noisy_gap(nu - t, table[rng.draw(k_normal, t) >> (32 - LEVEL_BITS)])
+    return t + 1 if g < 1 else min(t + g, NEVER - 1)
 
 
 @njit(parallel=True, cache=True)
-def _predict_kernel(traces, rkeys, n_ids, eta, threshold, out, nchunks):
+def _predict_kernel(traces, rkeys, n_ids, table, threshold, out, nchunks):
     B, T = traces.shape
     for c in prange(nchunks):
         seen = np.full(n_ids, NEVER, dtype=np.int64)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             skey = rng.stream_key(rkeys[b], rng.STREAM_PREDICTION)
-            k_u1 = rng.stream_key(skey, _U1)
-            k_u2 = rng.stream_key(skey, _U2)
+            k_normal = rng.stream_key(skey, _NORMAL)
             k_coin = rng.stream_key(skey, _COIN)
             k_value = rng.stream_key(skey, _VALUE)
             for t in range(T - 1, -1, -1):
@@ -89,16 +112,21 @@ def _predict_kernel(traces, rkeys, n_ids, eta, threshold, out, nchunks):
                 if x < 0:
                     out[b, t] = NEVER
                     continue
-                out[b, t] = _predict_one(k_u1, k_u2, k_coin, k_value, t, seen[x], T, eta, threshold)
+                out[b, t] = _predict_one(k_normal, k_coin, k_value, t, seen[x], T, table, threshold)
                 seen[x] = t
             for t in range(T):
                 if traces[b, t] >= 0:
                     seen[traces[b, t]] = NEVER
 
 
+def check_length(T: int) -> None:
+    if T >= NEVER // 2:
+        raise ValueError(f"traces longer than {NEVER // 2 - 1} requests are not supported, got {T}")
+
+
 def predict_next_arrivals(traces: np.ndarray, rkeys: np.ndarray, options: dict | None = None,
                           n_ids: int | None = None) -> np.ndarray:
-    """Predicted next arrival for every request, int32 ``[B, T]`` (``NEVER`` on pads).
+    """Predicted next arrival for every request, int32 ``[B, T]`` (``NEVER`` on pads), on the CPU.
 
     Args:
         traces: int ``[B, T]`` block ids (-1 pads); sparse ids are remapped here.
@@ -109,8 +137,7 @@ def predict_next_arrivals(traces: np.ndarray, rkeys: np.ndarray, options: dict |
     eta, replace = prediction_options(options)
     traces = np.ascontiguousarray(traces)
     B, T = traces.shape
-    if T >= NEVER // 2:
-        raise ValueError(f"traces longer than {NEVER // 2 - 1} requests are not supported, got {T}")
+    check_length(T)
     if n_ids is None:
         from .simulate import dense_ids
 
@@ -118,7 +145,7 @@ def predict_next_arrivals(traces: np.ndarray, rkeys: np.ndarray, options: dict |
         n_ids = int(traces.max()) + 1 if traces.size else 1
     out = np.empty((B, T), dtype=np.int32)
     if B:
-        _predict_kernel(traces, np.asarray(rkeys, dtype=np.int64), max(n_ids, 1), eta,
+        _predict_kernel(traces, np.asarray(rkeys, dtype=np.int64), max(n_ids, 1), noise_table(eta),
                         rng.probability_threshold(replace), out, lane_chunks(B))
     return out
 
@@ -128,6 +155,7 @@ def naive_predictions(trace: list[int], key: int, options: dict | None = None) -
     from .reference import next_uses
 
     eta, replace = prediction_options(options)
+    table = noise_table(eta)
     T = len(trace)
     skey = rng.stream_key(key, rng.STREAM_PREDICTION)
     threshold = rng.probability_threshold(replace)
@@ -140,9 +168,7 @@ def naive_predictions(trace: list[int], key: int, options: dict | None = None) -
         elif nu >= NEVER:
             out.append(NEVER)
         else:
-            u1 = (rng.draw(rng.stream_key(skey, _U1), t) + 1) / 2**32
-            u2 = rng.draw(rng.stream_key(skey, _U2), t) / 2**32
-            z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-            gap = math.floor((nu - t) * math.exp(eta * z) + 0.5)
+            level = rng.draw(rng.stream_key(skey, _NORMAL), t) >> (32 - LEVEL_BITS)
+            gap = ((nu - t) * int(table[level]) + 2**(FRAC_BITS - 1)) // 2**FRAC_BITS  # Python ints: exact
             out.append(min(t + max(gap, 1), NEVER - 1))
     return out

@@ -8,7 +8,7 @@ kernel.  Three kernels:
 * ``_predictive_kernel`` (blind_oracle, predictive_marker; constexpr MARKER):
   tiles block, last access, prediction, mark, and the phase's stale set with
   each stale block's chain length.  Predictions arrive as int32 ``[T, B]``,
-  computed once on the host by :func:`gpupage.predictions.predict_next_arrivals`.
+  computed on the device by :func:`kernels.predictions.predict_next_arrivals`.
 * ``_arc_kernel``: resident tiles (block, list 1/2, recency stamp) and ghost
   tiles (block, list 1/2 or 0 = free, stamp); p in fixed point (int64).
 * ``_clock_kernel``: block and reference bit; the hand's sweep is one arg-min of
@@ -26,9 +26,10 @@ import triton
 import triton.language as tl
 
 from gpupage.baselines import ARC, BLIND_ORACLE, CLOCK, P_FRAC, PREDICTION_CODES, PREDICTIVE_MARKER, harmonic_floor
-from gpupage.predictions import NEVER, predict_next_arrivals, prediction_options
+from gpupage.predictions import NEVER, prediction_options
 from gpupage.rng import STREAM_RANDOM_POLICY
 
+from .predictions import predict_next_arrivals
 from .rng import draw, stream_key, uniform_below
 from .launch import (OUT_SIG, KernelResult, _lane_tile, _lookup, _out_rows, _store_step, alloc_outputs, aot_spec,
                      as_int32_ids, check_tb, kernel_result, launch_outputs, tile_shape)
@@ -279,8 +280,7 @@ def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, 
         :class:`~kernels.simulate.KernelResult`: faults int64 ``[B]``, hits bool ``[B, T]`` and
         victims int64 ``[B, T]`` (or None).
 
-    Host work: ``max(K)`` and floor(H_K) per lane; for the prediction policies the
-    trace goes to the host once and the int32 predictions come back (one sync).
+    Host work: ``max(K)`` and floor(H_K) per lane; predictions are made on the device.
     """
     code = policy.code
     if code not in (BLIND_ORACLE, PREDICTIVE_MARKER, ARC, CLOCK):
@@ -295,8 +295,7 @@ def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, 
     keys = keys.to(dev, torch.int64).contiguous()
     pred_tb = None
     if code in PREDICTION_CODES:
-        pred = predict_next_arrivals(traces.cpu().numpy(), keys.cpu().numpy(), options)
-        pred_tb = torch.from_numpy(pred).to(dev).t().contiguous()
+        pred_tb = predict_next_arrivals(traces, keys, options)
     faults, hits, victims = launch(code, traces.t().contiguous(), pred_tb, Kc.to(dev).contiguous(), hk, keys,
                                    int(Kc.max()), return_hits)
     return kernel_result(faults, hits, victims, uniq)

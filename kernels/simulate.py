@@ -142,27 +142,39 @@ def block_shape(kmax: int):
     return tile_shape(kmax, SMALL_BLOCK_K, LARGE_BLOCK_K, 256, 16, "the triton backend handles")
 
 
+def _group_by_block(traces: torch.Tensor):
+    """One sort of (x, t) per lane groups each block's requests in time order:
+    (order, block and time of each sorted position), all int64 ``[B, T]``."""
+    B, T = traces.shape
+    tt = torch.arange(T, device=traces.device, dtype=torch.int64).expand(B, T)
+    comp, order = torch.sort(traces.long() * T + tt, dim=1)
+    block = torch.div(comp, T, rounding_mode="floor")
+    return order, block, comp - block * T
+
+
+def next_use(traces: torch.Tensor) -> torch.Tensor:
+    """int64 ``[B, T]`` on the traces' device: the index of the next request of the same block
+    (-1 when none; pads get their next pad).  traces int32 ``[B, T]`` (-1 pads)."""
+    order, block, when = _group_by_block(traces)
+    nxt_sorted = torch.full_like(when, -1)
+    nxt_sorted[:, :-1] = torch.where(block[:, 1:] == block[:, :-1], when[:, 1:], -1)
+    return torch.empty_like(nxt_sorted).scatter_(1, order, nxt_sorted)
+
+
 def aux_keys(traces: torch.Tensor, code: int) -> torch.Tensor:
     """Per-request int32 keys for LFU and Belady, computed on the traces' device.
 
     traces int32 [B, T] (-1 pads).  LFU: rank of (count of x in trace[:t+1], t)
     within the lane.  Belady: -next_use(t), or INT32_MIN + t if x never recurs.
-    One sort of (x, t) per lane groups each block's requests in time order.
     """
     B, T = traces.shape
     dev = traces.device
     tt = torch.arange(T, device=dev, dtype=torch.int64).expand(B, T)
-    comp, order = torch.sort(traces.long() * T + tt, dim=1)
-    block = torch.div(comp, T, rounding_mode="floor")
-    when = comp - block * T
     if code == BELADY:
-        same = torch.zeros_like(block, dtype=torch.bool)
-        same[:, :-1] = block[:, 1:] == block[:, :-1]
-        nxt_sorted = torch.full_like(when, -1)
-        nxt_sorted[:, :-1] = when[:, 1:]
-        key_sorted = torch.where(same, -nxt_sorted, INT32_MIN + when)
-        return torch.empty_like(key_sorted).scatter_(1, order, key_sorted).to(torch.int32)
+        nu = next_use(traces)
+        return torch.where(nu >= 0, -nu, INT32_MIN + tt).to(torch.int32)
     # LFU: occurrence number = position in the sorted run of equal blocks
+    order, block, _ = _group_by_block(traces)
     pos = torch.arange(T, device=dev, dtype=torch.int64).expand(B, T)
     start = torch.ones_like(block, dtype=torch.bool)
     start[:, 1:] = block[:, 1:] != block[:, :-1]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from gpupage.baselines import harmonic_floor, naive_arc, naive_baseline
-from gpupage.predictions import NEVER, naive_predictions, predict_next_arrivals
+from gpupage.predictions import (FRAC_BITS, LEVEL_BITS, MAX_MULTIPLIER, NEVER, naive_predictions, noise_table,
+                                 predict_next_arrivals)
 from gpupage.reference import next_uses
 from gpupage.rng import lane_keys
 from gpupage.simulate import simulate
@@ -183,6 +184,35 @@ def test_triton_equals_cpu(policy):
         assert torch.equal(tri.faults.cpu(), cpu.faults), (policy, tri.faults, cpu.faults)
         assert torch.equal(tri.hits.cpu(), cpu.hits), policy
         assert torch.equal(tri.victims.cpu(), cpu.victims), policy
+
+
+@pytest.mark.interpreter
+@pytest.mark.skipif(not (torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"),
+                    reason="needs CUDA or TRITON_INTERPRET=1")
+def test_prediction_kernel_equals_cpu():
+    from kernels.predictions import predict_next_arrivals as predict_on_device
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    gen = np.random.default_rng(12)
+    cases = [(_batch(gen, 1, 1, 3), [0]), (_batch(gen, 3, 1031, 40, 0.1), [1, 2, 3]),
+             (zipf_traces(ZipfParams(T=900), seed=[5, 6]), [5, 6])]
+    cases[1][0][2] = -1  # an all-pad lane
+    for traces, seeds in cases:
+        keys = lane_keys(seeds, len(seeds))
+        for options in OPTIONS + ({"eta": 40.0},):  # eta 40: multipliers hit the cap
+            cpu = predict_next_arrivals(traces.numpy(), keys, options)
+            tri = predict_on_device(traces.to(dev), torch.from_numpy(keys).to(dev), options)
+            assert np.array_equal(tri.t().cpu().numpy(), cpu), options
+
+
+def test_noise_table_is_fixed_point_exp_of_quantised_normal():
+    assert (noise_table(0.0) == 1 << FRAC_BITS).all()  # eta = 0: predictions exact
+    for eta in (0.25, 2.0):
+        table = noise_table(eta)
+        assert table.shape == (1 << LEVEL_BITS,) and (np.diff(table) > 0).all()
+        log_mult = np.log(table / 2**FRAC_BITS)
+        assert abs(log_mult.mean()) < 1e-6 and abs(log_mult.std() / eta - 1) < 1e-3
+    assert noise_table(40.0).max() == MAX_MULTIPLIER
 
 
 # ---------------------------------------------------------------------------------------------

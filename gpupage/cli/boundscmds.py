@@ -37,7 +37,7 @@ def _bar(quiet: bool, total: int, unit: str):
 @click.option("--eta", "etas", default=None, callback=_floats("--eta"),
               help="Prediction-noise scales of the eta plot, e.g. 0,0.5,1,2 (each >= 0).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Controller checkpoint for Prop. 6 [default: newest checkpoints/*.pt, else a noisy-Belady policy].")
+              help="Controller checkpoint for Prop. 6 [default: checkpoints/blackbox_k{K}.pt, else a noisy-Belady policy].")
 @quiet_option
 def bounds(out_dir, quick, lanes, T, K, seed, sigmas, etas, checkpoint, quiet):
     """Measure every result of the paper into DIR: bounds.json, report.md, PNG plots."""
