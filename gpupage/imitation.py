@@ -162,38 +162,69 @@ def nn_clip(model, max_norm: float = 1.0):
     torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
 
 
-def train_bc(cfg: BCConfig, model: PageController | None = None, log=None) -> PageController:
+def train_bc(cfg: BCConfig, model: PageController | None = None, log=None, resume: dict | None = None,
+             snapshot=None) -> PageController:
     """Behaviour cloning on Belady rollouts, then ``dagger_rounds`` DAgger rounds.
 
-    ``log(round, info)`` is called after each round with {'samples', 'loss', 'agreement'}."""
+    ``log(round, info)`` is called after each round with {'samples', 'loss', 'agreement'};
+    ``snapshot(model, state)`` then gets the model and a dict of plain types and tensors from
+    which ``train_bc(cfg, that_model, resume=state)`` continues to the same result as an
+    uninterrupted run.  The state holds each round's starting weights and generator
+    state rather than the aggregated data (hundreds of MB): the data still in use is
+    collected again, bit for bit, on resume."""
     torch.manual_seed(cfg.torch_seed)
     gen = torch.Generator(device=cfg.device).manual_seed(cfg.torch_seed)
     if model is None:
         model = PageController(ControllerConfig(mode=cfg.mode, hidden=cfg.hidden))
     model = model.to(cfg.device)
     Ks = cfg.cache_sizes()
-    pool: list[tuple[Obs, torch.Tensor]] = []
-    seed = cfg.seed_start
-    for rnd in range(cfg.dagger_rounds + 1):
-        beta = 1.0 if rnd == 0 else cfg.beta * 0.5 ** (rnd - 1)
-        for K in Ks:
-            seeds = list(range(seed, seed + cfg.lanes))
-            seed += cfg.lanes
-            data, labels = collect(cfg.env_params(K), seeds, model if rnd else None, beta, gen)
-            with torch.no_grad():
-                best = belady_labels(labels)
-                agree = float(best[torch.arange(labels.shape[0], device=labels.device),
-                                   model(data)[0].argmax(1)].float().mean())
-            pool.append((data, labels, agree))
+    pool: list[tuple[Obs, torch.Tensor, float]] = []
+    starts: list[dict] = []  # per round: the weights and generator state it started from
+    dropped = 0  # items (one per round and K, in order) trimmed from the front of the pool
+    first = 0
+    if resume is not None:
+        starts, dropped, first = list(resume["starts"]), int(resume["dropped"]), int(resume["next_round"])
+        learner = PageController(model.config).to(cfg.device)
+        for rnd in range(dropped // len(Ks), first):
+            learner.load_state_dict(starts[rnd]["weights"])
+            gen.set_state(starts[rnd]["gen"])
+            pool.extend(_collect_round(cfg, rnd, learner, gen))
+        del pool[:dropped % len(Ks)]
+        gen.set_state(resume["gen"])
+    for rnd in range(first, cfg.dagger_rounds + 1):
+        starts.append({"weights": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                       "gen": gen.get_state()})
+        pool.extend(_collect_round(cfg, rnd, model, gen))
         while sum(p[1].shape[0] for p in pool) > cfg.max_samples and len(pool) > 1:
             pool.pop(0)
+            dropped += 1
         merged = _merge(pool)
         losses = fit(model, merged[0], merged[1], cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, gen,
                      cfg.rank_coef, cfg.rank_tau)
         if log is not None:
             log(rnd, {"samples": merged[1].shape[0], "loss": losses[-1],
                       "agreement": sum(p[2] for p in pool[-len(Ks):]) / len(Ks)})
+        if snapshot is not None and rnd < cfg.dagger_rounds:
+            snapshot(model, {"next_round": rnd + 1, "dropped": dropped, "starts": starts, "gen": gen.get_state()})
     return model
+
+
+def _collect_round(cfg: BCConfig, rnd: int, model: PageController, gen: torch.Generator) -> list:
+    """Round ``rnd``'s data, one (decisions, next-use distances, the model's agreement with Belady)
+    per cache size: round 0 rolls out the expert, later rounds the learner mixed with it."""
+    Ks = cfg.cache_sizes()
+    beta = 1.0 if rnd == 0 else cfg.beta * 0.5 ** (rnd - 1)
+    items = []
+    for i, K in enumerate(Ks):
+        first_seed = cfg.seed_start + (rnd * len(Ks) + i) * cfg.lanes
+        data, labels = collect(cfg.env_params(K), list(range(first_seed, first_seed + cfg.lanes)),
+                               model if rnd else None, beta, gen)
+        with torch.no_grad():
+            chosen = model(data)[0].argmax(1)
+            rows = torch.arange(labels.shape[0], device=labels.device)
+            agree = float(belady_labels(labels)[rows, chosen].float().mean())
+        items.append((data, labels, agree))
+    return items
 
 
 def _merge(pool):

@@ -272,13 +272,14 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
     """The whole training pipeline: behaviour cloning (+ DAgger) on Belady labels, then PPO.
 
     Args:
-        out: checkpoint path, rewritten at every episode boundary of PPO (so an interrupted
-            run keeps its progress) and at the end.
+        out: checkpoint path, rewritten after every behaviour-cloning round and at every
+            episode boundary of PPO (so an interrupted run keeps its progress) and at the end.
         bc: an :class:`~gpupage.imitation.BCConfig`, or None to start PPO from scratch (or ``resume``).
         ppo: a :class:`PPOConfig`, or None/0 iterations for behaviour cloning only.
-        resume: a checkpoint written by this function; its finished stages are skipped and PPO
-            continues from its last episode boundary with the same seeds, so the result equals
-            an uninterrupted run's.
+        resume: a checkpoint written by this function; its finished stages are skipped,
+            behaviour cloning continues after its last finished round (with the interrupted
+            run's own config) and PPO from its last episode boundary with the same seeds, so the
+            result equals an uninterrupted run's.
         log_dir: where ``train_log.csv`` and ``train_curve.png`` go (None: next to ``out``).
         progress: callable(stage, done, total, info) for a progress bar.
     Returns:
@@ -288,7 +289,7 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
     from pathlib import Path
 
     from .controller import controller_from_checkpoint, load_checkpoint, save_controller
-    from .imitation import config_dict, train_bc
+    from .imitation import BCConfig, config_dict, train_bc
 
     out = Path(out)
     log_dir = Path(log_dir) if log_dir else out.parent
@@ -298,17 +299,23 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
     cols = ["stage", "step", "seconds", "samples", "loss", "agreement", "episode_fault_rate",
             "pg_loss", "v_loss", "entropy", "approx_kl", "clipfrac"]
     meta = dict(meta or {})
-    model, resume_ppo, elapsed = None, None, 0.0
+    model, resume_bc, resume_ppo, elapsed = None, None, None, 0.0
     if resume is not None:
         ck = load_checkpoint(resume)
         model = controller_from_checkpoint(ck).train()
         old = ck["meta"]
         meta = {**old, **meta}
-        resume_ppo = old.get("ppo_resume")
+        resume_bc, resume_ppo = old.get("bc_resume"), old.get("ppo_resume")
         elapsed = float(old.get("train_seconds", 0.0))
-        done_iters = int(resume_ppo["iteration"]) if resume_ppo else 0
-        rows = [r for r in (_read_rows(csv_path) if csv_path.exists() else [])
-                if r["stage"] != "ppo" or int(r["step"]) <= done_iters]  # drop rows past the checkpoint
+        bc_done = int(resume_bc["next_round"]) if resume_bc else 1 << 30  # rounds 0..bc_done-1 are kept
+        ppo_done = int(resume_ppo["iteration"]) if resume_ppo else 0
+
+        def kept(row):  # rows past the checkpoint are redone
+            return int(row["step"]) < bc_done if row["stage"] == "bc" else int(row["step"]) <= ppo_done
+
+        rows = [r for r in (_read_rows(csv_path) if csv_path.exists() else []) if kept(r)]
+        if resume_bc is not None:
+            bc = BCConfig(**old["bc"])  # the interrupted run's own rounds, seeds and data
     else:
         rows = []
     t_start = time.perf_counter() - elapsed
@@ -319,14 +326,14 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
             w.writeheader()
             w.writerows(rows)
 
-    def save(stage, extra=None):
+    def save(stage, net, extra=None):
         meta.update(stage=stage, train_seconds=round(time.perf_counter() - t_start, 1), **(extra or {}))
         tmp = out.with_suffix(out.suffix + ".tmp")
-        save_controller(tmp, model, meta)
+        save_controller(tmp, net, meta)
         tmp.replace(out)
         write_log()
 
-    if bc is not None and resume is None:
+    if bc is not None and (resume is None or resume_bc is not None):
         meta["bc"] = config_dict(bc)
 
         def bc_log(rnd, info):
@@ -335,8 +342,10 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
             if progress:
                 progress("bc", rnd + 1, bc.dagger_rounds + 1, info)
 
-        model = train_bc(bc, model, log=bc_log)
-        save("bc")
+        model = train_bc(bc, model, log=bc_log, resume=resume_bc,
+                         snapshot=lambda net, state: save("bc", net, {"bc_resume": state}))
+        meta.pop("bc_resume", None)
+        save("bc", model)
     if ppo is not None and ppo.iterations > 0:
         runner = PPO(ppo, model)
         model = runner.model
@@ -350,14 +359,14 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
                          "seconds": round(time.perf_counter() - t_start, 2)})
             write_log()
             if runner.at_episode_boundary():
-                save("ppo", {"ppo_resume": runner.resume_dict()})
+                save("ppo", model, {"ppo_resume": runner.resume_dict()})
             if progress:
                 progress("ppo", runner.iteration, ppo.iterations, stats)
         meta.pop("ppo_resume", None)
     if model is None:
         raise ValueError("nothing to train: give behaviour cloning rounds or PPO iterations")
     model.eval()
-    save("done")
+    save("done", model)
     _plot(rows, log_dir / "train_curve.png")
     return meta
 

@@ -78,12 +78,34 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     assert (tmp_path / "a" / "train_log.csv").exists() and (tmp_path / "a" / "train_curve.png").exists()
 
 
-def _stop_after(n):
+def _stop_after(n, at="ppo"):
     def progress(stage, done, total, info):
-        if stage == "ppo" and done >= n:
+        if stage == at and done >= n:
             raise KeyboardInterrupt
 
     return progress
+
+
+def test_resume_inside_behaviour_cloning_equals_an_uninterrupted_run(tmp_path):
+    # two cache sizes and a pool cap that trims mid-round, so resume must re-collect partial rounds
+    bc = BCConfig(K=4, Ks=(3, 5), hidden=16, lanes=3, dagger_rounds=3, epochs=1, batch_size=64, max_samples=120,
+                  zipf=dict(M=16, W=6, shift=30, T=80))
+    ppo = PPOConfig(**{**TINY, "iterations": 1, "K": 4, "zipf": bc.zipf})
+    full = tmp_path / "full.pt"
+    train_controller(full, bc, ppo, log_dir=tmp_path / "a")
+    part = tmp_path / "part.pt"
+    with pytest.raises(KeyboardInterrupt):  # after round 2's log, before its snapshot: round 2 is redone
+        train_controller(part, bc, ppo, log_dir=tmp_path / "b", progress=_stop_after(3, at="bc"))
+    state = torch.load(part, weights_only=True)["meta"]["bc_resume"]
+    assert state["next_round"] == 2 and state["dropped"] % 2 == 1  # the pool starts mid-round
+    train_controller(part, None, ppo, resume=part, log_dir=tmp_path / "b")
+    sa = torch.load(full, weights_only=True)
+    sb = torch.load(part, weights_only=True)
+    assert all(torch.equal(sa["state_dict"][k], sb["state_dict"][k]) for k in sa["state_dict"])
+    assert "bc_resume" not in sb["meta"] and sb["meta"]["bc"] == sa["meta"]["bc"]
+    log = (tmp_path / "b" / "train_log.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in log[1:]] == [["bc", "0"], ["bc", "1"], ["bc", "2"], ["bc", "3"],
+                                                        ["ppo", "1"]]
 
 
 def test_explicit_cpu_device_matches_the_default(tmp_path):
