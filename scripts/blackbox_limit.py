@@ -14,8 +14,8 @@ up to rare events (a block of the old phase never requested there).
 
 This script puts the argument to the test on many seeds, paired per trace:
 U-evicting rules that *are told* the phase start and order U differently
-(most recent first, uniformly random) must tie LRU, while the white-box rule
-that evicts blocks of U outside N first must not.  The argument is specific to
+(most recent first, uniformly random; :mod:`gpupage.observability`) must tie
+LRU, while the white-box rule that evicts blocks of U outside N first must not.  The argument is specific to
 K_b >= W: at K_b < W most misses fall inside a phase and force choices among
 blocks of N, which the history does inform (``adaptive`` beats LRU there).
 
@@ -27,76 +27,13 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from numba import njit, prange
 
+from gpupage.observability import told_phase_faults
 from gpupage.simulate import simulate
 from gpupage.traces import ZipfParams, zipf_traces
 
-U_MRU, U_RANDOM, U_OUTSIDE_N = 0, 1, 2
-RULES = {"U, most recent first": U_MRU, "U, uniformly random": U_RANDOM, "U outside N first (white-box)": U_OUTSIDE_N}
-
-
-@njit(parallel=True, cache=True)
-def _told_phase_faults(traces, working_sets, shift, M, K, rule, coins):
-    """Faults of a rule that knows the phase start; victims come from U when it is
-    non-empty (ordered by ``rule``), else the least recently used block."""
-    B, T = traces.shape
-    faults = np.zeros(B, dtype=np.int64)
-    for b in prange(B):
-        slot_of = np.full(M, -1, dtype=np.int64)
-        blk = np.empty(K, dtype=np.int64)
-        last = np.empty(K, dtype=np.int64)
-        in_n = np.zeros(M, dtype=np.bool_)
-        n = 0
-        for t in range(T):
-            x = traces[b, t]
-            s = (t // shift) * shift
-            if t == s:
-                in_n[:] = False
-                for r in range(working_sets.shape[2]):
-                    in_n[working_sets[b, t // shift, r]] = True
-            j = slot_of[x]
-            if j >= 0:
-                last[j] = t
-                continue
-            faults[b] += 1
-            if n < K:
-                j = n
-                n += 1
-            else:
-                nu = 0
-                for i in range(K):
-                    nu += last[i] < s
-                j = -1
-                if nu == 0:  # U empty: plain LRU
-                    j = 0
-                    for i in range(1, K):
-                        if last[i] < last[j]:
-                            j = i
-                elif rule == U_RANDOM:
-                    r = coins[b, t] % nu
-                    for i in range(K):
-                        if last[i] < s:
-                            if r == 0:
-                                j = i
-                                break
-                            r -= 1
-                else:
-                    best = np.int64(0)
-                    for i in range(K):
-                        if last[i] >= s:
-                            continue
-                        if rule == U_MRU:
-                            key = -last[i]
-                        else:
-                            key = (np.int64(in_n[blk[i]]) << 40) + last[i]
-                        if j < 0 or key < best:
-                            j, best = i, key
-                slot_of[blk[j]] = -1
-            blk[j] = x
-            last[j] = t
-            slot_of[x] = j
-    return faults
+RULES = {"U, most recent first": "u_mru", "U, uniformly random": "u_random",
+         "U outside N first (white-box)": "u_outside_n"}
 
 
 def paired(f, ref):
@@ -111,24 +48,23 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None, help="also evaluate this controller greedily")
     args = ap.parse_args()
     lo, hi = (int(v) for v in args.seeds.split("-"))
+    seeds = list(range(lo, hi + 1))
     params = ZipfParams()
-    traces, latent = zipf_traces(params, seed=list(range(lo, hi + 1)), return_latent=True)
-    arr, ws = traces.numpy(), latent.working_sets.numpy()
-    coins = np.random.default_rng(lo).integers(0, 2**62, size=arr.shape, dtype=np.int64)
+    traces, latent = zipf_traces(params, seed=seeds, return_latent=True)
     model = None
     if args.checkpoint:
         from gpupage.controller import load_controller
         from gpupage.evaluate import controller_rollout
 
         model, _ = load_controller(args.checkpoint)
-    print(f"seeds {lo}-{hi} ({arr.shape[0]} traces), M={params.M} W={params.W} shift={params.shift} T={params.T}")
+    print(f"seeds {lo}-{hi} ({len(seeds)} traces), M={params.M} W={params.W} shift={params.shift} T={params.T}")
     print("CR = faults / Belady's; paired difference to LRU in faults per trace, mean ± s.e.")
     for K in (int(k) for k in args.K.split(",")):
         opt = simulate(traces, "belady", K).faults.numpy().astype(np.float64)
         lru = simulate(traces, "lru", K).faults.numpy().astype(np.float64)
         rows = {"lru": lru, "adaptive": simulate(traces, "adaptive", K).faults.numpy().astype(np.float64)}
         for name, rule in RULES.items():
-            rows[name] = _told_phase_faults(arr, ws, params.shift, params.M, K, rule, coins).astype(np.float64)
+            rows[name] = told_phase_faults(traces, latent, K, rule, seed=seeds).astype(np.float64)
         if model is not None:
             rows["controller"] = controller_rollout(model, traces, K, latent)[0].numpy().astype(np.float64)
         print(f"\nK = {K}: Belady {opt.mean():.2f} faults/trace")
