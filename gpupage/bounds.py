@@ -1042,7 +1042,7 @@ def render_report(entries, etas, cfg, figures) -> str:
           f"{cfg.degree}) of a uniformly chosen resident block, else the exogenous Zipf stream. beta-hat against sigma "
           "(Eq. 4, and the max over the pairs of LRU, FIFO, LFU, Random):", "",
           _table(d["beta"], ["sigma", "beta_lru_fifo", "beta_max"]), "",
-          f"Empirical c (max F_A / F_opt over the same lanes' exogenous streams, sigma = 0): "
+          "Empirical c (max F_A / F_opt over the same lanes' exogenous streams, sigma = 0): "
           + ", ".join(f"{k} {v:.2f}" for k, v in d["empirical_c"].items()), "",
           "Own-policy rows (A = pi):", "",
           _table([r for r in d["rows"] if r["A"] == r["pi"]],
