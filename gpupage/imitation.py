@@ -108,23 +108,37 @@ def collect(params: E.EnvParams, seeds, model: PageController | None = None, bet
     Returns (Obs stacked over decisions [N, ...], next-use distance int64 [N, K]: requests from
     the decision to the slot's next request, 2T when never again, -1 on empty slots)."""
     obs, st = E.reset(params, seeds)
-    slots, globs, masks, labels = [], [], [], []
-    while not bool(st.done.all()):
+    slots, globs, masks, labels, lives, gen_states = [], [], [], [], [], []
+    mixing = model is not None and beta < 1
+    step = 0
+    while step % E.DONE_CHECK_EVERY or not bool(st.done.all()):  # the loop's only host sync
         live = ~st.done
         nu = E.slot_next_use(st)
         label = torch.where(nu >= E.NEVER, 2 * st.T, nu - st.t[:, None]).masked_fill(nu < 0, -1)
-        slots.append(obs.slots[live])
-        globs.append(obs.glob[live])
-        masks.append(obs.mask[live])
-        labels.append(label[live])
+        slots.append(obs.slots)
+        globs.append(obs.glob)
+        masks.append(obs.mask)
+        labels.append(label)
+        lives.append(live)
         action = expert_action(st)
-        if model is not None and beta < 1:
+        if mixing:
+            gen_states.append(generator.get_state())
             learner = model.act(obs)
             use_expert = torch.rand(st.batch, generator=generator, device=st.t.device) < beta
             action = torch.where(use_expert, action, learner)
         E.step_inplace(st, action)
         obs = observe(st, params.mode)
-    return Obs(torch.cat(slots), torch.cat(globs), torch.cat(masks)), torch.cat(labels)
+        step += 1
+    if not lives:  # no lane reached a decision
+        return Obs(obs.slots[:0], obs.glob[:0], obs.mask[:0]), torch.empty((0, params.K), dtype=torch.int64,
+                                                                            device=st.t.device)
+    live = torch.stack(lives).reshape(-1)  # step-major, lane-minor: the order decisions were made in
+    if mixing:  # steps past the last decision drew from the generator: rewind it to that decision
+        decisions = int(torch.stack(lives).any(1).sum())
+        if decisions < step:
+            generator.set_state(gen_states[decisions])
+    flat = lambda xs: torch.stack(xs).flatten(0, 1)[live]  # noqa: E731
+    return Obs(flat(slots), flat(globs), flat(masks)), flat(labels)
 
 
 def fit(model: PageController, data: Obs, dist: torch.Tensor, epochs: int, batch_size: int, lr: float,

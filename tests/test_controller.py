@@ -6,8 +6,9 @@ import torch
 from gpupage import env as E
 from gpupage.controller import (ControllerConfig, PageController, checkpoint_dict, load_controller,
                                 save_controller)
-from gpupage.features import Obs
+from gpupage.features import Obs, observe
 from gpupage.imitation import BCConfig, bc_loss, belady_labels, collect, expert_action, fit, rank_loss, train_bc
+from gpupage.traces import ZipfParams
 
 
 @pytest.mark.parametrize("mode", ["blackbox", "whitebox"])
@@ -64,7 +65,7 @@ def test_bc_loss_prefers_mass_on_optimal_slots():
 
 def test_expert_rollout_is_belady_and_bc_loss_falls():
     from gpupage.simulate import simulate
-    from gpupage.traces import ZipfParams, zipf_traces
+    from gpupage.traces import zipf_traces
 
     zp = ZipfParams(M=24, W=8, shift=100, T=300)
     params = E.EnvParams(K=4, zipf=zp)
@@ -97,6 +98,34 @@ def test_dagger_runs_and_is_deterministic():
     assert len(logs) == 2 and logs[1]["samples"] > logs[0]["samples"]
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
+
+
+def _collect_stepwise(params, seeds, model, beta, generator):
+    """collect() as a plain loop that checks for the end after every decision."""
+    obs, st = E.reset(params, seeds)
+    rows, labels = [], []
+    while not bool(st.done.all()):
+        live = ~st.done
+        nu = E.slot_next_use(st)
+        labels.append(torch.where(nu >= E.NEVER, 2 * st.T, nu - st.t[:, None]).masked_fill(nu < 0, -1)[live])
+        rows.append(obs.slots[live])
+        use_expert = torch.rand(st.batch, generator=generator) < beta
+        E.step_inplace(st, torch.where(use_expert, expert_action(st), model.act(obs)))
+        obs = observe(st, params.mode)
+    return torch.cat(rows), torch.cat(labels)
+
+
+def test_collect_checks_for_the_end_rarely_yet_draws_like_a_stepwise_loop():
+    """collect() runs up to DONE_CHECK_EVERY - 1 steps past the last decision; it must drop their
+    rows and rewind the generator, so DAgger's data and later shuffles match a stepwise loop."""
+    torch.manual_seed(0)
+    model = PageController(ControllerConfig(hidden=16))
+    params = E.EnvParams(K=4, zipf=ZipfParams(M=24, W=8, shift=100, T=233))
+    ga, gb = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    data, labels = collect(params, [1, 2, 3], model, 0.5, ga)
+    rows, ref_labels = _collect_stepwise(params, [1, 2, 3], model, 0.5, gb)
+    assert torch.equal(data.slots, rows) and torch.equal(labels, ref_labels)
+    assert torch.equal(ga.get_state(), gb.get_state())
 
 
 def test_expert_action_is_belady_optimal():
