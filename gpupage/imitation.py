@@ -132,9 +132,10 @@ def collect(params: E.EnvParams, seeds, model: PageController | None = None, bet
     if not lives:  # no lane reached a decision
         return Obs(obs.slots[:0], obs.glob[:0], obs.mask[:0]), torch.empty((0, params.K), dtype=torch.int64,
                                                                             device=st.t.device)
-    live = torch.stack(lives).reshape(-1)  # step-major, lane-minor: the order decisions were made in
+    live_by_step = torch.stack(lives)  # [steps, B]
+    live = live_by_step.reshape(-1)  # step-major, lane-minor: the order decisions were made in
     if mixing:  # steps past the last decision drew from the generator: rewind it to that decision
-        decisions = int(torch.stack(lives).any(1).sum())
+        decisions = int(live_by_step.any(1).sum())
         if decisions < step:
             generator.set_state(gen_states[decisions])
     flat = lambda xs: torch.stack(xs).flatten(0, 1)[live]  # noqa: E731

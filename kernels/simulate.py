@@ -168,21 +168,19 @@ def aux_keys(traces: torch.Tensor, code: int) -> torch.Tensor:
     within the lane.  Belady: -next_use(t), or INT32_MIN + t if x never recurs.
     """
     B, T = traces.shape
-    dev = traces.device
-    tt = torch.arange(T, device=dev, dtype=torch.int64).expand(B, T)
+    tt = torch.arange(T, device=traces.device, dtype=torch.int64).expand(B, T)
     if code == BELADY:
         nu = next_use(traces)
         return torch.where(nu >= 0, -nu, INT32_MIN + tt).to(torch.int32)
     # LFU: occurrence number = position in the sorted run of equal blocks
     order, block, _ = _group_by_block(traces)
-    pos = torch.arange(T, device=dev, dtype=torch.int64).expand(B, T)
     start = torch.ones_like(block, dtype=torch.bool)
     start[:, 1:] = block[:, 1:] != block[:, :-1]
-    run_start = torch.cummax(torch.where(start, pos, 0), dim=1).values
-    count_sorted = pos - run_start + 1
+    run_start = torch.cummax(torch.where(start, tt, 0), dim=1).values  # tt: sorted positions too
+    count_sorted = tt - run_start + 1
     count = torch.empty_like(count_sorted).scatter_(1, order, count_sorted)
     order2 = torch.sort(count * T + tt, dim=1).indices
-    rank = torch.empty_like(order2).scatter_(1, order2, pos)
+    rank = torch.empty_like(order2).scatter_(1, order2, tt)
     return rank.to(torch.int32)
 
 
