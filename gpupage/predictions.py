@@ -33,7 +33,8 @@ from .cpu import lane_chunks
 
 NEVER = 1 << 30
 """Prediction (and truth) for a block that is never requested again."""
-_NORMAL, _COIN, _VALUE = 0, 2, 3  # sub-streams of STREAM_PREDICTION
+SUB_NORMAL, SUB_COIN, SUB_VALUE = 0, 2, 3
+"""Sub-streams of STREAM_PREDICTION: normal level, replace coin, replacement value (shared with the kernel)."""
 LEVEL_BITS = 16
 """Z takes 2**LEVEL_BITS levels, picked by the top bits of one draw."""
 FRAC_BITS = 20
@@ -104,9 +105,9 @@ def _predict_kernel(traces, rkeys, n_ids, table, threshold, out, nchunks):
         seen = np.full(n_ids, NEVER, dtype=np.int64)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             skey = rng.stream_key(rkeys[b], rng.STREAM_PREDICTION)
-            k_normal = rng.stream_key(skey, _NORMAL)
-            k_coin = rng.stream_key(skey, _COIN)
-            k_value = rng.stream_key(skey, _VALUE)
+            k_normal = rng.stream_key(skey, SUB_NORMAL)
+            k_coin = rng.stream_key(skey, SUB_COIN)
+            k_value = rng.stream_key(skey, SUB_VALUE)
             for t in range(T - 1, -1, -1):
                 x = traces[b, t]
                 if x < 0:
@@ -163,12 +164,12 @@ def naive_predictions(trace: list[int], key: int, options: dict | None = None) -
     for t, nu in enumerate(next_uses(trace)):
         if trace[t] < 0:
             out.append(NEVER)
-        elif threshold > 0 and rng.draw(rng.stream_key(skey, _COIN), t) < threshold:
-            out.append(min(t + 1 + rng.uniform_below(rng.draw(rng.stream_key(skey, _VALUE), t), T), NEVER - 1))
+        elif threshold > 0 and rng.draw(rng.stream_key(skey, SUB_COIN), t) < threshold:
+            out.append(min(t + 1 + rng.uniform_below(rng.draw(rng.stream_key(skey, SUB_VALUE), t), T), NEVER - 1))
         elif nu >= NEVER:
             out.append(NEVER)
         else:
-            level = rng.draw(rng.stream_key(skey, _NORMAL), t) >> (32 - LEVEL_BITS)
+            level = rng.draw(rng.stream_key(skey, SUB_NORMAL), t) >> (32 - LEVEL_BITS)
             gap = ((nu - t) * int(table[level]) + 2**(FRAC_BITS - 1)) // 2**FRAC_BITS  # Python ints: exact
             out.append(min(t + max(gap, 1), NEVER - 1))
     return out

@@ -293,10 +293,9 @@ def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, 
     Kc = K.detach().cpu().to(torch.int64).clamp(max=max(T, 1))
     hk = torch.from_numpy(harmonic_floor(Kc.numpy())).to(dev)
     keys = keys.to(dev, torch.int64).contiguous()
-    pred_tb = None
-    if code in PREDICTION_CODES:
-        pred_tb = predict_next_arrivals(traces, keys, options)
-    faults, hits, victims = launch(code, traces.t().contiguous(), pred_tb, Kc.to(dev).contiguous(), hk, keys,
+    traces_tb = traces.t().contiguous()
+    pred_tb = predict_next_arrivals(traces_tb, keys, options) if code in PREDICTION_CODES else None
+    faults, hits, victims = launch(code, traces_tb, pred_tb, Kc.to(dev).contiguous(), hk, keys,
                                    int(Kc.max()), return_hits)
     return kernel_result(faults, hits, victims, uniq)
 

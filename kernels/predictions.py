@@ -16,7 +16,8 @@ import torch
 import triton
 import triton.language as tl
 
-from gpupage.predictions import FRAC_BITS, LEVEL_BITS, NEVER, check_length, noise_table, prediction_options
+from gpupage.predictions import (FRAC_BITS, LEVEL_BITS, NEVER, SUB_COIN, SUB_NORMAL, SUB_VALUE, check_length,
+                                 noise_table, prediction_options)
 from gpupage.rng import STREAM_PREDICTION, probability_threshold
 
 from .rng import draw, stream_key, uniform_below
@@ -24,6 +25,7 @@ from .simulate import next_use
 
 BLOCK = 1024
 WARPS = 4
+_SUB_NORMAL, _SUB_COIN, _SUB_VALUE = tl.constexpr(SUB_NORMAL), tl.constexpr(SUB_COIN), tl.constexpr(SUB_VALUE)
 
 
 @triton.jit
@@ -39,15 +41,14 @@ def _predict_kernel(trace_ptr, next_ptr, key_ptr, table_ptr, out_ptr, B, T, thre
     x = tl.load(trace_ptr + i, mask=m, other=-1)
     nu = tl.load(next_ptr + i, mask=m, other=NEVER).to(tl.int64)
     skey = stream_key(tl.load(key_ptr + b, mask=m, other=0), STREAM)
-    # sub-streams 0 (normal level), 2 (replace coin), 3 (replacement value), as on the CPU
-    level = (draw(stream_key(skey, 0), t) >> (32 - LEVEL_BITS)).to(tl.int32)
+    level = (draw(stream_key(skey, _SUB_NORMAL), t) >> (32 - LEVEL_BITS)).to(tl.int32)
     mult = tl.load(table_ptr + level, mask=m, other=1 << FRAC_BITS)
     gap = nu - t
     g = gap * (mult >> FRAC_BITS) + ((gap * (mult & ((1 << FRAC_BITS) - 1)) + (1 << (FRAC_BITS - 1))) >> FRAC_BITS)
     pred = tl.where(g < 1, t + 1, tl.minimum(t + g, NEVER - 1))
     pred = tl.where(nu >= NEVER, NEVER, pred)
-    coin = draw(stream_key(skey, 2), t).to(tl.int64) < threshold
-    replaced = tl.minimum(t + 1 + uniform_below(draw(stream_key(skey, 3), t), T).to(tl.int64), NEVER - 1)
+    coin = draw(stream_key(skey, _SUB_COIN), t).to(tl.int64) < threshold
+    replaced = tl.minimum(t + 1 + uniform_below(draw(stream_key(skey, _SUB_VALUE), t), T).to(tl.int64), NEVER - 1)
     pred = tl.where(coin, replaced, pred)
     tl.store(out_ptr + i, tl.where(x < 0, NEVER, pred).to(tl.int32), mask=m)
 
@@ -71,25 +72,25 @@ def launch_predict(traces_tb: torch.Tensor, next_tb: torch.Tensor, keys: torch.T
     return out
 
 
-def predict_next_arrivals(traces: torch.Tensor, keys: torch.Tensor, options: dict | None = None) -> torch.Tensor:
+def predict_next_arrivals(traces_tb: torch.Tensor, keys: torch.Tensor, options: dict | None = None) -> torch.Tensor:
     """Predicted next arrival of every request, on the traces' device; no host round trip.
 
     Args:
-        traces: int32 ``[B, T]`` block ids (-1 pads), CUDA (or CPU under TRITON_INTERPRET=1).
+        traces_tb: contiguous int32 ``[T, B]`` block ids (-1 pads), the layout the baselines
+            kernels read; CUDA (or CPU under TRITON_INTERPRET=1).
         keys: int64 ``[B]`` lane keys (``gpupage.rng.lane_keys``).
         options: ``{"eta", "replace"}`` of :mod:`gpupage.predictions`.
     Returns:
-        int32 ``[T, B]`` (transposed, the layout the baselines kernels read), ``NEVER`` on pads.
+        int32 ``[T, B]``, ``NEVER`` on pads.
     """
     eta, replace = prediction_options(options)
-    B, T = traces.shape
-    check_length(T)
-    dev = traces.device
-    nu = next_use(traces)
+    check_length(traces_tb.shape[0])
+    dev = traces_tb.device
+    nu = next_use(traces_tb.t())
     next_tb = torch.where(nu >= 0, nu, NEVER).to(torch.int32).t().contiguous()
     table = torch.from_numpy(noise_table(eta).copy()).to(dev)
-    return launch_predict(traces.to(torch.int32).t().contiguous(), next_tb, keys.to(dev, torch.int64).contiguous(),
-                          table, probability_threshold(replace))
+    return launch_predict(traces_tb, next_tb, keys.to(dev, torch.int64).contiguous(), table,
+                          probability_threshold(replace))
 
 
 _SIG = {"trace_ptr": "*i32", "next_ptr": "*i32", "key_ptr": "*i64", "table_ptr": "*i64", "out_ptr": "*i32",

@@ -201,7 +201,7 @@ def test_prediction_kernel_equals_cpu():
         keys = lane_keys(seeds, len(seeds))
         for options in OPTIONS + ({"eta": 40.0},):  # eta 40: multipliers hit the cap
             cpu = predict_next_arrivals(traces.numpy(), keys, options)
-            tri = predict_on_device(traces.to(dev), torch.from_numpy(keys).to(dev), options)
+            tri = predict_on_device(traces.t().contiguous().to(dev), torch.from_numpy(keys).to(dev), options)
             assert np.array_equal(tri.t().cpu().numpy(), cpu), options
 
 
