@@ -15,9 +15,10 @@ up to rare events (a block of the old phase never requested there).
 This script puts the argument to the test on many seeds, paired per trace:
 U-evicting rules that *are told* the phase start and order U differently
 (most recent first, uniformly random; :mod:`gpupage.observability`) must tie
-LRU, while the white-box rule that evicts blocks of U outside N first must not.  The argument is specific to
-K_b >= W: at K_b < W most misses fall inside a phase and force choices among
-blocks of N, which the history does inform (``adaptive`` beats LRU there).
+LRU, while the white-box rule that evicts blocks of U outside N first must not.
+The argument is specific to K_b >= W: at K_b < W most misses fall inside a
+phase and force choices among blocks of N, which the history does inform
+(``adaptive`` beats LRU there).
 
     python scripts/blackbox_limit.py [--seeds 20000-21999] [--K 16,8] [--checkpoint PATH]
 """
