@@ -22,7 +22,10 @@ _LAZY = {
 
 def __getattr__(name):
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        value = getattr(import_module(_LAZY[name]), name)
+        # bound here, so later lookups skip this hook and no submodule of the same name shadows it
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'gpupage' has no attribute {name!r}")
 
 

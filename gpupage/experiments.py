@@ -8,7 +8,7 @@ from .io import read_trace
 from .policies import get_policy
 from .simulate import simulate
 from .stack import lru_fault_curve
-from .sweep import SweepSpec, run_sweep, write_rows
+from .sweep import SweepSpec, write_sweep
 from .traces import ZipfParams
 
 
@@ -39,13 +39,13 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "txt
 
 def sweep_to_csv(out: str, policies: list[str], Ks: list[int], seeds: list[int], betas: list[float],
                  rhos: list[float], zipf: dict, family: str = "zipf", device: str = "cpu", eta: float | None = None,
-                 progress=None) -> int:
-    """Run the grid and stream it to ``out``; returns the number of rows written."""
+                 overwrite: bool = False, progress=None) -> tuple[int, int]:
+    """Run the grid into the resumable table ``out``; returns (rows written now, rows already there)."""
     spec = SweepSpec([get_policy(p) for p in policies], Ks, seeds, betas, rhos, ZipfParams(**zipf), family, device,
                      None if eta is None else {"eta": eta})
     bar = progress(spec.cells) if progress else None
     try:
-        return write_rows(run_sweep(spec), out, bar)
+        return write_sweep(spec, out, overwrite, bar)
     finally:
         if bar is not None:
             bar.close()

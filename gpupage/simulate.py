@@ -39,7 +39,8 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
     Args:
         traces: integer tensor ``[B, T]`` (or ``[T]``) of block ids >= 0; -1 pads.
         policy: a name from ``POLICIES`` (``belady, lru, lfu, fifo, random, fixed``).
-        K: cache size in blocks, an int or an int tensor ``[B]`` (one per lane).
+        K: cache size in blocks, an int or an int tensor ``[B]`` (one per lane); integral floats are
+            accepted, others are an error; sizes beyond T act as T (nothing is ever evicted).
         backend: ``auto`` (Triton kernels for CUDA tensors, else CPU), ``cpu`` or ``triton``.
         seed: int or ``[B]`` seeds for the Random policy (see ``rng.lane_keys``).
         return_hits: also return ``hits`` and ``victims``.
@@ -54,7 +55,7 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
     B, T = traces.shape
     if B == 0:
         raise ValueError("traces has no lanes")
-    Ks = _per_lane_k(K, B)
+    Ks = _per_lane_k(K, B, T)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "auto":
@@ -104,15 +105,40 @@ def dense_ids(arr: np.ndarray):
     return dense, uniq
 
 
-def _per_lane_k(K, B: int) -> torch.Tensor:
-    Ks = torch.as_tensor(K, dtype=torch.int64).cpu()
+def _per_lane_k(K, B: int, T: int) -> torch.Tensor:
+    """K as int64 [B], clamped to T: a lane never holds more than T blocks, so a larger K changes nothing.
+
+    Integers of any size and integral floats are accepted; anything else is a one-line ValueError."""
+    cap = max(T, 1)
+
+    def clamp(k):  # Python and numpy integers meet int64 only after clamping
+        if isinstance(k, (bool, np.bool_)):
+            raise ValueError(f"K must be an integer, got {k!r}")
+        return min(int(k), cap) if isinstance(k, (int, np.integer)) and k >= 1 else k
+
+    if isinstance(K, np.ndarray) and K.dtype.kind == "u":
+        K = np.minimum(K, cap).astype(np.int64)
+    K = [clamp(k) for k in K] if isinstance(K, (list, tuple)) else clamp(K) if not isinstance(K, torch.Tensor) else K
+    try:
+        Kt = K.cpu() if isinstance(K, torch.Tensor) else torch.as_tensor(np.asarray(K))
+    except (OverflowError, RuntimeError, TypeError, ValueError):
+        raise ValueError(f"K must be an integer or a [B] tensor of integers >= 1, got {K!r}") from None
+    if Kt.dtype == torch.bool or Kt.is_complex() or not (Kt.dtype.is_floating_point or Kt.dtype.is_signed
+                                                        or Kt.dtype == torch.uint8):
+        raise ValueError(f"K must be an integer or a [B] tensor of integers >= 1, got {Kt.dtype}")
+    if Kt.dtype.is_floating_point:
+        Kt = Kt.double()
+        if not bool(torch.isfinite(Kt).all()) or bool((Kt != Kt.round()).any()):
+            raise ValueError(f"K must be integral, got {Kt.tolist() if Kt.dim() else Kt.item()}")
+        Kt = Kt.clamp(max=float(cap))
+    Ks = Kt.to(torch.int64)
     if Ks.dim() == 0:
         Ks = Ks.expand(B)
     if Ks.shape != (B,):
         raise ValueError(f"K must be an int or a [B]={B} tensor, got shape {tuple(Ks.shape)}")
     if B and int(Ks.min()) < 1:
         raise ValueError(f"K must be >= 1, got {int(Ks.min())}")
-    return Ks.contiguous()
+    return Ks.clamp(max=cap).contiguous()
 
 
 def _seed_arg(seed):

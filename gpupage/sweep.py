@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 import torch
 
 from .policies import POLICIES, Policy, get_policy
+from .results import ResultsTable
 from .simulate import simulate
 from .traces import ZipfParams, cyclic_traces, perturb, retrieval_noise, zipf_traces
 
 SWEEP_COLUMNS = ("policy", "K", "seed", "beta", "rho", "T", "faults", "fault_rate", "competitive_ratio")
+SWEEP_KEY = ("policy", "K", "seed", "beta", "rho")
 FAMILIES = ("zipf", "cyclic")
 LANES_PER_CALL = 1 << 14  # bounds memory: a call holds at most this many [T] traces
 
@@ -68,41 +69,74 @@ def make_traces(spec: SweepSpec, seeds: list[int], beta: float, rho: float, K: i
     return base.to(spec.device)
 
 
-def run_sweep(spec: SweepSpec) -> Iterator[dict]:
-    """Yield one row per cell (see ``SWEEP_COLUMNS``); Belady runs on every trace for the ratio."""
+def run_sweep(spec: SweepSpec, done=None) -> Iterator[list[dict]]:
+    """Yield the rows (see ``SWEEP_COLUMNS``) of each (beta, rho, seed chunk, K) batch.
+
+    ``done(row) -> bool`` marks finished cells: a batch whose cells are all done is not
+    simulated, and its finished rows are not yielded.  Belady runs on every simulated trace
+    for the ratio; a lane's numbers never depend on its batch, so resuming changes none."""
     belady = get_policy("belady")
     for beta in spec.betas:
         for rho in spec.rhos:
             for lo in range(0, len(spec.seeds), LANES_PER_CALL):
                 seeds = spec.seeds[lo:lo + LANES_PER_CALL]
-                shared = None if spec.family == "cyclic" else make_traces(spec, seeds, beta, rho, 0)
+                shared = None
                 for K in spec.Ks:
-                    traces = make_traces(spec, seeds, beta, rho, K) if shared is None else shared
+                    def cell(pol, s):
+                        return dict(policy=pol.name, K=K, seed=s, beta=beta, rho=rho)
+
+                    todo = [p for p in spec.policies if done is None or not all(done(cell(p, s)) for s in seeds)]
+                    if not todo:
+                        continue
+                    if shared is None or spec.family == "cyclic":  # only the cyclic family depends on K
+                        shared = make_traces(spec, seeds, beta, rho, K)
+                    traces = shared
                     opt = simulate(traces, belady, K).faults.cpu()
                     requests = (traces >= 0).sum(1).cpu()
-                    for pol in spec.policies:
+                    for pol in todo:
                         faults = opt if pol is belady else simulate(traces, pol, K, seed=seeds, options=spec.options).faults.cpu()
+                        rows = []
                         for i, s in enumerate(seeds):
-                            f = int(faults[i])
-                            yield dict(policy=pol.name, K=K, seed=s, beta=beta, rho=rho, T=int(requests[i]), faults=f,
-                                       fault_rate=f / max(int(requests[i]), 1),
-                                       competitive_ratio=f / max(int(opt[i]), 1))
+                            f, n = int(faults[i]), int(requests[i])
+                            rows.append(dict(cell(pol, s), T=n, faults=f, fault_rate=f / max(n, 1),
+                                             competitive_ratio=f / max(int(opt[i]), 1)))
+                        yield [r for r in rows if done is None or not done(r)]
 
 
-def write_rows(rows: Iterator[dict], path: str, progress=None) -> int:
-    """Stream rows to CSV; an interrupt closes (so flushes) the file, keeping every finished row."""
-    n = 0
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=SWEEP_COLUMNS)
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-            n += 1
-            if n % 1024 == 0:
-                f.flush()
+def spec_record(spec: SweepSpec) -> dict:
+    """Everything that determines a sweep's rows (the device does not: backends agree)."""
+    return {"command": "sweep", "family": spec.family, "params": asdict(spec.params),
+            "policies": [p.name for p in spec.policies], "K": list(spec.Ks), "seeds": _ranges(spec.seeds),
+            "beta": list(spec.betas), "rho": list(spec.rhos), "options": spec.options or {}}
+
+
+def _ranges(xs: list[int]) -> list[list[int]]:
+    """[1,2,3,7] -> [[1,3],[7,7]]: a seed list of any length in a few numbers."""
+    out: list[list[int]] = []
+    for x in xs:
+        if out and x == out[-1][1] + 1:
+            out[-1][1] = x
+        else:
+            out.append([x, x])
+    return out
+
+
+def write_sweep(spec: SweepSpec, path: str, overwrite: bool = False, progress=None) -> tuple[int, int]:
+    """Run ``spec`` into the resumable table ``path``: returns (rows written now, rows already there).
+
+    An existing ``path`` of the same specification resumes (its finished cells are skipped);
+    another specification is an error unless ``overwrite``.  Each batch is appended whole, so
+    an interruption keeps every finished row and leaves no torn one."""
+    with ResultsTable(path, SWEEP_COLUMNS, SWEEP_KEY, spec_record(spec), overwrite) as table:
+        if progress is not None:
+            progress.update(table.resumed)
+        n = 0
+        for rows in run_sweep(spec, done=lambda row: table.cell(row) in table.done):
+            table.append(rows)
+            n += len(rows)
             if progress is not None:
-                progress.update(1)
-    return n
+                progress.update(len(rows))
+        return n, table.resumed
 
 
-__all__ = ["SweepSpec", "run_sweep", "write_rows", "SWEEP_COLUMNS", "FAMILIES", "POLICIES"]
+__all__ = ["SweepSpec", "run_sweep", "write_sweep", "spec_record", "SWEEP_COLUMNS", "SWEEP_KEY", "FAMILIES", "POLICIES"]

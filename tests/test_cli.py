@@ -148,23 +148,3 @@ def test_help_is_fast_and_imports_no_heavy_module():
             "print(sorted(m for m in ('torch', 'triton', 'numba', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-
-
-def test_sweep_interrupt_keeps_finished_rows(tmp_path, monkeypatch):
-    import gpupage.sweep as sweep_mod
-
-    real = sweep_mod.run_sweep
-
-    def interrupted(spec):
-        for i, row in enumerate(real(spec)):
-            if i == 5:
-                raise KeyboardInterrupt
-            yield row
-
-    monkeypatch.setattr(sweep_mod, "run_sweep", interrupted)
-    import gpupage.experiments as ex
-    monkeypatch.setattr(ex, "run_sweep", interrupted)
-    out = tmp_path / "s.csv"
-    res = run("sweep", "--seeds", "1-4", "--T", "200", "--out", out, "--quiet")
-    assert res.exit_code == 130
-    assert len(list(csv.DictReader(open(out)))) == 5

@@ -6,15 +6,27 @@ inside the commands, so ``gpupage --help`` is fast.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised where the program is, so that files close as after Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
 
 
 class _Group(click.Group):
     """Turns library errors into one-line messages with a non-zero exit, never a traceback."""
 
     def invoke(self, ctx):
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -22,9 +34,15 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("Error: interrupted (finished results were kept)", err=True)
             sys.exit(130)
+        except _Terminated:
+            click.echo("Error: terminated (finished results were kept)", err=True)
+            sys.exit(143)
         except (ValueError, OSError, RuntimeError, KeyError) as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise click.ClickException(msg) from None
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(cls=_Group)

@@ -79,18 +79,25 @@ def simulate(trace_file, policies, K, fmt, column, seed, device, as_json):
 @click.option("--family", type=click.Choice(["zipf", "cyclic"]), default="zipf", show_default=True,
               help="zipf: App. B non-stationary Zipf; cyclic: K+1 blocks in a cycle (Thm 3).")
 @zipf_options
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="CSV file, one row per cell.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="CSV file, one row per cell; resumed when it holds rows of the same sweep.")
+@click.option("--overwrite", is_flag=True, help="Start over, replacing --out's rows (default: resume).")
 @device_option
 @quiet_option
-def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, device, quiet):
-    """Run a (policy x K x seed x beta x rho) grid; one CSV row per cell with Belady's ratio."""
+def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, device, quiet):
+    """Run a (policy x K x seed x beta x rho) grid; one CSV row per cell with Belady's ratio.
+
+    An existing --out of the same sweep resumes: its finished cells are kept and skipped.
+    """
     from ..experiments import sweep_to_csv
 
     if eta is not None and eta < 0:
         raise click.BadParameter(f"--eta must be >= 0, got {eta}")
-    n = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
-                     family=family, device=resolve_device(device), eta=eta, progress=_progress(quiet, "cell"))
-    click.echo(f"wrote {n} rows to {out}", err=quiet)
+    n, kept = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
+                           family=family, device=resolve_device(device), eta=eta, overwrite=overwrite,
+                           progress=_progress(quiet, "cell"))
+    resumed = f" ({kept} already there)" if kept else ""
+    click.echo(f"wrote {n} rows to {out}{resumed}", err=quiet)
 
 
 @click.command()
