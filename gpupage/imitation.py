@@ -219,7 +219,7 @@ def train_bc(cfg: BCConfig, model: PageController | None = None, log=None, resum
         if log is not None:
             log(rnd, {"samples": merged[1].shape[0], "loss": losses[-1],
                       "agreement": sum(p[2] for p in pool[-len(Ks):]) / len(Ks)})
-        if snapshot is not None and rnd < cfg.dagger_rounds:
+        if snapshot is not None:
             snapshot(model, {"next_round": rnd + 1, "dropped": dropped, "starts": starts, "gen": gen.get_state()})
     return model
 

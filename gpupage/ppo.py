@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from . import env as E
+from .results import atomic_path
 from .controller import ControllerConfig, PageController
 from .features import Obs, observe
 
@@ -256,6 +257,10 @@ class PPO:
         return stats
 
 
+LOG_COLUMNS = ["stage", "step", "seconds", "samples", "loss", "agreement", "episode_fault_rate",
+               "pg_loss", "v_loss", "entropy", "approx_kl", "clipfrac"]
+
+
 def _to_cpu(x):
     """A nested dict/list of tensors with every tensor on the CPU (checkpoints load without a GPU)."""
     if isinstance(x, torch.Tensor):
@@ -272,40 +277,41 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
     """The whole training pipeline: behaviour cloning (+ DAgger) on Belady labels, then PPO.
 
     Args:
-        out: checkpoint path, rewritten after every behaviour-cloning round and at every
-            episode boundary of PPO (so an interrupted run keeps its progress) and at the end.
-        bc: an :class:`~gpupage.imitation.BCConfig`, or None to start PPO from scratch (or ``resume``).
+        out: checkpoint path, rewritten (atomically) after every behaviour-cloning round and at
+            every episode boundary of PPO (so an interrupted run keeps its progress) and at the end.
+        bc: an :class:`~gpupage.imitation.BCConfig`, or None to start PPO from scratch (or, with
+            ``resume``, to continue the checkpoint's own behaviour cloning).
         ppo: a :class:`PPOConfig`, or None/0 iterations for behaviour cloning only.
-        resume: a checkpoint written by this function; its finished stages are skipped,
-            behaviour cloning continues after its last finished round (with the interrupted
-            run's own config) and PPO from its last episode boundary with the same seeds, so the
-            result equals an uninterrupted run's.
+        resume: a checkpoint written by this function.  It continues, never restarts: behaviour
+            cloning after its last finished round and PPO from its last episode boundary with the
+            same seeds (so the result equals an uninterrupted run's), up to the totals of ``bc``
+            and ``ppo``, which may be raised past a finished run's.  Every other setting must
+            equal the checkpoint's (ValueError naming it).  Nothing left to do returns the
+            checkpoint's meta with ``nothing_to_do`` set and writes nothing.
         log_dir: where ``train_log.csv`` and ``train_curve.png`` go (None: next to ``out``).
         progress: callable(stage, done, total, info) for a progress bar.
     Returns:
         the final checkpoint's meta.
     """
-    import csv
     from pathlib import Path
 
     from .controller import controller_from_checkpoint, load_checkpoint, save_controller
-    from .imitation import BCConfig, config_dict, train_bc
+    from .imitation import config_dict, train_bc
 
     out = Path(out)
     log_dir = Path(log_dir) if log_dir else out.parent
-    log_dir.mkdir(parents=True, exist_ok=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
     csv_path = log_dir / "train_log.csv"
-    cols = ["stage", "step", "seconds", "samples", "loss", "agreement", "episode_fault_rate",
-            "pg_loss", "v_loss", "entropy", "approx_kl", "clipfrac"]
     meta = dict(meta or {})
-    model, resume_bc, resume_ppo, elapsed = None, None, None, 0.0
+    model, resume_bc, resume_ppo, elapsed, rows = None, None, None, 0.0, []
+    run_bc, run_ppo = bc is not None, ppo is not None and ppo.iterations > 0
     if resume is not None:
         ck = load_checkpoint(resume)
-        model = controller_from_checkpoint(ck).train()
         old = ck["meta"]
+        bc, ppo, run_bc, run_ppo, resume_bc, resume_ppo = _continuation(old, bc, ppo)
+        if not (run_bc or run_ppo) and old.get("stage") == "done":
+            return {**old, "nothing_to_do": True}
+        model = controller_from_checkpoint(ck).train()
         meta = {**old, **meta}
-        resume_bc, resume_ppo = old.get("bc_resume"), old.get("ppo_resume")
         elapsed = float(old.get("train_seconds", 0.0))
         bc_done = int(resume_bc["next_round"]) if resume_bc else 1 << 30  # rounds 0..bc_done-1 are kept
         ppo_done = int(resume_ppo["iteration"]) if resume_ppo else 0
@@ -314,39 +320,29 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
             return int(row["step"]) < bc_done if row["stage"] == "bc" else int(row["step"]) <= ppo_done
 
         rows = [r for r in (_read_rows(csv_path) if csv_path.exists() else []) if kept(r)]
-        if resume_bc is not None:
-            bc = BCConfig(**old["bc"])  # the interrupted run's own rounds, seeds and data
-    else:
-        rows = []
+    log_dir.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter() - elapsed
-
-    def write_log():
-        with open(csv_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
 
     def save(stage, net, extra=None):
         meta.update(stage=stage, train_seconds=round(time.perf_counter() - t_start, 1), **(extra or {}))
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        save_controller(tmp, net, meta)
-        tmp.replace(out)
-        write_log()
+        with atomic_path(out) as tmp:
+            save_controller(tmp, net, meta)
+        _write_log(rows, csv_path)
 
-    if bc is not None and (resume is None or resume_bc is not None):
+    if run_bc:
         meta["bc"] = config_dict(bc)
 
         def bc_log(rnd, info):
             rows.append({"stage": "bc", "step": rnd, "seconds": round(time.perf_counter() - t_start, 2), **info})
-            write_log()
+            _write_log(rows, csv_path)
             if progress:
                 progress("bc", rnd + 1, bc.dagger_rounds + 1, info)
 
+        # the state after each round (the last included) is kept, so a later run can add rounds
         model = train_bc(bc, model, log=bc_log, resume=resume_bc,
                          snapshot=lambda net, state: save("bc", net, {"bc_resume": state}))
-        meta.pop("bc_resume", None)
-        save("bc", model)
-    if ppo is not None and ppo.iterations > 0:
+    if run_ppo:
         runner = PPO(ppo, model)
         model = runner.model
         meta["ppo"] = asdict(ppo)
@@ -357,18 +353,76 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
             stats = runner.run_iteration()
             rows.append({**stats, "stage": "ppo", "step": runner.iteration,
                          "seconds": round(time.perf_counter() - t_start, 2)})
-            write_log()
+            _write_log(rows, csv_path)
             if runner.at_episode_boundary():
                 save("ppo", model, {"ppo_resume": runner.resume_dict()})
             if progress:
                 progress("ppo", runner.iteration, ppo.iterations, stats)
-        meta.pop("ppo_resume", None)
+        # kept at the end too: a later run may raise the total (it starts a fresh batch of episodes)
+        meta["ppo_resume"] = runner.resume_dict()
     if model is None:
         raise ValueError("nothing to train: give behaviour cloning rounds or PPO iterations")
     model.eval()
     save("done", model)
-    _plot(rows, log_dir / "train_curve.png")
+    with atomic_path(log_dir / "train_curve.png") as tmp:
+        _plot(rows, tmp)
     return meta
+
+
+def _continuation(old: dict, bc, ppo: PPOConfig | None):
+    """What resuming a checkpoint with meta ``old`` runs: (bc config, ppo config, run bc?, run ppo?,
+    bc state, ppo state).  Settings other than the totals (and the device) must equal the recorded ones."""
+    from .imitation import BCConfig, config_dict
+
+    old_bc, old_ppo = old.get("bc"), old.get("ppo")
+    bc_state, ppo_state = old.get("bc_resume"), old.get("ppo_resume")
+    ppo_started = old_ppo is not None
+    if bc is None and old_bc is not None and not ppo_started:
+        bc = BCConfig(**old_bc)  # continue the checkpoint's own behaviour cloning
+    run_bc = False
+    if bc is not None:
+        if old_bc is None:
+            raise ValueError("resume: this checkpoint had no behaviour cloning; drop the behaviour-cloning settings")
+        _same("behaviour-cloning", config_dict(bc), old_bc, ("dagger_rounds", "device"))
+        trained = int(bc_state["next_round"]) - 1 if bc_state else int(old_bc["dagger_rounds"])
+        if bc.dagger_rounds < trained:
+            raise ValueError(f"resume: {bc.dagger_rounds} DAgger rounds is below the {trained} already trained")
+        if ppo_started and bc.dagger_rounds != int(old_bc["dagger_rounds"]):
+            raise ValueError("resume: behaviour cloning ended and PPO began; its rounds can no longer change")
+        run_bc = not ppo_started and bc.dagger_rounds > trained
+        if run_bc and bc_state is None:
+            raise ValueError("resume: this checkpoint keeps no behaviour-cloning state to continue from")
+    total = ppo.iterations if ppo is not None else 0
+    run_ppo = total > 0
+    if ppo_started:
+        done = int(ppo_state["iteration"]) if ppo_state else int(old_ppo["iterations"])
+        if total < done:
+            raise ValueError(f"resume: {total} PPO iterations is below the {done} already trained")
+        _same("PPO", asdict(ppo), old_ppo, ("iterations", "device"))
+        run_ppo = total > done
+        if run_ppo and ppo_state is None:
+            raise ValueError("resume: this checkpoint keeps no PPO state to continue from")
+    return bc, ppo, run_bc, run_ppo, bc_state if run_bc else None, ppo_state if ppo_started else None
+
+
+def _same(what: str, new: dict, old: dict, may_differ) -> None:
+    for k in sorted(set(new) | set(old)):
+        if k not in may_differ and _plain(new.get(k)) != _plain(old.get(k)):
+            raise ValueError(f"resume: {what} setting {k} differs from the checkpoint's ({old.get(k)!r} -> {new.get(k)!r})")
+
+
+def _plain(v):
+    """Tuples and lists compare equal (checkpoints store lists)."""
+    return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
+def _write_log(rows: list[dict], path) -> None:
+    import csv
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _read_rows(path) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 
 import click
@@ -57,6 +58,9 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
     from ..traces import ZipfParams
     from .options import parse_int_list, resolve_device
 
+    options = click.get_current_context().params
+    if resume:
+        _check_resume_options(resume, options)
     device = resolve_device(device)
     if threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
@@ -81,10 +85,44 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         shown = {k: info[k] for k in ("agreement", "episode_fault_rate", "loss") if k in info}
         bar.set_postfix({"stage": stage, **{k: f"{v:.3f}" for k, v in shown.items()}})
 
+    recorded = {k: v for k, v in options.items() if k not in RESUME_MAY_DIFFER}
     with bar:
         meta = train_controller(out, bc, ppo, resume=resume, log_dir=log_dir, progress=progress,
-                                meta={"command": " ".join(["gpupage"] + sys.argv[1:])})
-    click.echo(f"wrote {out} (trained in {meta['train_seconds']:.0f} s)")
+                                meta={"command": shlex.join(["gpupage"] + sys.argv[1:]), "options": recorded})
+    if meta.get("nothing_to_do"):
+        click.echo(f"{resume} is already trained to these totals: nothing to do")
+    else:
+        click.echo(f"wrote {out} (trained in {meta['train_seconds']:.0f} s)")
+
+
+# what a resumed run may change; every other option must be the checkpoint's
+RESUME_MAY_DIFFER = {"out", "resume", "ppo_iterations", "bc_rounds", "threads", "quiet", "device", "log_dir"}
+
+
+def _check_resume_options(path, options: dict) -> None:
+    """A one-line error naming the first option that differs from the run recorded in ``path``."""
+    from ..controller import load_checkpoint
+    from .options import parse_int_list
+
+    meta = load_checkpoint(path)["meta"]
+    recorded = meta.get("options")
+    if recorded is None:  # written before options were recorded: read them back from its command
+        args = shlex.split(meta.get("command", ""))[2:]
+        if "--resume" in args:
+            i = args.index("--resume")
+            del args[i:i + 2]
+        try:
+            recorded = train.make_context("train", args).params
+        except (click.ClickException, ValueError):
+            raise ValueError(f"--resume: {path} records no train command to compare options with") from None
+    norm = lambda k, v: tuple(parse_int_list(v)) if k == "bc_Ks" and v else v  # noqa: E731
+    flags = {p.name: p.opts[0] for p in train.params}
+    for name, value in options.items():
+        if name in RESUME_MAY_DIFFER or name not in flags:
+            continue
+        if norm(name, value) != norm(name, recorded.get(name, value)):
+            raise ValueError(f"--resume: {flags[name]} {value} differs from the checkpoint's {recorded.get(name)} "
+                             f"(only {', '.join(flags[n] for n in sorted(RESUME_MAY_DIFFER))} may change)")
 
 
 def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
