@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .results import atomic_path, write_text_atomic
 from .simulate import simulate
 from .traces import ZipfParams, hamming_count, perturb, zipf_traces
 
@@ -138,7 +139,7 @@ def comparison_rows(summary: dict, K: int = 8) -> list[tuple[str, str, str]]:
 
 
 def _write_csv(path: str, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -161,7 +162,8 @@ def plot(summary: dict, cfg: ReproduceConfig, out_dir: str) -> list[str]:
         ax.grid(alpha=0.3)
         p = os.path.join(out_dir, name)
         fig.tight_layout()
-        fig.savefig(p, dpi=120)
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, dpi=120)
         plt.close(fig)
         paths.append(p)
 
@@ -219,8 +221,7 @@ def reproduce(out_dir: str, cfg: ReproduceConfig | None = None, progress_factory
                  competitive_ratio_mean=summary["competitive_ratio"][p][str(K)]["mean"],
                  competitive_ratio_sd=summary["competitive_ratio"][p][str(K)]["sd"])
             for p in cfg.policies for K in cfg.Ks])
-        with open(os.path.join(out_dir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        write_text_atomic(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
         summary["plots"] = plot(summary, cfg, out_dir)
         if progress is not None:
             progress.update(1)
