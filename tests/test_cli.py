@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from gpupage.cli import main
-from gpupage.io import write_oracle
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, perturb, zipf_traces
+from gpupage.core.io import write_oracle
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, perturb, zipf_traces
 
 CLOUD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "traces", "cloudPhysicsIO.txt")
 
@@ -151,7 +151,7 @@ def test_help_is_fast_and_imports_no_heavy_module():
 
 
 def test_sweep_interrupt_keeps_finished_rows(tmp_path, monkeypatch):
-    import gpupage.sweep as sweep_mod
+    import gpupage.experiments.sweep as sweep_mod
 
     real = sweep_mod.run_sweep
 
@@ -162,7 +162,7 @@ def test_sweep_interrupt_keeps_finished_rows(tmp_path, monkeypatch):
             yield row
 
     monkeypatch.setattr(sweep_mod, "run_sweep", interrupted)
-    import gpupage.experiments as ex
+    import gpupage.experiments.calls as ex
     monkeypatch.setattr(ex, "run_sweep", interrupted)
     out = tmp_path / "s.csv"
     res = run("sweep", "--seeds", "1-4", "--T", "200", "--out", out, "--quiet")

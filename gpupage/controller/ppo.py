@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from . import env as E
-from .controller import ControllerConfig, PageController
+from .network import ControllerConfig, PageController
 from .features import Obs, observe
 
 
@@ -83,7 +83,7 @@ class PPOConfig:
     and shuffling draw from a generator on this device, so runs agree per device type, not across."""
 
     def env_params(self) -> E.EnvParams:
-        from .traces import ZipfParams
+        from ..core.traces import ZipfParams
 
         return E.EnvParams(K=self.K, zipf=ZipfParams(**self.zipf), mode=self.mode, device=self.device)
 
@@ -288,7 +288,7 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
     import csv
     from pathlib import Path
 
-    from .controller import controller_from_checkpoint, load_checkpoint, save_controller
+    from .network import controller_from_checkpoint, load_checkpoint, save_controller
     from .imitation import BCConfig, config_dict, train_bc
 
     out = Path(out)

@@ -8,9 +8,9 @@ from typing import Iterator
 
 import torch
 
-from .policies import POLICIES, Policy, get_policy
-from .simulate import simulate
-from .traces import ZipfParams, cyclic_traces, perturb, retrieval_noise, zipf_traces
+from ..core.policies import POLICIES, Policy, get_policy
+from ..core.simulate import simulate
+from ..core.traces import ZipfParams, cyclic_traces, perturb, retrieval_noise, zipf_traces
 
 SWEEP_COLUMNS = ("policy", "K", "seed", "beta", "rho", "T", "faults", "fault_rate", "competitive_ratio")
 FAMILIES = ("zipf", "cyclic")
