@@ -8,15 +8,16 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _LAZY = {
-    "simulate": "gpupage.simulate",
-    "SimResult": "gpupage.simulate",
-    "POLICIES": "gpupage.policies",
-    "ZipfParams": "gpupage.traces",
-    "zipf_traces": "gpupage.traces",
-    "perturb": "gpupage.traces",
-    "perturbed_pairs": "gpupage.traces",
-    "retrieval_noise": "gpupage.traces",
-    "cyclic_traces": "gpupage.traces",
+    "simulate": "gpupage.core.simulate",
+    "SimResult": "gpupage.core.simulate",
+    "POLICIES": "gpupage.core.policies",
+    "ZipfParams": "gpupage.core.traces",
+    "zipf_traces": "gpupage.core.traces",
+    "perturb": "gpupage.core.traces",
+    "perturbed_pairs": "gpupage.core.traces",
+    "retrieval_noise": "gpupage.core.traces",
+    "cyclic_traces": "gpupage.core.traces",
+    "read_trace": "gpupage.core.io",
 }
 
 

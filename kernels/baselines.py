@@ -1,4 +1,4 @@
-"""The baselines of :mod:`gpupage.baselines` on CUDA, bit for bit.
+"""blind_oracle, predictive_marker (:mod:`gpupage.zoo.baselines`), arc and clock on CUDA, bit for bit.
 
 Same layout as :mod:`kernels.simulate`: a program owns ``BLOCK_B`` lanes (trace
 read as ``[T, B]`` rows) and ``[BLOCK_K, BLOCK_B]`` register tiles of per-slot
@@ -25,9 +25,10 @@ import torch
 import triton
 import triton.language as tl
 
-from gpupage.baselines import ARC, BLIND_ORACLE, CLOCK, P_FRAC, PREDICTION_CODES, PREDICTIVE_MARKER, harmonic_floor
-from gpupage.predictions import NEVER, prediction_options
-from gpupage.rng import STREAM_RANDOM_POLICY
+from gpupage.core.rng import STREAM_RANDOM_POLICY
+from gpupage.zoo.arc import P_FRAC
+from gpupage.zoo.baselines import ARC, BLIND_ORACLE, CLOCK, PREDICTION_CODES, PREDICTIVE_MARKER, harmonic_floor
+from gpupage.zoo.predictions import NEVER, prediction_options
 
 from .predictions import predict_next_arrivals
 from .rng import draw, stream_key, uniform_below
@@ -273,9 +274,9 @@ def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, 
 
     Args:
         traces: integer ``[B, T]`` block ids (-1 pads), CUDA (or CPU under TRITON_INTERPRET=1).
-        policy: one of this module's :class:`~gpupage.policies.Policy` entries.
+        policy: one of this module's :class:`~gpupage.core.policies.Policy` entries.
         K: int64 ``[B]`` per-lane cache sizes.  keys: int64 ``[B]`` lane keys (predictions, random choices).
-        options: ``{"eta", "replace"}`` of :mod:`gpupage.predictions` (prediction policies; others ignore it).
+        options: ``{"eta", "replace"}`` of :mod:`gpupage.zoo.predictions` (prediction policies; others ignore it).
     Returns:
         :class:`~kernels.simulate.KernelResult`: faults int64 ``[B]``, hits bool ``[B, T]`` and
         victims int64 ``[B, T]`` (or None).

@@ -1,6 +1,6 @@
 """Closed-loop traces on the GPU: the trace is generated inside the simulation loop.
 
-Triton twin of :mod:`gpupage.closedloop` (read its docstring for the family and
+Triton twin of :mod:`gpupage.experiments.closedloop` (read its docstring for the family and
 the RNG positions).  One program owns ``BLOCK_B`` lanes; each lane's cache
 (blocks and composite eviction keys, ``[BLOCK_B, KP]``) lives in registers for
 the whole trace, and step t reads request t of the exogenous stream, flips the
@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from gpupage.policies import FIFO, FIXED, LFU, LRU, RANDOM
+from gpupage.core.policies import FIFO, FIXED, LFU, LRU, RANDOM
 from kernels import rng as trng
 
 

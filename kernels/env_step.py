@@ -8,7 +8,7 @@ counts) stays in global memory and is gathered/scattered per request.  The
 program first applies each lane's eviction (``action >= 0``), then loops over
 requests while any of its lanes is still serving hits or cold fills; a lane
 stops at its next fault on a full cache (the decision, left pending) or at its
-trace's end.  Integers only, so it matches :func:`gpupage.env.advance_cpu`
+trace's end.  Integers only, so it matches :func:`gpupage.controller.env.advance_cpu`
 exactly (the interpreter tests check it).  Offsets are int64 (B*T and B*n
 may pass 2**31).
 """
@@ -19,13 +19,13 @@ import torch
 import triton
 import triton.language as tl
 
-from gpupage import env as _env
+from gpupage.controller import state as _state
 
-ACTIVE_GAP = _env.ACTIVE_GAP
-NOVEL_GAIN = tl.constexpr(_env.NOVEL_GAIN)
-CALM_DECAY = tl.constexpr(_env.CALM_DECAY)
-ALARM = tl.constexpr(_env.ALARM)
-REFRACTORY = tl.constexpr(_env.REFRACTORY)
+ACTIVE_GAP = _state.ACTIVE_GAP
+NOVEL_GAIN = tl.constexpr(_state.NOVEL_GAIN)
+CALM_DECAY = tl.constexpr(_state.CALM_DECAY)
+ALARM = tl.constexpr(_state.ALARM)
+REFRACTORY = tl.constexpr(_state.REFRACTORY)
 
 BLOCK_B = 32
 BLOCK_KS = (8, 16, 32, 64, 128)
@@ -60,7 +60,7 @@ def _touch(x, t, m, lanes, N, count_ptr, last_use_ptr, gap_ptr, dc_ptr, streak_p
     cnt = tl.load(count_ptr + bo, mask=m, other=0)
     tl.store(count_ptr + bo, cnt + 1, mask=m)
 
-    # change detector (gpupage.env._touch): det = S, cur, gen0, gen1, next, resume, cand_t, epoch_t
+    # change detector (gpupage.controller.env._touch): det = S, cur, gen0, gen1, next, resume, cand_t, epoch_t
     db = det_ptr + lanes * 8
     cur = tl.load(db + 1, mask=m, other=0)
     gen0 = tl.load(db + 2, mask=m, other=0)
@@ -198,7 +198,7 @@ def block_k(K: int) -> int:
 
 def env_step(action, traces, t, blk, last, ins, hits, slot_of, count, last_use, gap, dc, streak, since, det, pcount,
              pstamp, fr, frt, faults, decisions, done, tab, cap: int) -> None:
-    """Advance every lane in place (the argument order of :func:`gpupage.env.advance_cpu`).
+    """Advance every lane in place (the argument order of :func:`gpupage.controller.env.advance_cpu`).
 
     Shapes: action/t/frt/faults/decisions int64 [B], fr int64 [B, H], done bool [B], traces int32 [B, T],
     blk/last/ins/hits int64 [B, K], slot_of/count/last_use/gap/streak/since int64 [B, n], dc int64 [B, n, H],

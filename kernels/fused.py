@@ -9,7 +9,7 @@ the latest matching row wins), then per request draws the Zipf rank (number of
 host-computed integer CDF thresholds <= the draw), applies Knuth's selection
 sampling for the perturbation and runs the simulation step.  Every draw is the
 CPU generator's draw at the same (stream, position), so the traces are
-bit-identical to :func:`gpupage.traces.zipf_traces` / :func:`~gpupage.traces.perturb`
+bit-identical to :func:`gpupage.core.traces.zipf_traces` / :func:`~gpupage.core.traces.perturb`
 and a sweep of online policies never materialises ``[B, T]``.
 
 LFU's global counts live in a zeroed ``[M, B]`` int32 scratch (one scattered
@@ -24,9 +24,9 @@ import torch
 import triton
 import triton.language as tl
 
-from gpupage import rng as cpu_rng
-from gpupage.policies import BELADY, get_policy
-from gpupage.traces import ZipfParams, _batch_size, hamming_count
+from gpupage.core import rng as cpu_rng
+from gpupage.core.policies import BELADY, get_policy
+from gpupage.core.traces import ZipfParams, _batch_size, hamming_count
 
 from .rng import draw, stream_key, uniform_below
 from .simulate import (M_AUX, M_FIFO, M_FIXED, M_LRU, M_RANDOM, MODE_NAMES, MODE_OF, SMALL_BLOCK_K, _cache_init,
@@ -134,7 +134,7 @@ def launch_zipf(params: ZipfParams, keys: torch.Tensor, mode: int, K: torch.Tens
     Returns (faults int64 [B] or None for MODE none, traces int32 [T, B] or None)."""
     if params.W > GEN_BLOCK_W[-1]:
         raise ValueError(f"the Zipf kernel handles W <= {GEN_BLOCK_W[-1]}, got W={params.W}; "
-                         "use gpupage.traces.zipf_traces and simulate")
+                         "use gpupage.core.traces.zipf_traces and simulate")
     if d > 0 and params.M < 2:
         raise ValueError(f"perturbation needs M >= 2 blocks, got {params.M}")
     dev = keys.device
@@ -162,8 +162,8 @@ def zipf_simulate(params: ZipfParams, seed, policy, K, beta: float = 0.0, batch:
     """Faults of Zipf (optionally beta-perturbed) traces generated inside the kernel.
 
     Args:
-        params: the :class:`~gpupage.traces.ZipfParams` family.
-        seed: int (lanes 0..batch-1) or a sequence of B seeds, as :func:`gpupage.traces.zipf_traces`;
+        params: the :class:`~gpupage.core.traces.ZipfParams` family.
+        seed: int (lanes 0..batch-1) or a sequence of B seeds, as :func:`gpupage.core.traces.zipf_traces`;
             the same lane keys drive the perturbation and the Random policy.
         policy: name or Policy; online policies run fused when K <= 64 and W <= 16 (LFU: T <= 46340
             and M * B <= 2**28 for its count scratch);

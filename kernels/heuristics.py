@@ -1,4 +1,4 @@
-"""The ``adaptive`` heuristic (:mod:`gpupage.heuristics`) on CUDA, bit for bit.
+"""The ``adaptive`` heuristic (:mod:`gpupage.zoo.heuristics`) on CUDA, bit for bit.
 
 Same layout as :mod:`kernels.simulate`: a program owns ``BLOCK_B`` lanes
 (lanes fastest, trace read as ``[T, B]`` rows) and a ``[BLOCK_K, BLOCK_B]``
@@ -19,8 +19,8 @@ import torch
 import triton
 import triton.language as tl
 
-from gpupage import heuristics as _h
-from gpupage.heuristics import resolve_params
+from gpupage.zoo import heuristics as _h
+from gpupage.zoo.heuristics import resolve_params
 
 from .launch import (OUT_SIG, KernelResult, _lane_tile, _lookup, _out_rows, _store_step, alloc_outputs, aot_spec,
                      as_int32_ids, check_tb, kernel_result, launch_outputs, remap_ids, tile_shape)
@@ -145,9 +145,9 @@ def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, 
 
     Args:
         traces: integer ``[B, T]`` block ids (-1 pads), CUDA (or CPU under TRITON_INTERPRET=1).
-        policy: the ``adaptive`` :class:`~gpupage.policies.Policy`.
+        policy: the ``adaptive`` :class:`~gpupage.core.policies.Policy`.
         K: int64 ``[B]`` per-lane cache sizes.  keys: int64 ``[B]`` lane keys (unused: deterministic).
-        options: overrides of the tuning constants, as in :func:`gpupage.heuristics.simulate_cpu`.
+        options: overrides of the tuning constants, as in :func:`gpupage.zoo.heuristics.simulate_cpu`.
     Returns:
         :class:`~kernels.simulate.KernelResult`: faults int64 ``[B]``, hits bool ``[B, T]`` and
         victims int64 ``[B, T]`` (or None).

@@ -1,10 +1,10 @@
 """Noisy next-arrival predictions on the traces' device, bit for bit with
-:func:`gpupage.predictions.predict_next_arrivals` (its reference:
-:func:`gpupage.predictions.naive_predictions`).
+:func:`gpupage.zoo.predictions.predict_next_arrivals` (its reference:
+:func:`gpupage.zoo.predictions.naive_predictions`).
 
 The true next uses come from one sort per lane (:func:`kernels.simulate.next_use`);
 ``_predict_kernel`` then adds the noise with integers only: the host's fixed-point
-table ``exp(eta * Z_i)`` (:func:`gpupage.predictions.noise_table`) holds all the
+table ``exp(eta * Z_i)`` (:func:`gpupage.zoo.predictions.noise_table`) holds all the
 float work.  The kernel is elementwise over the ``[T, B]`` layout that the
 baselines kernels read, BLOCK consecutive requests a program, so every load and
 store coalesces; offsets are int64 (T * B may pass 2**31).
@@ -16,9 +16,9 @@ import torch
 import triton
 import triton.language as tl
 
-from gpupage.predictions import (FRAC_BITS, LEVEL_BITS, NEVER, SUB_COIN, SUB_NORMAL, SUB_VALUE, check_length,
+from gpupage.core.rng import STREAM_PREDICTION, probability_threshold
+from gpupage.zoo.predictions import (FRAC_BITS, LEVEL_BITS, NEVER, SUB_COIN, SUB_NORMAL, SUB_VALUE, check_length,
                                  noise_table, prediction_options)
-from gpupage.rng import STREAM_PREDICTION, probability_threshold
 
 from .rng import draw, stream_key, uniform_below
 from .simulate import next_use
@@ -78,8 +78,8 @@ def predict_next_arrivals(traces_tb: torch.Tensor, keys: torch.Tensor, options: 
     Args:
         traces_tb: contiguous int32 ``[T, B]`` block ids (-1 pads), the layout the baselines
             kernels read; CUDA (or CPU under TRITON_INTERPRET=1).
-        keys: int64 ``[B]`` lane keys (``gpupage.rng.lane_keys``).
-        options: ``{"eta", "replace"}`` of :mod:`gpupage.predictions`.
+        keys: int64 ``[B]`` lane keys (``gpupage.core.rng.lane_keys``).
+        options: ``{"eta", "replace"}`` of :mod:`gpupage.zoo.predictions`.
     Returns:
         int32 ``[T, B]``, ``NEVER`` on pads.
     """

@@ -1,4 +1,4 @@
-"""Triton twins of :mod:`gpupage.rng`, in uint32 arithmetic.
+"""Triton twins of :mod:`gpupage.core.rng`, in uint32 arithmetic.
 
 The CPU side works mod 2**32 in int64 with masks; on the GPU the same values
 come from native 32-bit unsigned multiplies (which wrap) and logical shifts,
@@ -24,13 +24,13 @@ def fmix32(h):
 
 @triton.jit
 def stream_key(key, stream: tl.constexpr):
-    """``gpupage.rng.stream_key``: ``key`` int64 lane key (< 2**32), returns uint32."""
+    """``gpupage.core.rng.stream_key``: ``key`` int64 lane key (< 2**32), returns uint32."""
     return fmix32(key.to(tl.uint32) ^ ((stream * 0x9E3779B9) & 0xFFFFFFFF))
 
 
 @triton.jit
 def draw(skey, position):
-    """``gpupage.rng.draw``: ``skey`` uint32, ``position`` any int (taken mod 2**32)."""
+    """``gpupage.core.rng.draw``: ``skey`` uint32, ``position`` any int (taken mod 2**32)."""
     return fmix32(fmix32(skey ^ position.to(tl.uint32)) ^ 0x9E3779B9)
 
 

@@ -27,7 +27,7 @@ import torch
 import triton
 import triton.language as tl
 
-from gpupage.policies import BELADY, FIFO, FIXED, LFU, LRU, RANDOM
+from gpupage.core.policies import BELADY, FIFO, FIXED, LFU, LRU, RANDOM
 
 from .launch import (OUT_SIG, KernelResult, _lookup, _out_rows, _store_step, alloc_outputs, aot_spec, as_int32_ids,
                      check_tb, kernel_result, launch_outputs, tile_shape)
@@ -205,9 +205,9 @@ def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, 
 
     Args:
         traces: integer ``[B, T]`` block ids (-1 pads), CUDA (or CPU under TRITON_INTERPRET=1).
-        policy: a scoring :class:`~gpupage.policies.Policy` (code in BELADY..FIXED).
+        policy: a scoring :class:`~gpupage.core.policies.Policy` (code in BELADY..FIXED).
         K: int64 ``[B]`` per-lane cache sizes on the same device.
-        keys: int64 ``[B]`` lane keys (``gpupage.rng.lane_keys``), read by Random.
+        keys: int64 ``[B]`` lane keys (``gpupage.core.rng.lane_keys``), read by Random.
         return_hits: also return hits bool ``[B, T]`` and victims int64 ``[B, T]``.
     Returns:
         :class:`KernelResult` on the traces' device.

@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from gpupage import rng
-from gpupage.closedloop import ClosedLoopParams, association_graph, closed_loop, naive_closed_loop
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.core import rng
+from gpupage.core.traces import ZipfParams, zipf_traces
+from gpupage.experiments.closedloop import ClosedLoopParams, association_graph, closed_loop, naive_closed_loop
 
 
 def best(fn, repeat=3) -> float:

@@ -16,11 +16,11 @@ import time
 
 import torch
 
-from gpupage import env as E
-from gpupage.controller import ControllerConfig, PageController
-from gpupage.features import observe
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.controller import env as E
+from gpupage.controller.features import observe
+from gpupage.controller.network import ControllerConfig, PageController
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, zipf_traces
 
 
 def _sync(device):

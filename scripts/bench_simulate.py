@@ -36,9 +36,9 @@ os.environ.pop("TRITON_INTERPRET", None)  # a benchmark of real backends; the PT
 os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 warnings.filterwarnings("ignore", module="triton")
 
-from gpupage.policies import BELADY, LFU, get_policy  # noqa: E402
-from gpupage.simulate import simulate  # noqa: E402
-from gpupage.traces import ZipfParams, zipf_traces  # noqa: E402
+from gpupage.core.policies import BELADY, LFU, get_policy  # noqa: E402
+from gpupage.core.simulate import simulate  # noqa: E402
+from gpupage.core.traces import ZipfParams, zipf_traces  # noqa: E402
 
 POLICIES = ("belady", "lru", "lfu", "fifo", "random", "fixed")
 LCS = {"belady": "Belady", "lru": "LRU", "lfu": "LFU", "fifo": "FIFO", "random": "Random", "fixed": "FIFO"}
@@ -128,7 +128,7 @@ def lcs_run(policy: str, path: str, K: int):
 
 def check_libcachesim(tmp: str) -> str:
     """libCacheSim on cloudPhysicsIO at K=7 against the published counts (Belady 103704, LRU 108525)."""
-    from gpupage.io import read_trace, write_oracle
+    from gpupage.core.io import read_trace, write_oracle
 
     if not os.path.exists(CLOUD):
         return "cloudPhysicsIO.txt not present: check skipped"
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     except ImportError:
         print("libcachesim is not installed (pip install libcachesim): no reference to compare with", file=sys.stderr)
         return 1
-    from gpupage.io import write_oracle
+    from gpupage.core.io import write_oracle
 
     policies = [p.strip() for p in args.policies.split(",")]
     for p in policies:

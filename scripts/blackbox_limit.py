@@ -14,7 +14,7 @@ up to rare events (a block of the old phase never requested there).
 
 This script puts the argument to the test on many seeds, paired per trace:
 U-evicting rules that *are told* the phase start and order U differently
-(most recent first, uniformly random; :mod:`gpupage.observability`) must tie
+(most recent first, uniformly random; :mod:`gpupage.controller.observability`) must tie
 LRU, while the white-box rule that evicts blocks of U outside N first must not.
 The argument is specific to K_b >= W: at K_b < W most misses fall inside a
 phase and force choices among blocks of N, which the history does inform
@@ -29,9 +29,9 @@ import argparse
 
 import numpy as np
 
-from gpupage.observability import told_phase_faults
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.controller.observability import told_phase_faults
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, zipf_traces
 
 RULES = {"U, most recent first": "u_mru", "U, uniformly random": "u_random",
          "U outside N first (white-box)": "u_outside_n"}
@@ -54,8 +54,8 @@ def main() -> None:
     traces, latent = zipf_traces(params, seed=seeds, return_latent=True)
     model = None
     if args.checkpoint:
-        from gpupage.controller import load_controller
-        from gpupage.evaluate import controller_rollout
+        from gpupage.controller.network import load_controller
+        from gpupage.controller.evaluate import controller_rollout
 
         model, _ = load_controller(args.checkpoint)
     print(f"seeds {lo}-{hi} ({len(seeds)} traces), M={params.M} W={params.W} shift={params.shift} T={params.T}")

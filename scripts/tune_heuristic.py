@@ -10,7 +10,7 @@ default App. B Zipf family, training seeds 2000-2199 (never the evaluation seeds
     python scripts/tune_heuristic.py [--seeds 2000-2199] [--rounds 3]
 
 Prints each improvement and the final constants, ready to paste into
-``gpupage/heuristics.py``.
+``gpupage/zoo/heuristics.py``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import argparse
 
 import numpy as np
 
-from gpupage.heuristics import DEFAULTS
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, zipf_traces
+from gpupage.zoo.heuristics import DEFAULTS
 
 GRID = {
     # Time constants stay well inside the shortest phase evaluated (shift=200), so

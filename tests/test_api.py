@@ -25,7 +25,7 @@ def test_readme_block_runs_twice_in_one_process(i, tmp_path, monkeypatch):
 
 
 def test_simulate_stays_the_function():
-    import gpupage.simulate  # noqa: F401  (the module of the same name, as other code imports it)
+    import gpupage.core.simulate  # noqa: F401  (the module that defines it, as other code imports it)
 
     tr = gpupage.zipf_traces(gpupage.ZipfParams(T=200), seed=[1])
     for _ in range(2):

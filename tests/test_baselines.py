@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from gpupage.baselines import harmonic_floor, naive_arc, naive_baseline
-from gpupage.predictions import (FRAC_BITS, LEVEL_BITS, MAX_MULTIPLIER, NEVER, naive_predictions, noise_table,
+from gpupage.core.reference import next_uses
+from gpupage.core.rng import lane_keys
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, cyclic_traces, zipf_traces
+from gpupage.zoo.arc import naive_arc
+from gpupage.zoo.baselines import harmonic_floor, naive_baseline
+from gpupage.zoo.predictions import (FRAC_BITS, LEVEL_BITS, MAX_MULTIPLIER, NEVER, naive_predictions, noise_table,
                                  predict_next_arrivals)
-from gpupage.reference import next_uses
-from gpupage.rng import lane_keys
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, cyclic_traces, zipf_traces
 
 BASELINES = ("blind_oracle", "predictive_marker", "arc", "clock")
 OPTIONS = (None, {"eta": 0.5}, {"eta": 4.0, "replace": 0.3}, {"replace": 1.0})

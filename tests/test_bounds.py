@@ -7,13 +7,20 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from gpupage import bounds as bd
-from gpupage import rng
 from gpupage.cli import main
-from gpupage.evaluate import prop6 as prop6_check
-from gpupage.reference import naive_simulate
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, cyclic_traces, zipf_traces
+from gpupage.controller.evaluate import prop6 as prop6_check
+from gpupage.core import rng
+from gpupage.core.cpu import NEVER
+from gpupage.core.reference import naive_simulate
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, cyclic_traces, zipf_traces
+from gpupage.experiments.bounds import prop6 as bounds_prop6
+from gpupage.experiments.bounds.config import BoundsConfig
+from gpupage.experiments.bounds.corollary1 import first_in_phase
+from gpupage.experiments.bounds.run import run_bounds
+from gpupage.experiments.bounds.search import fault_delta, search_counterexample, shrink, smallest_counterexample
+from gpupage.experiments.bounds.theorem3 import belady_cyclic_faults
+from gpupage.experiments.bounds.theorem4 import theorem4
 
 IDS = {"lemma1a", "lemma1b", "theorem3", "theorem4", "corollary1", "prop6"}
 
@@ -28,7 +35,7 @@ def test_search_simulator_and_worst_change_match_reference(policy):
     for _ in range(15):
         K, M, L = int(gen.integers(1, 5)), int(gen.integers(2, 6)), int(gen.integers(2, 14))
         tr = gen.integers(0, M, L).tolist()
-        d, p, v, f = bd.fault_delta(tr, K, policy, M)
+        d, p, v, f = fault_delta(tr, K, policy, M)
         assert f == _naive_faults(tr, policy, K)
         brute = 0
         for q in range(L):
@@ -49,35 +56,35 @@ def test_fifo_breaks_lemma1a_with_one_change():
 
 
 def test_search_finds_a_verified_fifo_counterexample():
-    res = bd.search_counterexample("fifo", 2, 3, L=16, iters=300, seed=0)
+    res = search_counterexample("fifo", 2, 3, L=16, iters=300, seed=0)
     assert res["delta_F"] > 3
     assert abs(_naive_faults(res["r"], "fifo", 2) - _naive_faults(res["r_prime"], "fifo", 2)) == res["delta_F"]
     assert sum(a != b for a, b in zip(res["r"], res["r_prime"])) == 1
-    small = bd._shrink(res["r"], 2, "fifo", 3)
-    assert len(small) <= len(res["r"]) and bd.fault_delta(small, 2, "fifo", 3)[0] > 3
+    small = shrink(res["r"], 2, "fifo", 3)
+    assert len(small) <= len(res["r"]) and fault_delta(small, 2, "fifo", 3)[0] > 3
 
 
 def test_exhaustive_smallest_counterexamples():
-    assert bd.smallest_counterexample("fifo", 2, 4, 7) is None  # nothing shorter than 8 requests
-    fifo = bd.smallest_counterexample("fifo", 2, 4, 8)
-    lfu = bd.smallest_counterexample("lfu", 2, 4, 7)
+    assert smallest_counterexample("fifo", 2, 4, 7) is None  # nothing shorter than 8 requests
+    fifo = smallest_counterexample("fifo", 2, 4, 8)
+    lfu = smallest_counterexample("lfu", 2, 4, 7)
     for policy, c in (("fifo", fifo), ("lfu", lfu)):
         assert abs(_naive_faults(c["r"], policy, 2) - _naive_faults(c["r_prime"], policy, 2)) == c["delta_F"] > 3
     assert (fifo["T"], lfu["T"]) == (8, 7)
-    assert bd.smallest_counterexample("lru", 2, 4, 7) is None
+    assert smallest_counterexample("lru", 2, 4, 7) is None
 
 
 @pytest.mark.parametrize("K", [1, 2, 3, 8, 17])
 def test_exact_belady_on_the_cyclic_trace(K):
     for T in (1, K, K + 1, K + 2, 3 * K + 1, 500):
         f = int(simulate(cyclic_traces(K, T), "belady", K).faults[0])
-        assert f == bd.belady_cyclic_faults(K, T), (K, T)
+        assert f == belady_cyclic_faults(K, T), (K, T)
 
 
 def test_first_in_phase_matches_a_loop():
     params = ZipfParams(M=20, W=5, shift=30, T=200)
     tr = zipf_traces(params, 1, 2)
-    got = bd.first_in_phase(tr, 30, 20)
+    got = first_in_phase(tr, 30, 20)
     for b in range(2):
         seen = set()
         for t, x in enumerate(tr[b].tolist()):
@@ -87,7 +94,7 @@ def test_first_in_phase_matches_a_loop():
 
 def _naive_noisy_belady(trace, K, q, key):
     """Plain reference of the Prop. 6 fallback policy: (faults, victims)."""
-    nxt = [next((u for u in range(t + 1, len(trace)) if trace[u] == trace[t]), bd.NEVER) for t in range(len(trace))]
+    nxt = [next((u for u in range(t + 1, len(trace)) if trace[u] == trace[t]), NEVER) for t in range(len(trace))]
     skey = rng.stream_key(key, rng.STREAM_RANDOM_POLICY)
     thr = rng.probability_threshold(q)
     slots, nu = [], []
@@ -113,11 +120,11 @@ def _naive_noisy_belady(trace, K, q, key):
 def test_noisy_belady_matches_reference_and_prop6_holds(q):
     tr = zipf_traces(ZipfParams(M=30, W=10, shift=60, T=300), 2, 3)
     keys = rng.lane_keys(5, 3)
-    faults, victims = bd.noisy_belady(tr, 4, q, 5)
+    faults, victims = bounds_prop6.noisy_belady(tr, 4, q, 5)
     for b in range(3):
         f, v = _naive_noisy_belady(tr[b].tolist(), 4, q, int(keys[b]))
         assert faults[b] == f and victims[b].tolist() == v
-    e = bd._prop6_entry({q: prop6_check(tr, 4, torch.from_numpy(victims))}, "noisy Belady")
+    e = bounds_prop6._prop6_entry({q: prop6_check(tr, 4, torch.from_numpy(victims))}, "noisy Belady")
     assert e["holds"]  # D_f = 1 is exact: the bound must hold on every lane
     opt = simulate(tr, "belady", 4).faults.numpy()
     for r in e["details"]["rows"]:
@@ -129,24 +136,24 @@ def test_noisy_belady_matches_reference_and_prop6_holds(q):
 def test_prop6_on_a_controller_checkpoint(tmp_path):
     import torch
 
-    from gpupage.controller import ControllerConfig, PageController, save_controller
+    from gpupage.controller.network import ControllerConfig, PageController, save_controller
 
     torch.manual_seed(0)
     save_controller(tmp_path / "c.pt", PageController(ControllerConfig()), {"K": 4})
-    e = bd.prop6(bd.BoundsConfig.quick(lanes=2, T=120, K=4, checkpoint=str(tmp_path / "c.pt")))
+    e = bounds_prop6.prop6(BoundsConfig.quick(lanes=2, T=120, K=4, checkpoint=str(tmp_path / "c.pt")))
     assert "controller" in e["details"]["policy"] and e["holds"]  # D_f = 1 is exact: must hold on every lane
     for r in e["details"]["rows"]:
         assert r["F"] <= r["bound"] and 0 <= r["p"] <= 1
 
 
 def _tiny():
-    return bd.BoundsConfig.quick(lanes=2, T=400, Ks=(2, 4), K=4, localities=((1.2, 16),), cyclic_T=(50,),
+    return BoundsConfig.quick(lanes=2, T=400, Ks=(2, 4), K=4, localities=((1.2, 16),), cyclic_T=(50,),
                                  search_Ks=(2,), search_iters=100, search_lengths=(12,), exhaustive_len=6, sigmas=(0.0, 0.3),
                                  etas=(0.0,))
 
 
 def test_theorem4_beta_hat_is_zero_without_feedback_and_grows_with_sigma():
-    e = bd.theorem4(_tiny())
+    e = theorem4(_tiny())
     beta = {r["sigma"]: r for r in e["details"]["beta"]}
     assert beta[0.0]["beta_lru_fifo"] == 0 and beta[0.0]["beta_max"] == 0
     assert 0 < beta[0.3]["beta_lru_fifo"] <= beta[0.3]["beta_max"] <= 1
@@ -155,7 +162,7 @@ def test_theorem4_beta_hat_is_zero_without_feedback_and_grows_with_sigma():
 
 
 def test_run_bounds_writes_every_entry(tmp_path):
-    entries = bd.run_bounds(_tiny(), str(tmp_path))
+    entries = run_bounds(_tiny(), str(tmp_path))
     on_disk = json.loads((tmp_path / "bounds.json").read_text())
     assert IDS <= {e["id"] for e in on_disk}
     for e in on_disk:

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gpupage.controller import load_controller
-from gpupage.evaluate import controller_rollout
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.controller.evaluate import controller_rollout
+from gpupage.controller.network import load_controller
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, zipf_traces
 
 SHIPPED = sorted((Path(__file__).resolve().parents[1] / "checkpoints").glob("*.pt"))
 HELD_OUT = [1000, 1001, 1002, 1003]  # evaluation seeds, never trained or tuned on

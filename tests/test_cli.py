@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from gpupage.cli import main
-from gpupage.io import write_oracle
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, perturb, zipf_traces
+from gpupage.core.io import write_oracle
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, perturb, zipf_traces
 
 CLOUD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "traces", "cloudPhysicsIO.txt")
 

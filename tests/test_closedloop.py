@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from gpupage import rng
-from gpupage.closedloop import (ClosedLoopParams, association_graph, closed_loop, hamming,
+from gpupage.core import rng
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, zipf_traces
+from gpupage.experiments.closedloop import (ClosedLoopParams, association_graph, closed_loop, hamming,
                                 naive_closed_loop)
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, zipf_traces
 
 POLICIES = ["lru", "fifo", "lfu", "random", "fixed"]
 

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from gpupage import env as E
-from gpupage.controller import (ControllerConfig, PageController, checkpoint_dict, load_controller,
+from gpupage.controller import env as E
+from gpupage.controller.features import Obs, observe
+from gpupage.controller.imitation import BCConfig, bc_loss, belady_labels, collect, expert_action, fit, rank_loss, train_bc
+from gpupage.controller.network import (ControllerConfig, PageController, checkpoint_dict, load_controller,
                                 save_controller)
-from gpupage.features import Obs, observe
-from gpupage.imitation import BCConfig, bc_loss, belady_labels, collect, expert_action, fit, rank_loss, train_bc
-from gpupage.traces import ZipfParams
+from gpupage.core.traces import ZipfParams
 
 
 @pytest.mark.parametrize("mode", ["blackbox", "whitebox"])
@@ -64,8 +64,8 @@ def test_bc_loss_prefers_mass_on_optimal_slots():
 
 
 def test_expert_rollout_is_belady_and_bc_loss_falls():
-    from gpupage.simulate import simulate
-    from gpupage.traces import zipf_traces
+    from gpupage.core.simulate import simulate
+    from gpupage.core.traces import zipf_traces
 
     zp = ZipfParams(M=24, W=8, shift=100, T=300)
     params = E.EnvParams(K=4, zipf=zp)

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from gpupage import env as E
-from gpupage.features import SLOT_DIM, observe, resident_rank
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.controller import env as E
+from gpupage.controller import state as S
+from gpupage.controller.features import SLOT_DIM, observe, resident_rank
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, zipf_traces
 
 
 def _replay(traces, K, victims, params=None):
@@ -83,9 +84,9 @@ def test_decayed_counts_match_a_float_reference():
     T = trace.shape[1]
     for x in range(4):
         times = [t for t in range(T) if int(trace[0, t]) == x]
-        for hi, h in enumerate(E.HALF_LIVES):
+        for hi, h in enumerate(S.HALF_LIVES):
             exact = sum(2 ** (-(times[-1] - s) / h) for s in times)
-            assert abs(int(st.dc[0, x, hi]) / E.ONE - exact) < 1e-3 * len(times)
+            assert abs(int(st.dc[0, x, hi]) / S.ONE - exact) < 1e-3 * len(times)
         assert int(st.count[0, x]) == len(times) and int(st.last_use[0, x]) == times[-1]
         assert int(st.gap[0, x]) == times[-1] - times[-2]
 

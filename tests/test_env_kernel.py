@@ -5,12 +5,13 @@ import os
 import pytest
 import torch
 
-from gpupage import env as E
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.controller import env as E
+from gpupage.controller import state as S
+from gpupage.core.traces import ZipfParams, zipf_traces
 
 pytestmark = pytest.mark.interpreter
 
-INT_FIELDS = E._INT_FIELDS
+INT_FIELDS = S.STEP_FIELDS
 
 
 def _arrays(state):
@@ -31,12 +32,12 @@ def test_env_kernel_equals_cpu(B, K, M, T):
     _, st = E.reset_traces(E.EnvParams(K=K), traces)
     cpu, tri = _arrays(st), _arrays(st)
     g = torch.Generator().manual_seed(B * K)
-    tab = E.decay_table()
+    tab = S.decay_table()
     for _ in range(25 if B > 1 else 250):  # the long lane reaches idle gaps and detector alarms
         action = torch.randint(0, K, (B,), generator=g)
         action[::4] = -1 if B > 3 else action[::4]  # lanes that only advance
-        E.advance_cpu(action.numpy(), st.traces.numpy(), *[a.numpy() for a in cpu], tab.numpy(), E.CAP)
-        env_step(action, st.traces, *tri, tab, E.CAP)
+        E.advance_cpu(action.numpy(), st.traces.numpy(), *[a.numpy() for a in cpu], tab.numpy(), S.CAP)
+        env_step(action, st.traces, *tri, tab, S.CAP)
         for name, a, b in zip(INT_FIELDS, cpu, tri):
             assert torch.equal(a, b), name
         if bool(cpu[INT_FIELDS.index("done")].all()):

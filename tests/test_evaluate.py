@@ -7,10 +7,10 @@ import torch
 from click.testing import CliRunner
 
 from gpupage.cli import main
-from gpupage.controller import ControllerConfig, PageController, save_controller
-from gpupage.evaluate import controller_rollout, evaluate, prop6
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.controller.evaluate import controller_rollout, evaluate, prop6
+from gpupage.controller.network import ControllerConfig, PageController, save_controller
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, zipf_traces
 
 ZP = ZipfParams(M=30, W=10, shift=120, T=500)
 

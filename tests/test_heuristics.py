@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from gpupage.heuristics import naive_adaptive
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, zipf_traces
+from gpupage.zoo.heuristics import naive_adaptive
 
 # Small constants make changes, restarts, pauses and staleness happen on short traces.
 FAST = dict(novel_gap=5, novel_gain=3, calm_decay=1, alarm=6, refractory=4, stale=7, suspect=3)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from gpupage.policies import get_policy
-from gpupage.reference import naive_simulate, next_uses
-from gpupage.rng import lane_keys
-from gpupage.simulate import simulate
+from gpupage.core.policies import get_policy
+from gpupage.core.reference import naive_simulate, next_uses
+from gpupage.core.rng import lane_keys
+from gpupage.core.simulate import simulate
 
 pytestmark = [
     pytest.mark.interpreter,

@@ -9,8 +9,8 @@ import os
 import pytest
 import torch
 
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, perturb, zipf_traces
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, perturb, zipf_traces
 
 pytestmark = [
     pytest.mark.interpreter,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from gpupage.io import read_trace, write_oracle
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.core.io import read_trace, write_oracle
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, zipf_traces
 
 lcs = pytest.importorskip("libcachesim")
 CLOUD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "traces", "cloudPhysicsIO.txt")

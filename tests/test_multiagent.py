@@ -5,10 +5,10 @@ import pytest
 from click.testing import CliRunner
 
 from gpupage.cli import main
-from gpupage.multiagent import (STRATEGIES, MultiAgentParams, _apportion, agent_traces, equal_quotas, interleave,
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams
+from gpupage.experiments.multiagent import (STRATEGIES, MultiAgentParams, _apportion, agent_traces, equal_quotas, interleave,
                                 multiagent_table, naive_agents, simulate_agents)
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams
 
 
 def _params(n, K, seed_gen):

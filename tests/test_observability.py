@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from gpupage.observability import RULES, naive_told_phase_faults, told_phase_faults
-from gpupage.rng import lane_keys
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.controller.observability import RULES, naive_told_phase_faults, told_phase_faults
+from gpupage.core.rng import lane_keys
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, zipf_traces
 
 
 @pytest.mark.parametrize("K", [1, 3, 6, 9])

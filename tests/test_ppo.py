@@ -5,10 +5,10 @@ import random
 import pytest
 import torch
 
-from gpupage.evaluate import evaluate
-from gpupage.imitation import BCConfig, train_bc
-from gpupage.ppo import PPO, PPOConfig, gae, train_controller
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.controller.evaluate import evaluate
+from gpupage.controller.imitation import BCConfig, train_bc
+from gpupage.controller.ppo import PPO, PPOConfig, gae, train_controller
+from gpupage.core.traces import ZipfParams, zipf_traces
 
 
 def _gae_loop(rewards, values, discounts, next_value, lam):

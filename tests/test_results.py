@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from gpupage.cli import main
-from gpupage.results import ResultsTable, atomic_path, spec_path
+from gpupage.core.results import ResultsTable, atomic_path, spec_path
 
 SWEEP = ["sweep", "--policies", "lru,fifo,lfu", "--K", "2,4,8", "--seeds", "1-6", "--beta", "0,0.1", "--T", "300",
          "--quiet"]
@@ -47,7 +47,7 @@ def test_rerun_of_a_finished_sweep_keeps_it_and_does_nothing(tmp_path, reference
 
 
 def test_interrupted_sweep_resumes_to_the_uninterrupted_rows(tmp_path, monkeypatch, reference):
-    import gpupage.sweep as sweep_mod
+    import gpupage.experiments.sweep as sweep_mod
 
     real = sweep_mod.run_sweep
 
@@ -136,7 +136,7 @@ def test_second_writer_is_refused(tmp_path):
     out = tmp_path / "s.csv"
     assert run(*SWEEP, "--out", out).exit_code == 0
     before = out.read_bytes()
-    from gpupage.sweep import SWEEP_COLUMNS
+    from gpupage.experiments.sweep import SWEEP_COLUMNS
 
     with open(spec_path(out)) as f:
         import json

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from gpupage import rng
-from gpupage.policies import POLICIES, parse_policies
-from gpupage.reference import naive_simulate
-from gpupage.simulate import simulate
-from gpupage.traces import ZipfParams, cyclic_traces, zipf_traces
+from gpupage.core import rng
+from gpupage.core.policies import POLICIES, parse_policies
+from gpupage.core.reference import naive_simulate
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, cyclic_traces, zipf_traces
 
 CORE = ["belady", "lru", "lfu", "fifo", "random", "fixed"]
 

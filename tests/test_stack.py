@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from gpupage.simulate import simulate
-from gpupage.stack import lru_fault_curve
-from gpupage.traces import ZipfParams, zipf_traces
+from gpupage.core.simulate import simulate
+from gpupage.core.stack import lru_fault_curve
+from gpupage.core.traces import ZipfParams, zipf_traces
 
 
 def test_curve_equals_per_k_simulation_with_pads_and_sparse_ids():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from gpupage import rng
-from gpupage.traces import (ZipfParams, cyclic_traces, hamming_count, perturb, perturbed_pairs, retrieval_noise,
+from gpupage.core import rng
+from gpupage.core.traces import (ZipfParams, cyclic_traces, hamming_count, perturb, perturbed_pairs, retrieval_noise,
                             zipf_traces)
 
 

@@ -7,8 +7,8 @@ import torch
 from click.testing import CliRunner
 
 from gpupage.cli import main
-from gpupage.imitation import BCConfig
-from gpupage.ppo import PPOConfig, train_controller
+from gpupage.controller.imitation import BCConfig
+from gpupage.controller.ppo import PPOConfig, train_controller
 
 ZIPF = dict(M=16, W=6, shift=30, T=60)
 BC = dict(K=4, hidden=16, lanes=3, epochs=1, batch_size=64, zipf=ZIPF)

@@ -41,7 +41,7 @@ def _bar(quiet: bool, total: int, unit: str):
 @quiet_option
 def bounds(out_dir, quick, lanes, T, K, seed, sigmas, etas, checkpoint, quiet):
     """Measure every result of the paper into DIR: bounds.json, report.md, PNG plots."""
-    from ..bounds import BoundsConfig, progress_steps, run_bounds
+    from ..experiments.bounds.run import BoundsConfig, progress_steps, run_bounds
 
     kw = dict(lanes=lanes, T=T, K=K, seed=seed, sigmas=sigmas, etas=etas, checkpoint=checkpoint)
     kw = {k: v for k, v in kw.items() if v is not None}
@@ -70,8 +70,8 @@ def bounds(out_dir, quick, lanes, T, K, seed, sigmas, etas, checkpoint, quiet):
 @quiet_option
 def multiagent(ns, K_per_agent, Ws, seeds, M, alpha, shift, T, window, epoch, as_json, quiet):
     """Multi-agent sharing of K_shared slots: static vs shared LRU vs demand split (Def 18)."""
-    from ..multiagent import multiagent_table
-    from ..traces import ZipfParams
+    from ..experiments.multiagent import multiagent_table
+    from ..core.traces import ZipfParams
 
     if any(n < 1 for n in ns):
         raise ValueError(f"--n: agents must be >= 1, got {min(ns)}")

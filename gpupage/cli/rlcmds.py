@@ -53,9 +53,9 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
     import torch
     from tqdm import tqdm
 
-    from ..imitation import BCConfig
-    from ..ppo import PPOConfig, train_controller
-    from ..traces import ZipfParams
+    from ..controller.imitation import BCConfig
+    from ..controller.ppo import PPOConfig, train_controller
+    from ..core.traces import ZipfParams
     from .options import parse_int_list, resolve_device
 
     options = click.get_current_context().params
@@ -101,7 +101,7 @@ RESUME_MAY_DIFFER = {"out", "resume", "ppo_iterations", "bc_rounds", "threads", 
 
 def _check_resume_options(path, options: dict) -> None:
     """A one-line error naming the first option that differs from the run recorded in ``path``."""
-    from ..controller import load_checkpoint
+    from ..controller.network import load_checkpoint
     from .options import parse_int_list
 
     meta = load_checkpoint(path)["meta"]
@@ -130,11 +130,11 @@ def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
     import torch
 
     if trace_file:
-        from ..io import read_trace
+        from ..core.io import read_trace
 
         ft = read_trace(trace_file, trace_format)
         return torch.from_numpy(ft.ids).unsqueeze(0), None, f"{trace_file} ({ft.requests} requests)"
-    from ..traces import ZipfParams, zipf_traces
+    from ..core.traces import ZipfParams, zipf_traces
 
     tr, latent = zipf_traces(ZipfParams(M=M, alpha=alpha, W=W, shift=shift, T=T), seed=seeds, return_latent=True)
     return tr, latent, f"Zipf M={M} alpha={alpha} W={W} shift={shift} T={T}, {len(seeds)} seeds"
@@ -153,9 +153,9 @@ def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
 @json_option
 def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, device, as_json):
     """Compare a trained controller (greedy) with the heuristics: fault rate, competitive ratio, Prop. 6."""
-    from ..controller import load_controller
-    from ..evaluate import default_policies, evaluate as run
-    from ..policies import parse_policies
+    from ..controller.network import load_controller
+    from ..controller.evaluate import default_policies, evaluate as run
+    from ..core.policies import parse_policies
     from .options import resolve_device
 
     device = resolve_device(device)

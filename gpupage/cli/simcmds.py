@@ -12,7 +12,7 @@ from .options import (device_option, json_option, k_option, parse_float_list, pa
 
 
 def _policy_names() -> list[str]:
-    from ..policies import POLICIES  # stdlib-only module: cheap at --help time
+    from ..core.policies import POLICIES  # stdlib-only module: cheap at --help time
 
     return list(POLICIES)
 
@@ -55,7 +55,7 @@ def _progress(quiet: bool, unit: str):
 @json_option
 def simulate(trace_file, policies, K, fmt, column, seed, device, as_json):
     """Replay a real trace file: requests, distinct blocks, compulsory faults, faults, fault rate."""
-    from ..experiments import simulate_file
+    from ..experiments.calls import simulate_file
 
     rows = simulate_file(trace_file, policies, K, fmt=fmt, column=column, seed=seed, device=resolve_device(device))
     for row in rows:
@@ -89,7 +89,7 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
 
     An existing --out of the same sweep resumes: its finished cells are kept and skipped.
     """
-    from ..experiments import sweep_to_csv
+    from ..experiments.calls import sweep_to_csv
 
     if eta is not None and eta < 0:
         raise click.BadParameter(f"--eta must be >= 0, got {eta}")
@@ -107,7 +107,7 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
 @quiet_option
 def reproduce(out_dir, device, quiet):
     """Reproduce the paper's §6 validation: Figures 4 and 5, tables and summary.json."""
-    from ..reproduce import comparison_rows, reproduce as run
+    from ..experiments.reproduce import comparison_rows, reproduce as run
 
     summary = run(out_dir, device=resolve_device(device), progress_factory=_progress(quiet, "step"))
     click.echo(f"{'':40} {'ours (mean ± sd)':>18}   paper")

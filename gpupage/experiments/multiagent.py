@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from .traces import ZipfParams, zipf_traces
+from ..core.traces import ZipfParams, zipf_traces
 
 STRATEGIES = ("static", "shared", "dynamic")
 STATIC, SHARED, DYNAMIC = range(3)

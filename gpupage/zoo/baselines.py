@@ -1,4 +1,4 @@
-"""Baselines whose state is not a per-slot score: CPU (numba) path and plain references.
+"""The learning-augmented baselines, and the CPU driver of every policy of ``kernels.baselines``.
 
 * ``blind_oracle`` (follow the prediction): evict the resident block whose
   predicted next arrival (made at its last access) is farthest.
@@ -11,37 +11,32 @@
   block with the farthest prediction, beyond it a uniformly random unmarked
   block (the j-th unmarked slot, j from ``STREAM_RANDOM_POLICY`` at position t).
   The new block is marked; a hit marks.
-* ``arc`` (Megiddo & Modha, FAST 2003) with c = K: T1/T2 resident, B1/B2 ghost
-  lists and the paper's real-valued target p, held in fixed point with
-  ``P_FRAC`` fractional bits: ``delta = max(|B2| / |B1|, 1)`` (resp.
-  ``|B1| / |B2|``) truncated to 2**-32, so p stays an exact integer on every
-  backend (libCacheSim keeps p in a double; see the README).
-* ``clock`` (second chance): frames = slots, one reference bit set by a hit,
-  cleared as the hand passes; a new block enters with the bit clear and the hand
-  moves past it.
 
-Every policy follows the contract of :mod:`gpupage.policies`: forced insertion,
+Predictions come from :mod:`gpupage.zoo.predictions`.  ``arc`` (:mod:`gpupage.zoo.arc`)
+and ``clock`` (:mod:`gpupage.zoo.clock`) share this module's registry codes and batch
+driver, as their Triton twins share ``kernels.baselines``.
+
+Every policy follows the contract of :mod:`gpupage.core.policies`: forced insertion,
 cold fill takes the lowest empty slot, a fault takes its victim's slot; ties
 between equal predictions go to the least recently accessed block.  The
 ``naive_*`` functions are slow, literal references the tests compare against.
 """
-
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 import numpy as np
 from numba import njit, prange
 
-from . import rng
-from .cpu import alloc_outputs, cpu_result, lane_chunks, max_k
+from ..core import rng
+from ..core.cpu import alloc_outputs, cpu_result, lane_chunks, max_k
+from .arc import lane_arc, naive_arc
+from .clock import lane_clock, naive_clock
 from .predictions import NEVER, predict_next_arrivals, prediction_options
 
 BLIND_ORACLE, PREDICTIVE_MARKER, ARC, CLOCK = range(20, 24)
 PREDICTION_CODES = (BLIND_ORACLE, PREDICTIVE_MARKER)
 SHIFT = 1 << 32
-P_FRAC = 32  # fractional bits of ARC's target p
 
 
 def harmonic_floor(K: np.ndarray) -> np.ndarray:
@@ -137,149 +132,6 @@ def _lane_predictive(trace, pred, k, code, rkey, hk, want, hits_row, victims_row
     return faults
 
 
-@njit(inline="always", cache=True)
-def _lru_of(k, lst, stamp, which):
-    """Index with the smallest stamp among entries of list ``which``."""
-    s = -1
-    for i in range(k):
-        if lst[i] == which and (s < 0 or stamp[i] < stamp[s]):
-            s = i
-    return s
-
-
-@njit(cache=True)
-def _lane_arc(trace, k, want, hits_row, victims_row, where, blk, lst, stamp, gblk, glst, gstamp):
-    """where[id]: resident slot, ghost index + k, or -1.  lst 1/2 = T1/T2; glst 1/2 = B1/B2, 0 = free."""
-    T = trace.shape[0]
-    n1 = n2 = nb1 = nb2 = 0
-    p = np.int64(0)  # target size of T1, fixed point
-    faults = 0
-    for i in range(k):
-        glst[i] = 0
-    for t in range(T):
-        x = trace[t]
-        if x < 0:
-            continue
-        w = where[x]
-        if 0 <= w < k:  # case I: hit, to the MRU end of T2
-            if want:
-                hits_row[t] = 1
-            if lst[w] == 1:
-                n1 -= 1
-                n2 += 1
-            lst[w] = 2
-            stamp[w] = t
-            continue
-        faults += 1
-        ghost = w >= k
-        in_b2 = False
-        to_t2 = False
-        replace = True
-        if ghost:  # cases II / III: adapt p, forget the ghost (its entry is reused below)
-            g = w - k
-            in_b2 = glst[g] == 2
-            if in_b2:
-                p = max(p - max((nb1 << P_FRAC) // nb2, 1 << P_FRAC), 0)
-                nb2 -= 1
-            else:
-                p = min(p + max((nb2 << P_FRAC) // nb1, 1 << P_FRAC), k << P_FRAC)
-                nb1 -= 1
-            glst[g] = 0
-            to_t2 = True
-        elif n1 + n2 < k:  # cold fill
-            replace = False
-        elif n1 + nb1 == k:  # case IV.A
-            if n1 < k:
-                g = _lru_of(k, glst, gstamp, 1)
-                where[gblk[g]] = -1
-                glst[g] = 0
-                nb1 -= 1
-            else:
-                replace = False
-        elif n1 + n2 + nb1 + nb2 == 2 * k:  # case IV.B, directory full
-            g = _lru_of(k, glst, gstamp, 2)
-            where[gblk[g]] = -1
-            glst[g] = 0
-            nb2 -= 1
-        if n1 + n2 < k:
-            s = n1 + n2
-        else:
-            if replace and not (n1 >= 1 and ((n1 << P_FRAC) > p or (in_b2 and (n1 << P_FRAC) == p))):
-                s = _lru_of(k, lst, stamp, 2)
-                n2 -= 1
-            else:
-                s = _lru_of(k, lst, stamp, 1)
-                n1 -= 1
-            v = blk[s]
-            where[v] = -1
-            if want:
-                victims_row[t] = v
-            if replace:  # the victim becomes the MRU ghost of its list
-                g = 0
-                while glst[g] != 0:
-                    g += 1
-                glst[g] = lst[s]
-                gblk[g] = v
-                gstamp[g] = t
-                where[v] = k + g
-                if lst[s] == 1:
-                    nb1 += 1
-                else:
-                    nb2 += 1
-        blk[s] = x
-        where[x] = s
-        stamp[s] = t
-        if to_t2:
-            lst[s] = 2
-            n2 += 1
-        else:
-            lst[s] = 1
-            n1 += 1
-    for i in range(n1 + n2):
-        where[blk[i]] = -1
-    for i in range(k):
-        if glst[i] != 0:
-            where[gblk[i]] = -1
-    return faults
-
-
-@njit(cache=True)
-def _lane_clock(trace, k, want, hits_row, victims_row, slot_of, blk, ref):
-    T = trace.shape[0]
-    n = 0
-    hand = 0
-    faults = 0
-    for t in range(T):
-        x = trace[t]
-        if x < 0:
-            continue
-        s = slot_of[x]
-        if s >= 0:
-            if want:
-                hits_row[t] = 1
-            ref[s] = True
-            continue
-        faults += 1
-        if n < k:
-            s = n
-            n += 1
-        else:
-            while ref[hand]:
-                ref[hand] = False
-                hand = hand + 1 if hand + 1 < k else 0
-            s = hand
-            hand = hand + 1 if hand + 1 < k else 0
-            slot_of[blk[s]] = -1
-            if want:
-                victims_row[t] = blk[s]
-        blk[s] = x
-        slot_of[x] = s
-        ref[s] = False
-    for i in range(n):
-        slot_of[blk[i]] = -1
-    return faults
-
-
 @njit(parallel=True, cache=True)
 def _simulate_batch(traces, pred, K, hk, code, rkeys, n_ids, want, hits, victims, faults, nchunks):
     B = traces.shape[0]
@@ -299,10 +151,10 @@ def _simulate_batch(traces, pred, K, hk, code, rkeys, n_ids, want, hits, victims
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             row = b if want else 0
             if code == ARC:
-                faults[b] = _lane_arc(traces[b], K[b], want, hits[row], victims[row],
-                                      where, blk, lst, last, gblk, glst, gstamp)
+                faults[b] = lane_arc(traces[b], K[b], want, hits[row], victims[row],
+                                     where, blk, lst, last, gblk, glst, gstamp)
             elif code == CLOCK:
-                faults[b] = _lane_clock(traces[b], K[b], want, hits[row], victims[row], where, blk, flags)
+                faults[b] = lane_clock(traces[b], K[b], want, hits[row], victims[row], where, blk, flags)
             else:
                 rkey = rng.stream_key(rkeys[b], rng.STREAM_RANDOM_POLICY)
                 faults[b] = _lane_predictive(traces[b], pred[b], K[b], code, rkey, hk[b], want, hits[row], victims[row],
@@ -311,10 +163,10 @@ def _simulate_batch(traces, pred, K, hk, code, rkeys, n_ids, want, hits, victims
 
 def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n_ids: int,
                  return_hits: bool = False, options: dict | None = None):
-    """The :func:`gpupage.cpu.simulate_cpu` contract for the baselines of this module.
+    """The :func:`gpupage.core.cpu.simulate_cpu` contract for the baselines of this module.
 
     ``options`` (prediction policies): ``{"eta": >= 0, "replace": in [0, 1]}``, see
-    :mod:`gpupage.predictions`; ARC and CLOCK accept and ignore it.
+    :mod:`gpupage.zoo.predictions`; ARC and CLOCK accept and ignore it.
     """
     code = policy.code
     B, T = traces.shape
@@ -332,7 +184,7 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
 
 
 # ----------------------------------------------------------------------------------------------
-# Plain references: one trace, Python lists, written from the papers' pseudo-code.
+# Plain references: one trace, Python lists, written from the paper's pseudo-code.
 
 
 def naive_blind_oracle(trace: list[int], K: int, pred: list[int]):
@@ -388,93 +240,6 @@ def naive_predictive_marker(trace: list[int], K: int, pred: list[int], key: int 
                 victims[t] = v
         marked.add(x)
         info[x] = (pred[t], t)
-    return faults, hits, victims
-
-
-def naive_arc(trace: list[int], K: int, float_p: bool = False):
-    """(faults, hits, victims) of ARC(c=K), Fig. 4 of Megiddo & Modha; p in units of 2**-P_FRAC.
-
-    ``float_p``: p and delta as doubles instead, as libCacheSim computes them (tests only).
-    """
-    T1: OrderedDict = OrderedDict()  # LRU first
-    T2: OrderedDict = OrderedDict()
-    B1: OrderedDict = OrderedDict()
-    B2: OrderedDict = OrderedDict()
-    p = 0
-    one = 1.0 if float_p else 2**P_FRAC
-
-    def ratio(a, b):
-        return a / b if float_p else a * one // b
-    faults, hits, victims = 0, [False] * len(trace), [-1] * len(trace)
-
-    def replace(t, in_b2):
-        if T1 and (len(T1) * one > p or (in_b2 and len(T1) * one == p)):
-            v, _ = T1.popitem(last=False)
-            B1[v] = None
-        else:
-            v, _ = T2.popitem(last=False)
-            B2[v] = None
-        victims[t] = v
-
-    for t, x in enumerate(trace):
-        if x < 0:
-            continue
-        if x in T1 or x in T2:
-            hits[t] = True
-            T1.pop(x, None)
-            T2.pop(x, None)
-            T2[x] = None
-            continue
-        faults += 1
-        if x in B1:
-            p = min(p + max(ratio(len(B2), len(B1)), one), K * one)
-            replace(t, False)
-            del B1[x]
-            T2[x] = None
-        elif x in B2:
-            p = max(p - max(ratio(len(B1), len(B2)), one), 0)
-            replace(t, True)
-            del B2[x]
-            T2[x] = None
-        else:
-            if len(T1) + len(B1) == K:
-                if len(T1) < K:
-                    B1.popitem(last=False)
-                    replace(t, False)
-                else:
-                    victims[t], _ = T1.popitem(last=False)
-            elif len(T1) + len(T2) + len(B1) + len(B2) >= K:
-                if len(T1) + len(T2) + len(B1) + len(B2) == 2 * K:
-                    B2.popitem(last=False)
-                replace(t, False)
-            T1[x] = None
-    return faults, hits, victims
-
-
-def naive_clock(trace: list[int], K: int):
-    """(faults, hits, victims) of CLOCK with one reference bit per frame."""
-    frames: list[int] = []
-    ref: list[bool] = []
-    hand = 0
-    faults, hits, victims = 0, [False] * len(trace), [-1] * len(trace)
-    for t, x in enumerate(trace):
-        if x < 0:
-            continue
-        if x in frames:
-            hits[t] = True
-            ref[frames.index(x)] = True
-            continue
-        faults += 1
-        if len(frames) < K:
-            frames.append(x)
-            ref.append(False)
-            continue
-        while ref[hand]:
-            ref[hand] = False
-            hand = (hand + 1) % K
-        victims[t] = frames[hand]
-        frames[hand] = x
-        hand = (hand + 1) % K
     return faults, hits, victims
 
 

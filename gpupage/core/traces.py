@@ -1,6 +1,6 @@
 """Trace families, batched ``[B, T]`` and deterministic in (seed, lane).
 
-Every generator is integer-only (see :mod:`gpupage.rng`), so the fused Triton
+Every generator is integer-only (see :mod:`gpupage.core.rng`), so the fused Triton
 generator reproduces it bit for bit.  Traces are int32 (block ids < 2**31) to
 keep big sweeps at 4 bytes a request.
 """

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .cpu import alloc_outputs, cpu_result, lane_chunks, max_k
+from ..core.cpu import alloc_outputs, cpu_result, lane_chunks, max_k
 
 NOVEL_GAP = 200
 """A request is novel when its block was idle this many requests or more."""
@@ -178,7 +178,7 @@ def _simulate_batch(traces, K, prm, n_ids, want_hits, hits, want_victims, victim
 
 def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n_ids: int,
                  return_hits: bool = False, options: dict | None = None):
-    """``adaptive`` on the CPU, with the contract of :func:`gpupage.cpu.simulate_cpu`.
+    """``adaptive`` on the CPU, with the contract of :func:`gpupage.core.cpu.simulate_cpu`.
 
     ``options`` may override the tuning constants by lower-case name (see ``PARAMS``).
     Returns (faults int64 [B], hits uint8 [B, T] or None, victims int64 [B, T] or None).

@@ -13,11 +13,11 @@ Contract (shared by every backend, written once here):
   is requested after its last access; "never" is larger than any time).
 
 A scoring policy is one entry below plus its priority in each backend
-(``gpupage/cpu.py``, ``gpupage/reference.py``, ``kernels/simulate.py``), keyed
+(``gpupage/core/cpu.py``, ``gpupage/core/reference.py``, ``kernels/simulate.py``), keyed
 by the entry's ``code``.  A policy whose state does not fit per-slot scores
 (ARC, a change-detecting heuristic, ...) is one entry naming its own ``cpu`` and
 ``triton`` implementations, each a ``"module:function"`` with the signature of
-:func:`gpupage.cpu.simulate_cpu` / :func:`kernels.simulate.simulate`.
+:func:`gpupage.core.cpu.simulate_cpu` / :func:`kernels.simulate.simulate`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Policy:
     """False for Fixed: a full cache never changes."""
     randomized: bool = False
     """Reads the counter-based RNG (stream ``STREAM_RANDOM_POLICY``)."""
-    cpu: str = "gpupage.cpu:simulate_cpu"
+    cpu: str = "gpupage.core.cpu:simulate_cpu"
     """CPU implementation, ``module:function``."""
     triton: str = "kernels.simulate:simulate"
     """Triton implementation, ``module:function``."""
@@ -62,11 +62,11 @@ POLICIES: dict[str, Policy] = {
         Policy("fifo", FIFO, "evict the block inserted earliest"),
         Policy("random", RANDOM, "evict a uniformly random resident block", randomized=True),
         Policy("fixed", FIXED, "static class: the first K distinct blocks stay forever", evicts=False),
-        Policy("blind_oracle", 20, "evict the block whose predicted next arrival is farthest (options eta, replace)", needs_future=True, cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
-        Policy("predictive_marker", 21, "marking; among unmarked blocks follow predictions, random once a chain exceeds H_K", needs_future=True, randomized=True, cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
-        Policy("arc", 22, "ARC: adaptive split between recency (T1) and frequency (T2) lists with ghost lists", cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
-        Policy("clock", 23, "second chance: the hand evicts the first block whose reference bit is clear", cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
-        Policy("adaptive", 10, "change-detecting LFU: fewest accesses since a detected working-set change", cpu="gpupage.heuristics:simulate_cpu", triton="kernels.heuristics:simulate"),
+        Policy("blind_oracle", 20, "evict the block whose predicted next arrival is farthest (options eta, replace)", needs_future=True, cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
+        Policy("predictive_marker", 21, "marking; among unmarked blocks follow predictions, random once a chain exceeds H_K", needs_future=True, randomized=True, cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
+        Policy("arc", 22, "ARC: adaptive split between recency (T1) and frequency (T2) lists with ghost lists", cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
+        Policy("clock", 23, "second chance: the hand evicts the first block whose reference bit is clear", cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
+        Policy("adaptive", 10, "change-detecting LFU: fewest accesses since a detected working-set change", cpu="gpupage.zoo.heuristics:simulate_cpu", triton="kernels.heuristics:simulate"),
     )
 }
 

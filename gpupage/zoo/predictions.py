@@ -28,8 +28,8 @@ from statistics import NormalDist
 import numpy as np
 from numba import njit, prange
 
-from . import rng
-from .cpu import lane_chunks
+from ..core import rng
+from ..core.cpu import lane_chunks
 
 NEVER = 1 << 30
 """Prediction (and truth) for a block that is never requested again."""
@@ -140,7 +140,7 @@ def predict_next_arrivals(traces: np.ndarray, rkeys: np.ndarray, options: dict |
     B, T = traces.shape
     check_length(T)
     if n_ids is None:
-        from .simulate import dense_ids
+        from ..core.simulate import dense_ids
 
         traces, _ = dense_ids(traces)
         n_ids = int(traces.max()) + 1 if traces.size else 1
@@ -153,7 +153,7 @@ def predict_next_arrivals(traces: np.ndarray, rkeys: np.ndarray, options: dict |
 
 def naive_predictions(trace: list[int], key: int, options: dict | None = None) -> list[int]:
     """Plain-Python reference of :func:`predict_next_arrivals` for one lane."""
-    from .reference import next_uses
+    from ..core.reference import next_uses
 
     eta, replace = prediction_options(options)
     table = noise_table(eta)

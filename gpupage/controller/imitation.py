@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from . import env as E
-from .controller import ControllerConfig, PageController
 from .features import Obs, observe
+from .network import ControllerConfig, PageController
 
 
 @dataclass
@@ -67,7 +67,7 @@ class BCConfig:
     on this device, so runs agree per device type, not across."""
 
     def env_params(self, K: int) -> E.EnvParams:
-        from .traces import ZipfParams
+        from ..core.traces import ZipfParams
 
         return E.EnvParams(K=K, zipf=ZipfParams(**self.zipf), mode=self.mode, device=self.device)
 

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from . import rng
-from .cpu import _key, argmin_key, hit_rows, lane_chunks
-from .policies import FIFO, FIXED, LFU, LRU, RANDOM, Policy, get_policy
-from .traces import ZipfParams, _batch_size, zipf_traces
+from ..core import rng
+from ..core.cpu import _key, argmin_key, hit_rows, lane_chunks
+from ..core.policies import FIFO, FIXED, LFU, LRU, RANDOM, Policy, get_policy
+from ..core.traces import ZipfParams, _batch_size, zipf_traces
 
 CLOSED_LOOP_CODES = (LRU, FIFO, LFU, RANDOM, FIXED)
 
@@ -160,7 +160,7 @@ def _closed_loop_batch(exo, assoc, D, threshold, K, code, keys, traces, want_hit
 def closed_loop_policy(policy: str | Policy) -> Policy:
     """The registry entry, if it can drive a closed loop (online, per-slot scores)."""
     pol = policy if isinstance(policy, Policy) else get_policy(policy)
-    if pol.code not in CLOSED_LOOP_CODES or pol.needs_future or pol.cpu != "gpupage.cpu:simulate_cpu":
+    if pol.code not in CLOSED_LOOP_CODES or pol.needs_future or pol.cpu != "gpupage.core.cpu:simulate_cpu":
         raise ValueError(f"policy {pol.name!r} cannot drive a closed loop; use one of lru, fifo, lfu, random, fixed")
     return pol
 
@@ -211,7 +211,7 @@ def naive_closed_loop(exo: list[int], assoc: list[int], degree: int, sigma: floa
     """Plain Python reference for one lane: (faults, induced trace, hits).
 
     ``exo`` the exogenous trace, ``assoc`` the flat association list of the lane,
-    ``key`` its lane key.  Follows the contract of :mod:`gpupage.policies` with lists.
+    ``key`` its lane key.  Follows the contract of :mod:`gpupage.core.policies` with lists.
     """
     ckey = rng.stream_key(key, rng.STREAM_CLOSED_LOOP)
     rkey = rng.stream_key(key, rng.STREAM_RANDOM_POLICY)

@@ -8,11 +8,9 @@ hits and cold fills are simulated inside ``step`` (numba on CPU tensors, the
 Triton kernel ``kernels.env_step`` on CUDA tensors), so a rollout never syncs
 with the host per request.
 
-Everything here is integer.  Decayed access counts are fixed point
-(``ONE = 2**16``) and decay lazily: at an access after ``dt`` requests a count
-becomes ``(c * DECAY[h, min(dt, CAP)]) >> 16`` plus ``ONE``, with the table
-computed once on the host (like the Zipf thresholds), so every backend agrees
-bit for bit.  :mod:`gpupage.features` turns the state into float features.
+Everything here is integer: the state's layout and constants are in
+:mod:`gpupage.controller.state`, and :mod:`gpupage.controller.features` turns the
+state into float features.
 
 A lane that finished its trace stays finished: further steps are no-ops with
 reward 0 (``terminated`` stays True), which keeps fixed-shape rollout buffers.
@@ -26,37 +24,18 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from .cpu import NEVER
-from .traces import ZipfParams, zipf_traces
+from ..core.cpu import NEVER
+from ..core.traces import ZipfParams, zipf_traces
+from .features import observe
+from .state import (ACTIVE_GAP, ALARM, CALM_DECAY, CAP, D_CAND_T, D_CUR, D_EPOCH_T, D_GEN0, D_GEN1, D_NEXT, D_RESUME,
+                    D_S, HALF_LIVES, NOVEL_GAIN, REFRACTORY, STEP_FIELDS, EnvState, decay_table_on)
 
-ONE = 1 << 16
-HALF_LIVES = (4, 16, 64, 256, 1024)
-"""Half-lives (in requests) of the decayed access and fault counts: their profile over time
-scales shows a block's (and the fault process's) recent history, e.g. a phase change."""
-CAP = 16 * max(HALF_LIVES)
-"""Beyond CAP requests every decayed count has dropped below 2**-16 of its value: factor 0."""
-ACTIVE_GAP = 200
-"""A block idle for this many requests starts a new activity streak when requested again
-(most first touches after a working-set change do)."""
-NOVEL_GAIN, CALM_DECAY, ALARM, REFRACTORY = 8, 1, 16, 50
-"""Change detector (a CUSUM over novel requests, i.e. after ACTIVE_GAP idle requests or first
-touches): S += NOVEL_GAIN on a novel request, else S -= CALM_DECAY, floored at 0 (which restarts
-the candidate phase); at S >= ALARM the candidate becomes the epoch and detection pauses for
-REFRACTORY requests.  The constants of the ``adaptive`` heuristic; here they only make features."""
-D_S, D_CUR, D_GEN0, D_GEN1, D_NEXT, D_RESUME, D_CAND_T, D_EPOCH_T = range(8)
 MODES = ("blackbox", "whitebox")
 DONE_CHECK_EVERY = 16
 """Decisions between a rollout loop's checks that every lane is done: the check is the loop's
 only host sync, and steps past a lane's end are no-ops."""
 REMAP_IDS = 1 << 16
 """Traces with ids from here on are remapped to 0..n-1 (the env keeps per-block state)."""
-
-
-def decay_table(half_lives=HALF_LIVES, cap: int = CAP) -> torch.Tensor:
-    """int64 [H, cap + 1]: floor(2**16 * 2**(-dt / h)) for dt = 0..cap."""
-    dt = np.arange(cap + 1, dtype=np.float64)
-    tab = np.floor(ONE * np.exp2(-dt[None, :] / np.asarray(half_lives, dtype=np.float64)[:, None]))
-    return torch.from_numpy(tab.astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -76,54 +55,6 @@ class EnvParams:
             raise ValueError(f"K must be >= 1, got {self.K}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-
-
-@dataclass
-class EnvState:
-    """Integer state of B lanes.  At a decision, request ``t`` is the pending fault
-    and nothing of it has been applied yet; every other field reflects requests < t."""
-
-    traces: torch.Tensor  # int32 [B, T] dense block ids (-1 pads)
-    nxt: torch.Tensor  # int32 [B, T] next index of the same block after t, NEVER if none
-    ws_rank: torch.Tensor | None  # int16 [B, P, n] Zipf rank in phase p (-1: not in the working set); white-box
-    shift: int  # phase length of ws_rank
-    ws_size: int  # working-set size W of ws_rank
-    t: torch.Tensor  # int64 [B] pending request (T when done)
-    blk: torch.Tensor  # int64 [B, K] block in slot (-1 empty)
-    last: torch.Tensor  # int64 [B, K] time of the slot's last access
-    ins: torch.Tensor  # int64 [B, K] time of insertion
-    hits: torch.Tensor  # int64 [B, K] hits since insertion
-    slot_of: torch.Tensor  # int64 [B, n] slot of block (-1 not resident)
-    count: torch.Tensor  # int64 [B, n] accesses of the block so far
-    last_use: torch.Tensor  # int64 [B, n] time of the block's last access (-1 never)
-    gap: torch.Tensor  # int64 [B, n] the block's last reuse gap (-1 none yet)
-    dc: torch.Tensor  # int64 [B, n, H] decayed access counts, fixed point, as of last_use
-    streak: torch.Tensor  # int64 [B, n] accesses since the block's activity streak began
-    since: torch.Tensor  # int64 [B, n] time its activity streak began
-    det: torch.Tensor  # int64 [B, 8] change detector, indexed by D_*: S, cur, epoch and candidate generations, ...
-    pcount: torch.Tensor  # int64 [B, n, 2] accesses in pstamp's generation (index det[cur]: epoch, other: candidate)
-    pstamp: torch.Tensor  # int64 [B, n, 2] generation those counts belong to
-    fr: torch.Tensor  # int64 [B, H] decayed fault counts, fixed point, as of frt
-    frt: torch.Tensor  # int64 [B] time of the last fault (-1 none)
-    faults: torch.Tensor  # int64 [B] faults so far (cold fills included)
-    decisions: torch.Tensor  # int64 [B] evictions so far
-    done: torch.Tensor  # bool [B]
-
-    @property
-    def batch(self) -> int:
-        return self.t.shape[0]
-
-    @property
-    def K(self) -> int:
-        return self.blk.shape[1]
-
-    @property
-    def T(self) -> int:
-        return self.traces.shape[1]
-
-    def clone(self) -> "EnvState":
-        """A copy whose mutable tensors are new (the traces and their indices are shared: never written)."""
-        return replace(self, **{name: getattr(self, name).clone() for name in _INT_FIELDS})
 
 
 # --------------------------------------------------------------------------- numba CPU path
@@ -256,15 +187,11 @@ def next_occurrence(traces):
 
 # --------------------------------------------------------------------------- public API
 
-_INT_FIELDS = ("t", "blk", "last", "ins", "hits", "slot_of", "count", "last_use", "gap", "dc", "streak", "since",
-               "det", "pcount", "pstamp", "fr", "frt", "faults", "decisions", "done")
-"""The state a step writes, in the argument order of ``advance_cpu`` and ``kernels.env_step.env_step``."""
-
 
 def _advance(state: EnvState, action: torch.Tensor) -> None:
     """Advance ``state`` in place (the caller owns it)."""
-    tab = _table(state.traces.device)
-    args = [getattr(state, f) for f in _INT_FIELDS]
+    tab = decay_table_on(state.traces.device)
+    args = [getattr(state, f) for f in STEP_FIELDS]
     if state.traces.is_cuda:
         from kernels.env_step import env_step
 
@@ -274,22 +201,12 @@ def _advance(state: EnvState, action: torch.Tensor) -> None:
     advance_cpu(action.numpy(), state.traces.numpy(), *arrs, tab.numpy(), CAP)
 
 
-_TABLES: dict = {}
-
-
-def _table(device) -> torch.Tensor:
-    key = str(device)
-    if key not in _TABLES:
-        _TABLES[key] = decay_table().to(device)
-    return _TABLES[key]
-
-
 def init_state(traces, K: int, latent=None, device="cpu") -> EnvState:
     """A fresh state over given traces (before any request), advanced to the first decision.
 
     Args:
         traces: integer ``[B, T]`` block ids >= 0 (-1 pads); large sparse ids are remapped.
-        latent: a :class:`~gpupage.traces.ZipfLatent` for white-box features (ids must not be remapped).
+        latent: a :class:`~gpupage.core.traces.ZipfLatent` for white-box features (ids must not be remapped).
     """
     tr = torch.as_tensor(traces)
     if tr.dim() == 1:
@@ -338,8 +255,6 @@ def init_state(traces, K: int, latent=None, device="cpu") -> EnvState:
 def reset(params: EnvParams, seed):
     """Fresh lanes on the App. B family: ``seed`` an int (one lane) or a list of seeds (one lane each).
     Returns (obs, state)."""
-    from .features import observe
-
     seeds = [int(seed)] if np.ndim(seed) == 0 else [int(s) for s in seed]
     traces, latent = zipf_traces(params.zipf, seed=seeds, return_latent=True)
     state = init_state(traces, params.K, latent if params.mode == "whitebox" else None, params.device)
@@ -348,8 +263,6 @@ def reset(params: EnvParams, seed):
 
 def reset_traces(params: EnvParams, traces, latent=None):
     """Fresh lanes on given traces (e.g. a trace file).  Returns (obs, state)."""
-    from .features import observe
-
     if params.mode == "whitebox" and latent is None:
         raise ValueError("white-box mode needs the traces' latent state")
     state = init_state(traces, params.K, latent if params.mode == "whitebox" else None, params.device)
@@ -363,8 +276,6 @@ def step(state: EnvState, action, params: EnvParams):
     faults incurred (-1 per resolved fault, 0 on finished lanes), terminated bool [B] once a
     lane's trace has ended, truncated all False, info {'dt': requests served, int64 [B]}.
     """
-    from .features import observe
-
     action = torch.as_tensor(action, device=state.t.device).to(torch.int64)
     if action.shape != (state.batch,):
         raise ValueError(f"action must be [B]={state.batch}, got {tuple(action.shape)}")

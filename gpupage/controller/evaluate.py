@@ -16,8 +16,8 @@ import torch
 from numba import njit, prange
 
 from . import env as E
-from .controller import PageController
 from .features import observe
+from .network import PageController
 
 
 @njit(parallel=True, cache=True)
@@ -80,7 +80,7 @@ def prop6(traces, K: int, victims) -> dict:
         at the visited state), ``D_f`` = 1, ``T`` (evictions), ``F_opt``, ``F_learned``,
         ``bound`` = F_opt + (1 - p) D_f T, ``holds`` (F_learned <= bound on every lane).
     """
-    from .simulate import simulate
+    from ..core.simulate import simulate
 
     tr = torch.as_tensor(traces)
     vi = torch.as_tensor(victims)
@@ -160,7 +160,7 @@ def evaluate(model: PageController | None, traces, K: int, latent=None, policies
 
     ``policies``: registry names (default: :func:`default_policies`); the controller (when
     given) is keyed ``controller``, with its Prop. 6 report under ``controller.prop6``."""
-    from .simulate import simulate
+    from ..core.simulate import simulate
 
     tr = torch.as_tensor(traces)
     if tr.dim() == 1:
@@ -189,6 +189,6 @@ def evaluate(model: PageController | None, traces, K: int, latent=None, policies
 
 def default_policies() -> list[str]:
     """Every online registry policy that evicts, plus belady (the optimum)."""
-    from .policies import POLICIES
+    from ..core.policies import POLICIES
 
     return [n for n, p in POLICIES.items() if p.evicts and (n == "belady" or not p.needs_future)]

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .results import atomic_path, write_text_atomic
-from .simulate import simulate
-from .traces import ZipfParams, hamming_count, perturb, zipf_traces
+from ..core.results import atomic_path, write_text_atomic
+from ..core.simulate import simulate
+from ..core.traces import ZipfParams, hamming_count, perturb, zipf_traces
 
 PAPER_POLICIES = ("belady", "lru", "lfu", "fifo", "random")
 # Published figures at K_b = 8 (§6.2-6.3); None where the paper gives no number.

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from . import rng
+from ..core import rng
 
 RULES = {"u_lru": 0, "u_mru": 1, "u_random": 2, "u_outside_n": 3}
 
@@ -88,7 +88,7 @@ def told_phase_faults(traces: torch.Tensor, latent, K: int, rule: str, seed=0) -
 
     Args:
         traces: int32 ``[B, T]`` Zipf traces (ids < M, no pads) with their ``latent``
-            (:class:`gpupage.traces.ZipfLatent`, from ``zipf_traces(..., return_latent=True)``).
+            (:class:`gpupage.core.traces.ZipfLatent`, from ``zipf_traces(..., return_latent=True)``).
         K: cache size.  rule: a key of :data:`RULES`.  seed: as for ``simulate`` (``u_random``).
     """
     if rule not in RULES:

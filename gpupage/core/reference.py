@@ -1,7 +1,7 @@
 """Plain per-trace Python reference of the simulator: slow, obvious, independent.
 
 Tests (and the kernel tests) compare every backend against ``naive_simulate``.
-It follows the contract written in :mod:`gpupage.policies` line by line and
+It follows the contract written in :mod:`gpupage.core.policies` line by line and
 shares no code with the numba or Triton paths except the RNG.
 """
 

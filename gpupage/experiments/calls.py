@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from .io import read_trace
-from .policies import get_policy
-from .simulate import simulate
-from .stack import lru_fault_curve
+from ..core.io import read_trace
+from ..core.policies import get_policy
+from ..core.simulate import simulate
+from ..core.stack import lru_fault_curve
+from ..core.traces import ZipfParams
 from .sweep import SweepSpec, write_sweep
-from .traces import ZipfParams
 
 
 def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "txt", column="0", seed: int = 0,

@@ -2,9 +2,9 @@
 
 Per resident slot (black-box, Def. 10: what the request history implies):
 recency, age since insertion, hits since insertion, total accesses of the block,
-decayed access counts at each half-life of ``env.HALF_LIVES``, the block's
+decayed access counts at each half-life of ``state.HALF_LIVES``, the block's
 last reuse gap, and its activity streak (accesses, and time, since it was last
-requested after ``env.ACTIVE_GAP`` idle requests: after a working-set change
+requested after ``state.ACTIVE_GAP`` idle requests: after a working-set change
 this separates the new phase's blocks from the old one's) and its accesses
 since the change detector's last alarm (epoch) and since its current candidate
 change began, each as ``log1p(x) / log1p(T)`` and as its rank among the
@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import torch
 
-from .env import ALARM, CAP, D_CAND_T, D_CUR, D_EPOCH_T, D_GEN0, D_GEN1, D_S, HALF_LIVES, EnvState, _table
+from .state import ALARM, CAP, D_CAND_T, D_CUR, D_EPOCH_T, D_GEN0, D_GEN1, D_S, HALF_LIVES, EnvState, decay_table_on
 
 RAW = ("recency", "age", "hits", "count") + tuple(f"decayed_{h}" for h in HALF_LIVES) + (
     "reuse_gap", "streak", "active_for", "epoch_count", "candidate_count")
@@ -54,7 +54,7 @@ def observe(state: EnvState, mode: str = "blackbox") -> Obs:
     """The observation of every lane at its pending decision."""
     B, K = state.blk.shape
     T = state.T
-    tab = _table(state.t.device)  # int64 [H, CAP + 1]
+    tab = decay_table_on(state.t.device)  # int64 [H, CAP + 1]
     mask = state.blk >= 0
     blk = state.blk.clamp(min=0)
     now = state.t[:, None]

@@ -7,10 +7,10 @@ from typing import Iterator
 
 import torch
 
-from .policies import POLICIES, Policy, get_policy
-from .results import ResultsTable
-from .simulate import simulate
-from .traces import ZipfParams, cyclic_traces, perturb, retrieval_noise, zipf_traces
+from ..core.policies import POLICIES, Policy, get_policy
+from ..core.results import ResultsTable
+from ..core.simulate import simulate
+from ..core.traces import ZipfParams, cyclic_traces, perturb, retrieval_noise, zipf_traces
 
 SWEEP_COLUMNS = ("policy", "K", "seed", "beta", "rho", "T", "faults", "fault_rate", "competitive_ratio")
 SWEEP_KEY = ("policy", "K", "seed", "beta", "rho")

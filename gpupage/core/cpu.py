@@ -172,7 +172,7 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
 
     Args:
         traces: int32/int64 ``[B, T]`` of dense ids < n_ids (-1 = pad).
-        policy: the :class:`~gpupage.policies.Policy`.
+        policy: the :class:`~gpupage.core.policies.Policy`.
         K: int64 ``[B]``.  rkeys: int64 ``[B]`` lane keys.  options: policy options (unused here).
     Returns:
         (faults int64 [B], hits uint8 [B, T] or None, victims int64 [B, T] or None).

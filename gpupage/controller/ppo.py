@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from . import env as E
-from .results import atomic_path
-from .controller import ControllerConfig, PageController
+from ..core.results import atomic_path
+from .network import ControllerConfig, PageController
 from .features import Obs, observe
 
 
@@ -84,7 +84,7 @@ class PPOConfig:
     and shuffling draw from a generator on this device, so runs agree per device type, not across."""
 
     def env_params(self) -> E.EnvParams:
-        from .traces import ZipfParams
+        from ..core.traces import ZipfParams
 
         return E.EnvParams(K=self.K, zipf=ZipfParams(**self.zipf), mode=self.mode, device=self.device)
 
@@ -279,7 +279,7 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
     Args:
         out: checkpoint path, rewritten (atomically) after every behaviour-cloning round and at
             every episode boundary of PPO (so an interrupted run keeps its progress) and at the end.
-        bc: an :class:`~gpupage.imitation.BCConfig`, or None to start PPO from scratch (or, with
+        bc: an :class:`~gpupage.controller.imitation.BCConfig`, or None to start PPO from scratch (or, with
             ``resume``, to continue the checkpoint's own behaviour cloning).
         ppo: a :class:`PPOConfig`, or None/0 iterations for behaviour cloning only.
         resume: a checkpoint written by this function.  It continues, never restarts: behaviour
@@ -295,7 +295,7 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
     """
     from pathlib import Path
 
-    from .controller import controller_from_checkpoint, load_checkpoint, save_controller
+    from .network import controller_from_checkpoint, load_checkpoint, save_controller
     from .imitation import config_dict, train_bc
 
     out = Path(out)

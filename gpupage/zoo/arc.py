@@ -1,0 +1,189 @@
+"""``arc``: Adaptive Replacement Cache (Megiddo & Modha, FAST 2003, Fig. 4) with c = K.
+
+T1/T2 are the resident recency and frequency lists, B1/B2 their ghost lists, and p
+the paper's real-valued target size of T1, held in fixed point with ``P_FRAC``
+fractional bits: ``delta = max(|B2| / |B1|, 1)`` (resp. ``|B1| / |B2|``) truncated to
+2**-32, so p stays an exact integer on every backend (libCacheSim keeps p in a
+double; see the README).  Only the list order matters otherwise: no ghost or
+recency ties can occur.
+
+:func:`lane_arc` is the numba loop of one lane, run by the batch driver of
+:mod:`gpupage.zoo.baselines` (registry code ``ARC`` there; Triton twin in
+``kernels.baselines``); :func:`naive_arc` is the plain reference the tests compare
+against.  Slots follow the contract of :mod:`gpupage.core.policies`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+from numba import njit
+
+P_FRAC = 32  # fractional bits of ARC's target p
+
+
+@njit(inline="always", cache=True)
+def _lru_of(k, lst, stamp, which):
+    """Index with the smallest stamp among entries of list ``which``."""
+    s = -1
+    for i in range(k):
+        if lst[i] == which and (s < 0 or stamp[i] < stamp[s]):
+            s = i
+    return s
+
+
+@njit(cache=True)
+def lane_arc(trace, k, want, hits_row, victims_row, where, blk, lst, stamp, gblk, glst, gstamp):
+    """where[id]: resident slot, ghost index + k, or -1.  lst 1/2 = T1/T2; glst 1/2 = B1/B2, 0 = free."""
+    T = trace.shape[0]
+    n1 = n2 = nb1 = nb2 = 0
+    p = np.int64(0)  # target size of T1, fixed point
+    faults = 0
+    for i in range(k):
+        glst[i] = 0
+    for t in range(T):
+        x = trace[t]
+        if x < 0:
+            continue
+        w = where[x]
+        if 0 <= w < k:  # case I: hit, to the MRU end of T2
+            if want:
+                hits_row[t] = 1
+            if lst[w] == 1:
+                n1 -= 1
+                n2 += 1
+            lst[w] = 2
+            stamp[w] = t
+            continue
+        faults += 1
+        ghost = w >= k
+        in_b2 = False
+        to_t2 = False
+        replace = True
+        if ghost:  # cases II / III: adapt p, forget the ghost (its entry is reused below)
+            g = w - k
+            in_b2 = glst[g] == 2
+            if in_b2:
+                p = max(p - max((nb1 << P_FRAC) // nb2, 1 << P_FRAC), 0)
+                nb2 -= 1
+            else:
+                p = min(p + max((nb2 << P_FRAC) // nb1, 1 << P_FRAC), k << P_FRAC)
+                nb1 -= 1
+            glst[g] = 0
+            to_t2 = True
+        elif n1 + n2 < k:  # cold fill
+            replace = False
+        elif n1 + nb1 == k:  # case IV.A
+            if n1 < k:
+                g = _lru_of(k, glst, gstamp, 1)
+                where[gblk[g]] = -1
+                glst[g] = 0
+                nb1 -= 1
+            else:
+                replace = False
+        elif n1 + n2 + nb1 + nb2 == 2 * k:  # case IV.B, directory full
+            g = _lru_of(k, glst, gstamp, 2)
+            where[gblk[g]] = -1
+            glst[g] = 0
+            nb2 -= 1
+        if n1 + n2 < k:
+            s = n1 + n2
+        else:
+            if replace and not (n1 >= 1 and ((n1 << P_FRAC) > p or (in_b2 and (n1 << P_FRAC) == p))):
+                s = _lru_of(k, lst, stamp, 2)
+                n2 -= 1
+            else:
+                s = _lru_of(k, lst, stamp, 1)
+                n1 -= 1
+            v = blk[s]
+            where[v] = -1
+            if want:
+                victims_row[t] = v
+            if replace:  # the victim becomes the MRU ghost of its list
+                g = 0
+                while glst[g] != 0:
+                    g += 1
+                glst[g] = lst[s]
+                gblk[g] = v
+                gstamp[g] = t
+                where[v] = k + g
+                if lst[s] == 1:
+                    nb1 += 1
+                else:
+                    nb2 += 1
+        blk[s] = x
+        where[x] = s
+        stamp[s] = t
+        if to_t2:
+            lst[s] = 2
+            n2 += 1
+        else:
+            lst[s] = 1
+            n1 += 1
+    for i in range(n1 + n2):
+        where[blk[i]] = -1
+    for i in range(k):
+        if glst[i] != 0:
+            where[gblk[i]] = -1
+    return faults
+
+
+def naive_arc(trace: list[int], K: int, float_p: bool = False):
+    """(faults, hits, victims) of ARC(c=K), Fig. 4 of Megiddo & Modha; p in units of 2**-P_FRAC.
+
+    ``float_p``: p and delta as doubles instead, as libCacheSim computes them (tests only).
+    """
+    T1: OrderedDict = OrderedDict()  # LRU first
+    T2: OrderedDict = OrderedDict()
+    B1: OrderedDict = OrderedDict()
+    B2: OrderedDict = OrderedDict()
+    p = 0
+    one = 1.0 if float_p else 2**P_FRAC
+
+    def ratio(a, b):
+        return a / b if float_p else a * one // b
+    faults, hits, victims = 0, [False] * len(trace), [-1] * len(trace)
+
+    def replace(t, in_b2):
+        if T1 and (len(T1) * one > p or (in_b2 and len(T1) * one == p)):
+            v, _ = T1.popitem(last=False)
+            B1[v] = None
+        else:
+            v, _ = T2.popitem(last=False)
+            B2[v] = None
+        victims[t] = v
+
+    for t, x in enumerate(trace):
+        if x < 0:
+            continue
+        if x in T1 or x in T2:
+            hits[t] = True
+            T1.pop(x, None)
+            T2.pop(x, None)
+            T2[x] = None
+            continue
+        faults += 1
+        if x in B1:
+            p = min(p + max(ratio(len(B2), len(B1)), one), K * one)
+            replace(t, False)
+            del B1[x]
+            T2[x] = None
+        elif x in B2:
+            p = max(p - max(ratio(len(B1), len(B2)), one), 0)
+            replace(t, True)
+            del B2[x]
+            T2[x] = None
+        else:
+            if len(T1) + len(B1) == K:
+                if len(T1) < K:
+                    B1.popitem(last=False)
+                    replace(t, False)
+                else:
+                    victims[t], _ = T1.popitem(last=False)
+            elif len(T1) + len(T2) + len(B1) + len(B2) >= K:
+                if len(T1) + len(T2) + len(B1) + len(B2) == 2 * K:
+                    B2.popitem(last=False)
+                replace(t, False)
+            T1[x] = None
+    return faults, hits, victims
