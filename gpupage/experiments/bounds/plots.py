@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from ...core.results import atomic_path
 from .config import HEURISTICS
 
 
@@ -20,7 +21,8 @@ def make_plots(entries, etas, cfg, out_dir) -> dict:
 
     def save(fig, name):
         fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, name), dpi=110)
+        with atomic_path(os.path.join(out_dir, name)) as tmp:
+            fig.savefig(tmp, dpi=110)
         plt.close(fig)
         figs[name.split(".")[0]] = name
 

@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from ...core.results import write_text_atomic
 from .config import BoundsConfig
 from .corollary1 import corollary1
 from .eta import eta_sweep
@@ -45,16 +46,13 @@ def run_bounds(cfg: BoundsConfig, out_dir: str, progress=None) -> list[dict]:
     etas = eta_sweep(cfg, progress)
     figures = make_plots(entries, etas, cfg, out_dir)
     _write_json(entries, cfg, out_dir)
-    with open(os.path.join(out_dir, "report.md"), "w") as fh:
-        fh.write(render_report(entries, etas, cfg, figures))
+    write_text_atomic(os.path.join(out_dir, "report.md"), render_report(entries, etas, cfg, figures))
     return entries
 
 
 def _write_json(entries, cfg, out_dir):
-    with open(os.path.join(out_dir, "bounds.json"), "w") as fh:
-        json.dump(_jsonable(entries), fh, indent=1)
-    with open(os.path.join(out_dir, "config.json"), "w") as fh:
-        json.dump(_jsonable(asdict(cfg)), fh, indent=1)
+    write_text_atomic(os.path.join(out_dir, "bounds.json"), json.dumps(_jsonable(entries), indent=1))
+    write_text_atomic(os.path.join(out_dir, "config.json"), json.dumps(_jsonable(asdict(cfg)), indent=1))
 
 
 def _jsonable(x):
