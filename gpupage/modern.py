@@ -150,9 +150,20 @@ def _unlink(prv, nxt, ends, l, i):
 
 @njit(inline="always", cache=True)
 def _to_newest(prv, nxt, ends, l, i):
-    if ends[l, 1] != i:
-        _unlink(prv, nxt, ends, l, i)
-        _push(prv, nxt, ends, l, i)
+    # a leaf, like _push and _unlink: numba's nested inlining leaves reference counting in hot loops
+    j = ends[l, 1]
+    if j != i:
+        p = prv[i]
+        q = nxt[i]
+        if p >= 0:
+            nxt[p] = q
+        else:
+            ends[l, 0] = q
+        prv[q] = p
+        prv[i] = j
+        nxt[i] = -1
+        nxt[j] = i
+        ends[l, 1] = i
 
 
 # ----------------------------------------------------------------------------------------------
@@ -278,23 +289,24 @@ def _lane_sieve(trace, k, want, hits_row, victims_row, slot_of, blk, visited, pr
     return faults
 
 
-@njit(inline="always", cache=True)
-def _estimate(bf, C, a, b):
-    est = bf[a % C]
+@njit(cache=True)
+def _estimate(bf, cell, x):
+    est = bf[cell[x, 0]]
     for i in range(1, SKETCH_HASHES):
-        est = min(est, bf[((a + i * b) & MASK32) % C])
+        est = min(est, bf[cell[x, i]])
     return est
 
 
-@njit(inline="always", cache=True)
-def _add(bf, C, a, b):
+@njit(cache=True)
+def _add(bf, cell, x):
     for i in range(SKETCH_HASHES):
-        bf[((a + i * b) & MASK32) % C] += 1
+        bf[cell[x, i]] += 1
 
 
 @njit(cache=True)
-def _lane_wtinylfu(trace, k, C, want, hits_row, victims_row, slot_of, rank, ha, hb, bf,
+def _lane_wtinylfu(trace, k, C, want, hits_row, victims_row, slot_of, cell, ha, hb, bf,
                    blk, lst, prv, nxt, ends, cnt):
+    """cell[x]: block x's sketch counters, computed at its first request in the lane (-1: not yet)."""
     T = trace.shape[0]
     M = k - max(1, k // 100)
     P1 = 4 * M // 5
@@ -313,11 +325,10 @@ def _lane_wtinylfu(trace, k, C, want, hits_row, victims_row, slot_of, rank, ha, 
         x = trace[t]
         if x < 0:
             continue
-        r = rank[x]
-        if r == 0:
+        if cell[x, 0] < 0:
             nr += 1
-            r = nr
-            rank[x] = r
+            for i in range(SKETCH_HASHES):
+                cell[x, i] = ((ha[nr] + i * hb[nr]) & MASK32) % C
         s = slot_of[x]
         if s >= 0:
             if want:
@@ -340,7 +351,7 @@ def _lane_wtinylfu(trace, k, C, want, hits_row, victims_row, slot_of, rank, ha, 
                     cnt[PROBATION] += 1
                 else:
                     cnt[PROTECTED] += 1
-            _add(bf, C, ha[r], hb[r])
+            _add(bf, cell, x)
             main_hits += 1
             if main_hits >= decay_at:
                 main_hits = 0
@@ -361,12 +372,10 @@ def _lane_wtinylfu(trace, k, C, want, hits_row, victims_row, slot_of, rank, ha, 
                     cnt[l] -= 1
                     break
                 c = ends[WINDOW, 0]
-                rc = rank[blk[c]]
                 if cnt[PROBATION] + cnt[PROTECTED] == M and M > 0:  # candidate against main's victim
                     lm = PROBATION if cnt[PROBATION] > 0 else PROTECTED
                     m = ends[lm, 0]
-                    rm = rank[blk[m]]
-                    if _estimate(bf, C, ha[rc], hb[rc]) > _estimate(bf, C, ha[rm], hb[rm]):
+                    if _estimate(bf, cell, blk[c]) > _estimate(bf, cell, blk[m]):
                         _unlink(prv, nxt, ends, lm, m)
                         cnt[lm] -= 1
                         s = m
@@ -381,7 +390,7 @@ def _lane_wtinylfu(trace, k, C, want, hits_row, victims_row, slot_of, rank, ha, 
                     _push(prv, nxt, ends, l, c)
                     lst[c] = l
                     cnt[l] += 1
-                _add(bf, C, ha[rc], hb[rc])
+                _add(bf, cell, blk[c])
             v = blk[s]
             slot_of[v] = -1
             if want:
@@ -391,86 +400,40 @@ def _lane_wtinylfu(trace, k, C, want, hits_row, victims_row, slot_of, rank, ha, 
         lst[s] = WINDOW
         _push(prv, nxt, ends, WINDOW, s)
         cnt[WINDOW] += 1
-        _add(bf, C, ha[r], hb[r])
+        _add(bf, cell, x)
     for t in range(T):
         x = trace[t]
         if x >= 0:
             slot_of[x] = -1
-            rank[x] = 0
+            cell[x, 0] = -1
     return faults
 
 
 @njit(cache=True)
-def _lirs_prune(st, sprv, snxt, nprv, nnxt, ends, c):
-    """Drop non-LIR entries from the bottom of S (keeping at least one entry)."""
-    while c[2] > 1:
-        y = ends[0, 0]
-        if st[y] & IS_LIR:
-            return
-        if not st[y] & RESIDENT:
-            _unlink(nprv, nnxt, ends, 2, y)
-            c[3] -= 1
-        _unlink(sprv, snxt, ends, 0, y)
-        c[2] -= 1
-        st[y] &= ~IN_S
-
-
-@njit(cache=True)
-def _lirs_evict_hir(st, qprv, qnxt, nprv, nnxt, ends, c):
-    """Evict Q's front (a resident HIR block); returns it.  Still in S, it stays as non-resident."""
-    y = ends[1, 0]
-    _unlink(qprv, qnxt, ends, 1, y)
-    c[1] -= 1
-    if st[y] & IN_S:
-        st[y] = IN_S
-        _push(nprv, nnxt, ends, 2, y)
-        c[3] += 1
-    else:
-        st[y] = 0
-    return y
-
-
-@njit(cache=True)
-def _lirs_demote(st, H, sprv, snxt, qprv, qnxt, nprv, nnxt, ends, c):
-    """S's bottom LIR block becomes a resident HIR block at Q's end; returns the block Q had to evict, or -1."""
-    y = ends[0, 0]
-    _unlink(sprv, snxt, ends, 0, y)
-    c[2] -= 1
-    c[0] -= 1
-    v = -1
-    if c[1] == H:
-        v = _lirs_evict_hir(st, qprv, qnxt, nprv, nnxt, ends, c)
-    st[y] = RESIDENT | IN_Q
-    _push(qprv, qnxt, ends, 1, y)
-    c[1] += 1
-    _lirs_prune(st, sprv, snxt, nprv, nnxt, ends, c)
-    return v
-
-
-@njit(cache=True)
-def _lane_lirs(trace, k, want, hits_row, victims_row, st, sprv, snxt, qprv, qnxt, nprv, nnxt, ends, c):
-    """Lists in ``ends``: 0 = stack S (oldest = bottom), 1 = Q (oldest = front), 2 = non-resident entries of S.
-    c = [LIR blocks, resident HIR blocks, entries of S, non-resident entries of S]."""
+def _lane_lirs(trace, k, want, hits_row, victims_row, st, sprv, snxt, qprv, qnxt, nprv, nnxt, ends):
+    """Lists in ``ends``: 0 = stack S (oldest = bottom), 1 = Q (oldest = front), 2 = the non-resident
+    entries of S.  The request's block is handled first; the demotion of S's bottom LIR block, Q's
+    eviction and S's pruning it calls for follow, in that order, written once (helpers taking these
+    arrays cost numba a reference count per array per call)."""
     T = trace.shape[0]
     H = max(1, k // 100)
     L = k - H
+    nlir = nhir = ns = nnr = 0  # LIR blocks, resident HIR blocks, entries of S, non-resident entries of S
     for l in range(3):
         ends[l, 0] = ends[l, 1] = -1
-    for i in range(4):
-        c[i] = 0
     faults = 0
     for t in range(T):
         x = trace[t]
         if x < 0:
             continue
         f = st[x]
-        if k == 1:  # no room for an LIR block: evict the one resident block
+        if k == 1:  # no room for an LIR block: the one resident block goes
             if f:
                 if want:
                     hits_row[t] = 1
                 continue
             faults += 1
-            if c[1]:
+            if nhir:
                 y = ends[1, 0]
                 _unlink(qprv, qnxt, ends, 1, y)
                 st[y] = 0
@@ -478,61 +441,84 @@ def _lane_lirs(trace, k, want, hits_row, victims_row, st, sprv, snxt, qprv, qnxt
                     victims_row[t] = y
             st[x] = RESIDENT | IN_Q
             _push(qprv, qnxt, ends, 1, x)
-            c[1] = 1
+            nhir = 1
             continue
         if f & IN_S:
             _to_newest(sprv, snxt, ends, 0, x)
         if f & IN_Q:
             _to_newest(qprv, qnxt, ends, 1, x)
-        v = -1
-        if f & IS_LIR:
+        demote = False
+        prune = False
+        if f & RESIDENT:
             if want:
                 hits_row[t] = 1
-            _lirs_prune(st, sprv, snxt, nprv, nnxt, ends, c)
-        elif f & RESIDENT:
-            if want:
-                hits_row[t] = 1
-            if f & IN_S:  # its recency beats the bottom LIR's: it becomes LIR
+            if f & IS_LIR:
+                prune = True
+            elif f & IN_S:  # a resident HIR block reused within S: it becomes LIR
                 _unlink(qprv, qnxt, ends, 1, x)
-                c[1] -= 1
-                st[x] = IN_S | RESIDENT
-                if c[0] == L:
-                    _lirs_demote(st, H, sprv, snxt, qprv, qnxt, nprv, nnxt, ends, c)
+                nhir -= 1
+                demote = nlir == L
                 st[x] = IN_S | IS_LIR | RESIDENT
-                c[0] += 1
-            else:
+                nlir += 1
+            else:  # a resident HIR block outside S: back on S's top, still HIR
                 _push(sprv, snxt, ends, 0, x)
-                c[2] += 1
+                ns += 1
                 st[x] = f | IN_S
-        elif f & IN_S:  # non-resident HIR with a recency in S: a miss, it returns as LIR
-            faults += 1
-            if c[0] == L:
-                v = _lirs_demote(st, H, sprv, snxt, qprv, qnxt, nprv, nnxt, ends, c)
-            _unlink(nprv, nnxt, ends, 2, x)
-            c[3] -= 1
-            st[x] = IN_S | IS_LIR | RESIDENT
-            c[0] += 1
         else:
             faults += 1
-            _push(sprv, snxt, ends, 0, x)
-            c[2] += 1
-            if c[0] < L:
+            if f & IN_S:  # non-resident, reused within S: returns as LIR
+                _unlink(nprv, nnxt, ends, 2, x)
+                nnr -= 1
+                demote = nlir == L
                 st[x] = IN_S | IS_LIR | RESIDENT
-                c[0] += 1
+                nlir += 1
             else:
-                if c[1] == H:
-                    v = _lirs_evict_hir(st, qprv, qnxt, nprv, nnxt, ends, c)
-                st[x] = IN_S | RESIDENT | IN_Q
-                _push(qprv, qnxt, ends, 1, x)
-                c[1] += 1
-        if want and v >= 0:
-            victims_row[t] = v
-        while c[2] > 2 * k and c[3] > 0:  # bound S: forget the oldest non-resident entries
+                _push(sprv, snxt, ends, 0, x)
+                ns += 1
+                if nlir < L:
+                    st[x] = IN_S | IS_LIR | RESIDENT
+                    nlir += 1
+                else:
+                    st[x] = IN_S | RESIDENT | IN_Q
+                    _push(qprv, qnxt, ends, 1, x)
+                    nhir += 1
+        if demote:  # S's bottom LIR block (not x: x is on top) becomes a resident HIR block at Q's end
+            y = ends[0, 0]
+            _unlink(sprv, snxt, ends, 0, y)
+            ns -= 1
+            nlir -= 1
+            st[y] = RESIDENT | IN_Q
+            _push(qprv, qnxt, ends, 1, y)
+            nhir += 1
+            prune = True
+        if nhir > H:  # Q's front leaves the cache; in S it stays as a non-resident entry
+            y = ends[1, 0]
+            _unlink(qprv, qnxt, ends, 1, y)
+            nhir -= 1
+            if want:
+                victims_row[t] = y
+            if st[y] & IN_S:
+                st[y] = IN_S
+                _push(nprv, nnxt, ends, 2, y)
+                nnr += 1
+            else:
+                st[y] = 0
+        while prune and ns > 1:  # S's bottom must be LIR (one entry always stays)
+            y = ends[0, 0]
+            if st[y] & IS_LIR:
+                break
+            if not st[y] & RESIDENT:
+                _unlink(nprv, nnxt, ends, 2, y)
+                nnr -= 1
+            _unlink(sprv, snxt, ends, 0, y)
+            ns -= 1
+            st[y] &= ~IN_S
+        while ns > 2 * k and nnr > 0:  # bound S: forget the oldest non-resident entries
             y = ends[2, 0]
             _unlink(nprv, nnxt, ends, 2, y)
             _unlink(sprv, snxt, ends, 0, y)
-            c[2] -= 1
-            c[3] -= 1
+            ns -= 1
+            nnr -= 1
             st[y] = 0
     for t in range(T):
         if trace[t] >= 0:
@@ -552,7 +538,7 @@ def _simulate_batch(traces, K, code, n_ids, cells, ha, hb, want, hits, victims, 
         slot_of = np.full(n_ids if by_slot else 1, -1, dtype=np.int32)
         state = np.zeros(1 if by_slot else n_ids, dtype=np.int8)  # s3fifo: where; lirs: flags
         freq = np.zeros(n_ids if code == S3FIFO else 1, dtype=np.int8)
-        rank = np.zeros(n_ids if code == WTINYLFU else 1, dtype=np.int32)
+        cell = np.full((n_ids if code == WTINYLFU else 1, SKETCH_HASHES), -1, dtype=np.int32)
         bf = np.empty(cmax if code == WTINYLFU else 1, dtype=np.uint32)
         # id-indexed links: S3-FIFO's ghost; LIRS's S, Q and non-resident lists
         iprv = np.empty((3 if code == LIRS else 1, 1 if by_slot else n_ids), dtype=np.int32)
@@ -575,11 +561,11 @@ def _simulate_batch(traces, K, code, n_ids, cells, ha, hb, want, hits, victims, 
                 faults[b] = _lane_sieve(traces[b], k, want, hits[row], victims[row], slot_of, blk, visited,
                                         prv, nxt, ends)
             elif code == WTINYLFU:
-                faults[b] = _lane_wtinylfu(traces[b], k, cells[b], want, hits[row], victims[row], slot_of, rank,
+                faults[b] = _lane_wtinylfu(traces[b], k, cells[b], want, hits[row], victims[row], slot_of, cell,
                                            ha, hb, bf, blk, lst, prv, nxt, ends, cnt)
             else:
                 faults[b] = _lane_lirs(traces[b], k, want, hits[row], victims[row], state, iprv[0], inxt[0],
-                                       iprv[1], inxt[1], iprv[2], inxt[2], ends, cnt)
+                                       iprv[1], inxt[1], iprv[2], inxt[2], ends)
 
 
 def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n_ids: int,
