@@ -50,7 +50,8 @@ equality with libCacheSim everywhere else.
 
 State is per lane: slot-indexed doubly linked lists for the resident queues (SIEVE, W-TinyLFU),
 ring buffers for S3-FIFO's FIFOs, and id-indexed lists for the ghosts and LIRS's stack, all O(1)
-per request amortised; a lane's scratch is cleared by walking its trace afterwards.
+per request amortised; a lane's scratch is cleared by walking its trace afterwards.  SIEVE also
+runs on CUDA (:mod:`kernels.modern`); the others answer backend='triton' with a one-line error.
 """
 
 from __future__ import annotations
@@ -586,7 +587,3 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     _simulate_batch(traces, K, code, n_ids, cells, ha, hb, return_hits, hits, victims, faults, lane_chunks(B))
     return cpu_result(faults, hits, victims, return_hits)
 
-
-def no_triton(traces, policy, K, keys, return_hits=False, options=None):
-    """The ``Policy.triton`` entry of these policies until they have kernels: a one-line error."""
-    raise ValueError(f"policy {policy.name!r} has no Triton kernel yet; use backend='cpu'")

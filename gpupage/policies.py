@@ -66,10 +66,10 @@ POLICIES: dict[str, Policy] = {
         Policy("predictive_marker", 21, "marking; among unmarked blocks follow predictions, random once a chain exceeds H_K", needs_future=True, randomized=True, cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
         Policy("arc", 22, "ARC: adaptive split between recency (T1) and frequency (T2) lists with ghost lists", cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
         Policy("clock", 23, "second chance: the hand evicts the first block whose reference bit is clear", cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
-        Policy("s3fifo", 30, "S3-FIFO: a small FIFO (K/10) filters one-hit blocks for a main FIFO with 2-bit reinsertion; ghost hits enter main", cpu="gpupage.modern:simulate_cpu", triton="gpupage.modern:no_triton"),
-        Policy("sieve", 31, "SIEVE: a hand sweeping from old to new evicts the first block not hit since the hand last passed it", cpu="gpupage.modern:simulate_cpu", triton="gpupage.modern:no_triton"),
-        Policy("wtinylfu", 32, "W-TinyLFU: a 1% LRU window's victim replaces the SLRU main's victim only if a count-min sketch rates it more frequent", cpu="gpupage.modern:simulate_cpu", triton="gpupage.modern:no_triton"),
-        Policy("lirs", 33, "LIRS: evict the oldest resident HIR block (1% of K); a block reused within the LIR blocks' recency becomes LIR", cpu="gpupage.modern:simulate_cpu", triton="gpupage.modern:no_triton"),
+        Policy("s3fifo", 30, "S3-FIFO: a small FIFO (K/10) filters one-hit blocks for a main FIFO with 2-bit reinsertion; ghost hits enter main", cpu="gpupage.modern:simulate_cpu", triton="kernels.modern:simulate"),
+        Policy("sieve", 31, "SIEVE: a hand sweeping from old to new evicts the first block not hit since the hand last passed it", cpu="gpupage.modern:simulate_cpu", triton="kernels.modern:simulate"),
+        Policy("wtinylfu", 32, "W-TinyLFU: a 1% LRU window's victim replaces the SLRU main's victim only if a count-min sketch rates it more frequent", cpu="gpupage.modern:simulate_cpu", triton="kernels.modern:simulate"),
+        Policy("lirs", 33, "LIRS: evict the oldest resident HIR block (1% of K); a block reused within the LIR blocks' recency becomes LIR", cpu="gpupage.modern:simulate_cpu", triton="kernels.modern:simulate"),
         Policy("adaptive", 10, "change-detecting LFU: fewest accesses since a detected working-set change", cpu="gpupage.heuristics:simulate_cpu", triton="kernels.heuristics:simulate"),
     )
 }

@@ -391,12 +391,32 @@ def test_k1_is_the_same_for_every_policy():
         assert torch.equal(res.hits, lru.hits) and torch.equal(res.victims, lru.victims), policy
 
 
-@pytest.mark.parametrize("policy", MODERN)
-def test_triton_backend_is_a_one_line_error(policy, monkeypatch):
+@pytest.mark.parametrize("policy", ("s3fifo", "wtinylfu", "lirs"))
+def test_triton_backend_without_kernel_is_a_one_line_error(policy, monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     with pytest.raises(ValueError, match="no Triton kernel") as err:
         simulate(torch.tensor([[1, 2, 3]]), policy, 2, backend="triton")
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.interpreter
+@pytest.mark.skipif(not (torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"),
+                    reason="needs CUDA or TRITON_INTERPRET=1")
+def test_sieve_triton_equals_cpu():
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    gen = np.random.default_rng(12)
+    cases = [(_batch(gen, 5, 60, 14, 0.1), [1, 2, 5, 9, 32]),  # K <= 32: a thread per lane
+             (_batch(gen, 3, 50, 90), [40, 3, 64]),  # K > 32: a lane per program
+             (_batch(gen, 1, 1, 3), [1]),
+             (zipf_traces(ZipfParams(T=400), seed=[1, 2, 3, 4]), [3, 7, 16, 31]),
+             (torch.tensor([[5, 10**12, 5, 7, 10**12, 8]]), [2])]  # ids past int32: remapped
+    cases[0][0][1] = -1  # an all-pad lane
+    for traces, K in cases:
+        cpu = simulate(traces, "sieve", torch.tensor(K), backend="cpu", return_hits=True)
+        tri = simulate(traces.to(dev), "sieve", torch.tensor(K), backend="triton", return_hits=True)
+        assert torch.equal(tri.faults.cpu(), cpu.faults)
+        assert torch.equal(tri.hits.cpu(), cpu.hits)
+        assert torch.equal(tri.victims.cpu(), cpu.victims)
 
 
 def test_cli_simulate_lists_the_new_policies(tmp_path):
