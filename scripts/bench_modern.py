@@ -62,7 +62,8 @@ def bench(label, traces, K, lcs, lcs_path, lcs_n, repeat):
         simulate(traces[:2], policy, K)  # compile outside the timing
         rates[policy] = requests / best_of(lambda: simulate(traces, policy, K), repeat)
     base = lcs_rate(lcs, "lru", lcs_path, K, lcs_n, repeat) if lcs else None
-    print(f"\n{label}: B={traces.shape[0]} T={traces.shape[1]} K={K}, numba threads={os.environ.get('NUMBA_NUM_THREADS', 'all')}")
+    threads = os.environ.get("NUMBA_NUM_THREADS", "all")
+    print(f"\n{label}: B={traces.shape[0]} T={traces.shape[1]} K={K}, numba threads={threads}")
     print(f"{'policy':>9} {'req/cpu-s':>12} {'x LRU':>7} {'libCacheSim':>18} {'ours/lcs':>9}")
     for policy in ("lru",) + POLICIES:
         theirs = (base if policy == "lru" else lcs_rate(lcs, policy, lcs_path, K, lcs_n, repeat)) if lcs else None
