@@ -101,9 +101,12 @@ def test_registry_names_implementations_in_the_layers_below_the_controller():
 
     for p in POLICIES.values():
         assert p.cpu.split(":")[0].startswith(("gpupage.core.", "gpupage.zoo.")), p
+        assert callable(p.implementation("cpu"))
+        if p.triton is None:  # the CPU path serves it on every device
+            continue
         assert p.triton.startswith("kernels."), p
         assert _kernel_reach(p.triton.split(":")[0]) <= LAYERS.index("zoo"), p
-        assert callable(p.implementation("cpu")) and callable(p.implementation("triton"))
+        assert callable(p.implementation("triton"))
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

@@ -40,8 +40,9 @@ class Policy:
     """Reads the counter-based RNG (stream ``STREAM_RANDOM_POLICY``)."""
     cpu: str = "gpupage.core.cpu:simulate_cpu"
     """CPU implementation, ``module:function``."""
-    triton: str = "kernels.simulate:simulate"
-    """Triton implementation, ``module:function``."""
+    triton: str | None = "kernels.simulate:simulate"
+    """Triton implementation, ``module:function``; None where the state does not fit a kernel yet
+    (``backend="auto"`` then runs the CPU path on a copy and returns results on the traces' device)."""
 
     def implementation(self, backend: str):
         """The function simulating this policy on ``backend`` ('cpu' or 'triton')."""
@@ -66,6 +67,10 @@ POLICIES: dict[str, Policy] = {
         Policy("predictive_marker", 21, "marking; among unmarked blocks follow predictions, random once a chain exceeds H_K", needs_future=True, randomized=True, cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
         Policy("arc", 22, "ARC: adaptive split between recency (T1) and frequency (T2) lists with ghost lists", cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
         Policy("clock", 23, "second chance: the hand evicts the first block whose reference bit is clear", cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
+        Policy("s3fifo", 30, "S3-FIFO: a small FIFO (K/10) filters one-hit blocks for a main FIFO with 2-bit reinsertion; ghost hits enter main", cpu="gpupage.zoo.modern:simulate_cpu", triton=None),
+        Policy("sieve", 31, "SIEVE: a hand sweeping from old to new evicts the first block not hit since the hand last passed it", cpu="gpupage.zoo.modern:simulate_cpu", triton="kernels.modern:simulate"),
+        Policy("wtinylfu", 32, "W-TinyLFU: a 1% LRU window's victim replaces the SLRU main's victim only if a count-min sketch rates it more frequent", cpu="gpupage.zoo.modern:simulate_cpu", triton=None),
+        Policy("lirs", 33, "LIRS: evict the oldest resident HIR block (1% of K); a block reused within the LIR blocks' recency becomes LIR", cpu="gpupage.zoo.modern:simulate_cpu", triton=None),
         Policy("adaptive", 10, "change-detecting LFU: fewest accesses since a detected working-set change", cpu="gpupage.zoo.heuristics:simulate_cpu", triton="kernels.heuristics:simulate"),
     )
 }

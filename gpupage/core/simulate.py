@@ -41,7 +41,8 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
         policy: a name from ``POLICIES`` (``belady, lru, lfu, fifo, random, fixed``).
         K: cache size in blocks, an int or an int tensor ``[B]`` (one per lane); integral floats are
             accepted, others are an error; sizes beyond T act as T (nothing is ever evicted).
-        backend: ``auto`` (Triton kernels for CUDA tensors, else CPU), ``cpu`` or ``triton``.
+        backend: ``auto`` (Triton kernels for CUDA tensors, else CPU; a policy without a kernel runs
+            on the CPU path and its results come back on the traces' device), ``cpu`` or ``triton``.
         seed: int or ``[B]`` seeds for the Random policy (see ``rng.lane_keys``).
         return_hits: also return ``hits`` and ``victims``.
         options: policy-specific options (e.g. prediction noise), passed to its implementation.
@@ -58,8 +59,10 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
     Ks = _per_lane_k(K, B, T)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if backend == "auto":
-        backend = "triton" if traces.is_cuda else "cpu"
+    if backend == "auto":  # a policy without a kernel runs on the CPU path: the same integers
+        backend = "triton" if traces.is_cuda and pol.triton else "cpu"
+    if backend == "triton" and not pol.triton:
+        raise ValueError(f"policy {pol.name!r} has no Triton kernel yet; use backend='cpu' or 'auto'")
     keys = rng.lane_keys(_seed_arg(seed), B)
     requests = (traces >= 0).sum(dim=1).to(torch.int64)
     if backend == "triton":
@@ -68,7 +71,12 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
         run = pol.implementation("triton")
         out = run(traces, pol, Ks.to(traces.device), torch.from_numpy(keys).to(traces.device), return_hits, options)
         return SimResult(out.faults, requests.to(out.faults.device), out.hits, out.victims)
-    return _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options)
+    res = _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options)
+    if traces.is_cuda:
+        for name in ("faults", "requests", "hits", "victims"):
+            if getattr(res, name) is not None:
+                setattr(res, name, getattr(res, name).to(traces.device))
+    return res
 
 
 def _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options):
