@@ -77,6 +77,18 @@ def json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout, nothing else.")(f)
 
 
+# gpupage.core.io.FORMATS behind "auto" (not imported here: it loads numpy and numba)
+TRACE_FORMATS = ("auto", "txt", "csv", "oracle", "mooncake")
+
+
+def trace_format_option(*names):
+    return click.option(*names, type=click.Choice(TRACE_FORMATS), default="auto", show_default=True,
+                        help="txt: one id per line; csv: a column (--column where there is one, else the first); "
+                             "oracle: libCacheSim oracleGeneral; mooncake: JSONL hash_ids. auto: from the name "
+                             "(.jsonl, .oracleGeneral/.bin, .csv, else txt; .zst/.gz stripped first). zstd and "
+                             "gzip files are decompressed whatever their name.")
+
+
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when available; 'cuda' without a GPU is a one-line error."""
     import torch

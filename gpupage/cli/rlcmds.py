@@ -8,7 +8,8 @@ import sys
 
 import click
 
-from .options import device_option, json_option, k_option, quiet_option, seeds_option, zipf_options
+from .options import (device_option, json_option, k_option, quiet_option, seeds_option, trace_format_option,
+                      zipf_options)
 
 
 @click.command()
@@ -133,7 +134,7 @@ def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
         from ..core.io import read_trace
 
         ft = read_trace(trace_file, trace_format)
-        return torch.from_numpy(ft.ids).unsqueeze(0), None, f"{trace_file} ({ft.requests} requests)"
+        return torch.from_numpy(ft.ids).unsqueeze(0), None, f"{trace_file} ({ft.format}, {ft.requests} requests)"
     from ..core.traces import ZipfParams, zipf_traces
 
     tr, latent = zipf_traces(ZipfParams(M=M, alpha=alpha, W=W, shift=shift, T=T), seed=seeds, return_latent=True)
@@ -147,7 +148,7 @@ def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
 @zipf_options
 @click.option("--trace-file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Evaluate on a trace file instead of the Zipf family (black-box controllers only).")
-@click.option("--trace-format", type=click.Choice(["txt", "csv", "oracle"]), default="txt", show_default=True)
+@trace_format_option("--format", "--trace-format", "trace_format")
 @click.option("--policies", default=None, help="Baselines to compare [default: every online registry policy + belady].")
 @device_option
 @json_option

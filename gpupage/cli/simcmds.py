@@ -8,7 +8,7 @@ import sys
 import click
 
 from .options import (device_option, json_option, k_option, parse_float_list, parse_int_list, quiet_option,
-                      resolve_device, seeds_option, zipf_options)
+                      resolve_device, seeds_option, trace_format_option, zipf_options)
 
 
 def _policy_names() -> list[str]:
@@ -47,8 +47,7 @@ def _progress(quiet: bool, unit: str):
 @click.option("--policy", "policies", default="lru", show_default=True, callback=_policy_list,
               help=f"Policy or comma list: {', '.join(_policy_names())}.")
 @k_option(default="64")
-@click.option("--format", "fmt", type=click.Choice(["txt", "csv", "oracle"]), default="txt", show_default=True,
-              help="txt: one id per line; csv: --column; oracle: libCacheSim oracleGeneral binary.")
+@trace_format_option("--format", "fmt")
 @click.option("--column", default="0", show_default=True, help="CSV column: header name or 0-based index.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Random policy.")
 @device_option

@@ -64,7 +64,7 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
     if backend == "triton" and not pol.triton:
         raise ValueError(f"policy {pol.name!r} has no Triton kernel yet; use backend='cpu' or 'auto'")
     keys = rng.lane_keys(_seed_arg(seed), B)
-    requests = (traces >= 0).sum(dim=1).to(torch.int64)
+    requests = _count_requests(traces)
     if backend == "triton":
         if not traces.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
             raise RuntimeError("backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for the interpreter)")
@@ -111,6 +111,14 @@ def dense_ids(arr: np.ndarray):
     dense = np.full(arr.shape, -1, dtype=np.int32 if uniq.size < 2**31 else np.int64)
     dense[valid] = inverse
     return dense, uniq
+
+
+def _count_requests(traces: torch.Tensor) -> torch.Tensor:
+    """int64 [B] non-pad requests.  On the CPU torch sums a bool [B, T] by first casting all of it
+    to int64 (8 bytes a request, more than the trace); numpy's reduction casts in small buffers."""
+    if traces.is_cuda:
+        return (traces >= 0).sum(dim=1)
+    return torch.from_numpy(np.count_nonzero(traces.numpy() >= 0, axis=1).astype(np.int64))
 
 
 def _per_lane_k(K, B: int, T: int) -> torch.Tensor:

@@ -54,11 +54,13 @@ def _lane_distances(trace, last, tree, hist):
 
 
 @njit(parallel=True, cache=True)
-def _curves(traces, n_ids, kmax, out):
+def _curves(traces, n_ids, kmax, out, pos_like):
     B, T = traces.shape
     for b in prange(B):
-        last = np.full(n_ids, -1, dtype=np.int64)
-        tree = np.zeros(T + 1, dtype=np.int64)
+        # positions and marker counts are < T: pos_like is int32 below 2**31 requests, which
+        # halves the O(T) tree (a 50M-request file's LRU curve then stays near its int32 size)
+        last = np.full(n_ids, -1, dtype=pos_like.dtype)
+        tree = np.zeros(T + 1, dtype=pos_like.dtype)
         hist = np.zeros(kmax + 2, dtype=np.int64)  # hist[d]: hits needing K >= d; hist[0]: cold
         _lane_distances(traces[b], last, tree, hist)
         total = 0
@@ -84,5 +86,5 @@ def lru_fault_curve(traces, kmax: int) -> torch.Tensor:
     arr, _ = dense_ids(t.detach().cpu().contiguous().numpy())
     out = np.empty((arr.shape[0], kmax), dtype=np.int64)
     n_ids = int(arr.max()) + 1 if arr.size else 1
-    _curves(arr, max(n_ids, 1), kmax, out)
+    _curves(arr, max(n_ids, 1), kmax, out, np.empty(0, np.int32 if arr.shape[1] < 2**31 else np.int64))
     return torch.from_numpy(out)

@@ -12,9 +12,10 @@ from ..core.traces import ZipfParams
 from .sweep import SweepSpec, write_sweep
 
 
-def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "txt", column="0", seed: int = 0,
+def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "auto", column="0", seed: int = 0,
                   device: str = "cpu") -> list[dict]:
-    """One row per (policy, K) for a real trace; all K of a policy run as lanes of one batch."""
+    """One row per (policy, K) for a real trace; all K of a policy run as lanes of one batch.
+    Rows name the format the file was read as (``auto`` resolved)."""
     pols = [get_policy(p) for p in policies]
     for K in Ks:
         if K < 1:
@@ -31,9 +32,9 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "txt
             faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks)).faults.cpu()
         for i, K in enumerate(Ks):
             f = int(faults[i])
-            rows.append(dict(policy=pol.name, K=K, requests=trace.requests, distinct=trace.distinct,
-                             compulsory_faults=trace.distinct, faults=f, fault_rate=f / trace.requests,
-                             non_compulsory_faults=f - trace.distinct))
+            rows.append(dict(policy=pol.name, K=K, format=trace.format, requests=trace.requests,
+                             distinct=trace.distinct, compulsory_faults=trace.distinct, faults=f,
+                             fault_rate=f / trace.requests, non_compulsory_faults=f - trace.distinct))
     return rows
 
 
