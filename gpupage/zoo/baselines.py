@@ -21,6 +21,7 @@ cold fill takes the lowest empty slot, a fault takes its victim's slot; ties
 between equal predictions go to the least recently accessed block.  The
 ``naive_*`` functions are slow, literal references the tests compare against.
 """
+
 from __future__ import annotations
 
 import math
