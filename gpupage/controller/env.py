@@ -121,6 +121,8 @@ def advance_cpu(action, traces, t, blk, last, ins, hits, slot_of, count, last_us
     then serve requests until the next fault that needs an eviction or the trace's end."""
     B, T = traces.shape
     K = blk.shape[1]
+    # not core.cpu's evict/place: those take one lane's rows, and the state is [B, n] and [B, K] arrays
+    # (the features read them), so a row would be a new view per request
     for b in range(B):  # serial: a decision is a few requests per lane, too little to share out
         if done[b]:
             continue

@@ -54,6 +54,36 @@ def max_k(K):
     return kmax
 
 
+# The shell of every loop over a block -> slot map (this module, gpupage.zoo, the closed loop,
+# Prop. 6's replays): ``evict`` on a full cache's fault, ``place`` of the faulting block, ``release``
+# of a chunk's shared map at a lane's end; inlined, the same machine code as written out.  The hit
+# path and the recording of hits and victims stay written out in each loop: an inlined helper handed
+# the hits or victims row to write under a runtime flag costs reference counting on every request
+# (15-30% slower, measured).
+
+
+@njit(inline="always", cache=True)
+def evict(slot_of, blk, s):
+    """Unmap the block in slot s (the victim) and return it."""
+    v = blk[s]
+    slot_of[v] = -1
+    return v
+
+
+@njit(inline="always", cache=True)
+def place(slot_of, blk, s, x):
+    """Block x now lives in slot s."""
+    blk[s] = x
+    slot_of[x] = s
+
+
+@njit(inline="always", cache=True)
+def release(slot_of, blk, n):
+    """Unmap the n resident blocks, so that the chunk's shared block -> slot map is clean for the next lane."""
+    for i in range(n):
+        slot_of[blk[i]] = -1
+
+
 @njit(inline="always", cache=True)
 def _tree_update(tree, keys, leaves, s):
     """tree[i] holds the slot of the smallest key below node i; leaves at leaves + s."""
@@ -123,18 +153,14 @@ def _run_lane(trace, k, code, rkey, want_hits, hits_row, want_victims, victims_r
                 s = tree[1]
             else:
                 s = argmin_key(keys, k)
-            v = blk[s]
-            slot_of[v] = -1
+            v = evict(slot_of, blk, s)
             if want_victims:
                 victims_row[t] = v
-        blk[s] = x
-        slot_of[x] = s
+        place(slot_of, blk, s, x)
         keys[s] = _key(code, t, t, c, nxt[t] if code == BELADY else 0)
         if use_tree:
             _tree_update(tree, keys, leaves, s)
-    # leave the shared scratch clean for the next lane
-    for i in range(n):
-        slot_of[blk[i]] = -1
+    release(slot_of, blk, n)  # the other scratch too is left clean for the next lane
     if code == LFU:
         for t in range(T):
             if trace[t] >= 0:

@@ -36,7 +36,7 @@ import torch
 from numba import njit, prange
 
 from ..core import rng
-from ..core.cpu import _key, argmin_key, hit_rows, lane_chunks
+from ..core.cpu import _key, argmin_key, hit_rows, evict, lane_chunks, place, release
 from ..core.policies import FIFO, FIXED, LFU, LRU, RANDOM, Policy, get_policy
 from ..core.traces import ZipfParams, _batch_size, zipf_traces
 
@@ -131,12 +131,10 @@ def _run_lane(exo, assoc, D, threshold, k, code, ckey, rkey, trace_row, want_hit
                 s = rng.uniform_below(rng.draw(rkey, t), k)
             else:
                 s = argmin_key(keys, k)
-            slot_of[blk[s]] = -1
-        blk[s] = x
-        slot_of[x] = s
+            evict(slot_of, blk, s)
+        place(slot_of, blk, s, x)
         keys[s] = _key(code, t, t, c, 0)
-    for i in range(n):
-        slot_of[blk[i]] = -1
+    release(slot_of, blk, n)
     for i in range(count.shape[0]):
         count[i] = 0
     return faults

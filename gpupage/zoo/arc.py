@@ -20,6 +20,8 @@ from collections import OrderedDict
 import numpy as np
 from numba import njit
 
+from ..core.cpu import evict, place, release
+
 P_FRAC = 32  # fractional bits of ARC's target p
 
 
@@ -96,8 +98,7 @@ def lane_arc(trace, k, want, hits_row, victims_row, where, blk, lst, stamp, gblk
             else:
                 s = _lru_of(k, lst, stamp, 1)
                 n1 -= 1
-            v = blk[s]
-            where[v] = -1
+            v = evict(where, blk, s)
             if want:
                 victims_row[t] = v
             if replace:  # the victim becomes the MRU ghost of its list
@@ -112,8 +113,7 @@ def lane_arc(trace, k, want, hits_row, victims_row, where, blk, lst, stamp, gblk
                     nb1 += 1
                 else:
                     nb2 += 1
-        blk[s] = x
-        where[x] = s
+        place(where, blk, s, x)
         stamp[s] = t
         if to_t2:
             lst[s] = 2
@@ -121,8 +121,7 @@ def lane_arc(trace, k, want, hits_row, victims_row, where, blk, lst, stamp, gblk
         else:
             lst[s] = 1
             n1 += 1
-    for i in range(n1 + n2):
-        where[blk[i]] = -1
+    release(where, blk, n1 + n2)
     for i in range(k):
         if glst[i] != 0:
             where[gblk[i]] = -1

@@ -21,6 +21,7 @@ cold fill takes the lowest empty slot, a fault takes its victim's slot; ties
 between equal predictions go to the least recently accessed block.  The
 ``naive_*`` functions are slow, literal references the tests compare against.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..core import rng
-from ..core.cpu import alloc_outputs, cpu_result, lane_chunks, max_k
+from ..core.cpu import alloc_outputs, cpu_result, evict, lane_chunks, max_k, place, release
 from .arc import lane_arc, naive_arc
 from .clock import lane_clock, naive_clock
 from .predictions import NEVER, predict_next_arrivals, prediction_options
@@ -115,19 +116,17 @@ def _lane_predictive(trace, pred, k, code, rkey, hk, want, hits_row, victims_row
                                 break
                             j -= 1
                 elen[s] = length  # the victim was stale: it carries the chain on
-            v = blk[s]
-            slot_of[v] = -1
+            v = evict(slot_of, blk, s)
             if want:
                 victims_row[t] = v
-        blk[s] = x
-        slot_of[x] = s
+        place(slot_of, blk, s, x)
         last[s] = t
         prd[s] = pred[t]
         if not marked[s]:
             marked[s] = True
             nm += 1
+    release(slot_of, blk, n)
     for i in range(n):
-        slot_of[blk[i]] = -1
         marked[i] = False
     return faults
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from numba import njit
 
+from ..core.cpu import evict, place, release
+
 
 @njit(cache=True)
 def lane_clock(trace, k, want, hits_row, victims_row, slot_of, blk, ref):
@@ -42,14 +44,12 @@ def lane_clock(trace, k, want, hits_row, victims_row, slot_of, blk, ref):
                 hand = hand + 1 if hand + 1 < k else 0
             s = hand
             hand = hand + 1 if hand + 1 < k else 0
-            slot_of[blk[s]] = -1
+            v = evict(slot_of, blk, s)
             if want:
-                victims_row[t] = blk[s]
-        blk[s] = x
-        slot_of[x] = s
+                victims_row[t] = v
+        place(slot_of, blk, s, x)
         ref[s] = False
-    for i in range(n):
-        slot_of[blk[i]] = -1
+    release(slot_of, blk, n)
     return faults
 
 

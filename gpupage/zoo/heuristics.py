@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..core.cpu import alloc_outputs, cpu_result, lane_chunks, max_k
+from ..core.cpu import alloc_outputs, cpu_result, evict, lane_chunks, max_k, place, release
 
 NOVEL_GAP = 200
 """A request is novel when its block was idle this many requests or more."""
@@ -141,15 +141,11 @@ def _run_lane(trace, k, prm, want_hits, hits_row, want_victims, victims_row,
                 if i == 0 or key < best:
                     best = key
                     s = i
-            v = blk[s]
-            slot_of[v] = -1
+            v = evict(slot_of, blk, s)
             if want_victims:
                 victims_row[t] = v
-        blk[s] = x
-        slot_of[x] = s
-    # leave the shared scratch clean for the next lane
-    for i in range(n):
-        slot_of[blk[i]] = -1
+        place(slot_of, blk, s, x)
+    release(slot_of, blk, n)  # the other scratch too is left clean for the next lane
     for t in range(T):
         x = trace[t]
         if x >= 0:

@@ -8,7 +8,7 @@ import torch
 from numba import njit
 
 from ...core import rng
-from ...core.cpu import NEVER
+from ...core.cpu import NEVER, evict, place
 from ...core.traces import zipf_traces
 from .config import BoundsConfig, checkpoint_path, default_checkpoint, entry, tick
 
@@ -41,10 +41,8 @@ def _noisy_belady(trace, nxt, K, thr, skey, M, victims):
                         s = i
             else:
                 s = rng.uniform_below(rng.draw(skey, 2 * t + 1), K)
-            victims[t] = blk[s]
-            slot_of[blk[s]] = -1
-        blk[s] = x
-        slot_of[x] = s
+            victims[t] = evict(slot_of, blk, s)
+        place(slot_of, blk, s, x)
         nu[s] = nxt[t]
     return faults
 

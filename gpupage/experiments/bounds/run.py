@@ -22,7 +22,6 @@ from .report import render_report
 from .theorem3 import theorem3
 from .theorem4 import theorem4
 
-
 __all__ = ["BoundsConfig", "SECTIONS", "progress_steps", "run_bounds"]
 
 SECTIONS = (lemma1a, lemma1b, theorem3, theorem4, corollary1, instance_ratio, prop6)

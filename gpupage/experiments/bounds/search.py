@@ -19,6 +19,8 @@ from ...core.policies import LFU, LRU, POLICIES
 @njit(cache=True)
 def _small_faults(trace, K, code, M, blk, key, count):
     """Deterministic LRU/FIFO/LFU faults of one short trace (the search's inner loop)."""
+    # a scan, not a block -> slot map (nor core.cpu's evict/place): the search's caches have a few slots,
+    # and a map would have to be reset for each of its millions of calls
     for i in range(M):
         count[i] = 0
     n = 0
