@@ -38,6 +38,8 @@ class Policy:
     """False for Fixed: a full cache never changes."""
     randomized: bool = False
     """Reads the counter-based RNG (stream ``STREAM_RANDOM_POLICY``)."""
+    needs_checkpoint: bool = False
+    """Runs only with ``options={"checkpoint": ...}``, so default policy lists leave it out."""
     cpu: str = "gpupage.cpu:simulate_cpu"
     """CPU implementation, ``module:function``."""
     triton: str = "kernels.simulate:simulate"
@@ -67,6 +69,7 @@ POLICIES: dict[str, Policy] = {
         Policy("arc", 22, "ARC: adaptive split between recency (T1) and frequency (T2) lists with ghost lists", cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
         Policy("clock", 23, "second chance: the hand evicts the first block whose reference bit is clear", cpu="gpupage.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
         Policy("adaptive", 10, "change-detecting LFU: fewest accesses since a detected working-set change", cpu="gpupage.heuristics:simulate_cpu", triton="kernels.heuristics:simulate"),
+        Policy("learned", 30, "lowest score of a per-slot integer network (options checkpoint, candidates)", needs_checkpoint=True, cpu="gpupage.zoo.learned:simulate_cpu", triton="kernels.learned:simulate"),
     )
 }
 
