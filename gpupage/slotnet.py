@@ -87,6 +87,8 @@ class TrainConfig:
     """Cache sizes, one drawn per lane."""
     max_decisions: int = 1_500_000
     """The aggregated pool keeps the most recent this many decisions."""
+    balance_k: bool = True
+    """Each epoch draws as many minibatches from every cache size (a large K faults less often)."""
     check_seed: int = 30000
     """First seed of the quantisation check's held-out lanes."""
     check_lanes: int = 64
@@ -140,14 +142,18 @@ def fit(model: SlotNet, pool: dict, cfg: TrainConfig, gen: torch.Generator) -> f
     """Minibatch AdamW over the pool ({K: (feats uint8 [N, K, N_IN], dist int64 [N, K])}), each
     minibatch from one K; returns the last epoch's mean loss."""
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    batches = [(K, i) for K, (_, d) in pool.items() for i in range(0, d.shape[0], cfg.batch_size)]
+    per_k = {K: -(-d.shape[0] // cfg.batch_size) for K, (_, d) in pool.items()}
+    if cfg.balance_k:  # every K as many minibatches as the mean, smaller groups cycling through theirs
+        per_k = {K: -(-sum(per_k.values()) // len(per_k)) for K in per_k}
+    batches = [(K, i * cfg.batch_size) for K, n in per_k.items() for i in range(n)]
     steps = cfg.epochs * len(batches)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i / steps, 1))))
     perms = {}
     loss_sum = 0.0
     for _ in range(cfg.epochs):
         for K, (_, d) in pool.items():
-            perms[K] = torch.randperm(d.shape[0], generator=gen)
+            reps = -(-per_k[K] * cfg.batch_size // d.shape[0])
+            perms[K] = torch.cat([torch.randperm(d.shape[0], generator=gen) for _ in range(reps)])
         loss_sum, n = 0.0, 0
         for b in torch.randperm(len(batches), generator=gen).tolist():
             K, i = batches[b]
@@ -304,4 +310,32 @@ def checkpoint(model: SlotNet, net: L.LearnedNet, cfg: TrainConfig, report: dict
     return L.checkpoint_dict(net, meta)
 
 
-__all__ = ["SlotNet", "TrainConfig", "train", "quantise", "checkpoint"]
+def main(argv=None) -> int:
+    """``python -m gpupage.slotnet --out PATH [--lanes N ...]``: train, export, save the checkpoint
+    (one option per :class:`TrainConfig` field) and print the report."""
+    import argparse
+    import json
+    import sys
+    from dataclasses import fields
+
+    ap = argparse.ArgumentParser(description="Train the learned policy's network (behaviour cloning + DAgger).")
+    ap.add_argument("--out", required=True, help="checkpoint path")
+    for f in fields(TrainConfig):
+        default = getattr(TrainConfig, f.name)
+        kind = (lambda s: tuple(int(v) for v in s.split(","))) if isinstance(default, tuple) else type(default)
+        ap.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default)
+    argv = sys.argv[1:] if argv is None else argv
+    args = ap.parse_args(argv)
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    start = time.time()
+    model, net, report = train(cfg, log=lambda r, info: print(json.dumps(info), flush=True))
+    report["seconds"] = round(time.time() - start, 1)
+    torch.save(checkpoint(model, net, cfg, report, "python -m gpupage.slotnet " + " ".join(argv)), args.out)
+    print(json.dumps({"check": report["check"], "seconds": report["seconds"],
+                      "macs_per_decision_K8": net.macs_per_decision(8)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

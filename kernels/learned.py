@@ -394,6 +394,8 @@ def launch(traces_tb: torch.Tensor, K: torch.Tensor, net: _L.LearnedNet, cand: i
         raise ValueError(f"the learned triton kernel handles K <= {MAX_K}, got K={kmax}; use backend='cpu'")
     dev = traces_tb.device
     H1, H2 = net.hidden
+    if H1 & (H1 - 1):
+        raise ValueError(f"the learned triton kernel needs a power-of-two first hidden width, got {H1}")
     w = network_buffer(net, dev)
     frac = torch.from_numpy(_L.decay_fracs()).to(dev, torch.int32)
     scratch = torch.zeros((n_ids, NF, B), dtype=torch.int32, device=dev)

@@ -150,12 +150,12 @@ class LearnedNet:
             raise ValueError(f"learned network: shifts must be in [0, {MAX_SHIFT}], got {self.s1}, {self.s2}")
 
     def cpu_args(self) -> tuple:
-        """What the numba path reads: float32 weights as [in, out], layer 1 split into its slot
+        """What the numba path reads: float32 weights, layer 1 as [in, out] split into its slot
         and context parts, and each shift as the factor 2**-s (exact; see the specification)."""
         f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
         W1t = self.W1.T
         return (f32(W1t[:N_SLOT]), f32(W1t[N_SLOT:]), f32(self.b1), np.float32(2.0 ** -self.s1),
-                f32(self.W2.T), f32(self.b2), np.float32(2.0 ** -self.s2), f32(self.w3))
+                f32(self.W2), f32(self.b2), np.float32(2.0 ** -self.s2), f32(self.w3))
 
     def macs_per_decision(self, K: int) -> int:
         H1, H2 = self.hidden
@@ -298,12 +298,13 @@ def _slot_features(t, s, blk, last, ins, hits, count, gap, dc, frac, f):
 
 
 @njit(inline="always", cache=True)
-def _score(f, W1s, b1g, k1, W2t, b2, k2, w3, h1, h2, exact):
+def _score(f, W1s, b1g, k1, W2, b2, k2, w3, h1, exact):
     """The network's score of one slot from its features f[0:8]; b1g = b1 + the context's share.
 
     float32 throughout: every value is an integer below 2**24, so each operation is exact and
     ``floor(a * 2**-s)`` is ``a >> s`` (k1, k2 = 2**-s1, 2**-s2).  ``exact`` False: a float
-    network (:class:`FloatNet`), ReLU only."""
+    network (:class:`FloatNet`), ReLU only.  The second layer is H2 dot products, whose sums stay in
+    registers."""
     H1 = b1g.shape[0]
     H2 = b2.shape[0]
     for j in range(H1):
@@ -314,16 +315,12 @@ def _score(f, W1s, b1g, k1, W2t, b2, k2, w3, h1, h2, exact):
             h1[j] += W1s[i, j] * x
     for j in range(H1):
         h1[j] = min(max(np.floor(h1[j] * k1), np.float32(0)), np.float32(255)) if exact else max(h1[j], np.float32(0))
-    for m in range(H2):
-        h2[m] = b2[m]
-    for j in range(H1):
-        x = h1[j]
-        for m in range(H2):
-            h2[m] += W2t[j, m] * x
     score = np.float32(0)
     for m in range(H2):
-        score += w3[m] * (min(max(np.floor(h2[m] * k2), np.float32(0)), np.float32(255)) if exact
-                          else max(h2[m], np.float32(0)))
+        a = b2[m]
+        for j in range(H1):
+            a += W2[m, j] * h1[j]
+        score += w3[m] * (min(max(np.floor(a * k2), np.float32(0)), np.float32(255)) if exact else max(a, np.float32(0)))
     return score
 
 
@@ -356,14 +353,14 @@ def _lru_move(s, lprev, lnext, ends):
 @njit(cache=True, fastmath=True)
 def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_row,
               expert, nxt_row, mkey, beta_thr, record, feat_out, dist_out, row0,
-              slot_of, count, last_use, gap, dc, blk, last, ins, hits, snu, lprev, lnext, order, f, g, b1g, h1, h2):
+              slot_of, count, last_use, gap, dc, blk, last, ins, hits, snu, lprev, lnext, order, f, g, b1g, h1):
     """One lane of the specification.  Returns (faults, decisions).
 
     ``expert``: DAgger collection -- at each decision Belady (farthest next use by ``nxt_row``,
     ties to the least recently accessed) acts when ``draw(mkey, decision) < beta_thr``, the
     network otherwise; with ``record`` every decision's features go to ``feat_out[row0 + d]``
     (all N_IN per slot) and each slot's next-use distance to ``dist_out`` (-1: no slot)."""
-    W1s, W1g, b1, k1, W2t, b2, k2, w3 = net
+    W1s, W1g, b1, k1, W2, b2, k2, w3 = net
     T = trace.shape[0]
     H1 = b1.shape[0]
     use_list = 0 < cand < k
@@ -430,7 +427,7 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
                             far = snu[c]
                             best = c
                     else:
-                        sc = _score(f, W1s, b1g, k1, W2t, b2, k2, w3, h1, h2, exact)
+                        sc = _score(f, W1s, b1g, k1, W2, b2, k2, w3, h1, exact)
                         if best < 0 or sc < best_score or (sc == best_score and last[c] < last[best]):
                             best_score = sc
                             best = c
@@ -481,7 +478,6 @@ def _batch(traces, K, cand, net, exact, frac, rmul, n_ids, want, hits, victims, 
     B = traces.shape[0]
     kmax = max_k(K)
     H1 = net[2].shape[0]
-    H2 = net[5].shape[0]
     for c in prange(nchunks):
         slot_of = np.full(n_ids, -1, dtype=np.int64)
         count = np.zeros(n_ids, dtype=np.int64)
@@ -500,14 +496,13 @@ def _batch(traces, K, cand, net, exact, frac, rmul, n_ids, want, hits, victims, 
         g = np.empty(N_IN - N_SLOT, dtype=np.float32)
         b1g = np.empty(H1, dtype=np.float32)
         h1 = np.empty(H1, dtype=np.float32)
-        h2 = np.empty(H2, dtype=np.float32)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             row = b if want else 0
             nrow = b if expert else 0
             faults[b], decisions[b] = _run_lane(
                 traces[b], K[b], cand, net, exact, frac, rmul, want, hits[row], victims[row],
                 expert, nxt[nrow], mkeys[b], beta_thr, record, feat_out, dist_out, rows[b],
-                slot_of, count, last_use, gap, dc, blk, last, ins, hts, snu, lprev, lnext, order, f, g, b1g, h1, h2)
+                slot_of, count, last_use, gap, dc, blk, last, ins, hts, snu, lprev, lnext, order, f, g, b1g, h1)
 
 
 _FRAC = decay_fracs()
@@ -571,7 +566,7 @@ class FloatNet:
     def __init__(self, W1, b1, W2, b2, w3):
         f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
         W1t = np.asarray(W1).T  # W1 per integer feature, [H1, N_IN]
-        self.args = (f32(W1t[:N_SLOT]), f32(W1t[N_SLOT:]), f32(b1), np.float32(1), f32(np.asarray(W2).T), f32(b2),
+        self.args = (f32(W1t[:N_SLOT]), f32(W1t[N_SLOT:]), f32(b1), np.float32(1), f32(W2), f32(b2),
                      np.float32(1), f32(w3))
 
     def cpu_args(self) -> tuple:
