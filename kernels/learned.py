@@ -21,6 +21,8 @@ the C-th smallest, found by a 30-step binary search on that time (last accesses 
 On the GPU this restricts the choice exactly as on the CPU but saves no work: every slot is
 still scored.
 
+The first hidden width must be a power of two here (``tl.arange``); the CPU path takes any width.
+
 ptxas (sm_80 / sm_90, shipped widths 32/16): 128 / 128 registers at K <= 8 and 16, 168 / 168 at
 K <= 64, 128 / 206 chunked; no spills.
 """

@@ -144,7 +144,8 @@ def test_checkpoint_round_trip_and_one_line_errors(tmp_path):
     torch.save(dict(L.checkpoint_dict(net), spec_version=0), old)
     feats = tmp_path / "f.pt"
     torch.save(dict(L.checkpoint_dict(net), features=list(L.FEATURES)[:-1]), feats)
-    cases = [({}, ValueError, "needs a checkpoint"), ({"checkpoint": str(tmp_path / "none.pt")}, OSError, "no checkpoint"),
+    cases = [({}, ValueError, "needs a checkpoint"),
+             ({"checkpoint": str(tmp_path / "none.pt")}, OSError, "no checkpoint"),
              ({"checkpoint": str(garbage)}, ValueError, "not a learned-policy checkpoint"),
              ({"checkpoint": str(other)}, ValueError, "gpupage-controller-1"),
              ({"checkpoint": str(old)}, ValueError, "spec version 0"),

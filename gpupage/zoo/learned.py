@@ -60,7 +60,7 @@ checkpoint whose feature list differs is refused.
 Weights are int16 (|w| <= 32767), shifts 0..30, H1, H2 <= 32, and every unit's bias and weights
 satisfy ``|b| + 255 * sum |w| < 2**24`` (the output's: ``255 * sum |w3| < 2**24``).  So every
 partial sum, in any order, is an integer below 2**24 in magnitude: int32 arithmetic is exact,
-and so is float32 arithmetic (the CPU path's, for its 16-wide FMAs).  ``>>`` is the arithmetic
+and so is float32 arithmetic (the CPU path's, for its vector FMAs).  ``>>`` is the arithmetic
 (flooring) shift, the same in numba, Python and Triton (unlike ``//`` and ``%``).
 
 **Victim**: the smallest (score, last access) among the candidates: every resident slot, or
@@ -320,7 +320,8 @@ def _score(f, W1s, b1g, k1, W2, b2, k2, w3, h1, exact):
         a = b2[m]
         for j in range(H1):
             a += W2[m, j] * h1[j]
-        score += w3[m] * (min(max(np.floor(a * k2), np.float32(0)), np.float32(255)) if exact else max(a, np.float32(0)))
+        h = min(max(np.floor(a * k2), np.float32(0)), np.float32(255)) if exact else max(a, np.float32(0))
+        score += w3[m] * h
     return score
 
 
