@@ -10,6 +10,9 @@ import click
 from .options import (device_option, json_option, k_option, parse_float_list, parse_int_list, quiet_option,
                       resolve_device, seeds_option, trace_format_option, zipf_options)
 
+checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+                                 help="Checkpoint of the learned policy (required by --policy learned).")
+
 
 def _policy_names() -> list[str]:
     from ..core.policies import POLICIES  # stdlib-only module: cheap at --help time
@@ -50,13 +53,17 @@ def _progress(quiet: bool, unit: str):
 @trace_format_option("--format", "fmt")
 @click.option("--column", default="0", show_default=True, help="CSV column: header name or 0-based index.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Random policy.")
+@checkpoint_option
+@click.option("--candidates", type=int, default=None,
+              help="learned: score only the C least recently accessed blocks (default: all).")
 @device_option
 @json_option
-def simulate(trace_file, policies, K, fmt, column, seed, device, as_json):
+def simulate(trace_file, policies, K, fmt, column, seed, checkpoint, candidates, device, as_json):
     """Replay a real trace file: requests, distinct blocks, compulsory faults, faults, fault rate."""
     from ..experiments.calls import simulate_file
 
-    rows = simulate_file(trace_file, policies, K, fmt=fmt, column=column, seed=seed, device=resolve_device(device))
+    rows = simulate_file(trace_file, policies, K, fmt=fmt, column=column, seed=seed, device=resolve_device(device),
+                         checkpoint=checkpoint, candidates=candidates)
     for row in rows:
         if as_json:
             click.echo(json.dumps(row))
@@ -81,9 +88,11 @@ def simulate(trace_file, policies, K, fmt, column, seed, device, as_json):
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="CSV file, one row per cell; resumed when it holds rows of the same sweep.")
 @click.option("--overwrite", is_flag=True, help="Start over, replacing --out's rows (default: resume).")
+@checkpoint_option
 @device_option
 @quiet_option
-def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, device, quiet):
+def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, checkpoint, device,
+          quiet):
     """Run a (policy x K x seed x beta x rho) grid; one CSV row per cell with Belady's ratio.
 
     An existing --out of the same sweep resumes: its finished cells are kept and skipped.
@@ -94,7 +103,7 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
         raise click.BadParameter(f"--eta must be >= 0, got {eta}")
     n, kept = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
                            family=family, device=resolve_device(device), eta=eta, overwrite=overwrite,
-                           progress=_progress(quiet, "cell"))
+                           progress=_progress(quiet, "cell"), checkpoint=checkpoint)
     resumed = f" ({kept} already there)" if kept else ""
     click.echo(f"wrote {n} rows to {out}{resumed}", err=quiet)
 

@@ -187,7 +187,8 @@ def evaluate(model: PageController | None, traces, K: int, latent=None, policies
 
 
 def default_policies() -> list[str]:
-    """Every online registry policy that evicts, plus belady (the optimum)."""
+    """Every online registry policy that evicts and needs no checkpoint, plus belady (the optimum)."""
     from ..core.policies import POLICIES
 
-    return [n for n, p in POLICIES.items() if p.evicts and (n == "belady" or not p.needs_future)]
+    return [n for n, p in POLICIES.items()
+            if p.evicts and not p.needs_checkpoint and (n == "belady" or not p.needs_future)]

@@ -38,6 +38,8 @@ class Policy:
     """False for Fixed: a full cache never changes."""
     randomized: bool = False
     """Reads the counter-based RNG (stream ``STREAM_RANDOM_POLICY``)."""
+    needs_checkpoint: bool = False
+    """Runs only with ``options={"checkpoint": ...}``, so default policy lists leave it out."""
     cpu: str = "gpupage.core.cpu:simulate_cpu"
     """CPU implementation, ``module:function``."""
     triton: str | None = "kernels.simulate:simulate"
@@ -72,6 +74,7 @@ POLICIES: dict[str, Policy] = {
         Policy("wtinylfu", 32, "W-TinyLFU: a 1% LRU window's victim replaces the SLRU main's victim only if a count-min sketch rates it more frequent", cpu="gpupage.zoo.modern:simulate_cpu", triton=None),
         Policy("lirs", 33, "LIRS: evict the oldest resident HIR block (1% of K); a block reused within the LIR blocks' recency becomes LIR", cpu="gpupage.zoo.modern:simulate_cpu", triton=None),
         Policy("adaptive", 10, "change-detecting LFU: fewest accesses since a detected working-set change", cpu="gpupage.zoo.heuristics:simulate_cpu", triton="kernels.heuristics:simulate"),
+        Policy("learned", 40, "lowest score of a per-slot integer network (options checkpoint, candidates)", needs_checkpoint=True, cpu="gpupage.zoo.learned:simulate_cpu", triton="kernels.learned:simulate"),
     )
 }
 

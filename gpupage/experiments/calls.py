@@ -13,9 +13,11 @@ from .sweep import SweepSpec, write_sweep
 
 
 def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "auto", column="0", seed: int = 0,
-                  device: str = "cpu") -> list[dict]:
+                  device: str = "cpu", checkpoint: str | None = None, candidates: int | None = None) -> list[dict]:
     """One row per (policy, K) for a real trace; all K of a policy run as lanes of one batch.
-    Rows name the format the file was read as (``auto`` resolved)."""
+    Rows name the format the file was read as (``auto`` resolved).
+
+    ``checkpoint``, ``candidates``: options of the policies that need a checkpoint (``learned``)."""
     pols = [get_policy(p) for p in policies]
     for K in Ks:
         if K < 1:
@@ -29,7 +31,8 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "aut
         if pol.name == "lru" and device == "cpu":  # every K from one stack-distance pass
             faults = lru_fault_curve(ids, max(Ks))[0, Kt.cpu() - 1]
         else:
-            faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks)).faults.cpu()
+            options = {"checkpoint": checkpoint, "candidates": candidates} if pol.needs_checkpoint else None
+            faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks), options=options).faults.cpu()
         for i, K in enumerate(Ks):
             f = int(faults[i])
             rows.append(dict(policy=pol.name, K=K, format=trace.format, requests=trace.requests,
@@ -40,10 +43,13 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "aut
 
 def sweep_to_csv(out: str, policies: list[str], Ks: list[int], seeds: list[int], betas: list[float],
                  rhos: list[float], zipf: dict, family: str = "zipf", device: str = "cpu", eta: float | None = None,
-                 overwrite: bool = False, progress=None) -> tuple[int, int]:
+                 overwrite: bool = False, progress=None, checkpoint: str | None = None) -> tuple[int, int]:
     """Run the grid into the resumable table ``out``; returns (rows written now, rows already there)."""
+    options = {} if eta is None else {"eta": eta}
+    if checkpoint is not None:
+        options["checkpoint"] = checkpoint
     spec = SweepSpec([get_policy(p) for p in policies], Ks, seeds, betas, rhos, ZipfParams(**zipf), family, device,
-                     None if eta is None else {"eta": eta})
+                     options or None)
     bar = progress(spec.cells) if progress else None
     try:
         return write_sweep(spec, out, overwrite, bar)

@@ -1,0 +1,341 @@
+"""The float twin of the ``learned`` policy: its model, training on Belady's labels, and the export.
+
+:class:`SlotNet` has exactly the integer network's structure (``gpupage/zoo/learned.py``): the
+15 integer features of a slot (divided by ``2**IN_SHIFT``), two ReLU layers and one output, the
+same for every slot; the slot with the lowest score is evicted.  :func:`train` runs behaviour
+cloning with DAgger at simulator speed:
+
+* round 0 rolls out Belady; round r >= 1 exports the current model to the integer network
+  and rolls *that* out in the numba simulator (:func:`gpupage.zoo.learned.collect`), Belady
+  acting at each decision with probability ``beta * 2**(1-r)``, and records every decision's
+  slot features and each slot's next-use distance;
+* after each round the aggregated decisions fit the model: ``-log sum_{optimal} softmax(-score)``
+  over the resident slots (Belady's optimal set: every slot at the farthest next use), plus an
+  optional ListNet term on the next-use distances;
+* :func:`quantise` exports per-layer power-of-two scales: activation scales calibrated on the
+  collected features (largest activation -> 255), int16 weights as large as the specification's
+  bounds allow.
+
+Training lanes are App. B Zipf traces with randomised parameters (alpha in [0.8, 1.6], W in
+{8, 16, 32}, shift in [200, 2000], M in {64, 128}, T in {5000, 20000}) at K in {4, 8, 16}, seeds
+from ``seed_start`` (>= 10000) up; the quantisation check runs on seeds from ``check_seed``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.traces import ZipfParams, zipf_traces
+from ..zoo import learned as L
+
+IN_SHIFT = 5  # the float model reads feature / 32: inputs in [0, 8)
+
+
+class SlotNet(nn.Module):
+    """Score of each slot from its uint8 features ``[..., N_IN]``: lower is evicted first."""
+
+    def __init__(self, hidden: tuple[int, int] = (32, 16)):
+        super().__init__()
+        h1, h2 = hidden
+        self.l1 = nn.Linear(L.N_IN, h1)
+        self.l2 = nn.Linear(h1, h2)
+        self.l3 = nn.Linear(h2, 1, bias=False)  # a bias would not change which slot is lowest
+
+    def activations(self, feats: torch.Tensor):
+        """(first hidden layer, second hidden layer, score) of ``feats`` (any integer dtype)."""
+        a1 = torch.relu(self.l1(feats.float() * 2.0 ** -IN_SHIFT))
+        a2 = torch.relu(self.l2(a1))
+        return a1, a2, self.l3(a2).squeeze(-1)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.activations(feats)[2]
+
+
+@dataclass
+class TrainConfig:
+    """Behaviour cloning + DAgger of :class:`SlotNet`."""
+
+    seed_start: int = 10000
+    """First training seed; round r's lanes take the next ``lanes`` seeds (evaluation seeds lie below)."""
+    lanes: int = 96
+    """Traces rolled out per round."""
+    rounds: int = 6
+    """DAgger rounds after the expert round."""
+    beta: float = 0.5
+    """Probability per decision that Belady acts in the first DAgger round (halved each round)."""
+    epochs: int = 3
+    """Passes over the aggregated decisions after each round."""
+    batch_size: int = 512
+    """Decisions per gradient step."""
+    lr: float = 3e-3
+    """AdamW learning rate, cosine-annealed within each round."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    rank_coef: float = 0.0
+    """Weight of the ListNet term on next-use distances (0: plain behaviour cloning)."""
+    rank_tau: float = 0.5
+    """Temperature of the ListNet target softmax(log(distance) / tau)."""
+    hidden: tuple = (32, 16)
+    """Widths of the two hidden layers (each <= 32)."""
+    Ks: tuple = (4, 8, 16)
+    """Cache sizes, one drawn per lane."""
+    max_decisions: int = 1_500_000
+    """The aggregated pool keeps the most recent this many decisions."""
+    balance_k: bool = True
+    """Each epoch draws as many minibatches from every cache size (a large K faults less often)."""
+    check_seed: int = 30000
+    """First seed of the quantisation check's held-out lanes."""
+    check_lanes: int = 64
+    """Lanes of the quantisation check."""
+    torch_seed: int = 0
+    """Seed of initialisation and shuffling."""
+    threads: int = 1
+    """torch threads (numba uses the rest; more oversubscribes small machines)."""
+
+
+def lane_params(seed: int, Ks=(4, 8, 16)) -> tuple[ZipfParams, int]:
+    """The randomised App. B parameters and cache size of the training lane of ``seed``."""
+    g = np.random.default_rng(seed)
+    zp = ZipfParams(M=int(g.choice([64, 128])), alpha=float(g.uniform(0.8, 1.6)), W=int(g.choice([8, 16, 32])),
+                    shift=int(g.integers(200, 2001)), T=int(g.choice([5000, 20000])))
+    return zp, int(g.choice(list(Ks)))
+
+
+def lane_batch(seeds, Ks=(4, 8, 16)) -> tuple[np.ndarray, np.ndarray]:
+    """(traces int32 [B, Tmax] padded with -1, K int64 [B]) of the training lanes of ``seeds``."""
+    rows, Kl = [], []
+    for s in seeds:
+        zp, K = lane_params(int(s), Ks)
+        rows.append(zipf_traces(zp, seed=[int(s)])[0].numpy())
+        Kl.append(K)
+    out = np.full((len(rows), max(r.shape[0] for r in rows)), -1, dtype=np.int32)
+    for i, r in enumerate(rows):
+        out[i, :r.shape[0]] = r
+    return out, np.array(Kl, dtype=np.int64)
+
+
+def listwise_loss(score: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """Mean over decisions of -log (softmax(-score) mass on Belady's optimal slots).
+
+    score float [N, K]; dist int [N, K] next-use distance, -1 on slots that do not exist."""
+    valid = dist >= 0
+    logits = (-score).masked_fill(~valid, float("-inf"))
+    best = dist == dist.max(1, keepdim=True).values
+    return (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~best, float("-inf")), 1)).mean()
+
+
+def rank_loss(score: torch.Tensor, dist: torch.Tensor, tau: float) -> torch.Tensor:
+    """ListNet: cross-entropy from softmax(log(distance) / tau) over the slots to softmax(-score)."""
+    valid = dist >= 0
+    target = torch.softmax((dist.clamp(min=1).double().log() / tau).masked_fill(~valid, float("-inf")), 1).float()
+    logp = torch.log_softmax((-score).masked_fill(~valid, float("-inf")), 1).masked_fill(~valid, 0)
+    return -(target * logp).sum(1).mean()
+
+
+def fit(model: SlotNet, pool: dict, cfg: TrainConfig, gen: torch.Generator) -> float:
+    """Minibatch AdamW over the pool ({K: (feats uint8 [N, K, N_IN], dist int64 [N, K])}), each
+    minibatch from one K; returns the last epoch's mean loss."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_k = {K: -(-d.shape[0] // cfg.batch_size) for K, (_, d) in pool.items()}
+    if cfg.balance_k:  # every K as many minibatches as the mean, smaller groups cycling through theirs
+        per_k = {K: -(-sum(per_k.values()) // len(per_k)) for K in per_k}
+    batches = [(K, i * cfg.batch_size) for K, n in per_k.items() for i in range(n)]
+    steps = cfg.epochs * len(batches)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i / steps, 1))))
+    perms = {}
+    loss_sum = 0.0
+    for _ in range(cfg.epochs):
+        for K, (_, d) in pool.items():
+            reps = -(-per_k[K] * cfg.batch_size // d.shape[0])
+            perms[K] = torch.cat([torch.randperm(d.shape[0], generator=gen) for _ in range(reps)])
+        loss_sum, n = 0.0, 0
+        for b in torch.randperm(len(batches), generator=gen).tolist():
+            K, i = batches[b]
+            idx = perms[K][i:i + cfg.batch_size]
+            feats, dist = pool[K][0][idx], pool[K][1][idx]
+            score = model(feats)
+            loss = listwise_loss(score, dist)
+            if cfg.rank_coef:
+                loss = loss + cfg.rank_coef * rank_loss(score, dist, cfg.rank_tau)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach()) * idx.numel()
+            n += idx.numel()
+    return loss_sum / max(n, 1)
+
+
+def _exponent(limit: float, value: float) -> int:
+    """The largest e with value * 2**e <= limit (value > 0)."""
+    return math.floor(math.log2(limit / value))
+
+
+@torch.no_grad()
+def quantise(model: SlotNet, calib: torch.Tensor) -> L.LearnedNet:
+    """The integer network closest to ``model`` under the specification's bounds.
+
+    Each hidden layer's activations get the scale 2**e that maps the largest activation seen on
+    ``calib`` (uint8 features [N, N_IN]) to 255; weights get the largest power-of-two scale that
+    keeps them int16 and every unit's |b| + 255 sum |w| below 2**24; the shift between is the
+    difference of the exponents."""
+    a1, a2, _ = model.activations(calib)
+    W1 = model.l1.weight.double() * 2.0 ** -IN_SHIFT  # per integer input
+    b1 = model.l1.bias.double()
+    e1 = _exponent(255, max(float(a1.max()), 1e-6))
+    e2 = _exponent(255, max(float(a2.max()), 1e-6))
+    W2 = model.l2.weight.double() * 2.0 ** -e1  # per integer h1
+    b2 = model.l2.bias.double()
+    w3 = model.l3.weight.double()[0]
+
+    def scale(W, b):
+        """The largest p with round(W 2**p), round(b 2**p) inside the bounds, and those integers."""
+        p = min(_exponent(L.WEIGHT_MAX, float(W.abs().max())),
+                _exponent(L.SUM_LIMIT - 1, float((b.abs() + 255 * W.abs().sum(1)).max())))
+        while True:
+            Wq, bq = torch.round(W * 2.0 ** p).long(), torch.round(b * 2.0 ** p).long()
+            if int(Wq.abs().max()) <= L.WEIGHT_MAX and int((bq.abs() + 255 * Wq.abs().sum(1)).max()) < L.SUM_LIMIT:
+                return p, Wq, bq
+            p -= 1
+
+    p1, W1q, b1q = scale(W1, b1)
+    p2, W2q, b2q = scale(W2, b2)
+    _, w3q, _ = scale(w3[None, :], torch.zeros(1, dtype=torch.float64))
+    s1, s2 = p1 - e1, p2 - e2
+    if not (0 <= s1 <= L.MAX_SHIFT and 0 <= s2 <= L.MAX_SHIFT):
+        raise ValueError(f"cannot quantise: shifts {s1}, {s2} outside [0, {L.MAX_SHIFT}]")
+    return L.LearnedNet(W1q.numpy(), b1q.numpy(), s1, W2q.numpy(), b2q.numpy(), s2, w3q[0].numpy())
+
+
+def float_net(model: SlotNet) -> L.FloatNet:
+    """``model`` itself as a policy for :func:`gpupage.zoo.learned.float_faults` (float32, not the spec)."""
+    return L.FloatNet(model.l1.weight.detach().numpy() * 2.0 ** -IN_SHIFT, model.l1.bias.detach().numpy(),
+                      model.l2.weight.detach().numpy(), model.l2.bias.detach().numpy(),
+                      model.l3.weight.detach().numpy()[0])
+
+
+def _pool_add(pool: dict, feats: np.ndarray, dist: np.ndarray, K: np.ndarray, decisions: np.ndarray):
+    """Append each lane's decisions to the pool's group of its K (trimmed to that K's slots)."""
+    rows = np.repeat(K, decisions)
+    for k in np.unique(K):
+        sel = rows == k
+        f, d = torch.from_numpy(feats[sel, :k]), torch.from_numpy(dist[sel, :k])
+        if k in pool:
+            f, d = torch.cat([pool[k][0], f]), torch.cat([pool[k][1], d])
+        pool[int(k)] = (f, d)
+
+
+def _pool_trim(pool: dict, limit: int):
+    """Keep the most recent decisions, at most ``limit`` over all groups, in proportion."""
+    total = sum(d.shape[0] for _, d in pool.values())
+    if total > limit:
+        for k, (f, d) in pool.items():
+            keep = d.shape[0] * limit // total
+            pool[k] = (f[-keep:], d[-keep:])
+
+
+def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
+    """Behaviour cloning + DAgger, then the export.  ``log(round, info)`` after each round.
+
+    Returns (float model, integer network, report: per round and the quantisation check)."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.torch_seed)
+    gen = torch.Generator().manual_seed(cfg.torch_seed)
+    model = SlotNet(tuple(cfg.hidden))
+    pool: dict = {}
+    report = {"rounds": []}
+    net = None
+    for rnd in range(cfg.rounds + 1):
+        start = time.time()
+        seeds = np.arange(cfg.lanes) + cfg.seed_start + rnd * cfg.lanes
+        traces, K = lane_batch(seeds, cfg.Ks)
+        beta = 1.0 if rnd == 0 else cfg.beta * 0.5 ** (rnd - 1)
+        feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds)
+        _pool_add(pool, feats, dist, K, decisions)
+        _pool_trim(pool, cfg.max_decisions)
+        collect_s = time.time() - start
+        loss = fit(model, pool, cfg, gen)
+        calib = torch.cat([f.reshape(-1, L.N_IN) for f, _ in pool.values()])
+        net = quantise(model, calib)
+        info = {"round": rnd, "beta": beta, "decisions": int(sum(d.shape[0] for _, d in pool.values())),
+                "rollout_faults": int(faults.sum()), "loss": loss, "collect_s": collect_s,
+                "fit_s": time.time() - start - collect_s}
+        report["rounds"].append(info)
+        if log is not None:
+            log(rnd, info)
+    report["check"] = quantisation_check(model, net, cfg)
+    return model, net, report
+
+
+def quantisation_check(model: SlotNet, net: L.LearnedNet, cfg: TrainConfig) -> dict:
+    """Faults of the float model and of its integer export on held-out lanes (seeds from
+    ``check_seed``): the randomised family and the App. B defaults at each K."""
+    from ..core.simulate import simulate
+
+    seeds = np.arange(cfg.check_lanes) + cfg.check_seed
+    traces, K = lane_batch(seeds, cfg.Ks)
+    out = {"randomised": _pair(model, net, traces, K)}
+    default = zipf_traces(ZipfParams(), seed=seeds.tolist()).numpy()
+    for k in cfg.Ks:
+        out[f"default_K{k}"] = _pair(model, net, default, np.full(len(seeds), k))
+    belady = simulate(torch.from_numpy(traces), "belady", torch.from_numpy(K)).faults
+    out["randomised"]["belady"] = int(belady.sum())
+    return out
+
+
+def _pair(model, net, traces, K) -> dict:
+    from ..core.simulate import simulate
+
+    quant = simulate(torch.from_numpy(traces), "learned", torch.from_numpy(K), options={"checkpoint": net}).faults
+    flt = L.float_faults(traces, K, float_net(model))
+    return {"float": int(flt.sum()), "integer": int(quant.sum()),
+            "relative": float(quant.sum()) / max(float(flt.sum()), 1.0) - 1.0}
+
+
+def checkpoint(model: SlotNet, net: L.LearnedNet, cfg: TrainConfig, report: dict, command: str) -> dict:
+    """The learned-policy checkpoint: the integer network, plus the float weights, the config,
+    the command and the training report as metadata."""
+    meta = {"command": command, "config": asdict(cfg), "trained_K": list(cfg.Ks), "report": report,
+            "float_state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "hidden": list(cfg.hidden), "in_shift": IN_SHIFT}
+    meta["config"]["hidden"] = list(cfg.hidden)
+    meta["config"]["Ks"] = list(cfg.Ks)
+    return L.checkpoint_dict(net, meta)
+
+
+def main(argv=None) -> int:
+    """``python -m gpupage.controller.slotnet --out PATH [--lanes N ...]``: train, export, save the checkpoint
+    (one option per :class:`TrainConfig` field) and print the report."""
+    import argparse
+    import json
+    import sys
+    from dataclasses import fields
+
+    ap = argparse.ArgumentParser(description="Train the learned policy's network (behaviour cloning + DAgger).")
+    ap.add_argument("--out", required=True, help="checkpoint path")
+    for f in fields(TrainConfig):
+        default = getattr(TrainConfig, f.name)
+        kind = (lambda s: tuple(int(v) for v in s.split(","))) if isinstance(default, tuple) else type(default)
+        ap.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default)
+    argv = sys.argv[1:] if argv is None else argv
+    args = ap.parse_args(argv)
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    start = time.time()
+    model, net, report = train(cfg, log=lambda r, info: print(json.dumps(info), flush=True))
+    report["seconds"] = round(time.time() - start, 1)
+    torch.save(checkpoint(model, net, cfg, report, "python -m gpupage.controller.slotnet " + " ".join(argv)), args.out)
+    print(json.dumps({"check": report["check"], "seconds": report["seconds"],
+                      "macs_per_decision_K8": net.macs_per_decision(8)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

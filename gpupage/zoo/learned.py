@@ -1,0 +1,705 @@
+"""``learned``: a small integer network scores each resident slot on its own; the lowest score goes.
+
+Specification, version 1 (``SPEC_VERSION``)
+===========================================
+
+Every backend -- the numba CPU path below, the Triton kernel ``kernels/learned.py`` and the
+plain-Python reference :func:`naive_learned` -- implements exactly this text, in integers only,
+so all three make the same decision at every fault, bit for bit.  The registry's contract
+holds (``gpupage/policies.py``): demand paging with forced insertion, a cold fill takes the
+lowest empty slot, a faulting block takes its victim's slot, ties go to the least recently
+accessed block.  Times are request indices t (pads count, and do nothing); T < 2**30.
+
+**State** (per lane):
+
+* per block x, surviving eviction: ``count[x]`` accesses so far, ``last_use[x]`` time of its
+  last access, ``gap[x]`` its last reuse gap (0 until it is requested a second time) and, for
+  each half-life h of ``HALF_LIVES`` = (16, 128, 1024), ``dc_h[x]``: its decayed access count
+  in units of 2**-16, as of ``last_use[x]``.  All start at 0.
+* per resident slot: its block, ``ins`` (time of insertion), ``hits`` (hits since insertion).
+* context: ``fc_h`` decayed count of faults (cold fills included) and ``nc_h`` decayed count
+  of novel requests (a block's first request), each with the time of its last event; 0 at 0.
+
+**Decay**, for h a power of two: ``D_h(dt) = FRAC_h[dt & (h-1)] >> min(dt >> log2 h, 17)``
+with ``FRAC_h[r] = floor(2**16 * 2**(-r/h))`` (a host table, computed once in float64, like
+the Zipf thresholds).  An event at t on a counter c last touched at t_c sets
+``c = ((c * D_h(t - t_c)) >> 16) + 2**16``; its value at t is ``V_h(c) = (c * D_h(t - t_c)) >> 16``.
+The products need 64 bits; every counter and value stays below 2**31.
+
+**Request** t of block x:
+
+1. A fault (x not resident) is an event of every ``fc_h`` at t; a novel request
+   (``count[x] == 0``) is an event of every ``nc_h`` at t.
+2. A hit decides nothing.  A fault with n < K filled slots takes slot n.  A fault on a full
+   cache is a *decision* (below); x takes the victim's slot.
+3. Then x's state: ``gap[x] = t - last_use[x]`` if ``count[x] > 0``; each ``dc_h[x]`` has an
+   event at t; ``count[x] += 1``; ``last_use[x] = t``.  Its slot: ``hits += 1`` on a hit,
+   ``ins = t, hits = 0`` on insertion.
+
+**Features** at a decision at time t, each in [0, 255].  ``L(v)`` for 0 <= v < 2**31 is
+Mitchell's log2 with 3 fractional bits: u = v + 1, e = floor(log2 u), ``L(v) = 8 e + f`` where f
+is the 3 bits of u below its leading one (``(u >> (e-3)) & 7``, or ``(u << (3-e)) & 7`` when
+e < 3); so L(0) = 0, L(1) = 8, L(2) = 12, L(2**31 - 1) = 248.  ``R_h(c) = min((V_h(c) * RM_h) >> 24, 255)``
+with ``RM_h = round(2**16 (1 - 2**(-1/h)))`` is the recent rate per request times 256.
+Per slot s holding block b:
+
+* 0 ``L(t - last_use[b])`` recency, 1 ``L(t - ins)`` age, 2 ``L(hits)``, 3 ``L(count[b])``,
+  4 ``L(gap[b])``, 5-7 ``L(V_h(dc_h[b]) >> 10)`` for h = 16, 128, 1024;
+
+and the context, the same for every slot: 8-10 ``R_h(fc_h)``, 11-13 ``R_h(nc_h)``, 14 ``L(K)``.
+No feature compares slots, and none depends on the trace length.  A later version may append
+inputs (e.g. a Mooncake request's position in its call): ``FEATURES`` names them, and a
+checkpoint whose feature list differs is refused.
+
+**Network** (weights from the checkpoint), inputs x_0..x_14:
+
+* ``h1_j = min(max((b1_j + sum_i W1[j,i] x_i) >> s1, 0), 255)`` for j < H1,
+* ``h2_m = min(max((b2_m + sum_j W2[m,j] h1_j) >> s2, 0), 255)`` for m < H2,
+* ``score = sum_m w3_m h2_m``.
+
+Weights are int16 (|w| <= 32767), shifts 0..30, H1, H2 <= 32, and every unit's bias and weights
+satisfy ``|b| + 255 * sum |w| < 2**24`` (the output's: ``255 * sum |w3| < 2**24``).  So every
+partial sum, in any order, is an integer below 2**24 in magnitude: int32 arithmetic is exact,
+and so is float32 arithmetic (the CPU path's, for its vector FMAs).  ``>>`` is the arithmetic
+(flooring) shift, the same in numba, Python and Triton (unlike ``//`` and ``%``).
+
+**Victim**: the smallest (score, last access) among the candidates: every resident slot, or
+with option ``candidates=C`` the C least recently accessed ones (all when C >= K).
+
+Cost per decision: ``8 H1 + H1 H2 + H2`` multiply-adds per scored slot, plus ``7 H1`` for the
+context's share of the first layer (the same for every slot, computed once); per request O(1).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from numba import njit, prange
+
+from ..core import rng
+from ..core.cpu import alloc_outputs, cpu_result, lane_chunks, max_k
+
+SPEC_VERSION = 1
+FORMAT = "gpupage-learned-1"
+HALF_LIVES = (16, 128, 1024)
+LOG2_HALF_LIVES = (4, 7, 10)
+FRAC_OFFSETS = (0, 16, 144)  # where each half-life's FRAC_h starts in the flat table
+ONE = 1 << 16
+MAX_DECAY_SHIFT = 17  # 2**16 >> 17 == 0: a count this old has decayed to nothing
+FEATURES = ("recency", "age", "hits", "count", "gap", "decayed_16", "decayed_128", "decayed_1024",
+            "fault_rate_16", "fault_rate_128", "fault_rate_1024", "novel_rate_16", "novel_rate_128",
+            "novel_rate_1024", "log2_k")
+N_SLOT = 8  # features 0..7 are per slot; the rest are the context
+N_IN = len(FEATURES)
+MAX_HIDDEN = 32
+WEIGHT_MAX = 32767
+SUM_LIMIT = 1 << 24  # |b| + 255 * sum |w| stays below this: sums are exact in int32 and float32
+MAX_SHIFT = 30
+MAX_T = 1 << 30
+STREAM_EXPERT_MIX = 11  # rng stream of DAgger's per-decision choice between expert and learner
+
+
+def decay_fracs() -> np.ndarray:
+    """int64 [sum(HALF_LIVES)]: FRAC_h[r] = floor(2**16 * 2**(-r/h)), one block per half-life."""
+    return np.concatenate([np.floor(ONE * np.exp2(-np.arange(h, dtype=np.float64) / h)) for h in HALF_LIVES]
+                          ).astype(np.int64)
+
+
+def rate_muls() -> np.ndarray:
+    """int64 [len(HALF_LIVES)]: RM_h = round(2**16 * (1 - 2**(-1/h)))."""
+    return np.array([round(ONE * (1 - 2 ** (-1 / h))) for h in HALF_LIVES], dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# The network and its checkpoint
+
+
+class LearnedNet:
+    """The integer network of the specification (weights as int32 arrays, shaped like torch's Linear)."""
+
+    def __init__(self, W1, b1, s1, W2, b2, s2, w3):
+        self.W1 = np.ascontiguousarray(W1, dtype=np.int32)  # [H1, N_IN]
+        self.b1 = np.ascontiguousarray(b1, dtype=np.int32)  # [H1]
+        self.W2 = np.ascontiguousarray(W2, dtype=np.int32)  # [H2, H1]
+        self.b2 = np.ascontiguousarray(b2, dtype=np.int32)  # [H2]
+        self.w3 = np.ascontiguousarray(w3, dtype=np.int32).reshape(-1)  # [H2]
+        self.s1, self.s2 = int(s1), int(s2)
+        self._check()
+
+    @property
+    def hidden(self) -> tuple[int, int]:
+        return self.W1.shape[0], self.W2.shape[0]
+
+    def _check(self):
+        H1, H2 = self.W1.shape[0], self.W2.shape[0]
+        if not (self.W1.shape == (H1, N_IN) and self.b1.shape == (H1,) and self.W2.shape == (H2, H1)
+                and self.b2.shape == (H2,) and self.w3.shape == (H2,) and 1 <= H1 <= MAX_HIDDEN
+                and 1 <= H2 <= MAX_HIDDEN):
+            raise ValueError(f"learned network: inconsistent shapes W1 {self.W1.shape}, W2 {self.W2.shape}, "
+                             f"w3 {self.w3.shape} (need W1 [H1, {N_IN}], W2 [H2, H1], H1, H2 <= {MAX_HIDDEN})")
+        for name in ("W1", "W2", "w3"):
+            if np.abs(getattr(self, name)).max() > WEIGHT_MAX:
+                raise ValueError(f"learned network: {name} exceeds int16 (|w| <= {WEIGHT_MAX})")
+        for name, W, b in (("layer 1", self.W1, self.b1), ("layer 2", self.W2, self.b2),
+                           ("output", self.w3[None, :], np.zeros(1))):
+            if (np.abs(b.astype(np.int64)) + 255 * np.abs(W.astype(np.int64)).sum(1)).max() >= SUM_LIMIT:
+                raise ValueError(f"learned network: {name} can reach 2**24 (|b| + 255 sum |w| must stay below)")
+        if not (0 <= self.s1 <= MAX_SHIFT and 0 <= self.s2 <= MAX_SHIFT):
+            raise ValueError(f"learned network: shifts must be in [0, {MAX_SHIFT}], got {self.s1}, {self.s2}")
+
+    def cpu_args(self) -> tuple:
+        """What the numba path reads: float32 weights, layer 1 as [in, out] split into its slot
+        and context parts, and each shift as the factor 2**-s (exact; see the specification)."""
+        f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+        W1t = self.W1.T
+        return (f32(W1t[:N_SLOT]), f32(W1t[N_SLOT:]), f32(self.b1), np.float32(2.0 ** -self.s1),
+                f32(self.W2), f32(self.b2), np.float32(2.0 ** -self.s2), f32(self.w3))
+
+    def macs_per_decision(self, K: int) -> int:
+        H1, H2 = self.hidden
+        return K * (N_SLOT * H1 + H1 * H2 + H2) + (N_IN - N_SLOT) * H1
+
+    def to_dict(self) -> dict:
+        import torch
+
+        t = lambda a, dt: torch.from_numpy(np.asarray(a)).to(dt)  # noqa: E731
+        return {"W1": t(self.W1, torch.int16), "b1": t(self.b1, torch.int32), "s1": self.s1,
+                "W2": t(self.W2, torch.int16), "b2": t(self.b2, torch.int32), "s2": self.s2,
+                "w3": t(self.w3, torch.int16)}
+
+
+def checkpoint_dict(net: LearnedNet, meta: dict | None = None) -> dict:
+    """The checkpoint of ``net``: plain types and integer tensors (``torch.load(weights_only=True)``)."""
+    return {"format": FORMAT, "spec_version": SPEC_VERSION, "features": list(FEATURES), "network": net.to_dict(),
+            "meta": dict(meta or {})}
+
+
+def load_network(source) -> LearnedNet:
+    """The integer network of a checkpoint: a path, a checkpoint dict or a :class:`LearnedNet`.
+
+    Raises a one-line ValueError (OSError for a missing file) for anything that is not a
+    learned-policy checkpoint of this specification."""
+    if isinstance(source, LearnedNet):
+        return source
+    name = "checkpoint"
+    if isinstance(source, (str, os.PathLike)):
+        import torch
+
+        name = str(source)
+        if not os.path.isfile(name):
+            raise OSError(f"no checkpoint at {name}")
+        try:
+            source = torch.load(name, map_location="cpu", weights_only=True)
+        except Exception as exc:  # unpickling errors come in many types
+            raise ValueError(f"{name}: not a learned-policy checkpoint ({type(exc).__name__})") from None
+    if not isinstance(source, dict) or source.get("format") != FORMAT:
+        found = source.get("format") if isinstance(source, dict) else type(source).__name__
+        raise ValueError(f"{name}: not a learned-policy checkpoint (format {found!r}, expected {FORMAT!r})")
+    if source.get("spec_version") != SPEC_VERSION:
+        raise ValueError(f"{name}: exported for learned spec version {source.get('spec_version')}, "
+                         f"this gpupage implements version {SPEC_VERSION}")
+    if list(source.get("features", ())) != list(FEATURES):
+        raise ValueError(f"{name}: its features {source.get('features')} differ from this version's "
+                         f"{list(FEATURES)}")
+    w = source.get("network")
+    try:
+        return LearnedNet(*(np.asarray(w[k]) for k in ("W1", "b1", "s1", "W2", "b2", "s2", "w3")))
+    except (KeyError, TypeError):
+        raise ValueError(f"{name}: learned checkpoint without a complete network") from None
+
+
+def policy_options(options: dict | None) -> tuple[LearnedNet, int]:
+    """(network, candidates or 0 for all) from ``options``: ``checkpoint`` (path, dict or
+    :class:`LearnedNet`, required) and ``candidates`` (int >= 1); other keys are ignored (they
+    belong to other policies of a shared sweep)."""
+    opts = options or {}
+    if opts.get("checkpoint") is None:
+        raise ValueError("policy 'learned' needs a checkpoint: options={'checkpoint': PATH} (--checkpoint PATH)")
+    cand = opts.get("candidates")
+    if cand is None:
+        cand = 0
+    elif isinstance(cand, bool) or not isinstance(cand, (int, np.integer)) or cand < 1:
+        raise ValueError(f"learned: candidates must be an integer >= 1, got {cand!r}")
+    return load_network(opts["checkpoint"]), int(cand)
+
+
+# ----------------------------------------------------------------------------------------------
+# numba CPU path
+
+
+@njit(inline="always", cache=True)
+def log2fx(v):
+    """L(v): floor(8 log2(v + 1)) in Mitchell's approximation (v >= 0, < 2**31)."""
+    u = v + 1
+    w = u
+    e = 0
+    if w >= 65536:
+        w >>= 16
+        e += 16
+    if w >= 256:
+        w >>= 8
+        e += 8
+    if w >= 16:
+        w >>= 4
+        e += 4
+    if w >= 4:
+        w >>= 2
+        e += 2
+    if w >= 2:
+        e += 1
+    if e >= 3:
+        f = (u >> (e - 3)) & 7
+    else:
+        f = (u << (3 - e)) & 7
+    return 8 * e + f
+
+
+@njit(inline="always", cache=True)
+def _decay(frac, h, dt):
+    """D_h(dt) for half-life index h."""
+    lh = LOG2_HALF_LIVES[h]
+    q = dt >> lh
+    if q > MAX_DECAY_SHIFT:
+        q = MAX_DECAY_SHIFT
+    return frac[FRAC_OFFSETS[h] + (dt & ((1 << lh) - 1))] >> q
+
+
+@njit(inline="always", cache=True)
+def _event(c, tc, t, frac, h):
+    """Counter c (last event at tc) after an event at t."""
+    return ((c * _decay(frac, h, t - tc)) >> 16) + ONE
+
+
+@njit(inline="always", cache=True)
+def _context(t, k, fc, fct, nc, nct, frac, rmul, g):
+    """The context features 8..14 into g[0:7]."""
+    for h in range(3):
+        v = (fc[h] * _decay(frac, h, t - fct)) >> 16
+        g[h] = min((v * rmul[h]) >> 24, 255)
+        v = (nc[h] * _decay(frac, h, t - nct)) >> 16
+        g[3 + h] = min((v * rmul[h]) >> 24, 255)
+    g[6] = log2fx(k)
+
+
+@njit(inline="always", cache=True)
+def _slot_features(t, s, blk, last, ins, hits, count, gap, dc, frac, f):
+    """Features 0..7 of slot s into f[0:8]."""
+    b = blk[s]
+    dt = t - last[s]
+    f[0] = log2fx(dt)
+    f[1] = log2fx(t - ins[s])
+    f[2] = log2fx(hits[s])
+    f[3] = log2fx(count[b])
+    f[4] = log2fx(gap[b])
+    for h in range(3):
+        f[5 + h] = log2fx(((dc[b, h] * _decay(frac, h, dt)) >> 16) >> 10)
+
+
+@njit(inline="always", cache=True)
+def _score(f, W1s, b1g, k1, W2, b2, k2, w3, h1, exact):
+    """The network's score of one slot from its features f[0:8]; b1g = b1 + the context's share.
+
+    float32 throughout: every value is an integer below 2**24, so each operation is exact and
+    ``floor(a * 2**-s)`` is ``a >> s`` (k1, k2 = 2**-s1, 2**-s2).  ``exact`` False: a float
+    network (:class:`FloatNet`), ReLU only.  The second layer is H2 dot products, whose sums stay in
+    registers."""
+    H1 = b1g.shape[0]
+    H2 = b2.shape[0]
+    for j in range(H1):
+        h1[j] = b1g[j]
+    for i in range(N_SLOT):
+        x = f[i]
+        for j in range(H1):
+            h1[j] += W1s[i, j] * x
+    for j in range(H1):
+        h1[j] = min(max(np.floor(h1[j] * k1), np.float32(0)), np.float32(255)) if exact else max(h1[j], np.float32(0))
+    score = np.float32(0)
+    for m in range(H2):
+        a = b2[m]
+        for j in range(H1):
+            a += W2[m, j] * h1[j]
+        h = min(max(np.floor(a * k2), np.float32(0)), np.float32(255)) if exact else max(a, np.float32(0))
+        score += w3[m] * h
+    return score
+
+
+@njit(inline="always", cache=True)
+def _lru_move(s, lprev, lnext, ends):
+    """Slot s to the most recently used end of the list (unlinked first when it is in it)."""
+    if ends[1] == s:
+        return
+    p = lprev[s]
+    q = lnext[s]
+    if q >= 0 or p >= 0 or ends[0] == s:  # in the list
+        if p >= 0:
+            lnext[p] = q
+        else:
+            ends[0] = q
+        if q >= 0:
+            lprev[q] = p
+        else:
+            ends[1] = p
+    lprev[s] = ends[1]
+    lnext[s] = -1
+    if ends[1] >= 0:
+        lnext[ends[1]] = s
+    else:
+        ends[0] = s
+    ends[1] = s
+
+
+# fastmath: the network's float32 sums are exact in any order (see _score)
+@njit(cache=True, fastmath=True)
+def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_row,
+              expert, nxt_row, mkey, beta_thr, record, feat_out, dist_out, row0,
+              slot_of, count, last_use, gap, dc, blk, last, ins, hits, snu, lprev, lnext, order, f, g, b1g, h1):
+    """One lane of the specification.  Returns (faults, decisions).
+
+    ``expert``: DAgger collection -- at each decision Belady (farthest next use by ``nxt_row``,
+    ties to the least recently accessed) acts when ``draw(mkey, decision) < beta_thr``, the
+    network otherwise; with ``record`` every decision's features go to ``feat_out[row0 + d]``
+    (all N_IN per slot) and each slot's next-use distance to ``dist_out`` (-1: no slot)."""
+    W1s, W1g, b1, k1, W2, b2, k2, w3 = net
+    T = trace.shape[0]
+    H1 = b1.shape[0]
+    use_list = 0 < cand < k
+    ends = np.full(2, -1, dtype=np.int64)
+    fc = np.zeros(3, dtype=np.int64)
+    nc = np.zeros(3, dtype=np.int64)
+    fct = 0
+    nct = 0
+    n = 0
+    faults = 0
+    decisions = 0
+    for t in range(T):
+        x = trace[t]
+        if x < 0:
+            continue
+        s = slot_of[x]
+        if s < 0:
+            faults += 1
+            for h in range(3):
+                fc[h] = _event(fc[h], fct, t, frac, h)
+            fct = t
+            if count[x] == 0:
+                for h in range(3):
+                    nc[h] = _event(nc[h], nct, t, frac, h)
+                nct = t
+            if n < k:
+                s = n
+                n += 1
+            else:
+                # a decision: score the candidates
+                m = k
+                if use_list:
+                    m = cand
+                    c = ends[0]
+                    for i in range(cand):
+                        order[i] = c
+                        c = lnext[c]
+                else:
+                    for i in range(k):
+                        order[i] = i
+                _context(t, k, fc, fct, nc, nct, frac, rmul, g)
+                use_expert = expert and rng.draw(mkey, decisions) < beta_thr
+                if record or not use_expert:
+                    for j in range(H1):
+                        b1g[j] = b1[j]
+                        for i in range(N_IN - N_SLOT):
+                            b1g[j] += W1g[i, j] * g[i]
+                best = -1
+                best_score = np.float32(0)
+                far = np.int64(-1)
+                for i in range(m):
+                    c = order[i]
+                    if record or not use_expert:
+                        _slot_features(t, c, blk, last, ins, hits, count, gap, dc, frac, f)
+                    if record:
+                        for q in range(N_SLOT):
+                            feat_out[row0 + decisions, c, q] = f[q]
+                        for q in range(N_IN - N_SLOT):
+                            feat_out[row0 + decisions, c, N_SLOT + q] = g[q]
+                        dist_out[row0 + decisions, c] = snu[c] - t
+                    if use_expert:
+                        # Belady: farthest next use, ties to the least recently accessed
+                        if snu[c] > far or (snu[c] == far and last[c] < last[best]):
+                            far = snu[c]
+                            best = c
+                    else:
+                        sc = _score(f, W1s, b1g, k1, W2, b2, k2, w3, h1, exact)
+                        if best < 0 or sc < best_score or (sc == best_score and last[c] < last[best]):
+                            best_score = sc
+                            best = c
+                s = best
+                decisions += 1
+                v = blk[s]
+                slot_of[v] = -1
+                if want:
+                    victims_row[t] = v
+            blk[s] = x
+            slot_of[x] = s
+            ins[s] = t
+            hits[s] = 0
+        else:
+            hits[s] += 1
+            if want:
+                hits_row[t] = 1
+        if count[x] > 0:
+            gap[x] = t - last_use[x]
+        for h in range(3):
+            dc[x, h] = _event(dc[x, h], last_use[x], t, frac, h)
+        count[x] += 1
+        last_use[x] = t
+        last[s] = t
+        if expert:
+            snu[s] = nxt_row[t]
+        if use_list:
+            _lru_move(s, lprev, lnext, ends)
+    # leave the shared scratch clean for the next lane
+    for t in range(T):
+        x = trace[t]
+        if x >= 0:
+            slot_of[x] = -1
+            count[x] = 0
+            last_use[x] = 0
+            gap[x] = 0
+            for h in range(3):
+                dc[x, h] = 0
+    for i in range(k):
+        lprev[i] = -1
+        lnext[i] = -1
+    return faults, decisions
+
+
+@njit(parallel=True, cache=True)
+def _batch(traces, K, cand, net, exact, frac, rmul, n_ids, want, hits, victims, faults, decisions,
+           expert, nxt, mkeys, beta_thr, record, feat_out, dist_out, rows, nchunks):
+    B = traces.shape[0]
+    kmax = max_k(K)
+    H1 = net[2].shape[0]
+    for c in prange(nchunks):
+        slot_of = np.full(n_ids, -1, dtype=np.int64)
+        count = np.zeros(n_ids, dtype=np.int64)
+        last_use = np.zeros(n_ids, dtype=np.int64)
+        gap = np.zeros(n_ids, dtype=np.int64)
+        dc = np.zeros((n_ids, 3), dtype=np.int64)
+        blk = np.empty(kmax, dtype=np.int64)
+        last = np.empty(kmax, dtype=np.int64)
+        ins = np.empty(kmax, dtype=np.int64)
+        hts = np.empty(kmax, dtype=np.int64)
+        snu = np.empty(kmax, dtype=np.int64)
+        lprev = np.full(kmax, -1, dtype=np.int64)
+        lnext = np.full(kmax, -1, dtype=np.int64)
+        order = np.empty(kmax, dtype=np.int64)
+        f = np.empty(N_SLOT, dtype=np.float32)
+        g = np.empty(N_IN - N_SLOT, dtype=np.float32)
+        b1g = np.empty(H1, dtype=np.float32)
+        h1 = np.empty(H1, dtype=np.float32)
+        for b in range(c * B // nchunks, (c + 1) * B // nchunks):
+            row = b if want else 0
+            nrow = b if expert else 0
+            faults[b], decisions[b] = _run_lane(
+                traces[b], K[b], cand, net, exact, frac, rmul, want, hits[row], victims[row],
+                expert, nxt[nrow], mkeys[b], beta_thr, record, feat_out, dist_out, rows[b],
+                slot_of, count, last_use, gap, dc, blk, last, ins, hts, snu, lprev, lnext, order, f, g, b1g, h1)
+
+
+_FRAC = decay_fracs()
+_RMUL = rate_muls()
+
+
+def _check_length(T: int) -> None:
+    if T >= MAX_T:
+        raise ValueError(f"policy 'learned' handles T < 2**30, got {T}")
+
+
+def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n_ids: int,
+                 return_hits: bool = False, options: dict | None = None):
+    """``learned`` on the CPU, with the contract of :func:`gpupage.core.cpu.simulate_cpu`.
+
+    ``options``: ``{"checkpoint": path | checkpoint dict | LearnedNet, "candidates": C}`` (see
+    :func:`policy_options`).  Returns (faults int64 [B], hits uint8 [B, T] | None, victims int64 [B, T] | None).
+    """
+    net, cand = policy_options(options)
+    B, T = traces.shape
+    _check_length(T)
+    K = np.minimum(np.asarray(K, dtype=np.int64), max(T, 1))
+    faults, hits, victims = alloc_outputs(B, T, return_hits)
+    decisions = np.empty(B, dtype=np.int64)
+    dummy = np.zeros((1, 1), dtype=np.int64)
+    _batch(np.ascontiguousarray(traces), K, cand, net.cpu_args(), True, _FRAC, _RMUL, max(n_ids, 1), return_hits, hits,
+           victims, faults, decisions, False, dummy, np.zeros(B, dtype=np.int64), np.int64(0), False,
+           np.zeros((1, 1, 1), dtype=np.uint8), np.zeros((1, 1), dtype=np.int32), np.zeros(B, dtype=np.int64),
+           lane_chunks(B))
+    return cpu_result(faults, hits, victims, return_hits)
+
+
+# ----------------------------------------------------------------------------------------------
+# DAgger collection at simulator speed
+
+
+@njit(parallel=True, cache=True)
+def next_uses(traces):
+    """int64 [B, T]: the next time the block of request t is requested (NEVER_USED if never; pads too)."""
+    B, T = traces.shape
+    out = np.full((B, T), NEVER_USED, dtype=np.int64)
+    for b in prange(B):
+        seen = {}
+        for t in range(T - 1, -1, -1):
+            x = traces[b, t]
+            if x < 0:
+                continue
+            if x in seen:
+                out[b, t] = seen[x]
+            seen[x] = t
+    return out
+
+
+NEVER_USED = 1 << 40  # next use of a block never requested again: farther than any time
+
+
+class FloatNet:
+    """A float network of the integer network's shape, run as a policy by :func:`float_faults`
+    (ReLU without the integer floors and saturation; for checking a quantisation, not the spec)."""
+
+    def __init__(self, W1, b1, W2, b2, w3):
+        f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+        W1t = np.asarray(W1).T  # W1 per integer feature, [H1, N_IN]
+        self.args = (f32(W1t[:N_SLOT]), f32(W1t[N_SLOT:]), f32(b1), np.float32(1), f32(W2), f32(b2),
+                     np.float32(1), f32(w3))
+
+    def cpu_args(self) -> tuple:
+        return self.args
+
+
+def _rollout(traces, K, net, exact, beta, seeds, record):
+    """Run _batch over a whole batch (DAgger mixing with Belady when ``seeds`` is given):
+    (faults, decisions, features, distances), the last two only when ``record``."""
+    traces = np.ascontiguousarray(traces)
+    B, T = traces.shape
+    _check_length(T)
+    K = np.minimum(np.asarray(K, dtype=np.int64), max(T, 1))
+    n_ids = max(int(traces.max()) + 1, 1)
+    expert = seeds is not None
+    thr = np.int64(rng.probability_threshold(beta) if beta < 1 else 1 << 32)
+    nxt = next_uses(traces) if expert else np.zeros((1, 1), dtype=np.int64)
+    mkeys = np.zeros(B, dtype=np.int64)
+    if expert:
+        mkeys[:] = [rng.stream_key(int(k), STREAM_EXPERT_MIX) for k in rng.lane_keys(np.asarray(seeds), B)]
+    faults = np.empty(B, dtype=np.int64)
+    decisions = np.empty(B, dtype=np.int64)
+    common = (net.cpu_args(), exact, _FRAC, _RMUL, n_ids, False, np.zeros((1, 1), dtype=np.uint8),
+              np.zeros((1, 1), dtype=np.int64), faults, decisions, expert, nxt, mkeys, thr)
+    rows = np.zeros(B, dtype=np.int64)
+    _batch(traces, K, 0, *common, False, np.zeros((1, 1, 1), dtype=np.uint8), np.zeros((1, 1), dtype=np.int64),
+           rows, lane_chunks(B))
+    if not record:
+        return faults, decisions, None, None
+    rows[1:] = np.cumsum(decisions)[:-1]
+    feats = np.zeros((int(decisions.sum()), int(K.max()), N_IN), dtype=np.uint8)
+    dist = np.full(feats.shape[:2], -1, dtype=np.int64)
+    _batch(traces, K, 0, *common, True, feats, dist, rows, lane_chunks(B))
+    return faults, decisions, feats, dist
+
+
+def collect(traces: np.ndarray, K: np.ndarray, net: LearnedNet | None, beta: float, seeds):
+    """Roll out the integer network mixed with Belady and record every decision (DAgger).
+
+    At each decision Belady acts when a draw of stream ``STREAM_EXPERT_MIX`` of the lane's
+    seed, at the decision's index, falls below ``beta`` (``net`` None: Belady always); the
+    network otherwise.  Two passes of the simulator: one counts each lane's decisions, the
+    other writes them.
+
+    Args:
+        traces: int ``[B, T]`` dense ids (-1 pads).  K: int ``[B]``.  seeds: int ``[B]``.
+    Returns:
+        (features uint8 ``[N, max K, N_IN]``, next-use distance int64 ``[N, max K]`` (-1 where a
+        lane has no such slot; about NEVER_USED when never), faults int64 ``[B]``, decisions
+        int64 ``[B]``); the N decisions in lane order.
+    """
+    if net is None:
+        net, beta = LearnedNet(np.zeros((1, N_IN)), [0], 0, [[0]], [0], 0, [0]), 1.0
+    faults, decisions, feats, dist = _rollout(traces, K, net, True, beta, np.asarray(seeds), True)
+    return feats, dist, faults, decisions
+
+
+def float_faults(traces: np.ndarray, K: np.ndarray, net: FloatNet) -> np.ndarray:
+    """int64 [B]: faults of the float network ``net`` as a policy (every slot scored)."""
+    return _rollout(traces, K, net, False, 1.0, None, False)[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Plain reference
+
+
+def naive_learned(trace: list[int], K: int, net: LearnedNet, candidates: int | None = None):
+    """(faults, hits, victims) of ``learned`` on one trace, written from the specification above
+    with dicts and Python integers (no code shared with the numba or Triton paths)."""
+    fracs = [[math.floor(2**16 * 2 ** (-r / h)) for r in range(h)] for h in HALF_LIVES]
+
+    def D(i, dt):
+        h = HALF_LIVES[i]
+        return fracs[i][dt % h] >> min(dt // h, 17)
+
+    def L(v):
+        u = v + 1
+        e = u.bit_length() - 1
+        return 8 * e + ((u - (1 << e)) * 8) // (1 << e)
+
+    def value(i, c, since, t):
+        return c * D(i, t - since) >> 16
+
+    def rate(i, c, since, t):
+        h = HALF_LIVES[i]
+        return min(value(i, c, since, t) * round(2**16 * (1 - 2 ** (-1 / h))) >> 24, 255)
+
+    def layer(W, b, s, x):
+        return [min(max((bj + sum(w * xi for w, xi in zip(row, x))) >> s, 0), 255) for row, bj in zip(W, b)]
+
+    W1, b1, W2, b2, w3 = (a.tolist() for a in (net.W1, net.b1, net.W2, net.b2, net.w3))
+    blocks: dict[int, dict] = {}  # per block: count, last_use, gap, dc
+    slots: list[dict] = []  # per slot: block, ins, hits
+    fault_c, fault_t, novel_c, novel_t = [0, 0, 0], 0, [0, 0, 0], 0
+    faults, hits, victims = 0, [False] * len(trace), [-1] * len(trace)
+    for t, x in enumerate(trace):
+        if x < 0:
+            continue
+        st = blocks.setdefault(x, {"count": 0, "last_use": 0, "gap": 0, "dc": [0, 0, 0]})
+        where = [i for i, sl in enumerate(slots) if sl["block"] == x]
+        if where:
+            s = where[0]
+            hits[t] = True
+            slots[s]["hits"] += 1
+        else:
+            faults += 1
+            fault_c = [value(i, fault_c[i], fault_t, t) + 2**16 for i in range(3)]
+            fault_t = t
+            if st["count"] == 0:
+                novel_c = [value(i, novel_c[i], novel_t, t) + 2**16 for i in range(3)]
+                novel_t = t
+            if len(slots) < K:
+                slots.append({})
+                s = len(slots) - 1
+            else:
+                ctx = ([rate(i, fault_c[i], fault_t, t) for i in range(3)]
+                       + [rate(i, novel_c[i], novel_t, t) for i in range(3)] + [L(K)])
+                by_age = sorted(range(K), key=lambda i: blocks[slots[i]["block"]]["last_use"])
+                pool = by_age[:candidates] if candidates else by_age
+                keys = {}
+                for i in pool:
+                    sl, b = slots[i], blocks[slots[i]["block"]]
+                    x_in = [L(t - b["last_use"]), L(t - sl["ins"]), L(sl["hits"]), L(b["count"]), L(b["gap"])]
+                    x_in += [L(value(h, b["dc"][h], b["last_use"], t) >> 10) for h in range(3)]
+                    h2 = layer(W2, b2, net.s2, layer(W1, b1, net.s1, x_in + ctx))
+                    keys[i] = (sum(w * h for w, h in zip(w3, h2)), b["last_use"])
+                s = min(keys, key=keys.get)
+                victims[t] = slots[s]["block"]
+            slots[s] = {"block": x, "ins": t, "hits": 0}
+        if st["count"] > 0:
+            st["gap"] = t - st["last_use"]
+        st["dc"] = [value(h, st["dc"][h], st["last_use"], t) + 2**16 for h in range(3)]
+        st["count"] += 1
+        st["last_use"] = t
+    return faults, hits, victims

@@ -1,0 +1,460 @@
+"""The ``learned`` policy on CUDA, bit for bit (:mod:`gpupage.zoo.learned`'s docstring is the specification).
+
+Integers only: features by shifts and compares over a ``[8, BK, BB]`` stack, the decay table
+gathered from global memory, the network in int32 with its weights loaded from a small global
+buffer (L1-resident) right where they are used.  The first layer is one ``[H1, BK, BB]`` tile
+with the hidden units in-thread, so the second layer's sums over them need no shuffles; its H2
+units run one at a time.  Per-block state (count, last use, reuse gap, three decayed counts:
+int32 ``[n_ids, 6, B]``, lanes fastest) is gathered and scattered once per request.  Two kernels:
+
+* ``_learned_kernel`` (K <= 64): a program owns ``BLOCK_B`` lanes and ``[BLOCK_K, BLOCK_B]``
+  register tiles of per-slot state (block, last access, insertion, hits, and copies of the
+  block's count, gap and decayed counts), 64 elements a tile over two warps (8 lanes up to K = 8,
+  4 up to 16, one lane up to 64); a step where no lane of the program evicts skips the network.
+* ``_learned_chunked_kernel`` (K up to 16384): one lane per program over 8 warps; per-slot
+  state (block, last access, insertion, hits) in a global ``[B, 4, Kmax]`` scratch and a
+  block -> slot map, so a request costs O(1); a decision scores the slots ``CHUNK`` at a time,
+  keeping the running arg-min.
+
+``candidates = C``: the C least recently accessed slots are those whose last access is at most
+the C-th smallest, found by a 30-step binary search on that time (last accesses are distinct).
+On the GPU this restricts the choice exactly as on the CPU but saves no work: every slot is
+still scored.
+
+The first hidden width must be a power of two here (``tl.arange``); the CPU path takes any width.
+
+ptxas (sm_80 / sm_90, shipped widths 32/16): 128 / 128 registers at K <= 8 and 16, 168 / 168 at
+K <= 64, 128 / 206 chunked; no spills.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+
+from gpupage.zoo import learned as _L
+
+from .launch import (OUT_SIG, KernelResult, _lookup, _out_rows, _store_step, alloc_outputs, aot_spec, as_int32_ids,
+                     check_tb, kernel_result, launch_outputs, remap_ids)
+
+TILE = 64  # elements of a register tile (two warps, one per thread: the [H1] hidden column of each lives in-thread)
+TILE_WARPS = 2
+SMALL_BLOCK_K = (8, 16, 64)  # a 32-slot shape (two lanes) spilled 8 bytes on sm_90
+CHUNK = 256
+CHUNK_WARPS = 8
+MAX_K = 16384
+SCRATCH_LIMIT = 1 << 28  # per-block scratch entries beyond which ids are remapped to 0..n-1
+NF = 6  # per-block fields: count, last_use, gap, dc_16, dc_128, dc_1024
+_NF = tl.constexpr(NF)
+_RM = [int(v) for v in _L.rate_muls()]
+RM0, RM1, RM2 = tl.constexpr(_RM[0]), tl.constexpr(_RM[1]), tl.constexpr(_RM[2])
+_BIG64 = tl.constexpr(0x7FFFFFFFFFFFFFFF)
+
+
+@triton.jit
+def _log2fx(v):
+    """L(v) of the specification, elementwise (v >= 0 int32)."""
+    u = v + 1
+    w = u
+    e = tl.zeros_like(u)
+    b = w >= 65536
+    w = tl.where(b, w >> 16, w)
+    e += tl.where(b, 16, 0)
+    b = w >= 256
+    w = tl.where(b, w >> 8, w)
+    e += tl.where(b, 8, 0)
+    b = w >= 16
+    w = tl.where(b, w >> 4, w)
+    e += tl.where(b, 4, 0)
+    b = w >= 4
+    w = tl.where(b, w >> 2, w)
+    e += tl.where(b, 2, 0)
+    e += tl.where(w >= 2, 1, 0)
+    f = tl.where(e >= 3, u >> tl.maximum(e - 3, 0), u << tl.maximum(3 - e, 0)) & 7
+    return 8 * e + f
+
+
+@triton.jit
+def _decay(frac_ptr, dt, OFF: tl.constexpr, LH: tl.constexpr):
+    """D_h(dt) (int64) for the half-life 2**LH whose fractions start at frac_ptr + OFF."""
+    q = tl.minimum(dt >> LH, 17)
+    return tl.load(frac_ptr + OFF + (dt & ((1 << LH) - 1))).to(tl.int64) >> q.to(tl.int64)
+
+
+@triton.jit
+def _value(c, dt, frac_ptr, OFF: tl.constexpr, LH: tl.constexpr):
+    """V_h: counter c decayed over dt requests (int32)."""
+    return ((c.to(tl.int64) * _decay(frac_ptr, dt, OFF, LH)) >> 16).to(tl.int32)
+
+
+@triton.jit
+def _rate(c, dt, frac_ptr, OFF: tl.constexpr, LH: tl.constexpr, RM: tl.constexpr):
+    """R_h: the decayed rate per request times 256, saturated at 255."""
+    return tl.minimum((_value(c, dt, frac_ptr, OFF, LH).to(tl.int64) * RM) >> 24, 255).to(tl.int32)
+
+
+@triton.jit
+def _features(t, last, ins, hits, cnt, gap, d0, d1, d2, frac_ptr):
+    """Features 0..7 of every slot, stacked ``[8, BK, BB]`` (one L over the stack)."""
+    dt = t - last
+    i = tl.arange(0, 8)[:, None, None]
+    v = tl.where(i == 0, dt[None, :, :], (t - ins)[None, :, :])
+    v = tl.where(i == 2, hits[None, :, :], v)
+    v = tl.where(i == 3, cnt[None, :, :], v)
+    v = tl.where(i == 4, gap[None, :, :], v)
+    v = tl.where(i == 5, (_value(d0, dt, frac_ptr, 0, 4) >> 10)[None, :, :], v)
+    v = tl.where(i == 6, (_value(d1, dt, frac_ptr, 16, 7) >> 10)[None, :, :], v)
+    v = tl.where(i == 7, (_value(d2, dt, frac_ptr, 144, 10) >> 10)[None, :, :], v)
+    return _log2fx(v)
+
+
+@triton.jit
+def _context(t, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, frac_ptr):
+    """Features 8..14 of each lane."""
+    df = t - fct
+    dn = t - nct
+    return (_rate(fc0, df, frac_ptr, 0, 4, RM0), _rate(fc1, df, frac_ptr, 16, 7, RM1),
+            _rate(fc2, df, frac_ptr, 144, 10, RM2), _rate(nc0, dn, frac_ptr, 0, 4, RM0),
+            _rate(nc1, dn, frac_ptr, 16, 7, RM1), _rate(nc2, dn, frac_ptr, 144, 10, RM2), _log2fx(Kl))
+
+
+@triton.jit
+def _score(f, g, w_ptr, s1, s2, H1: tl.constexpr, H2: tl.constexpr):
+    """The network's score of every slot ``[BK, BB]``: f the slot features ``[8, BK, BB]``, g the 7
+    context features ``[1, BB]``.  The first layer is one ``[H1, BK, BB]`` tile (hidden units in-thread:
+    the second layer's sums over them need no shuffles); the second layer runs unit by unit.
+    Weights (see network_buffer): W1 transposed [15, H1], b1 [H1], W2 [H2, H1], b2 [H2], w3 [H2]."""
+    B1: tl.constexpr = H1 * 15
+    W2: tl.constexpr = B1 + H1
+    B2: tl.constexpr = W2 + H2 * H1
+    W3: tl.constexpr = B2 + H2
+    units = tl.arange(0, H1)
+    fi = tl.arange(0, 8)[:, None, None]
+    zero = tl.sum(f, axis=0) * 0
+    a = tl.load(w_ptr + B1 + units)[:, None, None] + zero[None, :, :]
+    for i in tl.static_range(8):
+        a += tl.load(w_ptr + i * H1 + units)[:, None, None] * tl.sum(tl.where(fi == i, f, 0), axis=0)[None, :, :]
+    for i in tl.static_range(7):
+        a += tl.load(w_ptr + (8 + i) * H1 + units)[:, None, None] * g[i][None, :, :]
+    h = tl.minimum(tl.maximum(a >> s1, 0), 255)
+    score = zero
+    for m in tl.static_range(H2):
+        a2 = tl.sum(h * tl.load(w_ptr + W2 + m * H1 + units)[:, None, None], axis=0) + tl.load(w_ptr + B2 + m)
+        score += tl.load(w_ptr + W3 + m) * tl.minimum(tl.maximum(a2 >> s2, 0), 255)
+    return score
+
+
+@triton.jit
+def _block_read(scratch_ptr, x, active, t, lanes, bb, frac_ptr):
+    """Request t of block x (per lane, where active): its per-block state after step 3.
+    Returns (its scratch address, novel, count, gap, dc_16, dc_128, dc_1024)."""
+    base = scratch_ptr + tl.where(active, x, 0).to(tl.int64) * _NF * bb + lanes
+    cnt = tl.load(base, mask=active, other=0)
+    dt = t - tl.load(base + bb, mask=active, other=0)
+    gap = tl.where(cnt > 0, dt, tl.load(base + 2 * bb, mask=active, other=0))
+    d0 = _value(tl.load(base + 3 * bb, mask=active, other=0), dt, frac_ptr, 0, 4) + 65536
+    d1 = _value(tl.load(base + 4 * bb, mask=active, other=0), dt, frac_ptr, 16, 7) + 65536
+    d2 = _value(tl.load(base + 5 * bb, mask=active, other=0), dt, frac_ptr, 144, 10) + 65536
+    return base, active & (cnt == 0), cnt + 1, gap, d0, d1, d2
+
+
+@triton.jit
+def _block_write(base, active, t, bb, cnt, gap, d0, d1, d2):
+    tl.store(base, cnt, mask=active)
+    tl.store(base + bb, tl.zeros_like(cnt) + t, mask=active)
+    tl.store(base + 2 * bb, gap, mask=active)
+    tl.store(base + 3 * bb, d0, mask=active)
+    tl.store(base + 4 * bb, d1, mask=active)
+    tl.store(base + 5 * bb, d2, mask=active)
+
+
+@triton.jit
+def _event(c, tc, t, on, frac_ptr, OFF: tl.constexpr, LH: tl.constexpr):
+    """Counter c (last event at tc) after an event at t, where on."""
+    return tl.where(on, _value(c, t - tc, frac_ptr, OFF, LH) + 65536, c)
+
+
+@triton.jit
+def _threshold(last, valid, cand, t):
+    """Per lane, the C-th smallest last access among valid slots (``[BK, BB]`` tiles; last
+    accesses are distinct and below t, so exactly C slots have last <= the result)."""
+    lo = tl.zeros_like(t)
+    hi = t - 1
+    for _ in range(30):
+        mid = (lo + hi) >> 1
+        ge = tl.sum(((last <= mid[None, :]) & valid).to(tl.int32), axis=0) >= cand
+        hi = tl.where(ge, mid, hi)
+        lo = tl.where(ge, lo, mid + 1)
+    return hi
+
+
+@triton.jit
+def _counters(miss, novel, t, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, frac_ptr):
+    """Step 1 of a request: a fault is an event of the fault counters, a novel request of the novel ones."""
+    fc0 = _event(fc0, fct, t, miss, frac_ptr, 0, 4)
+    fc1 = _event(fc1, fct, t, miss, frac_ptr, 16, 7)
+    fc2 = _event(fc2, fct, t, miss, frac_ptr, 144, 10)
+    nc0 = _event(nc0, nct, t, novel, frac_ptr, 0, 4)
+    nc1 = _event(nc1, nct, t, novel, frac_ptr, 16, 7)
+    nc2 = _event(nc2, nct, t, novel, frac_ptr, 144, 10)
+    return fc0, fc1, fc2, tl.where(miss, t, fct), nc0, nc1, nc2, tl.where(novel, t, nct)
+
+
+@triton.jit
+def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, faults_ptr, hits_ptr, victims_ptr,
+                    B, T, want_hits, s1, s2, cand, wstep,
+                    H1: tl.constexpr, H2: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr):
+    """Register tiles.  trace/hits/victims ``[T, B]``; k ``[B]``; w the network (see _score);
+    frac the decay fractions; scratch int32 ``[n_ids, 6, B]`` zeros; cand C, or 0 for all slots.
+    wstep = 0: the weights' address moves by it each step, so the compiler cannot hoist the
+    ~1000 weight loads out of the time loop into registers (they would spill)."""
+    lanes = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
+    lmask = lanes < B
+    Kl = tl.load(k_ptr + lanes, mask=lmask, other=1).to(tl.int32)
+    slot = tl.arange(0, BLOCK_K)[:, None]
+    valid = slot < Kl[None, :]
+    use_cand = (cand > 0) & (cand < Kl)
+    any_cand = tl.max(use_cand.to(tl.int32), axis=0) > 0
+    bb = B.to(tl.int64)
+    zero = tl.zeros([BLOCK_B], tl.int32)
+    n = zero
+    faults = zero
+    fc0, fc1, fc2, fct, nc0, nc1, nc2, nct = zero, zero, zero, zero, zero, zero, zero, zero
+    tile = tl.zeros([BLOCK_K, BLOCK_B], tl.int32)
+    blk = tile - 1
+    last, ins, hits, cnt, gap, d0, d1, d2 = tile, tile, tile, tile, tile, tile, tile, tile
+    hits_ptr, victims_ptr, store = _out_rows(hits_ptr, victims_ptr, lanes, lmask, want_hits, BLOCK_B)
+    trace_ptr += lanes
+    for t in range(T):
+        w_ptr += wstep
+        x = tl.load(trace_ptr, mask=lmask, other=-1)
+        now = zero + t
+        active, eq, hit, miss = _lookup(blk, x)
+        bp, novel, bc, bg, b0, b1, b2 = _block_read(scratch_ptr, x, active, t, lanes, bb, frac_ptr)
+        _block_write(bp, active, t, bb, bc, bg, b0, b1, b2)
+        fc0, fc1, fc2, fct, nc0, nc1, nc2, nct = _counters(miss, novel, t, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct,
+                                                           frac_ptr)
+        hits = tl.where(eq, hits + 1, hits)
+        last = tl.where(eq, now[None, :], last)
+        cnt = tl.where(eq, bc[None, :], cnt)
+        gap = tl.where(eq, bg[None, :], gap)
+        d0 = tl.where(eq, b0[None, :], d0)
+        d1 = tl.where(eq, b1[None, :], d1)
+        d2 = tl.where(eq, b2[None, :], d2)
+        cold = miss & (n < Kl)
+        evict = miss & (n >= Kl)
+        s_ev = zero
+        if tl.max(evict.to(tl.int32), axis=0) > 0:  # most steps of a warm cache skip the network
+            g = _context(now, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, frac_ptr)
+            g = (g[0][None, :], g[1][None, :], g[2][None, :], g[3][None, :], g[4][None, :], g[5][None, :],
+                 g[6][None, :])
+            f = _features(now[None, :], last, ins, hits, cnt, gap, d0, d1, d2, frac_ptr)
+            key = (_score(f, g, w_ptr, s1, s2, H1, H2).to(tl.int64) << 32) + last.to(tl.int64)
+            ok = valid
+            if any_cand:
+                tau = _threshold(last, valid, cand, now)
+                ok = valid & ((last <= tau[None, :]) | (use_cand == 0)[None, :])
+            s_ev = tl.argmin(tl.where(ok, key, _BIG64), axis=0).to(tl.int32)
+        s = tl.where(cold, n, s_ev)
+        sel = (slot == s[None, :]) & miss[None, :]
+        victim = tl.where(evict, tl.sum(tl.where(sel, blk, 0), axis=0), -1)
+        blk = tl.where(sel, x[None, :], blk)
+        last = tl.where(sel, now[None, :], last)
+        ins = tl.where(sel, now[None, :], ins)
+        hits = tl.where(sel, 0, hits)
+        cnt = tl.where(sel, bc[None, :], cnt)
+        gap = tl.where(sel, bg[None, :], gap)
+        d0 = tl.where(sel, b0[None, :], d0)
+        d1 = tl.where(sel, b1[None, :], d1)
+        d2 = tl.where(sel, b2[None, :], d2)
+        n += cold.to(tl.int32)
+        faults += miss.to(tl.int32)
+        hits_ptr, victims_ptr = _store_step(hits_ptr, victims_ptr, hit, victim, store, B)
+        trace_ptr += B
+    tl.store(faults_ptr + lanes, faults.to(tl.int64), mask=lmask)
+
+
+@triton.jit
+def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, slots_ptr, slot_of_ptr,
+                            faults_ptr, hits_ptr, victims_ptr, B, T, want_hits, s1, s2, cand, wstep, krow,
+                            H1: tl.constexpr, H2: tl.constexpr, CHUNK: tl.constexpr):
+    """One lane per program.  As _learned_kernel, plus slots int32 ``[B, 4, krow]`` (block, last
+    access, insertion, hits of each slot) and slot_of int32 ``[n_ids, B]`` all -1.  Barriers
+    separate each step's loads from its stores: the lane's scalars are replicated over warps."""
+    lanes = tl.program_id(0).to(tl.int64) + tl.arange(0, 1)
+    Kl = tl.load(k_ptr + lanes).to(tl.int32)
+    k_lane = tl.max(Kl, axis=0)
+    use_cand = (cand > 0) & (cand < k_lane)
+    bb = B.to(tl.int64)
+    kr = krow.to(tl.int64)
+    zero = tl.zeros([1], tl.int32)
+    n = zero
+    faults = zero
+    fc0, fc1, fc2, fct, nc0, nc1, nc2, nct = zero, zero, zero, zero, zero, zero, zero, zero
+    slot = tl.arange(0, CHUNK)[:, None]
+    row = slots_ptr + lanes * 4 * kr  # [1]: this lane's block | last | ins | hits rows
+    tile = row[None, :] + slot  # [CHUNK, 1]
+    hits_ptr, victims_ptr, store = _out_rows(hits_ptr, victims_ptr, lanes, lanes < B, want_hits, 1)
+    trace_ptr += lanes
+    for t in range(T):
+        w_ptr += wstep
+        x = tl.load(trace_ptr)
+        now = zero + t
+        active = x >= 0
+        xs = tl.where(active, x, 0).to(tl.int64)
+        s_hit = tl.load(slot_of_ptr + xs * bb + lanes, mask=active, other=-1)
+        hit = s_hit >= 0
+        miss = active & (s_hit < 0)
+        evict = miss & (n >= Kl)
+        old_hits = tl.load(row + 3 * kr + tl.maximum(s_hit, 0), mask=hit, other=0)
+        xp, novel, bc, bg, b0, b1, b2 = _block_read(scratch_ptr, x, active, t, lanes, bb, frac_ptr)
+        fc0, fc1, fc2, fct, nc0, nc1, nc2, nct = _counters(miss, novel, t, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct,
+                                                           frac_ptr)
+        s_ev = zero
+        if tl.max(evict.to(tl.int32), axis=0) > 0:
+            tau = now + 0x3FFFFFFF
+            if use_cand:  # binary search for the C-th smallest last access, chunk by chunk
+                lo = zero
+                hi = now - 1
+                for _ in range(30):
+                    mid = (lo + hi) >> 1
+                    c = zero
+                    for c0 in range(0, k_lane, CHUNK):
+                        v = (slot + c0) < k_lane
+                        lt = tl.load(tile + kr + c0, mask=v, other=0x3FFFFFFF)
+                        c += tl.sum((lt <= mid[None, :]).to(tl.int32), axis=0)
+                    ge = c >= cand
+                    hi = tl.where(ge, mid, hi)
+                    lo = tl.where(ge, lo, mid + 1)
+                tau = hi
+            g = _context(now, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, frac_ptr)
+            g = (g[0][None, :], g[1][None, :], g[2][None, :], g[3][None, :], g[4][None, :], g[5][None, :],
+                 g[6][None, :])
+            best = zero.to(tl.int64) + _BIG64
+            for c0 in range(0, k_lane, CHUNK):
+                w_ptr += wstep  # (see _learned_kernel)
+                v = (slot + c0) < k_lane
+                cb = tl.load(tile + c0, mask=v, other=0)
+                cl = tl.load(tile + kr + c0, mask=v, other=0)
+                bp = scratch_ptr + cb.to(tl.int64) * _NF * bb + lanes[None, :]
+                f = _features(now[None, :], cl, tl.load(tile + 2 * kr + c0, mask=v, other=0),
+                              tl.load(tile + 3 * kr + c0, mask=v, other=0), tl.load(bp, mask=v, other=0),
+                              tl.load(bp + 2 * bb, mask=v, other=0), tl.load(bp + 3 * bb, mask=v, other=0),
+                              tl.load(bp + 4 * bb, mask=v, other=0), tl.load(bp + 5 * bb, mask=v, other=0), frac_ptr)
+                key = (_score(f, g, w_ptr, s1, s2, H1, H2).to(tl.int64) << 32) + cl.to(tl.int64)
+                key = tl.where(v & (cl <= tau[None, :]), key, _BIG64)
+                kmin = tl.min(key, axis=0)
+                smin = tl.min(tl.where(key == kmin[None, :], slot + c0, 0x7FFFFFFF), axis=0)
+                s_ev = tl.where(kmin < best, smin, s_ev)
+                best = tl.minimum(best, kmin)
+        s = tl.where(n < Kl, n, s_ev)
+        victim = tl.where(evict, tl.load(row + s, mask=evict, other=-1), -1)
+        tl.debug_barrier()  # every warp has read what this step overwrites
+        _block_write(xp, active, t, bb, bc, bg, b0, b1, b2)
+        tl.store(slot_of_ptr + tl.where(evict, victim, 0).to(tl.int64) * bb + lanes, zero - 1, mask=evict)
+        tl.store(slot_of_ptr + xs * bb + lanes, s, mask=miss)
+        hs = tl.where(miss, s, s_hit)
+        tl.store(row + s, x, mask=miss)
+        tl.store(row + kr + hs, now, mask=active)
+        tl.store(row + 2 * kr + s, now, mask=miss)
+        tl.store(row + 3 * kr + hs, tl.where(miss, 0, old_hits + 1), mask=active)
+        n += (miss & (n < Kl)).to(tl.int32)
+        faults += miss.to(tl.int32)
+        hits_ptr, victims_ptr = _store_step(hits_ptr, victims_ptr, hit, victim, store, B)
+        trace_ptr += B
+        tl.debug_barrier()  # this step's stores are visible to every warp's next loads
+    tl.store(faults_ptr + lanes, faults.to(tl.int64))
+
+
+def block_shape(kmax: int):
+    """(BLOCK_K, BLOCK_B, num_warps) of the register kernel for the largest per-lane K, or None
+    beyond it (the chunked kernel)."""
+    for bk in SMALL_BLOCK_K:
+        if kmax <= bk:
+            return bk, TILE // bk, TILE_WARPS
+    return None
+
+
+def network_buffer(net: _L.LearnedNet, device) -> torch.Tensor:
+    """int32 [15 * H1 + H1 + H2 * H1 + 2 * H2]: W1 transposed, b1, W2, b2, w3 (row-major), as _score reads them."""
+    parts = [net.W1.T.reshape(-1), net.b1, net.W2.reshape(-1), net.b2, net.w3]
+    return torch.from_numpy(np.concatenate(parts).astype(np.int32)).to(device)
+
+
+def launch(traces_tb: torch.Tensor, K: torch.Tensor, net: _L.LearnedNet, cand: int, n_ids: int, kmax: int,
+           return_hits: bool, chunk: int = CHUNK):
+    """Launcher on the ``[T, B]`` layout (contiguous int32, ids < n_ids; K int64 [B] <= kmax):
+    allocates the scratch, picks the kernel, shape and grid.  Returns (faults int64 [B],
+    hits int8 [T, B] | None, victims int32 [T, B] | None).  ``chunk``: slots per tile of the
+    chunked kernel (a power of two)."""
+    T, B = check_tb(traces_tb)
+    if T >= _L.MAX_T:
+        raise ValueError(f"the learned triton kernel handles T < 2**30, got {T}")
+    if kmax > MAX_K:
+        raise ValueError(f"the learned triton kernel handles K <= {MAX_K}, got K={kmax}; use backend='cpu'")
+    dev = traces_tb.device
+    H1, H2 = net.hidden
+    if H1 & (H1 - 1):
+        raise ValueError(f"the learned triton kernel needs a power-of-two first hidden width, got {H1}")
+    w = network_buffer(net, dev)
+    frac = torch.from_numpy(_L.decay_fracs()).to(dev, torch.int32)
+    scratch = torch.zeros((n_ids, NF, B), dtype=torch.int32, device=dev)
+    faults, hits, victims = alloc_outputs(T, B, return_hits, dev)
+    shape = block_shape(kmax)
+    common = (faults, hits, victims, B, T, int(return_hits), net.s1, net.s2, cand, 0)
+    if shape is not None:
+        BK, BB, warps = shape
+        _learned_kernel[(triton.cdiv(B, BB),)](traces_tb, K, w, frac, scratch, *common, H1=H1, H2=H2,
+                                               BLOCK_K=BK, BLOCK_B=BB, num_warps=warps)
+    else:
+        slots = torch.zeros((B, 4, kmax), dtype=torch.int32, device=dev)
+        slot_of = torch.full((n_ids, B), -1, dtype=torch.int32, device=dev)
+        _learned_chunked_kernel[(B,)](traces_tb, K, w, frac, scratch, slots, slot_of, *common, kmax, H1=H1, H2=H2,
+                                      CHUNK=chunk, num_warps=CHUNK_WARPS)
+    return launch_outputs(faults, hits, victims, return_hits)
+
+
+def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, return_hits: bool = False,
+             options: dict | None = None) -> KernelResult:
+    """``learned`` on the traces' device (the ``Policy.triton`` contract).
+
+    Args:
+        traces: integer ``[B, T]`` block ids (-1 pads), CUDA (or CPU under TRITON_INTERPRET=1).
+        policy: the ``learned`` :class:`~gpupage.core.policies.Policy`.
+        K: int64 ``[B]`` per-lane cache sizes.  keys: int64 ``[B]`` lane keys (unused: deterministic).
+        options: ``{"checkpoint": ..., "candidates": C}``, as :func:`gpupage.zoo.learned.simulate_cpu`.
+    Returns:
+        :class:`~kernels.launch.KernelResult`: faults int64 ``[B]``, hits bool ``[B, T]`` and
+        victims int64 ``[B, T]`` (or None).
+
+    Host reads: ``max(K)`` and the largest id (scratch size); ids whose scratch would exceed
+    ``SCRATCH_LIMIT`` entries are remapped to 0..n-1 first.
+    """
+    net, cand = _L.policy_options(options)
+    traces, uniq = as_int32_ids(traces)
+    B, T = traces.shape
+    K = K.to(device=traces.device, dtype=torch.int64).clamp(max=max(T, 1)).contiguous()
+    n_ids = max(int(traces.max()) + 1, 1) if traces.numel() else 1
+    if n_ids * B * NF > SCRATCH_LIMIT:
+        traces, u = remap_ids(traces)
+        uniq = u if uniq is None else uniq[u.long()]
+        n_ids = max(int(u.numel()), 1)
+        if n_ids * B * NF > SCRATCH_LIMIT:
+            raise ValueError(f"{n_ids} distinct ids x {B} lanes exceed the learned kernel's scratch; use backend='cpu'")
+    faults, hits, victims = launch(traces.t().contiguous(), K, net, cand, n_ids, int(K.max()), return_hits)
+    return kernel_result(faults, hits, victims, uniq)
+
+
+_SIG = {"trace_ptr": "*i32", "k_ptr": "*i64", "w_ptr": "*i32", "frac_ptr": "*i32", "scratch_ptr": "*i32"}
+_TAIL = {"s1": "i32", "s2": "i32", "cand": "i32", "wstep": "i32"}
+SHIPPED_HIDDEN = (32, 16)  # the widths of checkpoints/learned_v1.pt
+# Every specialisation `simulate` can launch with the shipped widths, for scripts/compile_kernels.py.
+AOT_SPECS = [
+    aot_spec(f"learned K<={bk}", _learned_kernel, {**_SIG, **OUT_SIG, **_TAIL}, block_shape(bk),
+             H1=SHIPPED_HIDDEN[0], H2=SHIPPED_HIDDEN[1])
+    for bk in SMALL_BLOCK_K
+] + [dict(name=f"learned chunked K<={MAX_K}", fn=_learned_chunked_kernel,
+          signature={**_SIG, "slots_ptr": "*i32", "slot_of_ptr": "*i32", **OUT_SIG, **_TAIL, "krow": "i32"},
+          constexprs=dict(H1=SHIPPED_HIDDEN[0], H2=SHIPPED_HIDDEN[1], CHUNK=CHUNK), num_warps=CHUNK_WARPS)]

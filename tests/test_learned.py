@@ -1,0 +1,333 @@
+"""The ``learned`` policy: numba CPU path == plain-Python reference == Triton kernel, bit for bit;
+its checkpoints, options and one-line errors; DAgger collection; the float model's export."""
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from gpupage.core.simulate import simulate
+from gpupage.core.traces import ZipfParams, zipf_traces
+from gpupage.zoo import learned as L
+from gpupage.zoo.learned import LearnedNet, naive_learned
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "checkpoints" / "learned_v1.pt"
+CLOUD = ROOT.parent / "shared" / "traces" / "cloudPhysicsIO.txt"
+HELD_OUT = [1000, 1001, 1002, 1003]  # evaluation seeds, never trained or tuned on
+interpreter = pytest.mark.skipif(not (torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"),
+                                 reason="needs CUDA or TRITON_INTERPRET=1")
+
+
+def random_net(gen, H1=8, H2=4, scale=300) -> LearnedNet:
+    """A network with random weights inside the specification's bounds (ties are common at small scale)."""
+    return LearnedNet(gen.integers(-scale, scale + 1, (H1, L.N_IN)), gen.integers(-5000, 5001, H1),
+                      int(gen.integers(0, 9)), gen.integers(-scale, scale + 1, (H2, H1)), gen.integers(-5000, 5001, H2),
+                      int(gen.integers(0, 9)), gen.integers(-scale, scale + 1, H2))
+
+
+def _batch(gen, B, T, M, pad_prob=0.0):
+    tr = gen.integers(0, M, size=(B, T))
+    tr[gen.random((B, T)) < pad_prob] = -1
+    return torch.from_numpy(tr.astype(np.int32))
+
+
+def _configs(seed=7, n=14):
+    """(traces, K per lane, network, candidates) covering K=1, T=1, pads, an all-pad lane, mixed K,
+    K beyond the distinct blocks, tiny and wide networks, and candidate sets."""
+    gen = np.random.default_rng(seed)
+    out = [(_batch(gen, 3, 1, 4), [1, 2, 3], random_net(gen), None),
+           (_batch(gen, 2, 40, 1), [1, 3], random_net(gen, 1, 1), None)]
+    for i in range(n):
+        B, T, M = int(gen.integers(1, 5)), int(gen.integers(2, 120)), int(gen.integers(2, 30))
+        tr = _batch(gen, B, T, M, pad_prob=0.15 * (i % 2))
+        if i == 3:
+            tr[0] = -1
+        H1, H2 = (32, 16) if i == 5 else (int(gen.integers(1, 9)), int(gen.integers(1, 7)))
+        cand = int(gen.integers(1, 6)) if i % 3 == 0 else None
+        out.append((tr, [int(k) for k in gen.integers(1, 12, size=B)], random_net(gen, H1, H2), cand))
+    return out
+
+
+def _options(net, cand):
+    return {"checkpoint": net} if cand is None else {"checkpoint": net, "candidates": cand}
+
+
+def test_cpu_equals_naive_reference():
+    for traces, K, net, cand in _configs():
+        res = simulate(traces, "learned", torch.tensor(K), return_hits=True, options=_options(net, cand))
+        for b in range(traces.shape[0]):
+            f, h, v = naive_learned(traces[b].tolist(), K[b], net, cand)
+            assert int(res.faults[b]) == f, (K[b], cand)
+            assert res.hits[b].tolist() == h
+            assert res.victims[b].tolist() == v, (K[b], cand)
+
+
+def test_cpu_equals_naive_on_zipf_with_long_gaps():
+    """App. B traces: decayed counts reach every half-life's table and saturate (T > 17 * 1024)."""
+    gen = np.random.default_rng(3)
+    tr = zipf_traces(ZipfParams(M=40, W=8, shift=700, T=20000), seed=[5])
+    net = random_net(gen, 4, 3, scale=2000)
+    res = simulate(tr, "learned", 6, return_hits=True, options={"checkpoint": net})
+    f, h, v = naive_learned(tr[0].tolist(), 6, net)
+    assert int(res.faults[0]) == f and res.victims[0].tolist() == v
+
+
+def test_log2fx_is_mitchell_with_three_fraction_bits():
+    vals = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 255, 256, 65535, 65536, 2**30, 2**31 - 2, 2**31 - 1]
+    vals += list(np.random.default_rng(0).integers(0, 2**31 - 1, 200))
+    for v in vals:
+        u = int(v) + 1
+        e = math.floor(math.log2(u))
+        assert L.log2fx(int(v)) == 8 * e + math.floor(8 * (u / 2**e - 1)), v
+    assert [L.log2fx(v) for v in (0, 1, 2, 2**31 - 1)] == [0, 8, 12, 248]
+
+
+def test_decay_tables():
+    frac = L.decay_fracs()
+    assert frac.shape == (sum(L.HALF_LIVES),)
+    for h, off in zip(L.HALF_LIVES, L.FRAC_OFFSETS):
+        block = frac[off:off + h]
+        assert block[0] == L.ONE and (np.diff(block) < 0).all() and block[-1] > L.ONE // 2
+        assert abs(block[h // 2] / L.ONE - 2 ** -0.5) < 1e-4
+    assert L.rate_muls().tolist() == [round(L.ONE * (1 - 2 ** (-1 / h))) for h in L.HALF_LIVES]
+
+
+def test_one_candidate_is_lru_and_enough_candidates_are_all():
+    gen = np.random.default_rng(4)
+    tr = zipf_traces(ZipfParams(T=2000), seed=[1, 2, 3])
+    net = random_net(gen, 8, 4)
+    lru = simulate(tr, "lru", 8, return_hits=True)
+    one = simulate(tr, "learned", 8, return_hits=True, options={"checkpoint": net, "candidates": 1})
+    assert torch.equal(one.victims, lru.victims)
+    every = simulate(tr, "learned", 8, return_hits=True, options={"checkpoint": net})
+    for c in (8, 9, 1000):
+        same = simulate(tr, "learned", 8, return_hits=True, options={"checkpoint": net, "candidates": c})
+        assert torch.equal(same.victims, every.victims)
+    assert not torch.equal(every.victims, lru.victims)  # the network is not LRU: the checks can fail
+
+
+def test_network_bounds():
+    gen = np.random.default_rng(5)
+    net = random_net(gen)
+    args = dict(W1=net.W1, b1=net.b1, s1=net.s1, W2=net.W2, b2=net.b2, s2=net.s2, w3=net.w3)
+    big = dict(args, W1=np.full_like(net.W1, 32767))  # |b| + 255 sum |w| reaches 2**24
+    for bad, words in [(dict(args, W1=net.W1[:, :5]), "inconsistent shapes"), (dict(args, s1=31), "shifts"),
+                       (dict(args, W2=net.W2 * 200), "int16"), (big, r"2\*\*24"),
+                       (dict(args, W1=np.zeros((33, L.N_IN)), b1=np.zeros(33), W2=np.zeros((4, 33))), "H1, H2 <= 32")]:
+        with pytest.raises(ValueError, match=words):
+            LearnedNet(**bad)
+    assert net.macs_per_decision(8) == 8 * (8 * 8 + 8 * 4 + 4) + 7 * 8
+
+
+def test_checkpoint_round_trip_and_one_line_errors(tmp_path):
+    net = random_net(np.random.default_rng(6))
+    path = tmp_path / "n.pt"
+    torch.save(L.checkpoint_dict(net, {"command": "x"}), path)
+    raw = torch.load(path, weights_only=True)  # plain types and tensors only
+    assert raw["spec_version"] == L.SPEC_VERSION and raw["features"] == list(L.FEATURES)
+    back = L.load_network(path)
+    for name in ("W1", "b1", "W2", "b2", "w3"):
+        assert np.array_equal(getattr(back, name), getattr(net, name))
+    tr = torch.randint(0, 20, (2, 300), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(simulate(tr, "learned", 5, options={"checkpoint": str(path)}).faults,
+                       simulate(tr, "learned", 5, options={"checkpoint": net}).faults)
+    garbage = tmp_path / "g.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    other = tmp_path / "o.pt"
+    torch.save({"format": "gpupage-controller-1"}, other)
+    old = tmp_path / "v0.pt"
+    torch.save(dict(L.checkpoint_dict(net), spec_version=0), old)
+    feats = tmp_path / "f.pt"
+    torch.save(dict(L.checkpoint_dict(net), features=list(L.FEATURES)[:-1]), feats)
+    cases = [({}, ValueError, "needs a checkpoint"),
+             ({"checkpoint": str(tmp_path / "none.pt")}, OSError, "no checkpoint"),
+             ({"checkpoint": str(garbage)}, ValueError, "not a learned-policy checkpoint"),
+             ({"checkpoint": str(other)}, ValueError, "gpupage-controller-1"),
+             ({"checkpoint": str(old)}, ValueError, "spec version 0"),
+             ({"checkpoint": str(feats)}, ValueError, "features"),
+             ({"checkpoint": net, "candidates": 0}, ValueError, "candidates must be an integer >= 1"),
+             ({"checkpoint": net, "candidates": True}, ValueError, "candidates"),
+             ({"checkpoint": net, "candidates": "8"}, ValueError, "candidates")]
+    for options, err, words in cases:
+        with pytest.raises(err, match=words) as info:
+            simulate(tr, "learned", 5, options=options)
+        assert "\n" not in str(info.value)
+
+
+def test_other_options_are_ignored():
+    net = random_net(np.random.default_rng(7))
+    tr = zipf_traces(ZipfParams(T=500), seed=[5])
+    a = simulate(tr, "learned", 4, options={"checkpoint": net}).faults
+    assert torch.equal(a, simulate(tr, "learned", 4, options={"checkpoint": net, "eta": 1.0}).faults)
+
+
+def test_collect_rolls_out_belady_or_the_network_itself():
+    zp = ZipfParams(M=40, W=12, shift=150, T=1500)
+    seeds = [10001, 10002, 10003]
+    tr = zipf_traces(zp, seed=seeds).numpy()
+    K = np.array([4, 6, 8])
+    feats, dist, faults, decisions = L.collect(tr, K, None, 1.0, seeds)
+    opt = simulate(torch.from_numpy(tr), "belady", torch.from_numpy(K)).faults.numpy()
+    assert np.array_equal(faults, opt) and np.array_equal(decisions, opt - K)
+    assert feats.shape == (decisions.sum(), 8, L.N_IN) and dist.shape == (decisions.sum(), 8)
+    rows = np.repeat(K, decisions)
+    assert ((dist >= 0).sum(1) == rows).all() and (dist[rows == 4, 4:] == -1).all()
+    assert (feats[:, :, 14][dist >= 0] == np.repeat([L.log2fx(k) for k in K], decisions * K)).all()
+    net = random_net(np.random.default_rng(8))
+    _, _, learner, _ = L.collect(tr, K, net, 0.0, seeds)
+    assert np.array_equal(learner, simulate(torch.from_numpy(tr), "learned", torch.from_numpy(K),
+                                            options={"checkpoint": net}).faults.numpy())
+    _, _, mixed, _ = L.collect(tr, K, net, 0.5, seeds)
+    assert (mixed != learner).any() and (mixed != opt).any()
+    assert np.array_equal(mixed, L.collect(tr, K, net, 0.5, seeds)[2])  # mixing draws are deterministic
+
+
+def test_quantised_export_tracks_the_float_model():
+    from gpupage.controller.slotnet import SlotNet, float_net, quantise
+
+    torch.manual_seed(0)
+    model = SlotNet((16, 8))
+    tr = zipf_traces(ZipfParams(T=3000), seed=[10005, 10006]).numpy()
+    feats = torch.from_numpy(L.collect(tr, np.array([8, 8]), None, 1.0, [10005, 10006])[0].reshape(-1, L.N_IN))
+    net = quantise(model, feats)
+    _, _, score = model.activations(feats)
+    x = feats.long().numpy()
+    h1 = np.clip((x @ net.W1.T.astype(np.int64) + net.b1) >> net.s1, 0, 255)
+    h2 = np.clip((h1 @ net.W2.T.astype(np.int64) + net.b2) >> net.s2, 0, 255)
+    iscore = h2 @ net.w3.astype(np.int64)
+    corr = np.corrcoef(iscore, score.detach().numpy())[0, 1]
+    assert corr > 0.99, corr
+    flt = L.float_faults(tr, np.array([8, 8]), float_net(model))
+    quant = simulate(torch.from_numpy(tr), "learned", 8, options={"checkpoint": net}).faults.numpy()
+    assert abs(quant.sum() / flt.sum() - 1) < 0.02
+
+
+def test_training_round_trip(tmp_path):
+    from gpupage.controller.slotnet import TrainConfig, checkpoint, train
+
+    cfg = TrainConfig(lanes=6, rounds=1, epochs=1, check_lanes=4, batch_size=256)
+    model, net, report = train(cfg)
+    assert [r["round"] for r in report["rounds"]] == [0, 1] and report["rounds"][1]["beta"] == 0.5
+    assert set(report["check"]) == {"randomised", "default_K4", "default_K8", "default_K16"}
+    path = tmp_path / "c.pt"
+    torch.save(checkpoint(model, net, cfg, report, "test"), path)
+    ck = torch.load(path, weights_only=True)
+    assert ck["meta"]["trained_K"] == [4, 8, 16] and ck["meta"]["command"] == "test"
+    assert np.array_equal(L.load_network(path).W1, net.W1)
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="checkpoints/learned_v1.pt not built")
+def test_shipped_checkpoint_beats_lru_on_held_out_seeds():
+    ck = torch.load(SHIPPED, weights_only=True)
+    assert ck["meta"]["command"].startswith("python -m gpupage.controller.slotnet ")
+    assert SHIPPED.stat().st_size < 64 * 1024
+    tr = zipf_traces(ZipfParams(), seed=HELD_OUT)
+    for K in (4, 8):
+        mine = simulate(tr, "learned", K, options={"checkpoint": str(SHIPPED)}).faults
+        assert (mine < simulate(tr, "lru", K).faults).all(), K
+    net = L.load_network(SHIPPED)
+    f, h, v = naive_learned(tr[0, :1500].tolist(), 8, net)
+    res = simulate(tr[:1, :1500], "learned", 8, return_hits=True, options={"checkpoint": net})
+    assert int(res.faults[0]) == f and res.victims[0].tolist() == v
+
+
+def test_cli_simulate_and_sweep(tmp_path):
+    from gpupage.cli import main
+
+    trace = tmp_path / "t.txt"
+    ids = zipf_traces(ZipfParams(T=800), seed=[3])[0].tolist()
+    trace.write_text("\n".join(str(i + 10**9) for i in ids) + "\n")
+    net = random_net(np.random.default_rng(9))
+    ckpt = tmp_path / "n.pt"
+    torch.save(L.checkpoint_dict(net), ckpt)
+    run = lambda *a: CliRunner().invoke(main, [str(x) for x in a])  # noqa: E731
+    res = run("simulate", trace, "--policy", "learned,adaptive", "--K", "4,8", "--checkpoint", ckpt, "--json")
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.output.splitlines() if '"learned"' in ln]
+    want = simulate(torch.tensor(ids).expand(2, -1), "learned", torch.tensor([4, 8]), options={"checkpoint": net})
+    assert [int(ln.split('"faults": ')[1].split(",")[0]) for ln in lines] == want.faults.tolist()
+    res = run("simulate", trace, "--policy", "learned", "--K", "4", "--checkpoint", ckpt, "--candidates", "1")
+    lru = simulate(torch.tensor(ids), "lru", 4).faults
+    assert res.exit_code == 0 and f"faults={int(lru[0])} " in res.output
+    for args, words in [((), "needs a checkpoint"), (("--checkpoint", ROOT / "checkpoints" / "blackbox_k8.pt"),
+                                                     "not a learned-policy checkpoint"),
+                        (("--checkpoint", ckpt, "--candidates", "0"), "candidates")]:
+        res = run("simulate", trace, "--policy", "learned", "--K", "4", *args)
+        assert res.exit_code != 0 and "Traceback" not in res.output
+        errors = [ln for ln in res.output.splitlines() if ln.startswith("Error")]
+        assert len(errors) == 1 and words in errors[0], res.output
+    out = tmp_path / "s.csv"
+    res = run("sweep", "--policies", "lru,learned", "--K", "4", "--seeds", "1-2", "--T", "600", "--out", out,
+              "--checkpoint", ckpt, "--quiet")
+    assert res.exit_code == 0, res.output
+    rows = [ln.split(",") for ln in out.read_text().splitlines()[1:]]
+    mine = simulate(zipf_traces(ZipfParams(T=600), seed=[1, 2]), "learned", 4, options={"checkpoint": net}).faults
+    assert [int(r[6]) for r in rows if r[0] == "learned"] == mine.tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# The Triton kernel under the interpreter (or on a GPU) equals the CPU path exactly.
+
+
+def _triton_cases():
+    """Both kernels: register tiles (K <= 8, 16, 64, mixed K and pads, an all-pad lane, T = 1, K = 1)
+    and the chunked scan (small chunks, so several per decision), with and without candidates
+    (one candidate: LRU; C >= K on some lanes: every slot)."""
+    gen = np.random.default_rng(11)
+    cases = [(_batch(gen, 9, 36, 14, 0.1), [1, 2, 3, 5, 8, 8, 7, 4, 6], random_net(gen, 4, 2), None, None),
+             (_batch(gen, 5, 40, 24), [9, 16, 12, 3, 16], random_net(gen, 8, 3), 4, None),
+             (_batch(gen, 2, 40, 50), [40, 23], random_net(gen, 2, 2), 17, None),
+             (_batch(gen, 2, 50, 90), [70, 41], random_net(gen, 4, 3), None, 16),
+             (_batch(gen, 1, 60, 100), [75], random_net(gen, 2, 2), 19, 32),
+             (_batch(gen, 8, 1, 5), [1, 2, 3, 4, 5, 6, 7, 8], random_net(gen, 2, 1), None, None),
+             (_batch(gen, 6, 33, 9, 0.2), [1, 1, 2, 3, 5, 7], random_net(gen, 4, 4), 1, None),
+             (_batch(gen, 1, 45, 80), [65], random_net(gen, 2, 2), 1, 64)]
+    cases[0][0][3] = -1
+    return cases
+
+
+@pytest.mark.interpreter
+@interpreter
+@pytest.mark.parametrize("case", range(8))
+def test_triton_equals_cpu(case):
+    from kernels import learned as KL
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    traces, K, net, cand, chunk = _triton_cases()[case]
+    options = _options(net, cand)
+    cpu = simulate(traces, "learned", torch.tensor(K), backend="cpu", return_hits=True, options=options)
+    if chunk is None:
+        tri = simulate(traces.to(dev), "learned", torch.tensor(K), backend="triton", return_hits=True, options=options)
+        faults, hits, victims = tri.faults, tri.hits, tri.victims
+    else:  # the chunked kernel with chunks small enough to need several per decision
+        faults, hits, victims = KL.launch(traces.t().contiguous().to(dev), torch.tensor(K).to(dev), net, cand or 0,
+                                          int(traces.max()) + 1, max(K), True, chunk=chunk)
+        hits, victims = hits.t().bool(), victims.t().long()
+    assert torch.equal(faults.cpu(), cpu.faults)
+    assert torch.equal(hits.cpu(), cpu.hits)
+    assert torch.equal(victims.cpu(), cpu.victims)
+
+
+@pytest.mark.interpreter
+@interpreter
+def test_triton_equals_cpu_with_the_shipped_widths():
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    net = L.load_network(SHIPPED) if SHIPPED.exists() else random_net(np.random.default_rng(12), 32, 16, scale=200)
+    traces = zipf_traces(ZipfParams(M=30, W=10, shift=20, T=40), seed=[1, 2, 3, 4, 5])
+    K = torch.tensor([4, 8, 2, 7, 5])
+    cpu = simulate(traces, "learned", K, return_hits=True, options={"checkpoint": net})
+    tri = simulate(traces.to(dev), "learned", K, backend="triton", return_hits=True, options={"checkpoint": net})
+    assert torch.equal(tri.faults.cpu(), cpu.faults) and torch.equal(tri.victims.cpu(), cpu.victims)
+
+
+def test_triton_rejects_non_power_of_two_width():
+    from kernels import learned as KL
+
+    net = random_net(np.random.default_rng(13), 6, 2)
+    with pytest.raises(ValueError, match="power-of-two"):
+        KL.launch(torch.zeros((4, 1), dtype=torch.int32), torch.tensor([2]), net, 0, 1, 2, False)
