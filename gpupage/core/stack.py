@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from .simulate import dense_ids
+from .simulate import dense_ids, resolve_warmup
 
 
 @njit(cache=True)
-def _lane_distances(trace, last, tree, hist):
+def _lane_distances(trace, last, tree, hist, warmup):
     T = trace.shape[0]
     for t in range(T):
         x = trace[t]
@@ -37,7 +37,7 @@ def _lane_distances(trace, last, tree, hist):
                 above -= tree[i]
                 i -= i & -i
             d = above + 1
-            if d < hist.shape[0]:
+            if d < hist.shape[0] and t >= warmup:  # warm-up requests are not counted
                 hist[d] += 1
             i = p + 1
             while i <= T:
@@ -54,15 +54,15 @@ def _lane_distances(trace, last, tree, hist):
 
 
 @njit(parallel=True, cache=True)
-def _curves(traces, n_ids, kmax, out):
+def _curves(traces, n_ids, kmax, warmup, out):
     B, T = traces.shape
     for b in prange(B):
         last = np.full(n_ids, -1, dtype=np.int64)
         tree = np.zeros(T + 1, dtype=np.int64)
         hist = np.zeros(kmax + 2, dtype=np.int64)  # hist[d]: hits needing K >= d; hist[0]: cold
-        _lane_distances(traces[b], last, tree, hist)
+        _lane_distances(traces[b], last, tree, hist, warmup)
         total = 0
-        for t in range(T):
+        for t in range(warmup, T):
             if traces[b, t] >= 0:
                 total += 1
         hits = 0
@@ -71,10 +71,11 @@ def _curves(traces, n_ids, kmax, out):
             out[b, K - 1] = total - hits
 
 
-def lru_fault_curve(traces, kmax: int) -> torch.Tensor:
+def lru_fault_curve(traces, kmax: int, warmup=0) -> torch.Tensor:
     """LRU faults for every K = 1..kmax: int64 ``[B, kmax]`` (column K-1 is cache size K).
 
-    Equal to ``simulate(traces, "lru", K).faults`` for each K, in one O(T log T) pass per lane.
+    Equal to ``simulate(traces, "lru", K, warmup=warmup).faults`` for each K (faults counted
+    from request ``warmup`` on), in one O(T log T) pass per lane.
     """
     if kmax < 1:
         raise ValueError(f"K must be >= 1, got {kmax}")
@@ -82,7 +83,8 @@ def lru_fault_curve(traces, kmax: int) -> torch.Tensor:
     if t.dim() == 1:
         t = t.unsqueeze(0)
     arr, _ = dense_ids(t.detach().cpu().contiguous().numpy())
+    w = resolve_warmup(warmup, arr.shape[1])
     out = np.empty((arr.shape[0], kmax), dtype=np.int64)
     n_ids = int(arr.max()) + 1 if arr.size else 1
-    _curves(arr, max(n_ids, 1), kmax, out)
+    _curves(arr, max(n_ids, 1), kmax, w, out)
     return torch.from_numpy(out)
