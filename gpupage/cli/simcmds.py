@@ -8,7 +8,7 @@ import sys
 import click
 
 from .options import (device_option, json_option, k_option, parse_float_list, parse_int_list, quiet_option,
-                      resolve_device, seeds_option, zipf_options)
+                      resolve_device, seeds_option, warmup_option, zipf_options)
 
 
 def _policy_names() -> list[str]:
@@ -51,19 +51,24 @@ def _progress(quiet: bool, unit: str):
               help="txt: one id per line; csv: --column; oracle: libCacheSim oracleGeneral binary.")
 @click.option("--column", default="0", show_default=True, help="CSV column: header name or 0-based index.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Random policy.")
+@warmup_option
 @device_option
 @json_option
-def simulate(trace_file, policies, K, fmt, column, seed, device, as_json):
-    """Replay a real trace file: requests, distinct blocks, compulsory faults, faults, fault rate."""
+def simulate(trace_file, policies, K, fmt, column, seed, warmup, device, as_json):
+    """Replay a real trace file: requests, distinct blocks, compulsory faults, faults, fault rate.
+
+    With --warmup, requests and faults count only the requests after the warm-up."""
     from ..experiments.calls import simulate_file
 
-    rows = simulate_file(trace_file, policies, K, fmt=fmt, column=column, seed=seed, device=resolve_device(device))
+    rows = simulate_file(trace_file, policies, K, fmt=fmt, column=column, seed=seed, device=resolve_device(device),
+                         warmup=warmup)
     for row in rows:
         if as_json:
             click.echo(json.dumps(row))
         else:
             click.echo(f"{row['policy']:>8} K={row['K']:<6} requests={row['requests']} distinct={row['distinct']} "
-                       f"compulsory={row['compulsory_faults']} faults={row['faults']} fault_rate={row['fault_rate']:.4f}")
+                       f"compulsory={row['compulsory_faults']} faults={row['faults']} "
+                       f"non_compulsory={row['non_compulsory_faults']} fault_rate={row['fault_rate']:.4f}")
 
 
 @click.command()
@@ -82,9 +87,10 @@ def simulate(trace_file, policies, K, fmt, column, seed, device, as_json):
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="CSV file, one row per cell; resumed when it holds rows of the same sweep.")
 @click.option("--overwrite", is_flag=True, help="Start over, replacing --out's rows (default: resume).")
+@warmup_option
 @device_option
 @quiet_option
-def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, device, quiet):
+def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, warmup, device, quiet):
     """Run a (policy x K x seed x beta x rho) grid; one CSV row per cell with Belady's ratio.
 
     An existing --out of the same sweep resumes: its finished cells are kept and skipped.
@@ -95,7 +101,7 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
         raise click.BadParameter(f"--eta must be >= 0, got {eta}")
     n, kept = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
                            family=family, device=resolve_device(device), eta=eta, overwrite=overwrite,
-                           progress=_progress(quiet, "cell"))
+                           progress=_progress(quiet, "cell"), warmup=warmup)
     resumed = f" ({kept} already there)" if kept else ""
     click.echo(f"wrote {n} rows to {out}{resumed}", err=quiet)
 
