@@ -51,7 +51,10 @@ def miss_ratio_curves(ids, policies, Ks, warmup=0, sample_rate: float = 1.0, see
         Ks: cache sizes, or ``"auto"`` (:func:`auto_sizes` of the trace's distinct blocks).
         warmup: requests that fill the caches uncounted: an int, or a fraction of the trace in (0, 1).
         sample_rate: SHARDS rate in (0, 1]; below 1 every count is the sample's, simulated at
-            ``round(K * rate)`` blocks, and ``miss_ratio`` estimates the full trace's.
+            ``round(K * rate)`` blocks, and ``miss_ratio`` estimates the full trace's as the sample's
+            faults over the requests a sample at this rate holds on average (``rate`` times the
+            trace's), which is SHARDS_adj: a hot block in or out of the sample moves the sample's
+            size far more than its faults.
         seed: the Random policy's seed and the sample's hash seed.
         one_pass: use a stack algorithm's one-pass curve where there is one (else lanes for all).
         original: the ids the sample hashes (default ``ids``), e.g. a file's own ids.
@@ -63,6 +66,7 @@ def miss_ratio_curves(ids, policies, Ks, warmup=0, sample_rate: float = 1.0, see
         raise ValueError("no policy given")
     w = resolve_warmup(warmup, ids.shape[0])
     rate = check_rate(sample_rate)
+    expected = rate * (ids.shape[0] - w)  # counted requests of an average sample
     lane = torch.from_numpy(ids.astype(np.int32) if ids.size and 0 <= ids.min() and ids.max() < 2**31 else ids)
     if isinstance(Ks, str) and Ks == "auto":
         sizes = auto_sizes(int(first_touches(lane)[0]))
@@ -92,8 +96,8 @@ def miss_ratio_curves(ids, policies, Ks, warmup=0, sample_rate: float = 1.0, see
             faults = dict(zip(distinct_k, res.faults.tolist()))
         for k, ks in zip(sizes, sim_k):
             f = faults[ks]
-            rows.append(dict(policy=pol.name, K=k, requests=requests, faults=f,
-                             non_compulsory_faults=f - compulsory, miss_ratio=f / requests))
+            rows.append(dict(policy=pol.name, K=k, requests=requests, faults=f, non_compulsory_faults=f - compulsory,
+                             miss_ratio=f / requests if rate == 1 else min(f / expected, 1.0)))
         if progress is not None:
             progress.update(1)
     return rows
