@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from test_cli import assert_one_line_error, run
 
-from gpupage.cli import main
 from gpupage.controller.evaluate import controller_rollout, evaluate
 from gpupage.controller.network import ControllerConfig, PageController, save_controller
 from gpupage.core.curves import ONE_PASS, fault_curve
@@ -38,20 +37,6 @@ def per_k(trace, policy, Ks, warmup=0):
     """Faults at each K by simulating every K as its own lane."""
     lanes = torch.as_tensor(trace).unsqueeze(0).expand(len(Ks), -1)
     return simulate(lanes, policy, torch.tensor(Ks), warmup=warmup).faults.tolist()
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *words):
-    assert result.exit_code != 0
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.output.strip().splitlines() if ln.startswith("Error")]
-    assert len(lines) == 1, result.output
-    for w in words:
-        assert w in lines[0], (w, lines[0])
 
 
 # ------------------------------------------------------------------------------------------ one pass
@@ -129,6 +114,8 @@ def test_runner_one_pass_equals_lanes_and_counts_compulsory():
         for r in a:
             assert r["requests"] == tr.size - start
             assert r["non_compulsory_faults"] == r["faults"] - first_after
+    huge = miss_ratio_curves(tr, list(ONE_PASS), [5, 10**12])  # beyond T: no [T, 10**12] curve, just T
+    assert huge == miss_ratio_curves(tr, list(ONE_PASS), [5, 10**12], one_pass=False)
 
 
 def test_auto_sizes_are_log_spaced_distinct_and_end_at_the_distinct_blocks():

@@ -36,8 +36,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from .simulate import dense_ids, resolve_warmup
-from .stack import lru_fault_curve
+from .stack import curve_lanes, lru_fault_curve
 
 ONE_PASS = ("lru", "lfu", "belady")
 
@@ -52,16 +51,8 @@ def fault_curve(traces, policy: str, kmax: int, warmup=0) -> torch.Tensor:
         raise ValueError(f"no one-pass curve for {policy!r}; one-pass policies: {', '.join(ONE_PASS)}")
     if policy == "lru":
         return lru_fault_curve(traces, kmax, warmup)
-    if kmax < 1:
-        raise ValueError(f"K must be >= 1, got {kmax}")
-    t = torch.as_tensor(traces)
-    if t.dim() == 1:
-        t = t.unsqueeze(0)
-    arr, _ = dense_ids(t.detach().cpu().contiguous().numpy())
-    w = resolve_warmup(warmup, arr.shape[1])
-    out = np.empty((arr.shape[0], kmax), dtype=np.int64)
-    n_ids = int(arr.max()) + 1 if arr.size else 1
-    _curves(arr, max(n_ids, 1), w, kmax, policy == "belady", out)
+    arr, w, n_ids, out = curve_lanes(traces, kmax, warmup)
+    _curves(arr, n_ids, w, kmax, policy == "belady", out)
     return torch.from_numpy(out)
 
 

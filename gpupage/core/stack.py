@@ -77,14 +77,19 @@ def lru_fault_curve(traces, kmax: int, warmup=0) -> torch.Tensor:
     Equal to ``simulate(traces, "lru", K, warmup=warmup).faults`` for each K (faults counted
     from request ``warmup`` on), in one O(T log T) pass per lane.
     """
+    arr, w, n_ids, out = curve_lanes(traces, kmax, warmup)
+    _curves(arr, n_ids, kmax, w, out)
+    return torch.from_numpy(out)
+
+
+def curve_lanes(traces, kmax: int, warmup):
+    """What a one-pass curve up to ``kmax`` works on: (dense lanes ``[B, T]``, the warm-up in
+    requests, a bound on the ids, an int64 ``[B, kmax]`` for the faults)."""
     if kmax < 1:
         raise ValueError(f"K must be >= 1, got {kmax}")
     t = torch.as_tensor(traces)
     if t.dim() == 1:
         t = t.unsqueeze(0)
     arr, _ = dense_ids(t.detach().cpu().contiguous().numpy())
-    w = resolve_warmup(warmup, arr.shape[1])
-    out = np.empty((arr.shape[0], kmax), dtype=np.int64)
     n_ids = int(arr.max()) + 1 if arr.size else 1
-    _curves(arr, max(n_ids, 1), kmax, w, out)
-    return torch.from_numpy(out)
+    return arr, resolve_warmup(warmup, arr.shape[1]), max(n_ids, 1), np.empty((arr.shape[0], kmax), dtype=np.int64)

@@ -88,8 +88,9 @@ def miss_ratio_curves(ids, policies, Ks, warmup=0, sample_rate: float = 1.0, see
     rows = []
     for pol in pols:
         if one_pass and pol.name in ONE_PASS:
-            curve = fault_curve(lane, pol.name, max(distinct_k), warmup=w)[0]
-            faults = {k: int(curve[k - 1]) for k in distinct_k}
+            cap = lane.shape[0]  # a cache beyond the trace's length holds all of it, as one of that length
+            curve = fault_curve(lane, pol.name, min(max(distinct_k), cap), warmup=w)[0]
+            faults = {k: int(curve[min(k, cap) - 1]) for k in distinct_k}
         else:
             batch = lane.unsqueeze(0).expand(len(distinct_k), -1)
             res = simulate(batch, pol, torch.tensor(distinct_k), seed=[seed] * len(distinct_k), warmup=w)
