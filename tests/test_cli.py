@@ -111,6 +111,9 @@ def test_reproduce_writes_everything(tmp_path):
     assert all(b["theorem4_holds"] for b in s["beta_sweep"])
     assert s["beta_sweep"][3]["lemma1a_bound"] == 9 * 500
     assert "paper" in res.output and "lru" in res.output
+    row = next(r for r in csv.DictReader(open(tmp_path / "fault_rates.csv")) if r["policy"] == "fifo" and r["K"] == "4")
+    distinct = len(set(zipf_traces(ZipfParams(), [int(row["seed"])])[0].tolist()))
+    assert int(row["non_compulsory_faults"]) == int(row["faults"]) - distinct
 
 
 @pytest.mark.parametrize("args, words", [
