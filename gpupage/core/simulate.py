@@ -10,6 +10,7 @@ import torch
 from numba import njit, prange
 
 from . import rng
+from .cpu import lane_chunks
 from .policies import Policy, get_policy
 
 BACKENDS = ("auto", "cpu", "triton")
@@ -157,14 +158,13 @@ def first_touches(traces, warmup: int = 0) -> torch.Tensor:
     arr, _ = dense_ids(traces.detach().cpu().contiguous().numpy())
     out = np.zeros(arr.shape[0], dtype=np.int64)
     if arr.size:
-        _first_touches(arr, int(arr.max()) + 1, warmup, out)
+        _first_touches(arr, int(arr.max()) + 1, warmup, out, lane_chunks(arr.shape[0]))
     return torch.from_numpy(out)
 
 
 @njit(parallel=True, cache=True)
-def _first_touches(traces, n_ids, warmup, out):
+def _first_touches(traces, n_ids, warmup, out, nchunks):
     B, T = traces.shape
-    nchunks = min(B, 64)
     for c in prange(nchunks):
         seen = np.full(max(n_ids, 1), -1, dtype=np.int64)  # lane that last saw the block
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
