@@ -82,7 +82,8 @@ def test_sweep_rows_and_ratio(tmp_path):
               "--rho", "1,0.9", "--T", "600", "--out", out, "--quiet")
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(open(out)))
-    assert list(rows[0]) == ["policy", "K", "seed", "beta", "rho", "T", "faults", "fault_rate", "competitive_ratio"]
+    assert list(rows[0]) == ["policy", "K", "seed", "beta", "rho", "T", "faults", "non_compulsory_faults",
+                             "fault_rate", "competitive_ratio"]
     assert len(rows) == 2 * 2 * 3 * 2 * 2
     assert {r["seed"] for r in rows} == {"42", "43", "44"}
     p = ZipfParams(T=600)
@@ -92,6 +93,7 @@ def test_sweep_rows_and_ratio(tmp_path):
             f = int(simulate(tr, r["policy"], 4).faults[0])
             opt = int(simulate(tr, "belady", 4).faults[0])
             assert int(r["faults"]) == f
+            assert int(r["non_compulsory_faults"]) == f - len(set(tr[0].tolist()))
             assert float(r["competitive_ratio"]) == pytest.approx(f / opt, rel=1e-5)
 
 
@@ -111,6 +113,9 @@ def test_reproduce_writes_everything(tmp_path):
     assert all(b["theorem4_holds"] for b in s["beta_sweep"])
     assert s["beta_sweep"][3]["lemma1a_bound"] == 9 * 500
     assert "paper" in res.output and "lru" in res.output
+    row = next(r for r in csv.DictReader(open(tmp_path / "fault_rates.csv")) if r["policy"] == "fifo" and r["K"] == "4")
+    distinct = len(set(zipf_traces(ZipfParams(), [int(row["seed"])])[0].tolist()))
+    assert int(row["non_compulsory_faults"]) == int(row["faults"]) - distinct
 
 
 @pytest.mark.parametrize("args, words", [

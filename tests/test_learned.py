@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from gpupage.core.simulate import simulate
 from gpupage.core.traces import ZipfParams, zipf_traces
 from gpupage.zoo import learned as L
-from gpupage.zoo.learned import LearnedNet, naive_learned
+from gpupage.zoo.learned import LearnedNet
+from gpupage.zoo.learned_reference import naive_learned
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "checkpoints" / "learned_v1.pt"

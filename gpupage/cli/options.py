@@ -38,6 +38,21 @@ def parse_float_list(text: str, name: str = "value") -> list[float]:
     return out
 
 
+def parse_warmup(text: str, name: str = "--warmup") -> int | float:
+    """'1000' -> 1000 requests; '0.1' -> a tenth of the trace (checked against its length later)."""
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            raise click.BadParameter(f"{name}: cannot read {text!r} (use a number of requests, e.g. 1000, "
+                                     "or a fraction of the trace in (0, 1), e.g. 0.1)") from None
+    if not (value >= 0 and (value < 1 or float(value).is_integer())):
+        raise click.BadParameter(f"{name} must be a number of requests >= 0 or a fraction in (0, 1), got {text}")
+    return value
+
+
 def _callback(parser, name):
     return lambda ctx, param, value: None if value is None else parser(value, name)
 
@@ -62,6 +77,12 @@ def zipf_options(f):
     ]):
         f = opt(f)
     return f
+
+
+def warmup_option(f):
+    return click.option("--warmup", default="0", show_default=True, callback=_callback(parse_warmup, "--warmup"),
+                        help="Requests that fill the cache without being counted: a number (1000) or a fraction "
+                             "of the trace (0.1).")(f)
 
 
 def device_option(f):

@@ -9,7 +9,7 @@ import sys
 import click
 
 from .options import (device_option, json_option, k_option, quiet_option, seeds_option, trace_format_option,
-                      zipf_options)
+                      warmup_option, zipf_options)
 
 
 @click.command()
@@ -150,9 +150,10 @@ def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
               help="Evaluate on a trace file instead of the Zipf family (black-box controllers only).")
 @trace_format_option("--format", "--trace-format", "trace_format")
 @click.option("--policies", default=None, help="Baselines to compare [default: every online registry policy + belady].")
+@warmup_option
 @device_option
 @json_option
-def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, device, as_json):
+def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, warmup, device, as_json):
     """Compare a trained controller (greedy) with the heuristics: fault rate, competitive ratio, Prop. 6."""
     from ..controller.network import load_controller
     from ..controller.evaluate import default_policies, evaluate as run
@@ -167,7 +168,7 @@ def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_form
         raise ValueError("a white-box controller needs Zipf traces (their latent state); drop --trace-file")
     results = {}
     for k in K:
-        res = run(model, tr, k, latent, policies=names, seed=seeds[0], device=device)
+        res = run(model, tr, k, latent, policies=names, seed=seeds[0], device=device, warmup=warmup)
         if not res["controller"]["prop6"]["holds"]:
             raise RuntimeError(f"Prop. 6's bound failed at K={k}")
         results[k] = res

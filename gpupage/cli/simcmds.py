@@ -8,7 +8,7 @@ import sys
 import click
 
 from .options import (device_option, json_option, k_option, parse_float_list, parse_int_list, quiet_option,
-                      resolve_device, seeds_option, trace_format_option, zipf_options)
+                      resolve_device, seeds_option, trace_format_option, warmup_option, zipf_options)
 
 checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
                                  help="Checkpoint of the learned policy (required by --policy learned).")
@@ -56,20 +56,24 @@ def _progress(quiet: bool, unit: str):
 @checkpoint_option
 @click.option("--candidates", type=int, default=None,
               help="learned: score only the C least recently accessed blocks (default: all).")
+@warmup_option
 @device_option
 @json_option
-def simulate(trace_file, policies, K, fmt, column, seed, checkpoint, candidates, device, as_json):
-    """Replay a real trace file: requests, distinct blocks, compulsory faults, faults, fault rate."""
+def simulate(trace_file, policies, K, fmt, column, seed, checkpoint, candidates, warmup, device, as_json):
+    """Replay a real trace file: requests, distinct blocks, compulsory faults, faults, fault rate.
+
+    With --warmup, requests and faults count only the requests after the warm-up."""
     from ..experiments.calls import simulate_file
 
     rows = simulate_file(trace_file, policies, K, fmt=fmt, column=column, seed=seed, device=resolve_device(device),
-                         checkpoint=checkpoint, candidates=candidates)
+                         warmup=warmup, checkpoint=checkpoint, candidates=candidates)
     for row in rows:
         if as_json:
             click.echo(json.dumps(row))
         else:
             click.echo(f"{row['policy']:>8} K={row['K']:<6} requests={row['requests']} distinct={row['distinct']} "
-                       f"compulsory={row['compulsory_faults']} faults={row['faults']} fault_rate={row['fault_rate']:.4f}")
+                       f"compulsory={row['compulsory_faults']} faults={row['faults']} "
+                       f"non_compulsory={row['non_compulsory_faults']} fault_rate={row['fault_rate']:.4f}")
 
 
 @click.command()
@@ -89,10 +93,11 @@ def simulate(trace_file, policies, K, fmt, column, seed, checkpoint, candidates,
               help="CSV file, one row per cell; resumed when it holds rows of the same sweep.")
 @click.option("--overwrite", is_flag=True, help="Start over, replacing --out's rows (default: resume).")
 @checkpoint_option
+@warmup_option
 @device_option
 @quiet_option
-def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, checkpoint, device,
-          quiet):
+def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, checkpoint, warmup,
+          device, quiet):
     """Run a (policy x K x seed x beta x rho) grid; one CSV row per cell with Belady's ratio.
 
     An existing --out of the same sweep resumes: its finished cells are kept and skipped.
@@ -103,7 +108,7 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
         raise click.BadParameter(f"--eta must be >= 0, got {eta}")
     n, kept = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
                            family=family, device=resolve_device(device), eta=eta, overwrite=overwrite,
-                           progress=_progress(quiet, "cell"), checkpoint=checkpoint)
+                           progress=_progress(quiet, "cell"), warmup=warmup, checkpoint=checkpoint)
     resumed = f" ({kept} already there)" if kept else ""
     click.echo(f"wrote {n} rows to {out}{resumed}", err=quiet)
 

@@ -21,8 +21,9 @@ from .network import PageController
 
 
 @njit(parallel=True, cache=True)
-def _replay_optimality(traces, nxt, victims, K, n_ids, out):
-    """out[b] = (faults, evictions, optimal evictions, bad victims) replaying ``victims`` on lane b."""
+def _replay_optimality(traces, nxt, victims, K, n_ids, warmup, out):
+    """out[b] = (faults, evictions, optimal evictions, bad victims, faults from request ``warmup`` on)
+    replaying ``victims`` on lane b."""
     B, T = traces.shape
     for b in prange(B):
         slot_of = np.full(n_ids, -1, dtype=np.int64)
@@ -33,6 +34,7 @@ def _replay_optimality(traces, nxt, victims, K, n_ids, out):
         ev = 0
         opt = 0
         bad = 0
+        counted = 0
         for t in range(T):
             x = traces[b, t]
             if x < 0:
@@ -42,6 +44,8 @@ def _replay_optimality(traces, nxt, victims, K, n_ids, out):
                 last[s] = t
                 continue
             faults += 1
+            if t >= warmup:
+                counted += 1
             if n < K:
                 s = n
                 n += 1
@@ -67,6 +71,31 @@ def _replay_optimality(traces, nxt, victims, K, n_ids, out):
         out[b, 1] = ev
         out[b, 2] = opt
         out[b, 3] = bad
+        out[b, 4] = counted
+
+
+def _replay(traces, victims, K: int, warmup: int = 0):
+    """(traces, the per-lane ``_replay_optimality`` table) for victims in the traces' ids."""
+    tr = torch.as_tensor(traces)
+    vi = torch.as_tensor(victims)
+    if tr.dim() == 1:
+        tr, vi = tr.unsqueeze(0), vi.unsqueeze(0)
+    if tr.shape != vi.shape:
+        raise ValueError(f"victims {tuple(vi.shape)} must match traces {tuple(tr.shape)}")
+    arr = tr.detach().cpu().numpy().astype(np.int64)
+    vic = vi.detach().cpu().numpy().astype(np.int64)
+    valid = arr >= 0
+    uniq, inv = np.unique(arr[valid], return_inverse=True)
+    dense = np.full(arr.shape, -1, dtype=np.int64)
+    dense[valid] = inv
+    pos = np.clip(np.searchsorted(uniq, vic), 0, max(len(uniq) - 1, 0))
+    vdense = np.where((vic >= 0) & (uniq[pos] == vic) if len(uniq) else False, pos, -1)
+    nxt = E.next_occurrence(dense.astype(np.int32)).astype(np.int64)
+    out = np.zeros((arr.shape[0], 5), dtype=np.int64)
+    _replay_optimality(dense, nxt, vdense, int(K), max(len(uniq), 1), warmup, out)
+    if out[:, 3].any():
+        raise ValueError(f"{int(out[:, 3].sum())} victims were not resident at their eviction")
+    return tr, out
 
 
 def prop6(traces, K: int, victims) -> dict:
@@ -83,25 +112,7 @@ def prop6(traces, K: int, victims) -> dict:
     """
     from ..core.simulate import simulate
 
-    tr = torch.as_tensor(traces)
-    vi = torch.as_tensor(victims)
-    if tr.dim() == 1:
-        tr, vi = tr.unsqueeze(0), vi.unsqueeze(0)
-    if tr.shape != vi.shape:
-        raise ValueError(f"victims {tuple(vi.shape)} must match traces {tuple(tr.shape)}")
-    arr = tr.detach().cpu().numpy().astype(np.int64)
-    vic = vi.detach().cpu().numpy().astype(np.int64)
-    valid = arr >= 0
-    uniq, inv = np.unique(arr[valid], return_inverse=True)
-    dense = np.full(arr.shape, -1, dtype=np.int64)
-    dense[valid] = inv
-    pos = np.clip(np.searchsorted(uniq, vic), 0, max(len(uniq) - 1, 0))
-    vdense = np.where((vic >= 0) & (uniq[pos] == vic) if len(uniq) else False, pos, -1)
-    nxt = E.next_occurrence(dense.astype(np.int32)).astype(np.int64)
-    out = np.zeros((arr.shape[0], 4), dtype=np.int64)
-    _replay_optimality(dense, nxt, vdense, int(K), max(len(uniq), 1), out)
-    if out[:, 3].any():
-        raise ValueError(f"{int(out[:, 3].sum())} victims were not resident at their eviction")
+    tr, out = _replay(traces, victims, K)
     f_opt = simulate(tr.cpu(), "belady", int(K)).faults.numpy()
     faults, ev, opt = out[:, 0], out[:, 1], out[:, 2]
     p = np.where(ev > 0, opt / np.maximum(ev, 1), 1.0)
@@ -155,34 +166,42 @@ def mean_sd(x) -> dict:
 
 
 def evaluate(model: PageController | None, traces, K: int, latent=None, policies=None, seed=0,
-             device="cpu", prop6_report: bool = True) -> dict:
+             device="cpu", prop6_report: bool = True, warmup=0) -> dict:
     """Fault rate, competitive ratio (faults / Belady's) and faults beyond the compulsory
-    first touches, per policy, each {mean, sd} over lanes (plus the per-lane ``faults``).
+    first touches, per policy, each {mean, sd} over lanes (plus the per-lane ``faults`` and
+    ``non_compulsory``).
 
     ``policies``: registry names (default: :func:`default_policies`); the controller (when
-    given) is keyed ``controller``, with its Prop. 6 report under ``controller.prop6``."""
-    from ..core.simulate import simulate
+    given) is keyed ``controller``, with its Prop. 6 report under ``controller.prop6`` (over
+    the whole trace).  ``warmup``: requests that fill the caches uncounted (an int, or a
+    fraction of T in (0, 1)); every count starts after it."""
+    from ..core.simulate import first_touches, resolve_warmup, simulate
 
     tr = torch.as_tensor(traces)
     if tr.dim() == 1:
         tr = tr.unsqueeze(0)
-    requests = (tr >= 0).sum(1).double()
-    distinct = torch.tensor([float(torch.unique(row[row >= 0]).numel()) for row in tr], dtype=torch.float64)
+    w = resolve_warmup(warmup, tr.shape[1])
+    requests = (tr[:, w:] >= 0).sum(1).double()
+    compulsory = first_touches(tr, w).double()
     on_device = tr.to(device)
-    opt = simulate(on_device, "belady", K).faults.double().cpu()
+    opt = simulate(on_device, "belady", K, warmup=w).faults.double().cpu()
     names = policies if policies is not None else default_policies()
     faults = {}
     for name in names:
-        faults[name] = simulate(on_device, name, K, seed=seed).faults.double().cpu()
+        faults[name] = simulate(on_device, name, K, seed=seed, warmup=w).faults.double().cpu()
     out = {}
     ctrl_victims = None
     if model is not None:
         f, ctrl_victims = controller_rollout(model, tr, K, latent, device)
         f, ctrl_victims = f.cpu(), ctrl_victims.cpu()
+        if w:  # the controller's faults from the warm-up's end, replaying its evictions
+            f = torch.from_numpy(_replay(tr, ctrl_victims, K, w)[1][:, 4])
         faults = {"controller": f.double(), **faults}
     for name, f in faults.items():
+        nc = f - compulsory
         out[name] = {"fault_rate": mean_sd((f / requests).numpy()), "competitive_ratio": mean_sd((f / opt).numpy()),
-                     "non_compulsory_faults": mean_sd((f - distinct).numpy()), "faults": [int(v) for v in f]}
+                     "non_compulsory_faults": mean_sd(nc.numpy()), "faults": [int(v) for v in f],
+                     "non_compulsory": [int(v) for v in nc]}
     if model is not None and prop6_report:
         out["controller"]["prop6"] = prop6(tr, K, ctrl_victims)
     return out

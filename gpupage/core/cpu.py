@@ -2,7 +2,8 @@
 
 One pass per lane keeps the cache in small arrays (block, composite eviction
 key) plus a block -> slot map, so a hit costs O(1) and a miss one scan of the
-K keys (or O(log K) in a tournament tree for large K).  The composite key is
+K keys (or O(log K) in a tournament tree for large K; FIFO's victim is simply the
+next slot in turn, O(1)).  The composite key is
 ``priority * 2**32 + last_access``: its minimum is the policy's victim with
 ties going to the least recently accessed block, as the contract says.
 """
@@ -108,7 +109,7 @@ def _run_lane(trace, k, code, rkey, want_hits, hits_row, want_victims, victims_r
         for t in range(T):
             if trace[t] >= 0:
                 seen[trace[t]] = NEVER
-    use_tree = k >= TREE_MIN_K and code != RANDOM and code != FIXED
+    use_tree = k >= TREE_MIN_K and code != RANDOM and code != FIXED and code != FIFO
     leaves = 1
     while leaves < k:
         leaves *= 2
@@ -124,6 +125,7 @@ def _run_lane(trace, k, code, rkey, want_hits, hits_row, want_victims, victims_r
     n = 0
     faults = 0
     c = 0
+    hand = 0  # FIFO: slots are filled in order and a fault takes its victim's slot, so they age in turn
     for t in range(T):
         x = trace[t]
         if x < 0:
@@ -149,6 +151,9 @@ def _run_lane(trace, k, code, rkey, want_hits, hits_row, want_victims, victims_r
         else:
             if code == RANDOM:
                 s = rng.uniform_below(rng.draw(rkey, t), k)
+            elif code == FIFO:
+                s = hand
+                hand = hand + 1 if hand + 1 < k else 0
             elif use_tree:
                 s = tree[1]
             else:

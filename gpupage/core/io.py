@@ -54,7 +54,7 @@ class FileTrace:
         return int(self.original.shape[0])
 
 
-def read_trace(path: str, fmt: str = "auto", column: str | int = 0) -> FileTrace:
+def read_trace(path: str | os.PathLike, fmt: str = "auto", column: str | int = 0) -> FileTrace:
     """Read a trace file and remap its (possibly sparse) ids to dense ones.
 
     ``fmt``:
@@ -81,6 +81,7 @@ def read_trace(path: str, fmt: str = "auto", column: str | int = 0) -> FileTrace
     uncompressed file is an error.  Errors are one-line ValueErrors (OSErrors for a missing
     file) naming the problem and, for text, the line.
     """
+    path = os.fspath(path)
     if fmt != "auto" and fmt not in FORMATS:
         raise ValueError(f"unknown trace format {fmt!r}; choose from auto, {', '.join(FORMATS)}")
     if not os.path.exists(path):

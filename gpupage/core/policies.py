@@ -78,7 +78,8 @@ POLICIES: dict[str, Policy] = {
     )
 }
 
-ONLINE = tuple(name for name, p in POLICIES.items() if not p.needs_future)
+# online and self-contained: no future, no checkpoint (what 'every policy' lists default to)
+ONLINE = tuple(name for name, p in POLICIES.items() if not (p.needs_future or p.needs_checkpoint))
 
 
 def get_policy(name: str) -> Policy:

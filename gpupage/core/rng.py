@@ -33,6 +33,8 @@ STREAM_RANDOM_POLICY = 7
 STREAM_ASSOC = 8
 STREAM_CLOSED_LOOP = 9
 STREAM_PREDICTION = 10
+STREAM_EXPERT_MIX = 11  # DAgger: per-decision choice between expert and learner (learned policy)
+STREAM_SHARDS = 12
 
 
 @njit(inline="always", cache=True)

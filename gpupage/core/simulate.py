@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from numba import njit, prange
 
 from . import rng
+from .cpu import lane_chunks
 from .policies import Policy, get_policy
 
 BACKENDS = ("auto", "cpu", "triton")
@@ -26,14 +28,30 @@ class SimResult:
     """bool [B, T]: request t of lane b hit (False on pads)."""
     victims: torch.Tensor | None = None
     """int64 [B, T]: block evicted at request t, or -1."""
+    warmup: int = 0
+    """Requests before this index filled the cache but are not in ``faults`` or ``requests``."""
+    traces: torch.Tensor | None = field(default=None, repr=False)
+    """The simulated traces, read once by ``compulsory`` (on first use: most callers never ask)."""
 
     @property
     def fault_rate(self) -> torch.Tensor:
         return self.faults.double() / self.requests.clamp(min=1).double()
 
+    @property
+    def compulsory(self) -> torch.Tensor:
+        """int64 [B]: counted faults on a block's first request (a miss under every policy)."""
+        if "_compulsory" not in self.__dict__:
+            self.__dict__["_compulsory"] = first_touches(self.traces, self.warmup).to(self.faults.device)
+        return self.__dict__["_compulsory"]
+
+    @property
+    def non_compulsory(self) -> torch.Tensor:
+        """int64 [B]: counted faults on blocks requested before (in the warm-up too)."""
+        return self.faults - self.compulsory
+
 
 def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, return_hits: bool = False,
-             options: dict | None = None) -> SimResult:
+             options: dict | None = None, warmup=0) -> SimResult:
     """Simulate B independent caches, one per trace.
 
     Args:
@@ -46,6 +64,9 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
         seed: int or ``[B]`` seeds for the Random policy (see ``rng.lane_keys``).
         return_hits: also return ``hits`` and ``victims``.
         options: policy-specific options (e.g. prediction noise), passed to its implementation.
+        warmup: requests that fill the cache without being counted: an int, or a fraction of T in
+            (0, 1) (rounded down).  ``faults`` and ``requests`` count requests ``warmup..T-1``;
+            ``hits`` and ``victims`` still cover every request.  A warm-up of T or more is an error.
     """
     pol = policy if isinstance(policy, Policy) else get_policy(policy)
     traces = torch.as_tensor(traces)
@@ -57,6 +78,7 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
     if B == 0:
         raise ValueError("traces has no lanes")
     Ks = _per_lane_k(K, B, T)
+    w = resolve_warmup(warmup, T)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "auto":  # a policy without a kernel runs on the CPU path: the same integers
@@ -64,10 +86,46 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
     if backend == "triton" and not pol.triton:
         raise ValueError(f"policy {pol.name!r} has no Triton kernel yet; use backend='cpu' or 'auto'")
     keys = rng.lane_keys(_seed_arg(seed), B)
-    requests = _count_requests(traces)
+    if backend == "triton" and not traces.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+        raise RuntimeError("backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for the interpreter)")
+    # Belady (and any policy reading the future) decides the warm-up with the whole trace in view, so
+    # its counted faults come from its hits; an online policy's first w decisions are those of a run
+    # on the first w requests alone, so one more run of w requests replaces a [B, T] hits array.
+    from_hits = bool(w) and pol.needs_future
+    res = _run(traces, pol, Ks, keys, backend, return_hits or from_hits, options)
+    res.traces = traces
+    if w:
+        res.warmup = w
+        if from_hits:
+            res.faults = (~res.hits[:, w:] & (traces[:, w:] >= 0)).sum(dim=1)
+            if not return_hits:
+                res.hits = res.victims = None
+        else:
+            res.faults = res.faults - _run(traces[:, :w], pol, Ks.clamp(max=w), keys, backend, False, options).faults
+        res.requests = _lane_requests(traces, w).to(res.faults.device)
+    return res
+
+
+def _shared(traces) -> bool:
+    """Every lane is one trace (``trace.expand(B, T)``, as for a curve): per-lane passes over it run once."""
+    return traces.shape[0] > 1 and traces.stride(0) == 0
+
+
+def _lane_requests(traces, start: int = 0) -> torch.Tensor:
+    """int64 [B]: non-pad requests of each lane from index ``start`` on."""
+    if _shared(traces):
+        return _lane_requests(traces[:1], start).repeat(traces.shape[0])
+    part = traces[:, start:]
+    if part.is_cuda:
+        return (part >= 0).sum(dim=1).to(torch.int64)
+    # torch sums a bool [B, T] by first casting all of it to int64 (8 bytes a request, more than the
+    # trace); numpy's reduction casts in small buffers
+    return torch.from_numpy(np.count_nonzero(part.numpy() >= 0, axis=1).astype(np.int64))
+
+
+def _run(traces, pol, Ks, keys, backend, return_hits, options) -> SimResult:
+    requests = _lane_requests(traces)
     if backend == "triton":
-        if not traces.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
-            raise RuntimeError("backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for the interpreter)")
         run = pol.implementation("triton")
         out = run(traces, pol, Ks.to(traces.device), torch.from_numpy(keys).to(traces.device), return_hits, options)
         return SimResult(out.faults, requests.to(out.faults.device), out.hits, out.victims)
@@ -79,12 +137,68 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
     return res
 
 
+def resolve_warmup(warmup, T: int) -> int:
+    """A warm-up as a number of requests: an integer as given, a number in (0, 1) as that fraction
+    of the T requests (rounded down).  One-line ValueError when it is negative, neither, or not
+    shorter than the trace (nothing would be counted)."""
+    if isinstance(warmup, (int, np.integer)) and not isinstance(warmup, (bool, np.bool_)):
+        w = int(warmup)
+    elif isinstance(warmup, (float, np.floating)) and 0 < warmup < 1:
+        w = int(warmup * T)
+    elif isinstance(warmup, (float, np.floating)) and float(warmup).is_integer():  # 1e3, 0.0
+        w = int(warmup)
+    else:
+        raise ValueError(f"warm-up must be a number of requests or a fraction in (0, 1), got {warmup!r}")
+    if w < 0:
+        raise ValueError(f"warm-up must be >= 0, got {warmup!r}")
+    if w and w >= T:
+        raise ValueError(f"warm-up of {w} requests leaves nothing to count: the trace has {T}")
+    return w
+
+
+def first_touches(traces, warmup: int = 0) -> torch.Tensor:
+    """int64 [B]: per lane, the requests at ``warmup`` or later whose block was never requested before."""
+    traces = torch.as_tensor(traces)
+    if traces.dim() == 1:
+        traces = traces.unsqueeze(0)
+    if _shared(traces):
+        return first_touches(traces[:1], warmup).repeat(traces.shape[0])
+    if traces.is_cuda:  # a block's first request is the first of its run after a stable sort by block
+        s, idx = torch.sort(traces, dim=1, stable=True)
+        first = s >= 0
+        first[:, 1:] &= s[:, 1:] != s[:, :-1]
+        return (first & (idx >= warmup)).sum(dim=1)
+    arr, _ = dense_ids(traces.detach().cpu().contiguous().numpy())
+    out = np.zeros(arr.shape[0], dtype=np.int64)
+    if arr.size:
+        _first_touches(arr, int(arr.max()) + 1, warmup, out, lane_chunks(arr.shape[0]))
+    return torch.from_numpy(out)
+
+
+@njit(parallel=True, cache=True)
+def _first_touches(traces, n_ids, warmup, out, nchunks):
+    B, T = traces.shape
+    for c in prange(nchunks):
+        seen = np.full(max(n_ids, 1), -1, dtype=np.int64)  # lane that last saw the block
+        for b in range(c * B // nchunks, (c + 1) * B // nchunks):
+            for t in range(T):
+                x = traces[b, t]
+                if x >= 0 and seen[x] != b:
+                    seen[x] = b
+                    if t >= warmup:
+                        out[b] += 1
+
+
 def _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options):
-    arr = traces.detach().cpu().contiguous().numpy()
+    traces = traces.detach().cpu()
+    shared = _shared(traces)
+    arr = (traces[:1] if shared else traces).contiguous().numpy()
     if arr.dtype not in (np.int32, np.int64):
         arr = arr.astype(np.int64)
     dense, uniq = dense_ids(arr)
     n_ids = int(dense.max()) + 1 if dense.size else 1
+    if shared:  # the lanes read one copy through a stride-0 view: no [B, T] copy, and it stays in cache
+        dense = np.lib.stride_tricks.as_strided(dense, (traces.shape[0], dense.shape[1]), (0, dense.strides[1]))
     faults, hits, victims = pol.implementation("cpu")(dense, pol, Ks.numpy(), keys, n_ids, return_hits, options)
     res = SimResult(torch.from_numpy(faults), requests)
     if return_hits:
@@ -111,14 +225,6 @@ def dense_ids(arr: np.ndarray):
     dense = np.full(arr.shape, -1, dtype=np.int32 if uniq.size < 2**31 else np.int64)
     dense[valid] = inverse
     return dense, uniq
-
-
-def _count_requests(traces: torch.Tensor) -> torch.Tensor:
-    """int64 [B] non-pad requests.  On the CPU torch sums a bool [B, T] by first casting all of it
-    to int64 (8 bytes a request, more than the trace); numpy's reduction casts in small buffers."""
-    if traces.is_cuda:
-        return (traces >= 0).sum(dim=1)
-    return torch.from_numpy(np.count_nonzero(traces.numpy() >= 0, axis=1).astype(np.int64))
 
 
 def _per_lane_k(K, B: int, T: int) -> torch.Tensor:

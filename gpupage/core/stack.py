@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from .simulate import dense_ids
+from .simulate import dense_ids, resolve_warmup
 
 
 @njit(cache=True)
-def _lane_distances(trace, last, tree, hist):
+def _lane_distances(trace, last, tree, hist, warmup):
     T = trace.shape[0]
     for t in range(T):
         x = trace[t]
@@ -37,7 +37,7 @@ def _lane_distances(trace, last, tree, hist):
                 above -= tree[i]
                 i -= i & -i
             d = above + 1
-            if d < hist.shape[0]:
+            if d < hist.shape[0] and t >= warmup:  # warm-up requests are not counted
                 hist[d] += 1
             i = p + 1
             while i <= T:
@@ -54,7 +54,7 @@ def _lane_distances(trace, last, tree, hist):
 
 
 @njit(parallel=True, cache=True)
-def _curves(traces, n_ids, kmax, out, pos_like):
+def _curves(traces, n_ids, kmax, warmup, out, pos_like):
     B, T = traces.shape
     for b in prange(B):
         # positions and marker counts are < T: pos_like is int32 below 2**31 requests, which
@@ -62,9 +62,9 @@ def _curves(traces, n_ids, kmax, out, pos_like):
         last = np.full(n_ids, -1, dtype=pos_like.dtype)
         tree = np.zeros(T + 1, dtype=pos_like.dtype)
         hist = np.zeros(kmax + 2, dtype=np.int64)  # hist[d]: hits needing K >= d; hist[0]: cold
-        _lane_distances(traces[b], last, tree, hist)
+        _lane_distances(traces[b], last, tree, hist, warmup)
         total = 0
-        for t in range(T):
+        for t in range(warmup, T):
             if traces[b, t] >= 0:
                 total += 1
         hits = 0
@@ -73,18 +73,25 @@ def _curves(traces, n_ids, kmax, out, pos_like):
             out[b, K - 1] = total - hits
 
 
-def lru_fault_curve(traces, kmax: int) -> torch.Tensor:
+def lru_fault_curve(traces, kmax: int, warmup=0) -> torch.Tensor:
     """LRU faults for every K = 1..kmax: int64 ``[B, kmax]`` (column K-1 is cache size K).
 
-    Equal to ``simulate(traces, "lru", K).faults`` for each K, in one O(T log T) pass per lane.
+    Equal to ``simulate(traces, "lru", K, warmup=warmup).faults`` for each K (faults counted
+    from request ``warmup`` on), in one O(T log T) pass per lane.
     """
+    arr, w, n_ids, out = curve_lanes(traces, kmax, warmup)
+    _curves(arr, n_ids, kmax, w, out, np.empty(0, np.int32 if arr.shape[1] < 2**31 else np.int64))
+    return torch.from_numpy(out)
+
+
+def curve_lanes(traces, kmax: int, warmup):
+    """What a one-pass curve up to ``kmax`` works on: (dense lanes ``[B, T]``, the warm-up in
+    requests, a bound on the ids, an int64 ``[B, kmax]`` for the faults)."""
     if kmax < 1:
         raise ValueError(f"K must be >= 1, got {kmax}")
     t = torch.as_tensor(traces)
     if t.dim() == 1:
         t = t.unsqueeze(0)
     arr, _ = dense_ids(t.detach().cpu().contiguous().numpy())
-    out = np.empty((arr.shape[0], kmax), dtype=np.int64)
     n_ids = int(arr.max()) + 1 if arr.size else 1
-    _curves(arr, max(n_ids, 1), kmax, out, np.empty(0, np.int32 if arr.shape[1] < 2**31 else np.int64))
-    return torch.from_numpy(out)
+    return arr, resolve_warmup(warmup, arr.shape[1]), max(n_ids, 1), np.empty((arr.shape[0], kmax), dtype=np.int64)

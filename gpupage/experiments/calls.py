@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import torch
 
+from ..core.curves import ONE_PASS, fault_curve
 from ..core.io import read_trace
 from ..core.policies import get_policy
-from ..core.simulate import simulate
-from ..core.stack import lru_fault_curve
+from ..core.simulate import first_touches, resolve_warmup, simulate
 from ..core.traces import ZipfParams
 from .sweep import SweepSpec, write_sweep
 
 
 def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "auto", column="0", seed: int = 0,
-                  device: str = "cpu", checkpoint: str | None = None, candidates: int | None = None) -> list[dict]:
-    """One row per (policy, K) for a real trace; all K of a policy run as lanes of one batch.
-    Rows name the format the file was read as (``auto`` resolved).
+                  device: str = "cpu", warmup=0, checkpoint: str | None = None,
+                  candidates: int | None = None) -> list[dict]:
+    """One row per (policy, K) for a real trace; all K of a policy run as lanes of one batch (or one
+    stack-distance pass on the CPU for LRU, LFU and Belady).  Requests and faults count from request
+    ``warmup`` on (an int, or a fraction of the trace in (0, 1)); compulsory faults are those on a
+    block's first request.  Rows name the format the file was read as (``auto`` resolved).
 
     ``checkpoint``, ``candidates``: options of the policies that need a checkpoint (``learned``)."""
     pols = [get_policy(p) for p in policies]
@@ -23,33 +26,36 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "aut
         if K < 1:
             raise ValueError(f"K must be >= 1, got {K}")
     trace = read_trace(path, fmt, column)
+    w = resolve_warmup(warmup, trace.requests)
     ids = torch.from_numpy(trace.ids).to(device)
     lanes = ids.unsqueeze(0).expand(len(Ks), -1)
     Kt = torch.tensor(Ks, dtype=torch.int64, device=device)
+    requests = trace.requests - w
+    compulsory = int(first_touches(ids, w)[0])
     rows = []
     for pol in pols:
-        if pol.name == "lru" and device == "cpu":  # every K from one stack-distance pass
-            faults = lru_fault_curve(ids, max(Ks))[0, Kt.cpu() - 1]
+        if pol.name in ONE_PASS and device == "cpu":  # every K from one pass (K beyond T acts as T)
+            faults = fault_curve(ids, pol.name, min(max(Ks), trace.requests), w)[0, Kt.clamp(max=trace.requests) - 1]
         else:
             options = {"checkpoint": checkpoint, "candidates": candidates} if pol.needs_checkpoint else None
-            faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks), options=options).faults.cpu()
+            faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks), options=options, warmup=w).faults.cpu()
         for i, K in enumerate(Ks):
             f = int(faults[i])
-            rows.append(dict(policy=pol.name, K=K, format=trace.format, requests=trace.requests,
-                             distinct=trace.distinct, compulsory_faults=trace.distinct, faults=f,
-                             fault_rate=f / trace.requests, non_compulsory_faults=f - trace.distinct))
+            rows.append(dict(policy=pol.name, K=K, format=trace.format, requests=requests, distinct=trace.distinct,
+                             warmup=w, compulsory_faults=compulsory, faults=f, fault_rate=f / requests,
+                             non_compulsory_faults=f - compulsory))
     return rows
 
 
 def sweep_to_csv(out: str, policies: list[str], Ks: list[int], seeds: list[int], betas: list[float],
                  rhos: list[float], zipf: dict, family: str = "zipf", device: str = "cpu", eta: float | None = None,
-                 overwrite: bool = False, progress=None, checkpoint: str | None = None) -> tuple[int, int]:
+                 overwrite: bool = False, progress=None, warmup=0, checkpoint: str | None = None) -> tuple[int, int]:
     """Run the grid into the resumable table ``out``; returns (rows written now, rows already there)."""
     options = {} if eta is None else {"eta": eta}
     if checkpoint is not None:
         options["checkpoint"] = checkpoint
     spec = SweepSpec([get_policy(p) for p in policies], Ks, seeds, betas, rhos, ZipfParams(**zipf), family, device,
-                     options or None)
+                     options or None, warmup)
     bar = progress(spec.cells) if progress else None
     try:
         return write_sweep(spec, out, overwrite, bar)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..core.results import atomic_path, write_text_atomic
-from ..core.simulate import simulate
+from ..core.simulate import first_touches, simulate
 from ..core.traces import ZipfParams, hamming_count, perturb, zipf_traces
 
 PAPER_POLICIES = ("belady", "lru", "lfu", "fifo", "random")
@@ -52,12 +52,14 @@ def fault_table(cfg: ReproduceConfig, progress=None) -> list[dict]:
         faults[name] = simulate(traces, name, Ks.to(cfg.device), seed=seeds).faults.cpu().numpy()
         if progress is not None:
             progress.update(1)
+    compulsory = first_touches(base).tolist()  # per seed
     rows = []
     for name in cfg.policies:
         for lane in range(S * nK):
             f = int(faults[name][lane])
             rows.append(dict(policy=name, K=int(Ks[lane]), seed=seeds[lane], faults=f,
-                             fault_rate=f / cfg.params.T, competitive_ratio=f / int(faults["belady"][lane])))
+                             non_compulsory_faults=f - compulsory[lane % S], fault_rate=f / cfg.params.T,
+                             competitive_ratio=f / int(faults["belady"][lane])))
     return rows
 
 

@@ -9,10 +9,11 @@ import torch
 
 from ..core.policies import POLICIES, Policy, get_policy
 from ..core.results import ResultsTable
-from ..core.simulate import simulate
+from ..core.simulate import first_touches, resolve_warmup, simulate
 from ..core.traces import ZipfParams, cyclic_traces, perturb, retrieval_noise, zipf_traces
 
-SWEEP_COLUMNS = ("policy", "K", "seed", "beta", "rho", "T", "faults", "fault_rate", "competitive_ratio")
+SWEEP_COLUMNS = ("policy", "K", "seed", "beta", "rho", "T", "faults", "non_compulsory_faults", "fault_rate",
+                 "competitive_ratio")
 SWEEP_KEY = ("policy", "K", "seed", "beta", "rho")
 FAMILIES = ("zipf", "cyclic")
 LANES_PER_CALL = 1 << 14  # bounds memory: a call holds at most this many [T] traces
@@ -30,6 +31,8 @@ class SweepSpec:
     device: str = "cpu"
     options: dict | None = None
     """Policy options (e.g. ``{"eta": 0.5}`` for prediction-based policies)."""
+    warmup: int | float = 0
+    """Requests of each trace that fill the cache uncounted: a number, or a fraction of T in (0, 1)."""
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -45,6 +48,7 @@ class SweepSpec:
         for r in self.rhos:
             if not 0 <= r <= 1:
                 raise ValueError(f"rho must be in [0, 1], got {r}")
+        resolve_warmup(self.warmup, self.params.T)
 
     @property
     def cells(self) -> int:
@@ -74,7 +78,9 @@ def run_sweep(spec: SweepSpec, done=None) -> Iterator[list[dict]]:
 
     ``done(row) -> bool`` marks finished cells: a batch whose cells are all done is not
     simulated, and its finished rows are not yielded.  Belady runs on every simulated trace
-    for the ratio; a lane's numbers never depend on its batch, so resuming changes none."""
+    for the ratio; a lane's numbers never depend on its batch, so resuming changes none.
+    Faults and T count the requests after the warm-up; ``non_compulsory_faults`` leaves out
+    those on a block's first request."""
     belady = get_policy("belady")
     for beta in spec.betas:
         for rho in spec.rhos:
@@ -91,15 +97,18 @@ def run_sweep(spec: SweepSpec, done=None) -> Iterator[list[dict]]:
                     if shared is None or spec.family == "cyclic":  # only the cyclic family depends on K
                         shared = make_traces(spec, seeds, beta, rho, K)
                     traces = shared
-                    opt = simulate(traces, belady, K).faults.cpu()
-                    requests = (traces >= 0).sum(1).cpu()
+                    w = resolve_warmup(spec.warmup, traces.shape[1])
+                    res = simulate(traces, belady, K, warmup=w)
+                    opt, requests = res.faults.cpu(), res.requests.cpu()
+                    compulsory = first_touches(traces, w).cpu()
                     for pol in todo:
-                        faults = opt if pol is belady else simulate(traces, pol, K, seed=seeds, options=spec.options).faults.cpu()
+                        faults = opt if pol is belady else simulate(traces, pol, K, seed=seeds, options=spec.options,
+                                                                    warmup=w).faults.cpu()
                         rows = []
                         for i, s in enumerate(seeds):
                             f, n = int(faults[i]), int(requests[i])
-                            rows.append(dict(cell(pol, s), T=n, faults=f, fault_rate=f / max(n, 1),
-                                             competitive_ratio=f / max(int(opt[i]), 1)))
+                            rows.append(dict(cell(pol, s), T=n, faults=f, non_compulsory_faults=f - int(compulsory[i]),
+                                             fault_rate=f / max(n, 1), competitive_ratio=f / max(int(opt[i]), 1)))
                         yield [r for r in rows if done is None or not done(r)]
 
 
@@ -107,7 +116,7 @@ def spec_record(spec: SweepSpec) -> dict:
     """Everything that determines a sweep's rows (the device does not: backends agree)."""
     return {"command": "sweep", "family": spec.family, "params": asdict(spec.params),
             "policies": [p.name for p in spec.policies], "K": list(spec.Ks), "seeds": _ranges(spec.seeds),
-            "beta": list(spec.betas), "rho": list(spec.rhos), "options": spec.options or {}}
+            "beta": list(spec.betas), "rho": list(spec.rhos), "options": spec.options or {}, "warmup": spec.warmup}
 
 
 def _ranges(xs: list[int]) -> list[list[int]]:

@@ -26,24 +26,40 @@ P_FRAC = 32  # fractional bits of ARC's target p
 
 
 @njit(inline="always", cache=True)
-def _lru_of(k, lst, stamp, which):
-    """Index with the smallest stamp among entries of list ``which``."""
-    s = -1
-    for i in range(k):
-        if lst[i] == which and (s < 0 or stamp[i] < stamp[s]):
-            s = i
-    return s
+def _unlink(nxt, prv, i):
+    nxt[prv[i]] = nxt[i]
+    prv[nxt[i]] = prv[i]
+
+
+@njit(inline="always", cache=True)
+def _push_mru(nxt, prv, head, i):
+    """Node ``i`` becomes the most recent end of the list whose sentinel is ``head``."""
+    j = prv[head]
+    nxt[j] = i
+    prv[i] = j
+    nxt[i] = head
+    prv[head] = i
 
 
 @njit(cache=True)
-def lane_arc(trace, k, want, hits_row, victims_row, where, blk, lst, stamp, gblk, glst, gstamp):
-    """where[id]: resident slot, ghost index + k, or -1.  lst 1/2 = T1/T2; glst 1/2 = B1/B2, 0 = free."""
+def lane_arc(trace, k, want, hits_row, victims_row, where, blk, lst, gblk, glst, nxt, prv, free):
+    """where[id]: resident slot, ghost index + k, or -1.  lst 1/2 = T1/T2; glst 1/2 = B1/B2, 0 = free.
+
+    The four lists are circular doubly linked lists through ``nxt``/``prv`` (nodes: slots 0..k-1,
+    ghosts k..2k-1, sentinels 2k..2k+3 for T1, T2, B1, B2; a sentinel's ``nxt`` is its least recent
+    entry), so every request costs O(1) whatever K; ``free`` is a stack of unused ghost indices."""
     T = trace.shape[0]
+    H = 2 * k  # sentinel of T1; T2, B1, B2 follow
+    for j in range(4):
+        nxt[H + j] = H + j
+        prv[H + j] = H + j
+    for i in range(k):
+        glst[i] = 0
+        free[i] = i
+    nfree = k
     n1 = n2 = nb1 = nb2 = 0
     p = np.int64(0)  # target size of T1, fixed point
     faults = 0
-    for i in range(k):
-        glst[i] = 0
     for t in range(T):
         x = trace[t]
         if x < 0:
@@ -56,14 +72,16 @@ def lane_arc(trace, k, want, hits_row, victims_row, where, blk, lst, stamp, gblk
                 n1 -= 1
                 n2 += 1
             lst[w] = 2
-            stamp[w] = t
+            _unlink(nxt, prv, w)
+            _push_mru(nxt, prv, H + 1, w)
             continue
         faults += 1
         ghost = w >= k
         in_b2 = False
         to_t2 = False
         replace = True
-        if ghost:  # cases II / III: adapt p, forget the ghost (its entry is reused below)
+        g = -1  # a ghost entry to forget
+        if ghost:  # cases II / III: adapt p, forget the ghost
             g = w - k
             in_b2 = glst[g] == 2
             if in_b2:
@@ -72,55 +90,57 @@ def lane_arc(trace, k, want, hits_row, victims_row, where, blk, lst, stamp, gblk
             else:
                 p = min(p + max((nb2 << P_FRAC) // nb1, 1 << P_FRAC), k << P_FRAC)
                 nb1 -= 1
-            glst[g] = 0
             to_t2 = True
         elif n1 + n2 < k:  # cold fill
             replace = False
         elif n1 + nb1 == k:  # case IV.A
             if n1 < k:
-                g = _lru_of(k, glst, gstamp, 1)
+                g = nxt[H + 2] - k
                 where[gblk[g]] = -1
-                glst[g] = 0
                 nb1 -= 1
             else:
                 replace = False
         elif n1 + n2 + nb1 + nb2 == 2 * k:  # case IV.B, directory full
-            g = _lru_of(k, glst, gstamp, 2)
+            g = nxt[H + 3] - k
             where[gblk[g]] = -1
-            glst[g] = 0
             nb2 -= 1
+        if g >= 0:
+            glst[g] = 0
+            _unlink(nxt, prv, k + g)
+            free[nfree] = g
+            nfree += 1
         if n1 + n2 < k:
             s = n1 + n2
         else:
             if replace and not (n1 >= 1 and ((n1 << P_FRAC) > p or (in_b2 and (n1 << P_FRAC) == p))):
-                s = _lru_of(k, lst, stamp, 2)
+                s = nxt[H + 1]  # LRU of T2
                 n2 -= 1
             else:
-                s = _lru_of(k, lst, stamp, 1)
+                s = nxt[H]  # LRU of T1
                 n1 -= 1
+            _unlink(nxt, prv, s)
             v = evict(where, blk, s)
             if want:
                 victims_row[t] = v
             if replace:  # the victim becomes the MRU ghost of its list
-                g = 0
-                while glst[g] != 0:
-                    g += 1
+                nfree -= 1
+                g = free[nfree]
                 glst[g] = lst[s]
                 gblk[g] = v
-                gstamp[g] = t
                 where[v] = k + g
+                _push_mru(nxt, prv, H + 1 + lst[s], k + g)
                 if lst[s] == 1:
                     nb1 += 1
                 else:
                     nb2 += 1
         place(where, blk, s, x)
-        stamp[s] = t
         if to_t2:
             lst[s] = 2
             n2 += 1
         else:
             lst[s] = 1
             n1 += 1
+        _push_mru(nxt, prv, H + lst[s] - 1, s)
     release(where, blk, n1 + n2)
     for i in range(k):
         if glst[i] != 0:

@@ -144,14 +144,15 @@ def _simulate_batch(traces, pred, K, hk, code, rkeys, n_ids, want, hits, victims
         lst = np.empty(kmax, dtype=np.int64)
         gblk = np.empty(kmax, dtype=np.int64)
         glst = np.empty(kmax, dtype=np.int64)
-        gstamp = np.empty(kmax, dtype=np.int64)
+        links = np.empty((2, 2 * kmax + 4) if code == ARC else (2, 1), dtype=np.int64)  # ARC's list nodes
+        free = np.empty(kmax if code == ARC else 1, dtype=np.int64)
         flags = np.zeros(kmax, dtype=np.bool_)
         eligible = np.ones(kmax, dtype=np.bool_)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             row = b if want else 0
             if code == ARC:
                 faults[b] = lane_arc(traces[b], K[b], want, hits[row], victims[row],
-                                     where, blk, lst, last, gblk, glst, gstamp)
+                                     where, blk, lst, gblk, glst, links[0], links[1], free)
             elif code == CLOCK:
                 faults[b] = lane_clock(traces[b], K[b], want, hits[row], victims[row], where, blk, flags)
             else:

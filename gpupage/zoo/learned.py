@@ -98,7 +98,6 @@ WEIGHT_MAX = 32767
 SUM_LIMIT = 1 << 24  # |b| + 255 * sum |w| stays below this: sums are exact in int32 and float32
 MAX_SHIFT = 30
 MAX_T = 1 << 30
-STREAM_EXPERT_MIX = 11  # rng stream of DAgger's per-decision choice between expert and learner
 
 
 def decay_fracs() -> np.ndarray:
@@ -587,7 +586,7 @@ def _rollout(traces, K, net, exact, beta, seeds, record):
     nxt = next_uses(traces) if expert else np.zeros((1, 1), dtype=np.int64)
     mkeys = np.zeros(B, dtype=np.int64)
     if expert:
-        mkeys[:] = [rng.stream_key(int(k), STREAM_EXPERT_MIX) for k in rng.lane_keys(np.asarray(seeds), B)]
+        mkeys[:] = [rng.stream_key(int(k), rng.STREAM_EXPERT_MIX) for k in rng.lane_keys(np.asarray(seeds), B)]
     faults = np.empty(B, dtype=np.int64)
     decisions = np.empty(B, dtype=np.int64)
     common = (net.cpu_args(), exact, _FRAC, _RMUL, n_ids, False, np.zeros((1, 1), dtype=np.uint8),
@@ -607,7 +606,7 @@ def _rollout(traces, K, net, exact, beta, seeds, record):
 def collect(traces: np.ndarray, K: np.ndarray, net: LearnedNet | None, beta: float, seeds):
     """Roll out the integer network mixed with Belady and record every decision (DAgger).
 
-    At each decision Belady acts when a draw of stream ``STREAM_EXPERT_MIX`` of the lane's
+    At each decision Belady acts when a draw of stream ``rng.STREAM_EXPERT_MIX`` of the lane's
     seed, at the decision's index, falls below ``beta`` (``net`` None: Belady always); the
     network otherwise.  Two passes of the simulator: one counts each lane's decisions, the
     other writes them.
@@ -628,78 +627,3 @@ def collect(traces: np.ndarray, K: np.ndarray, net: LearnedNet | None, beta: flo
 def float_faults(traces: np.ndarray, K: np.ndarray, net: FloatNet) -> np.ndarray:
     """int64 [B]: faults of the float network ``net`` as a policy (every slot scored)."""
     return _rollout(traces, K, net, False, 1.0, None, False)[0]
-
-
-# ----------------------------------------------------------------------------------------------
-# Plain reference
-
-
-def naive_learned(trace: list[int], K: int, net: LearnedNet, candidates: int | None = None):
-    """(faults, hits, victims) of ``learned`` on one trace, written from the specification above
-    with dicts and Python integers (no code shared with the numba or Triton paths)."""
-    fracs = [[math.floor(2**16 * 2 ** (-r / h)) for r in range(h)] for h in HALF_LIVES]
-
-    def D(i, dt):
-        h = HALF_LIVES[i]
-        return fracs[i][dt % h] >> min(dt // h, 17)
-
-    def L(v):
-        u = v + 1
-        e = u.bit_length() - 1
-        return 8 * e + ((u - (1 << e)) * 8) // (1 << e)
-
-    def value(i, c, since, t):
-        return c * D(i, t - since) >> 16
-
-    def rate(i, c, since, t):
-        h = HALF_LIVES[i]
-        return min(value(i, c, since, t) * round(2**16 * (1 - 2 ** (-1 / h))) >> 24, 255)
-
-    def layer(W, b, s, x):
-        return [min(max((bj + sum(w * xi for w, xi in zip(row, x))) >> s, 0), 255) for row, bj in zip(W, b)]
-
-    W1, b1, W2, b2, w3 = (a.tolist() for a in (net.W1, net.b1, net.W2, net.b2, net.w3))
-    blocks: dict[int, dict] = {}  # per block: count, last_use, gap, dc
-    slots: list[dict] = []  # per slot: block, ins, hits
-    fault_c, fault_t, novel_c, novel_t = [0, 0, 0], 0, [0, 0, 0], 0
-    faults, hits, victims = 0, [False] * len(trace), [-1] * len(trace)
-    for t, x in enumerate(trace):
-        if x < 0:
-            continue
-        st = blocks.setdefault(x, {"count": 0, "last_use": 0, "gap": 0, "dc": [0, 0, 0]})
-        where = [i for i, sl in enumerate(slots) if sl["block"] == x]
-        if where:
-            s = where[0]
-            hits[t] = True
-            slots[s]["hits"] += 1
-        else:
-            faults += 1
-            fault_c = [value(i, fault_c[i], fault_t, t) + 2**16 for i in range(3)]
-            fault_t = t
-            if st["count"] == 0:
-                novel_c = [value(i, novel_c[i], novel_t, t) + 2**16 for i in range(3)]
-                novel_t = t
-            if len(slots) < K:
-                slots.append({})
-                s = len(slots) - 1
-            else:
-                ctx = ([rate(i, fault_c[i], fault_t, t) for i in range(3)]
-                       + [rate(i, novel_c[i], novel_t, t) for i in range(3)] + [L(K)])
-                by_age = sorted(range(K), key=lambda i: blocks[slots[i]["block"]]["last_use"])
-                pool = by_age[:candidates] if candidates else by_age
-                keys = {}
-                for i in pool:
-                    sl, b = slots[i], blocks[slots[i]["block"]]
-                    x_in = [L(t - b["last_use"]), L(t - sl["ins"]), L(sl["hits"]), L(b["count"]), L(b["gap"])]
-                    x_in += [L(value(h, b["dc"][h], b["last_use"], t) >> 10) for h in range(3)]
-                    h2 = layer(W2, b2, net.s2, layer(W1, b1, net.s1, x_in + ctx))
-                    keys[i] = (sum(w * h for w, h in zip(w3, h2)), b["last_use"])
-                s = min(keys, key=keys.get)
-                victims[t] = slots[s]["block"]
-            slots[s] = {"block": x, "ins": t, "hits": 0}
-        if st["count"] > 0:
-            st["gap"] = t - st["last_use"]
-        st["dc"] = [value(h, st["dc"][h], st["last_use"], t) + 2**16 for h in range(3)]
-        st["count"] += 1
-        st["last_use"] = t
-    return faults, hits, victims

@@ -1,0 +1,161 @@
+"""Miss-ratio curves: every policy at many cache sizes of one trace (behind ``gpupage mrc``).
+
+A stack algorithm (LRU, LFU, Belady) gives its whole curve in one pass
+(:mod:`gpupage.core.stack`, :mod:`gpupage.core.curves`); every other registry policy runs its
+sizes as lanes of one batch, ``simulate(trace.expand(nK, T), policy, K=tensor)``.  Both count
+faults from the warm-up's end and are exact; a SHARDS sample (:mod:`gpupage.core.shards`)
+replaces the trace by its sample and each K by ``round(K * rate)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.curves import ONE_PASS, fault_curve
+from ..core.policies import Policy, get_policy
+from ..core.results import atomic_path
+from ..core.shards import check_rate, sample_mask, scaled_k
+from ..core.simulate import first_touches, resolve_warmup, simulate
+
+AUTO_SIZES = 64
+COLUMNS = ("policy", "K", "requests", "faults", "non_compulsory_faults", "miss_ratio")
+
+
+def auto_sizes(distinct: int, n: int = AUTO_SIZES) -> list[int]:
+    """``n`` cache sizes log-spaced from 1 to ``distinct``: each rounded to the nearest integer and,
+    where that repeats the previous size, raised to one more, so the sizes are distinct and
+    ascending (1, 2, 3, ... at the small end) and the last is ``distinct``; ``min(n, distinct)`` sizes."""
+    if distinct < 2:
+        raise ValueError(f"--K auto needs a trace of at least 2 distinct blocks, this one has {distinct}; give --K")
+    sizes: list[int] = []
+    for i in range(n):
+        k = max(int(round(distinct ** (i / (n - 1)))), sizes[-1] + 1 if sizes else 1)
+        if k > distinct:
+            break
+        sizes.append(k)
+    return sizes
+
+
+def miss_ratio_curves(ids, policies, Ks, warmup=0, sample_rate: float = 1.0, seed: int = 0,
+                      one_pass: bool = True, original=None, progress=None) -> list[dict]:
+    """One row (``COLUMNS``) per (policy, K) of the trace ``ids``.
+
+    Args:
+        ids: block ids ``[T]`` (ints >= 0, no pads), e.g. ``read_trace(path).ids``.
+        policies: registry names or :class:`Policy` objects.
+        Ks: cache sizes, or ``"auto"`` (:func:`auto_sizes` of the trace's distinct blocks).
+        warmup: requests that fill the caches uncounted: an int, or a fraction of the trace in (0, 1).
+        sample_rate: SHARDS rate in (0, 1]; below 1 every count is the sample's, simulated at
+            ``round(K * rate)`` blocks, and ``miss_ratio`` estimates the full trace's as the sample's
+            faults over the requests a sample at this rate holds on average (``rate`` times the
+            trace's), which is SHARDS_adj: a hot block in or out of the sample moves the sample's
+            size far more than its faults.
+        seed: the Random policy's seed and the sample's hash seed.
+        one_pass: use a stack algorithm's one-pass curve where there is one (else lanes for all).
+        original: the ids the sample hashes (default ``ids``), e.g. a file's own ids.
+        progress: anything with ``update(n)``, advanced once per policy.
+    """
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    pols = [p if isinstance(p, Policy) else get_policy(p) for p in policies]
+    if not pols:
+        raise ValueError("no policy given")
+    w = resolve_warmup(warmup, ids.shape[0])
+    rate = check_rate(sample_rate)
+    expected = rate * (ids.shape[0] - w)  # counted requests of an average sample
+    lane = torch.from_numpy(ids.astype(np.int32) if ids.size and 0 <= ids.min() and ids.max() < 2**31 else ids)
+    if isinstance(Ks, str) and Ks == "auto":
+        sizes = auto_sizes(int(first_touches(lane)[0]))
+    else:
+        sizes = sorted({int(k) for k in Ks})
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"K must be >= 1, got {min(sizes) if sizes else 'none'}")
+    if rate < 1:
+        keep = sample_mask(ids if original is None else original, rate, seed)
+        lane = lane[torch.from_numpy(keep)]
+        w = int(keep[:w].sum())
+        if lane.shape[0] <= w:
+            raise ValueError(f"a sample at rate {rate} keeps {lane.shape[0]} requests, {w} of them in the warm-up: "
+                             "nothing to count; raise --sample-rate")
+    sim_k = [scaled_k(k, rate) for k in sizes]
+    compulsory = int(first_touches(lane, w)[0])
+    requests = lane.shape[0] - w
+    distinct_k = sorted(set(sim_k))
+    rows = []
+    for pol in pols:
+        if one_pass and pol.name in ONE_PASS:
+            cap = lane.shape[0]  # a cache beyond the trace's length holds all of it, as one of that length
+            curve = fault_curve(lane, pol.name, min(max(distinct_k), cap), warmup=w)[0]
+            faults = {k: int(curve[min(k, cap) - 1]) for k in distinct_k}
+        else:
+            batch = lane.unsqueeze(0).expand(len(distinct_k), -1)
+            res = simulate(batch, pol, torch.tensor(distinct_k), seed=[seed] * len(distinct_k), warmup=w)
+            faults = dict(zip(distinct_k, res.faults.tolist()))
+        for k, ks in zip(sizes, sim_k):
+            f = faults[ks]
+            rows.append(dict(policy=pol.name, K=k, requests=requests, faults=f, non_compulsory_faults=f - compulsory,
+                             miss_ratio=f / requests if rate == 1 else min(f / expected, 1.0)))
+        if progress is not None:
+            progress.update(1)
+    return rows
+
+
+def check_out_dir(out_dir) -> Path:
+    """``out_dir`` as a Path; one that exists and is not a directory is a one-line OSError."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a directory")
+    return out
+
+
+def write_curves(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Path]:
+    """``mrc.csv`` (``COLUMNS``) and ``mrc.png`` (miss ratio against K, one line per policy) in
+    ``out_dir``, each replaced atomically.  An ``out_dir`` that is a file is a one-line OSError."""
+    out = check_out_dir(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path = out / "mrc.csv", out / "mrc.png"
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**r, "miss_ratio": f"{r['miss_ratio']:.6f}"})
+    _plot(rows, png_path, title)
+    return csv_path, png_path
+
+
+def _plot(rows: list[dict], path: Path, title: str) -> None:
+    from matplotlib.figure import Figure  # no pyplot: a figure of its own, drawn by Agg, loads faster
+
+    fig = Figure(figsize=(7.5, 4.6))
+    ax = fig.subplots()
+    for name in dict.fromkeys(r["policy"] for r in rows):
+        sel = [r for r in rows if r["policy"] == name]
+        style = dict(color="black", linestyle="--", linewidth=1.6) if name == "belady" else dict(linewidth=1.3)
+        ax.plot([r["K"] for r in sel], [r["miss_ratio"] for r in sel], label=name, **style)
+    ax.set_xscale("log")
+    ax.set_xlabel("cache size K (blocks)")
+    ax.set_ylabel("miss ratio")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+
+
+def describe(path: str, requests: int, distinct: int, warmup: int, sample_rate: float) -> str:
+    """The plot's title: the trace, its size, and how it was counted."""
+    text = f"{os.path.basename(path)}: {requests:,} requests, {distinct:,} blocks"
+    if warmup:
+        text += f", warm-up {warmup:,}"
+    if sample_rate < 1:
+        text += f", SHARDS sample at rate {sample_rate:g}"
+    return text
+
+
+__all__ = ["AUTO_SIZES", "COLUMNS", "auto_sizes", "miss_ratio_curves", "check_out_dir", "write_curves", "describe"]
