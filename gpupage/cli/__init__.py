@@ -52,9 +52,9 @@ def main():
 
 
 def _register():
-    from . import boundscmds, simcmds, rlcmds
+    from . import boundscmds, distcmds, simcmds, rlcmds
 
-    for module in (simcmds, boundscmds, rlcmds):
+    for module in (simcmds, boundscmds, rlcmds, distcmds):
         for cmd in module.COMMANDS:
             main.add_command(cmd)
 

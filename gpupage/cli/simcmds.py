@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .distcmds import report, scale_options, scale_writer
 from .options import (device_option, json_option, k_option, parse_float_list, parse_int_list, quiet_option,
                       resolve_device, seeds_option, zipf_options)
 
@@ -84,7 +85,8 @@ def simulate(trace_file, policies, K, fmt, column, seed, device, as_json):
 @click.option("--overwrite", is_flag=True, help="Start over, replacing --out's rows (default: resume).")
 @device_option
 @quiet_option
-def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, device, quiet):
+@scale_options
+def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, device, quiet, **scale):
     """Run a (policy x K x seed x beta x rho) grid; one CSV row per cell with Belady's ratio.
 
     An existing --out of the same sweep resumes: its finished cells are kept and skipped.
@@ -93,9 +95,13 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
 
     if eta is not None and eta < 0:
         raise click.BadParameter(f"--eta must be >= 0, got {eta}")
-    n, kept = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
-                           family=family, device=resolve_device(device), eta=eta, overwrite=overwrite,
-                           progress=_progress(quiet, "cell"))
+    writer = scale_writer("sweep", device, **scale)
+    ran = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
+                       family=family, device=resolve_device(device) if scale["ray_address"] is None else "cpu",
+                       eta=eta, overwrite=overwrite, progress=_progress(quiet, "cell"), writer=writer)
+    if writer is not None:
+        return report(ran, out, quiet)
+    n, kept = ran
     resumed = f" ({kept} already there)" if kept else ""
     click.echo(f"wrote {n} rows to {out}{resumed}", err=quiet)
 

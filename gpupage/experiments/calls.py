@@ -39,13 +39,16 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "txt
 
 def sweep_to_csv(out: str, policies: list[str], Ks: list[int], seeds: list[int], betas: list[float],
                  rhos: list[float], zipf: dict, family: str = "zipf", device: str = "cpu", eta: float | None = None,
-                 overwrite: bool = False, progress=None) -> tuple[int, int]:
-    """Run the grid into the resumable table ``out``; returns (rows written now, rows already there)."""
+                 overwrite: bool = False, progress=None, writer=None):
+    """Run the grid into the resumable table ``out``; returns (rows written now, rows already there).
+
+    ``writer(spec, out, overwrite, bar)`` replaces :func:`write_sweep` (a shard, a Ray run) and
+    its result is returned."""
     spec = SweepSpec([get_policy(p) for p in policies], Ks, seeds, betas, rhos, ZipfParams(**zipf), family, device,
                      None if eta is None else {"eta": eta})
     bar = progress(spec.cells) if progress else None
     try:
-        return write_sweep(spec, out, overwrite, bar)
+        return (writer or write_sweep)(spec, out, overwrite, bar)
     finally:
         if bar is not None:
             bar.close()
