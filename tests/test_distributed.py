@@ -244,8 +244,8 @@ def test_a_driver_killed_mid_run_resumes_without_recomputing_finished_chunks(tmp
 # ----------------------------------------------------------------------------- PPO and BC on 2 gloo ranks
 
 
-TRAIN = ["train", "--mode", "blackbox", "--K", "4", "--hidden", "16", "--bc-rounds", "1", "--bc-lanes", "8",
-         "--bc-epochs", "2", "--ppo-iterations", "8", "--lanes", "16", "--num-steps", "32", "--M", "16", "--W", "6",
+TRAIN = ["train", "--mode", "blackbox", "--K", "4", "--hidden", "16", "--bc-rounds", "1", "--bc-lanes", "16",
+         "--bc-epochs", "2", "--ppo-iterations", "8", "--lanes", "64", "--num-steps", "32", "--M", "16", "--W", "6",
          "--shift", "30", "--T", "60", "--device", "cpu", "--quiet"]  # T=60: every PPO iteration ends its episodes
 
 
@@ -271,14 +271,15 @@ def two_ranks(tmp_path_factory):
     return d
 
 
-def test_two_ranks_of_8_lanes_train_as_one_process_of_16(tmp_path, two_ranks):
+def test_two_ranks_of_32_lanes_train_as_one_process_of_64(tmp_path, two_ranks):
     """Behaviour cloning, DAgger and PPO: the same seeds, decisions, samples and minibatches, so every
     discrete outcome is equal and the floats agree to rounding.  Each rank sums its share of a
     minibatch and the all-reduce adds the shares: float32 sums in another order, differing in the last
     bits.  Adam divides by sqrt(v), so where a gradient is only rounding it takes steps of up to lr:
     the score head's output bias, to which the softmax over slots is blind (its true gradient is 0),
-    is the one such parameter and is left out.  Every other parameter agrees within 2e-5 (measured:
-    2e-6 after 2 rounds and 8 iterations) and the policies' probabilities within 1e-5."""
+    is the one such parameter and is left out (it drifts by about 1e-3).  Every other parameter agrees
+    within 5e-5 (measured: 7e-6 after 2 rounds of 16 lanes and 8 iterations of 64) and the policies'
+    probabilities within 1e-5 (measured: 6e-8)."""
     res = run(*TRAIN, "--out", tmp_path / "c.pt")
     assert res.exit_code == 0, res.output
     one, two = _log(tmp_path / "train_log.csv"), _log(two_ranks / "train_log.csv")
@@ -298,7 +299,7 @@ def test_two_ranks_of_8_lanes_train_as_one_process_of_16(tmp_path, two_ranks):
     s1, s2 = m1.state_dict(), m2.state_dict()
     blind = {"score.2.bias"}
     assert blind < set(s1) and s1["score.2.bias"].numel() == 1
-    assert max((s1[k] - s2[k]).abs().max().item() for k in s1 if k not in blind) < 2e-5
+    assert max((s1[k] - s2[k]).abs().max().item() for k in s1 if k not in blind) < 5e-5
     obs, _ = E.reset(E.EnvParams(K=4, zipf=ZipfParams(M=16, W=6, shift=30, T=60)), list(range(500, 532)))
     with torch.no_grad():
         p1, p2 = torch.softmax(m1(obs)[0], 1), torch.softmax(m2(obs)[0], 1)
