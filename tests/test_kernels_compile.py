@@ -1,7 +1,9 @@
-"""Every kernel specialisation compiles for sm_80 and sm_90 (no GPU needed).
+"""Every kernel specialisation compiles for sm_80 and sm_90 (no GPU needed), with Triton 3.9 and 3.6.
 
 Runs scripts/compile_kernels.py in a subprocess without TRITON_INTERPRET, so
-the kernels go through the real Triton -> PTX -> ptxas pipeline.
+the kernels go through the real Triton -> PTX -> ptxas pipeline.  The GPUs lent
+for acceptance runs have Triton 3.6: CI installs it apart (``pip install --target
+.triton36 triton==3.6.0 --no-deps``) and compiles every kernel with it first on the path.
 """
 
 import os
@@ -12,13 +14,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+TRITON36 = Path(os.environ.get("GPUPAGE_TRITON36", ROOT / ".triton36"))
+# Triton 3.6 allocates these specialisations' registers worse than 3.9 and spills (bytes, per arch);
+# they still compile and run.  More, or any other spill, fails the test.
+SPILLS_36 = {("kernels.heuristics:_adaptive_kernel", "adaptive_K<=64"): 1208,
+             ("kernels.heuristics:_adaptive_kernel", "adaptive_K<=32"): 16,
+             ("kernels.baselines:_predictive_kernel", "blind_oracle_K<=64"): 64,
+             ("kernels.closedloop:_closed_loop_kernel", "closed_loop_fifo_k64"): 8,
+             ("kernels.closedloop:_closed_loop_kernel", "closed_loop_fixed_k64"): 8}
 
 
-@pytest.mark.slow
-def test_every_kernel_compiles_for_sm80_and_sm90():
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+def _compile_all(env: dict) -> dict:
+    """{(kernel, spec): {arch: (ptx_bytes, regs, spill_bytes)}} from scripts/compile_kernels.py."""
+    env = {k: v for k, v in env.items() if k != "TRITON_INTERPRET"}
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "compile_kernels.py")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=1200)
+                          capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [line.split() for line in proc.stdout.splitlines()[1:] if line.strip()]
     assert all(len(r) == 6 for r in rows), proc.stdout
@@ -29,8 +39,27 @@ def test_every_kernel_compiles_for_sm80_and_sm90():
     mine = {k: v for k, v in by_spec.items() if k[0] == "kernels.simulate:_simulate_kernel"}
     assert len(mine) == 5 * 8  # 5 policy modes x (4 small + 4 large BLOCK_K)
     assert sum(k[0] == "kernels.fused:_zipf_sim_kernel" for k in by_spec) == 5 * 4 + 2
+    for archs in by_spec.values():
+        assert all(ptx_bytes > 0 and 0 < regs <= 255 for ptx_bytes, regs, _ in archs.values())
+    return by_spec
+
+
+@pytest.mark.slow
+def test_every_kernel_compiles_for_sm80_and_sm90():
     # state lives in registers: no specialisation of any kernel may spill
-    for (kernel, spec), archs in by_spec.items():
+    for (kernel, spec), archs in _compile_all(dict(os.environ)).items():
         for arch, (ptx_bytes, regs, spills) in archs.items():
-            assert ptx_bytes > 0 and 0 < regs <= 255
             assert spills == 0, (kernel, spec, arch, spills)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (TRITON36 / "triton").is_dir(),
+                    reason=f"no Triton 3.6 at {TRITON36} (pip install --target .triton36 triton==3.6.0 --no-deps)")
+def test_every_kernel_compiles_with_triton_3_6():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TRITON36), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    version = subprocess.run([sys.executable, "-c", "import triton; print(triton.__version__)"], env=env,
+                             capture_output=True, text=True).stdout.strip()
+    assert version.startswith("3.6"), version
+    for key, archs in _compile_all(env).items():
+        for arch, (_, _, spills) in archs.items():
+            assert spills <= SPILLS_36.get(key, 0), (key, arch, spills)

@@ -1,6 +1,7 @@
 """The package's map holds: layers import only downward, modules stay small, and the docs' names exist.
 
-Layers, bottom to top: gpupage.core < gpupage.zoo < gpupage.controller < gpupage.experiments < gpupage.cli.
+Layers, bottom to top: gpupage.core < gpupage.zoo < gpupage.controller < gpupage.experiments
+< gpupage.distributed < gpupage.cli.
 ``kernels`` reads gpupage.core, gpupage.zoo and gpupage.controller.state only, and a gpupage module may
 launch a kernel only if that kernel reads nothing above the module's own layer.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("core", "zoo", "controller", "experiments", "cli")
+LAYERS = ("core", "zoo", "controller", "experiments", "distributed", "cli")
 MAX_LINES = 700
 KERNEL_READS = ("gpupage.core", "gpupage.zoo", "gpupage.controller.state")
 

@@ -52,9 +52,9 @@ def main():
 
 
 def _register():
-    from . import boundscmds, mrccmds, simcmds, rlcmds
+    from . import boundscmds, distcmds, mrccmds, simcmds, rlcmds
 
-    for module in (simcmds, mrccmds, boundscmds, rlcmds):
+    for module in (simcmds, mrccmds, boundscmds, rlcmds, distcmds):
         for cmd in module.COMMANDS:
             main.add_command(cmd)
 

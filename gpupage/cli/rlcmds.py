@@ -45,12 +45,21 @@ from .options import (device_option, json_option, k_option, quiet_option, seeds_
               help="Where train_log.csv and train_curve.png go [default: next to --out].")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="torch CPU threads (the model is small: more threads only contend with numba and each other).")
+@click.option("--nproc", type=int, default=1, show_default=True,
+              help="Data-parallel ranks on this machine (runs torchrun: one GPU each on CUDA, gloo on the CPU); "
+                   "they split --lanes and --bc-lanes and train as one process with all of them.")
 @device_option
 @quiet_option
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
           lanes, num_steps, lr, ent_coef, critic_warmup, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
-          device, quiet):
-    """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO."""
+          nproc, device, quiet):
+    """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO.
+
+    Under torchrun (or with --nproc) each rank trains its share of the lanes; rank 0 writes the
+    checkpoint, log and plot, and --resume puts every rank back at the same checkpoint.
+    """
+    if nproc != 1:
+        return _launch_ranks(nproc, out, lanes, bc_lanes, bc_rounds, device)
     import torch
     from tqdm import tqdm
 
@@ -66,6 +75,12 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
     if threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
+    from ..distributed.ddp import join, leave, under_torchrun
+
+    ranks = None
+    if under_torchrun():
+        ranks, device = join(device)
+        quiet = quiet or ranks.rank != 0
     zipf = dict(M=M, alpha=alpha, W=W, shift=shift, T=T)
     ZipfParams(**zipf)  # validate early
     Ks = tuple(parse_int_list(bc_Ks, "--bc-Ks")) if bc_Ks else ()
@@ -87,17 +102,45 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         bar.set_postfix({"stage": stage, **{k: f"{v:.3f}" for k, v in shown.items()}})
 
     recorded = {k: v for k, v in options.items() if k not in RESUME_MAY_DIFFER}
-    with bar:
-        meta = train_controller(out, bc, ppo, resume=resume, log_dir=log_dir, progress=progress,
-                                meta={"command": shlex.join(["gpupage"] + sys.argv[1:]), "options": recorded})
+    try:
+        with bar:
+            meta = train_controller(out, bc, ppo, resume=resume, log_dir=log_dir, progress=progress,
+                                    meta={"command": shlex.join(["gpupage"] + sys.argv[1:]), "options": recorded},
+                                    ranks=ranks)
+    finally:
+        leave()
+    if ranks is not None and ranks.rank:
+        return
     if meta.get("nothing_to_do"):
         click.echo(f"{resume} is already trained to these totals: nothing to do")
     else:
         click.echo(f"wrote {out} (trained in {meta['train_seconds']:.0f} s)")
 
 
-# what a resumed run may change; every other option must be the checkpoint's
-RESUME_MAY_DIFFER = {"out", "resume", "ppo_iterations", "bc_rounds", "threads", "quiet", "device", "log_dir"}
+# what a resumed run may change; every other option must be the checkpoint's (the ranks split the
+# same global batch, so their number may change too)
+RESUME_MAY_DIFFER = {"out", "resume", "ppo_iterations", "bc_rounds", "threads", "quiet", "device", "log_dir", "nproc"}
+
+
+def _launch_ranks(nproc: int, out: str, lanes: int, bc_lanes: int, bc_rounds: int, device: str) -> None:
+    """``gpupage train --nproc N ...``: the same command as N torchrun ranks on this machine."""
+    from ..distributed.ddp import launch, under_torchrun, without_option
+
+    if nproc < 1:
+        raise click.BadParameter(f"--nproc must be >= 1, got {nproc}")
+    if under_torchrun():
+        raise click.UsageError("--nproc under torchrun: give torchrun --nproc_per_node instead")
+    for name, n in (("--lanes", lanes), ("--bc-lanes", bc_lanes if bc_rounds >= 0 else nproc)):
+        if n % nproc:
+            raise click.BadParameter(f"{name} {n} does not split evenly over --nproc {nproc} ranks")
+    if device != "cpu":
+        import torch
+
+        gpus = torch.cuda.device_count()
+        if (device == "cuda" or gpus) and gpus < nproc:
+            raise click.UsageError(f"--nproc {nproc}: only {gpus} GPUs are visible (one rank a GPU; "
+                                   "--device cpu trains on the CPU)")
+    launch(nproc, without_option(sys.argv[1:], "--nproc"), f"--resume {out} continues from its last checkpoint")
 
 
 def _check_resume_options(path, options: dict) -> None:

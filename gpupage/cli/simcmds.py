@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .distcmds import report, scale_options, scale_writer
 from .options import (device_option, json_option, k_option, parse_float_list, parse_int_list, quiet_option,
                       resolve_device, seeds_option, trace_format_option, warmup_option, zipf_options)
 
@@ -96,8 +97,9 @@ def simulate(trace_file, policies, K, fmt, column, seed, checkpoint, candidates,
 @warmup_option
 @device_option
 @quiet_option
+@scale_options
 def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, checkpoint, warmup,
-          device, quiet):
+          device, quiet, **scale):
     """Run a (policy x K x seed x beta x rho) grid; one CSV row per cell with Belady's ratio.
 
     An existing --out of the same sweep resumes: its finished cells are kept and skipped.
@@ -106,9 +108,14 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
 
     if eta is not None and eta < 0:
         raise click.BadParameter(f"--eta must be >= 0, got {eta}")
-    n, kept = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
-                           family=family, device=resolve_device(device), eta=eta, overwrite=overwrite,
-                           progress=_progress(quiet, "cell"), warmup=warmup, checkpoint=checkpoint)
+    writer = scale_writer("sweep", device, **scale)
+    ran = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
+                       family=family, device=resolve_device(device) if scale["ray_address"] is None else "cpu",
+                       eta=eta, overwrite=overwrite, progress=_progress(quiet, "cell"), warmup=warmup,
+                       checkpoint=checkpoint, writer=writer)
+    if writer is not None:
+        return report(ran, out, quiet)
+    n, kept = ran
     resumed = f" ({kept} already there)" if kept else ""
     click.echo(f"wrote {n} rows to {out}{resumed}", err=quiet)
 

@@ -21,6 +21,7 @@ import torch
 from . import env as E
 from .features import Obs, observe
 from .network import ControllerConfig, PageController
+from .ranks import OneProcess
 
 
 @dataclass
@@ -38,7 +39,7 @@ class BCConfig:
     seed_start: int = 10000
     """First training seed; training uses seed_start, seed_start + 1, ... (evaluation seeds lie below)."""
     lanes: int = 64
-    """Traces rolled out per round."""
+    """Traces rolled out per round (under torchrun, by all ranks together)."""
     dagger_rounds: int = 3
     """Rounds after the expert round that roll out the learner (0: plain behaviour cloning)."""
     beta: float = 0.5
@@ -75,9 +76,11 @@ class BCConfig:
         return list(self.Ks) if self.Ks else [self.K]
 
 
-def bc_loss(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Mean of -log pi(optimal set): logits [N, K] (-inf on empty slots), label bool [N, K]."""
-    return (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~label, float("-inf")), 1)).mean()
+def bc_loss(logits: torch.Tensor, label: torch.Tensor, total: int | None = None) -> torch.Tensor:
+    """Mean of -log pi(optimal set): logits [N, K] (-inf on empty slots), label bool [N, K].  With
+    ``total``: these N rows' share of the mean over a minibatch of ``total`` rows (on several ranks)."""
+    loss = torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~label, float("-inf")), 1)
+    return loss.mean() if total is None else loss.sum() / total
 
 
 def belady_labels(dist: torch.Tensor) -> torch.Tensor:
@@ -85,12 +88,13 @@ def belady_labels(dist: torch.Tensor) -> torch.Tensor:
     return (dist == dist.max(1, keepdim=True).values) & (dist >= 0)
 
 
-def rank_loss(logits: torch.Tensor, dist: torch.Tensor, tau: float) -> torch.Tensor:
-    """ListNet: cross-entropy from softmax(log(dist) / tau) over the resident slots to pi."""
+def rank_loss(logits: torch.Tensor, dist: torch.Tensor, tau: float, total: int | None = None) -> torch.Tensor:
+    """ListNet: cross-entropy from softmax(log(dist) / tau) over the resident slots to pi (``total``: as bc_loss)."""
     valid = dist >= 0
     target = torch.softmax((dist.clamp(min=1).float().log() / tau).masked_fill(~valid, float("-inf")), 1)
     logp = torch.log_softmax(logits, 1).masked_fill(~valid, 0)
-    return -(target * logp).sum(1).mean()
+    loss = -(target * logp).sum(1)
+    return loss.mean() if total is None else loss.sum() / total
 
 
 def expert_action(state: E.EnvState) -> torch.Tensor:
@@ -107,11 +111,22 @@ def collect(params: E.EnvParams, seeds, model: PageController | None = None, bet
 
     Returns (Obs stacked over decisions [N, ...], next-use distance int64 [N, K]: requests from
     the decision to the slot's next request, 2T when never again, -1 on empty slots)."""
-    obs, st = E.reset(params, seeds)
+    return collect_share(params, seeds, model, beta, generator)[:2]
+
+
+@torch.no_grad()
+def collect_share(params: E.EnvParams, seeds, model: PageController | None = None, beta: float = 1.0,
+                  generator: torch.Generator | None = None, ranks: OneProcess | None = None):
+    """:func:`collect` of this rank's block of ``seeds`` (every rank's), drawing the expert's coins for
+    every lane so that ranks mix as one process.  Also returns ``order``, each decision's index among
+    every rank's decisions in a single process's order (step-major, lane-minor), and their number."""
+    ranks = ranks or OneProcess()
+    lo, hi = ranks.share(len(seeds))
+    obs, st = E.reset(params, seeds[lo:hi])
     slots, globs, masks, labels, lives, gen_states = [], [], [], [], [], []
     mixing = model is not None and beta < 1
     step = 0
-    while step % E.DONE_CHECK_EVERY or not bool(st.done.all()):  # the loop's only host sync
+    while step % E.DONE_CHECK_EVERY or not ranks.all_done(st.done):  # the loop's only host sync
         live = ~st.done
         nu = E.slot_next_use(st)
         label = torch.where(nu >= E.NEVER, 2 * st.T, nu - st.t[:, None]).masked_fill(nu < 0, -1)
@@ -124,30 +139,40 @@ def collect(params: E.EnvParams, seeds, model: PageController | None = None, bet
         if mixing:
             gen_states.append(generator.get_state())
             learner = model.act(obs)
-            use_expert = torch.rand(st.batch, generator=generator, device=st.t.device) < beta
+            use_expert = torch.rand(len(seeds), generator=generator, device=st.t.device)[lo:hi] < beta
             action = torch.where(use_expert, action, learner)
         E.step_inplace(st, action)
         obs = observe(st, params.mode)
         step += 1
+    none = torch.empty(0, dtype=torch.int64, device=st.t.device)
     if not lives:  # no lane reached a decision
-        return Obs(obs.slots[:0], obs.glob[:0], obs.mask[:0]), torch.empty((0, params.K), dtype=torch.int64,
-                                                                            device=st.t.device)
+        return Obs(obs.slots[:0], obs.glob[:0], obs.mask[:0]), none.reshape(0, params.K), none, 0
     live_by_step = torch.stack(lives)  # [steps, B]
     live = live_by_step.reshape(-1)  # step-major, lane-minor: the order decisions were made in
+    every = ranks.gather_lanes(live_by_step)
     if mixing:  # steps past the last decision drew from the generator: rewind it to that decision
-        decisions = int(live_by_step.any(1).sum())
+        decisions = int(every.any(1).sum())
         if decisions < step:
             generator.set_state(gen_states[decisions])
     flat = lambda xs: torch.stack(xs).flatten(0, 1)[live]  # noqa: E731
-    return Obs(flat(slots), flat(globs), flat(masks)), flat(labels)
+    order = (every.reshape(-1).cumsum(0) - 1).reshape(every.shape)[:, lo:hi].reshape(-1)[live]
+    return Obs(flat(slots), flat(globs), flat(masks)), flat(labels), order, int(every.sum())
 
 
 def fit(model: PageController, data: Obs, dist: torch.Tensor, epochs: int, batch_size: int, lr: float,
-        weight_decay: float, generator: torch.Generator, rank_coef: float = 0.0, rank_tau: float = 0.5) -> list[float]:
-    """Minibatch AdamW on the BC loss (+ ranking loss); returns the mean loss of each epoch."""
+        weight_decay: float, generator: torch.Generator, rank_coef: float = 0.0, rank_tau: float = 0.5,
+        ranks: OneProcess | None = None, order: torch.Tensor | None = None, total: int | None = None) -> list[float]:
+    """Minibatch AdamW on the BC loss (+ ranking loss); returns the mean loss of each epoch.
+
+    On several ``ranks`` each holds its share of the data: ``order`` places its rows among the
+    ``total`` rows of every rank, and minibatches are drawn over those, as in one process."""
+    ranks = ranks or OneProcess()
     labels = belady_labels(dist)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    N = labels.shape[0]
+    N = labels.shape[0] if total is None else total
+    if ranks.world > 1:  # local[i]: the row here of global row i, or -1
+        local = torch.full((N,), -1, dtype=torch.int64, device=labels.device)
+        local[order] = torch.arange(order.numel(), device=labels.device)
     steps = epochs * math.ceil(N / batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i / steps, 1))))
     out = []
@@ -155,20 +180,25 @@ def fit(model: PageController, data: Obs, dist: torch.Tensor, epochs: int, batch
     for _ in range(epochs):
         perm = torch.randperm(N, generator=generator, device=labels.device)
         # a float64 sum on the device: the same number as summing Python floats, without a sync per step
-        total = torch.zeros((), dtype=torch.float64, device=labels.device)
+        epoch_sum = torch.zeros((), dtype=torch.float64, device=labels.device)
         for i in range(0, N, batch_size):
             idx = perm[i:i + batch_size]
+            m, share = idx.numel(), None
+            if ranks.world > 1:  # this rank's rows of the minibatch (maybe none: the loss is then 0)
+                idx, share = local[idx], m
+                idx = idx[idx >= 0]
             logits, _ = model(Obs(data.slots[idx], data.glob[idx], data.mask[idx]))
-            loss = bc_loss(logits, labels[idx])
+            loss = bc_loss(logits, labels[idx], share)
             if rank_coef:
-                loss = loss + rank_coef * rank_loss(logits, dist[idx], rank_tau)
+                loss = loss + rank_coef * rank_loss(logits, dist[idx], rank_tau, share)
             opt.zero_grad()
             loss.backward()
+            loss = ranks.sum_grads(model, loss.detach().double().reshape(1))[0]
             nn_clip(model)
             opt.step()
             sched.step()
-            total += loss.detach().double() * idx.numel()
-        out.append(float(total) / N)
+            epoch_sum += loss * m
+        out.append(float(epoch_sum) / N)
     model.eval()
     return out
 
@@ -178,7 +208,7 @@ def nn_clip(model, max_norm: float = 1.0):
 
 
 def train_bc(cfg: BCConfig, model: PageController | None = None, log=None, resume: dict | None = None,
-             snapshot=None) -> PageController:
+             snapshot=None, ranks: OneProcess | None = None) -> PageController:
     """Behaviour cloning on Belady rollouts, then ``dagger_rounds`` DAgger rounds.
 
     ``log(round, info)`` is called after each round with {'samples', 'loss', 'agreement'};
@@ -186,14 +216,16 @@ def train_bc(cfg: BCConfig, model: PageController | None = None, log=None, resum
     which ``train_bc(cfg, that_model, resume=state)`` continues to the same result as an
     uninterrupted run.  The state holds each round's starting weights and generator
     state rather than the aggregated data (hundreds of MB): the data still in use is
-    collected again, bit for bit, on resume."""
+    collected again, bit for bit, on resume.  On several ``ranks`` each rolls out and holds its
+    block of every round's lanes; the pool, its cap and the minibatches count every rank's rows."""
+    ranks = ranks or OneProcess()
     torch.manual_seed(cfg.torch_seed)
     gen = torch.Generator(device=cfg.device).manual_seed(cfg.torch_seed)
     if model is None:
         model = PageController(ControllerConfig(mode=cfg.mode, hidden=cfg.hidden))
     model = model.to(cfg.device)
     Ks = cfg.cache_sizes()
-    pool: list[tuple[Obs, torch.Tensor, float]] = []
+    pool: list[tuple] = []  # per round and K: decisions, distances, agreement, their order and number
     starts: list[dict] = []  # per round: the weights and generator state it started from
     dropped = 0  # items (one per round and K, in order) trimmed from the front of the pool
     first = 0
@@ -203,56 +235,63 @@ def train_bc(cfg: BCConfig, model: PageController | None = None, log=None, resum
         for rnd in range(dropped // len(Ks), first):
             learner.load_state_dict(starts[rnd]["weights"])
             gen.set_state(starts[rnd]["gen"])
-            pool.extend(_collect_round(cfg, rnd, learner, gen))
+            pool.extend(_collect_round(cfg, rnd, learner, gen, ranks))
         del pool[:dropped % len(Ks)]
         gen.set_state(resume["gen"])
     for rnd in range(first, cfg.dagger_rounds + 1):
         starts.append({"weights": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                        "gen": gen.get_state()})
-        pool.extend(_collect_round(cfg, rnd, model, gen))
-        while sum(p[1].shape[0] for p in pool) > cfg.max_samples and len(pool) > 1:
+        pool.extend(_collect_round(cfg, rnd, model, gen, ranks))
+        while sum(p[4] for p in pool) > cfg.max_samples and len(pool) > 1:
             pool.pop(0)
             dropped += 1
-        merged = _merge(pool)
-        losses = fit(model, merged[0], merged[1], cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, gen,
-                     cfg.rank_coef, cfg.rank_tau)
+        data, dist, order, total = _merge(pool)
+        losses = fit(model, data, dist, cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, gen,
+                     cfg.rank_coef, cfg.rank_tau, ranks, order, total)
         if log is not None:
-            log(rnd, {"samples": merged[1].shape[0], "loss": losses[-1],
+            log(rnd, {"samples": total, "loss": losses[-1],
                       "agreement": sum(p[2] for p in pool[-len(Ks):]) / len(Ks)})
         if snapshot is not None:
             snapshot(model, {"next_round": rnd + 1, "dropped": dropped, "starts": starts, "gen": gen.get_state()})
     return model
 
 
-def _collect_round(cfg: BCConfig, rnd: int, model: PageController, gen: torch.Generator) -> list:
-    """Round ``rnd``'s data, one (decisions, next-use distances, the model's agreement with Belady)
+def _collect_round(cfg: BCConfig, rnd: int, model: PageController, gen: torch.Generator, ranks: OneProcess) -> list:
+    """Round ``rnd``'s data, one (decisions, next-use distances, the model's agreement with Belady over
+    every rank, the decisions' order among every rank's and their number: see :func:`collect_share`)
     per cache size: round 0 rolls out the expert, later rounds the learner mixed with it."""
     Ks = cfg.cache_sizes()
     beta = 1.0 if rnd == 0 else cfg.beta * 0.5 ** (rnd - 1)
     items = []
     for i, K in enumerate(Ks):
         first_seed = cfg.seed_start + (rnd * len(Ks) + i) * cfg.lanes
-        data, labels = collect(cfg.env_params(K), list(range(first_seed, first_seed + cfg.lanes)),
-                               model if rnd else None, beta, gen)
+        data, labels, order, total = collect_share(cfg.env_params(K), list(range(first_seed, first_seed + cfg.lanes)),
+                                                   model if rnd else None, beta, gen, ranks)
         with torch.no_grad():
             chosen = model(data)[0].argmax(1)
             rows = torch.arange(labels.shape[0], device=labels.device)
-            agree = float(belady_labels(labels)[rows, chosen].float().mean())
-        items.append((data, labels, agree))
+            hits = belady_labels(labels)[rows, chosen].float()
+            agree = ranks.sum_(torch.stack([hits.sum(), torch.tensor(float(hits.numel()), device=hits.device)]))
+            agree = float(agree[0] / agree[1])  # in one process: hits.mean(), exactly
+        items.append((data, labels, agree, order, total))
     return items
 
 
 def _merge(pool):
-    """Concatenate decisions of different K by padding slots (padded slots are masked out)."""
+    """Concatenate decisions of different K by padding slots (padded slots are masked out); returns
+    (decisions, distances, their order among every rank's, the number of every rank's)."""
     Kmax = max(p[1].shape[1] for p in pool)
-    slots, globs, masks, labels = [], [], [], []
-    for data, lab, _ in pool:
+    slots, globs, masks, labels, orders = [], [], [], [], []
+    offset = 0
+    for data, lab, _, order, total in pool:
         pad = Kmax - lab.shape[1]
         slots.append(torch.nn.functional.pad(data.slots, (0, 0, 0, pad)))
         globs.append(data.glob)
         masks.append(torch.nn.functional.pad(data.mask, (0, pad)))
         labels.append(torch.nn.functional.pad(lab, (0, pad), value=-1))
-    return Obs(torch.cat(slots), torch.cat(globs), torch.cat(masks)), torch.cat(labels)
+        orders.append(order + offset)
+        offset += total
+    return Obs(torch.cat(slots), torch.cat(globs), torch.cat(masks)), torch.cat(labels), torch.cat(orders), offset
 
 
 def config_dict(cfg: BCConfig) -> dict:

@@ -24,6 +24,7 @@ from . import env as E
 from ..core.results import atomic_path
 from .network import ControllerConfig, PageController
 from .features import Obs, observe
+from .ranks import OneProcess
 
 
 @dataclass
@@ -37,7 +38,7 @@ class PPOConfig:
     hidden: int = 48
     """Controller width (ignored when starting from a model)."""
     lanes: int = 128
-    """Parallel environments (thousands on CUDA, hundreds on CPU)."""
+    """Parallel environments (thousands on CUDA, hundreds on CPU); under torchrun, of all ranks together."""
     num_steps: int = 64
     """Decisions per lane per rollout."""
     iterations: int = 100
@@ -112,10 +113,17 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, discounts: torch.Tensor, ne
 
 
 class PPO:
-    """State of one PPO run: model, optimiser, RNG, env lanes and counters."""
+    """State of one PPO run: model, optimiser, RNG, env lanes and counters.
 
-    def __init__(self, cfg: PPOConfig, model: PageController | None = None):
+    ``ranks`` (default: this process alone) gives this process its block of the lanes.  Every rank
+    draws the whole batch's random numbers, keeps its rows and takes the same optimiser steps on the
+    same global minibatches, so the run is the single-process run of ``cfg.lanes`` lanes up to float
+    rounding (the order of sums)."""
+
+    def __init__(self, cfg: PPOConfig, model: PageController | None = None, ranks: OneProcess | None = None):
         self.cfg = cfg
+        self.ranks = ranks or OneProcess()
+        self.lo, self.hi = self.ranks.share(cfg.lanes)
         torch.manual_seed(cfg.torch_seed)
         self.model = (model or PageController(ControllerConfig(mode=cfg.mode, hidden=cfg.hidden))).to(cfg.device)
         if self.model.config.mode != cfg.mode:
@@ -127,6 +135,7 @@ class PPO:
         self.params = cfg.env_params()
         self.state = None
         self.obs = None
+        self.all_done = False
 
     # -- checkpointing (plain Python types and CPU tensors only)
     def resume_dict(self) -> dict:
@@ -143,12 +152,18 @@ class PPO:
         self.gen.set_state(d["rng"])
 
     def at_episode_boundary(self) -> bool:
-        return self.state is None or bool(self.state.done.all())
+        return self.state is None or self.all_done
 
     def _reset_lanes(self) -> None:
-        seeds = list(range(self.next_seed, self.next_seed + self.cfg.lanes))
+        seeds = list(range(self.next_seed + self.lo, self.next_seed + self.hi))
         self.next_seed += self.cfg.lanes
         self.obs, self.state = E.reset(self.params, seeds)
+
+    def _sample(self, probs: torch.Tensor) -> torch.Tensor:
+        """torch.multinomial(probs, 1), which is argmax(probs / E) with E ~ Exp(1) drawn as one [lanes, K]
+        tensor: every rank draws the whole batch's E and keeps its rows, so ranks sample as one process."""
+        e = torch.empty((self.cfg.lanes, probs.shape[1]), dtype=probs.dtype, device=probs.device)
+        return (probs / e.exponential_(1, generator=self.gen)[self.lo:self.hi]).argmax(1)
 
     @torch.no_grad()
     def collect(self) -> dict:
@@ -156,7 +171,7 @@ class PPO:
         cfg = self.cfg
         if self.at_episode_boundary():
             self._reset_lanes()
-        N, B, K = cfg.num_steps, cfg.lanes, cfg.K
+        N, B, K = cfg.num_steps, self.hi - self.lo, cfg.K
         o = self.obs
         z = lambda *shape, dtype=torch.float32: torch.zeros(shape, dtype=dtype, device=cfg.device)  # noqa: E731
         buf = {
@@ -171,7 +186,7 @@ class PPO:
             live = ~st.done
             logits, value = self.model(o)
             probs = torch.softmax(logits, 1)
-            action = torch.multinomial(probs, 1, generator=self.gen).squeeze(1)
+            action = self._sample(probs)
             buf["slots"][i], buf["glob"][i], buf["mask"][i] = o.slots, o.glob, o.mask
             buf["actions"][i] = action
             buf["logprobs"][i] = torch.log(probs.gather(1, action[:, None]).squeeze(1).clamp(min=1e-30))
@@ -184,9 +199,10 @@ class PPO:
             gamma = cfg.gamma ** dt if cfg.time_discount else torch.full_like(dt, cfg.gamma)
             buf["discounts"][i] = gamma * (~st.done)
             o = observe(st, cfg.mode)
-            if (i + 1) % E.DONE_CHECK_EVERY == 0 and bool(st.done.all()):
+            if (i + 1) % E.DONE_CHECK_EVERY == 0 and self.ranks.all_done(st.done):
                 break
         self.obs = o
+        self.all_done = self.ranks.all_done(self.state.done)
         _, next_value = self.model(o)
         buf["next_value"] = next_value * (~self.state.done)
         ended = started & self.state.done  # a finished lane's faults stay put
@@ -199,13 +215,20 @@ class PPO:
         if cfg.anneal_lr:
             self.opt.param_groups[0]["lr"] = frac * cfg.lr
         adv, ret = gae(buf["rewards"], buf["values"], buf["discounts"], buf["next_value"], cfg.gae_lambda)
-        valid = buf["valid"].reshape(-1)
-        idx_all = torch.nonzero(valid).squeeze(1)
+        idx_all = torch.nonzero(buf["valid"].reshape(-1)).squeeze(1)
         flat = lambda x: x.reshape((-1,) + x.shape[2:])[idx_all]  # noqa: E731
         slots, glob, mask = flat(buf["slots"]), flat(buf["glob"]), flat(buf["mask"])
         actions, old_logp, old_v = flat(buf["actions"]), flat(buf["logprobs"]), flat(buf["values"])
-        adv, ret = flat(adv), flat(ret)
-        n = idx_all.numel()
+        ret = flat(ret)
+        # Minibatches are drawn from the samples of every rank: the valid (step, lane) cells of the
+        # global [N, lanes] rollout in step-major order, as one process would hold them.  A rank
+        # computes its own samples' terms; ``local[i]`` is sample i's row here, or -1.
+        samples = torch.nonzero(self.ranks.gather_lanes(buf["valid"]).reshape(-1)).squeeze(1)
+        adv = self.ranks.gather_lanes(adv).reshape(-1)[samples]  # every rank normalises a minibatch alike
+        if self.ranks.world > 1:
+            mine = (samples % cfg.lanes >= self.lo) & (samples % cfg.lanes < self.hi)
+            local = torch.where(mine, mine.cumsum(0) - 1, -1)
+        n = samples.numel()
         mb = max(1, math.ceil(n / cfg.num_minibatches))
         critic_only = self.iteration < cfg.critic_warmup
         names = ("pg_loss", "v_loss", "entropy", "approx_kl", "clipfrac")
@@ -216,31 +239,40 @@ class PPO:
             perm = torch.randperm(n, generator=self.gen, device=cfg.device)
             for start in range(0, n, mb):
                 j = perm[start:start + mb]
+                m = j.numel()
+                # one process: the plain mean; ranks: this rank's samples' share of the minibatch's mean
+                mean = torch.mean if self.ranks.world == 1 else (lambda x, m=m: x.sum() / m)
+                a = adv[j]
+                a = (a - a.mean()) / (a.std() + 1e-8) if a.numel() > 1 else a
+                if self.ranks.world > 1:  # this rank's samples (maybe none: the sums are then 0)
+                    own = local[j] >= 0
+                    a, j = a[own], local[j][own]
                 logits, v = self.model(Obs(slots[j], glob[j], mask[j]))
                 logp_all = torch.log_softmax(logits, 1)
                 logp = logp_all.gather(1, actions[j][:, None]).squeeze(1)
                 ratio = (logp - old_logp[j]).exp()
                 with torch.no_grad():
-                    approx_kl = ((ratio - 1) - (logp - old_logp[j])).mean()
-                    clipfrac = ((ratio - 1).abs() > cfg.clip_coef).float().mean()
-                a = adv[j]
-                a = (a - a.mean()) / (a.std() + 1e-8) if a.numel() > 1 else a
-                pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                    approx_kl = mean((ratio - 1) - (logp - old_logp[j]))
+                    clipfrac = mean(((ratio - 1).abs() > cfg.clip_coef).float())
+                pg_loss = mean(torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)))
                 if cfg.clip_vloss:
                     v_clip = old_v[j] + (v - old_v[j]).clamp(-cfg.clip_coef, cfg.clip_coef)
-                    v_loss = 0.5 * torch.max((v - ret[j]) ** 2, (v_clip - ret[j]) ** 2).mean()
+                    v_loss = 0.5 * mean(torch.max((v - ret[j]) ** 2, (v_clip - ret[j]) ** 2))
                 else:
-                    v_loss = 0.5 * ((v - ret[j]) ** 2).mean()
+                    v_loss = 0.5 * mean((v - ret[j]) ** 2)
                 p = logp_all.exp()
-                entropy = -(p * logp_all.masked_fill(~mask[j], 0)).sum(1).mean()
+                entropy = -mean((p * logp_all.masked_fill(~mask[j], 0)).sum(1))
                 loss = v_loss * cfg.vf_coef if critic_only else pg_loss - cfg.ent_coef * entropy + v_loss * cfg.vf_coef
                 self.opt.zero_grad()
                 loss.backward()
+                stats = self.ranks.sum_grads(self.model, torch.stack(
+                    [v.detach() for v in (pg_loss, v_loss, entropy, approx_kl, clipfrac)]).double())
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
                 self.opt.step()
                 updates += 1
-                totals += torch.stack([v.detach() for v in (pg_loss, v_loss, entropy, approx_kl, clipfrac)]).double()
-            if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl and not critic_only:
+                totals += stats
+            # the minibatch's KL over every rank, so that all ranks stop after the same epoch
+            if cfg.target_kl is not None and float(stats[3]) > cfg.target_kl and not critic_only:
                 break
         self.iteration += 1
         out = {k: v / max(updates, 1) for k, v in zip(names, totals.tolist())}
@@ -251,8 +283,10 @@ class PPO:
         t0 = time.perf_counter()
         buf = self.collect()
         stats = self.update(buf)
-        stats["episodes"] = len(buf["finished"])
-        stats["episode_fault_rate"] = (sum(buf["finished"]) / len(buf["finished"])) if buf["finished"] else float("nan")
+        episodes, total = self.ranks.sum_(torch.tensor([len(buf["finished"]), sum(buf["finished"])],
+                                                       dtype=torch.float64, device=self.cfg.device)).tolist()
+        stats["episodes"] = int(episodes)
+        stats["episode_fault_rate"] = total / episodes if episodes else float("nan")
         stats["seconds"] = time.perf_counter() - t0
         return stats
 
@@ -273,7 +307,7 @@ def _to_cpu(x):
 
 
 def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, log_dir=None, progress=None,
-                     meta: dict | None = None) -> dict:
+                     meta: dict | None = None, ranks: OneProcess | None = None) -> dict:
     """The whole training pipeline: behaviour cloning (+ DAgger) on Belady labels, then PPO.
 
     Args:
@@ -290,6 +324,8 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
             checkpoint's meta with ``nothing_to_do`` set and writes nothing.
         log_dir: where ``train_log.csv`` and ``train_curve.png`` go (None: next to ``out``).
         progress: callable(stage, done, total, info) for a progress bar.
+        ranks: this process's share of the lanes under torchrun (default: all of them); every rank
+            trains alike and resumes from the same checkpoint, rank 0 alone writes files and reports.
     Returns:
         the final checkpoint's meta.
     """
@@ -298,6 +334,8 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
     from .network import controller_from_checkpoint, load_checkpoint, save_controller
     from .imitation import config_dict, train_bc
 
+    ranks = ranks or OneProcess()
+    lead = ranks.rank == 0
     out = Path(out)
     log_dir = Path(log_dir) if log_dir else out.parent
     csv_path = log_dir / "train_log.csv"
@@ -326,24 +364,26 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
 
     def save(stage, net, extra=None):
         meta.update(stage=stage, train_seconds=round(time.perf_counter() - t_start, 1), **(extra or {}))
-        with atomic_path(out) as tmp:
-            save_controller(tmp, net, meta)
-        _write_log(rows, csv_path)
+        if lead:
+            with atomic_path(out) as tmp:
+                save_controller(tmp, net, meta)
+            _write_log(rows, csv_path)
 
     if run_bc:
         meta["bc"] = config_dict(bc)
 
         def bc_log(rnd, info):
             rows.append({"stage": "bc", "step": rnd, "seconds": round(time.perf_counter() - t_start, 2), **info})
-            _write_log(rows, csv_path)
-            if progress:
+            if lead:
+                _write_log(rows, csv_path)
+            if progress and lead:
                 progress("bc", rnd + 1, bc.dagger_rounds + 1, info)
 
         # the state after each round (the last included) is kept, so a later run can add rounds
         model = train_bc(bc, model, log=bc_log, resume=resume_bc,
-                         snapshot=lambda net, state: save("bc", net, {"bc_resume": state}))
+                         snapshot=lambda net, state: save("bc", net, {"bc_resume": state}), ranks=ranks)
     if run_ppo:
-        runner = PPO(ppo, model)
+        runner = PPO(ppo, model, ranks)
         model = runner.model
         meta["ppo"] = asdict(ppo)
         if resume_ppo is not None:
@@ -353,10 +393,11 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
             stats = runner.run_iteration()
             rows.append({**stats, "stage": "ppo", "step": runner.iteration,
                          "seconds": round(time.perf_counter() - t_start, 2)})
-            _write_log(rows, csv_path)
+            if lead:
+                _write_log(rows, csv_path)
             if runner.at_episode_boundary():
                 save("ppo", model, {"ppo_resume": runner.resume_dict()})
-            if progress:
+            if progress and lead:
                 progress("ppo", runner.iteration, ppo.iterations, stats)
         # kept at the end too: a later run may raise the total (it starts a fresh batch of episodes)
         meta["ppo_resume"] = runner.resume_dict()
@@ -364,8 +405,9 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
         raise ValueError("nothing to train: give behaviour cloning rounds or PPO iterations")
     model.eval()
     save("done", model)
-    with atomic_path(log_dir / "train_curve.png") as tmp:
-        _plot(rows, tmp)
+    if lead:
+        with atomic_path(log_dir / "train_curve.png") as tmp:
+            _plot(rows, tmp)
     return meta
 
 

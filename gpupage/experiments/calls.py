@@ -49,8 +49,11 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "aut
 
 def sweep_to_csv(out: str, policies: list[str], Ks: list[int], seeds: list[int], betas: list[float],
                  rhos: list[float], zipf: dict, family: str = "zipf", device: str = "cpu", eta: float | None = None,
-                 overwrite: bool = False, progress=None, warmup=0, checkpoint: str | None = None) -> tuple[int, int]:
-    """Run the grid into the resumable table ``out``; returns (rows written now, rows already there)."""
+                 overwrite: bool = False, progress=None, warmup=0, checkpoint: str | None = None, writer=None):
+    """Run the grid into the resumable table ``out``; returns (rows written now, rows already there).
+
+    ``writer(spec, out, overwrite, bar)`` replaces :func:`write_sweep` (a shard, a Ray run) and
+    its result is returned."""
     options = {} if eta is None else {"eta": eta}
     if checkpoint is not None:
         options["checkpoint"] = checkpoint
@@ -58,7 +61,7 @@ def sweep_to_csv(out: str, policies: list[str], Ks: list[int], seeds: list[int],
                      options or None, warmup)
     bar = progress(spec.cells) if progress else None
     try:
-        return write_sweep(spec, out, overwrite, bar)
+        return (writer or write_sweep)(spec, out, overwrite, bar)
     finally:
         if bar is not None:
             bar.close()
