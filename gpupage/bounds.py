@@ -40,6 +40,7 @@ from .cpu import NEVER, SHIFT
 from .policies import LFU, LRU, POLICIES
 from .simulate import simulate
 from .traces import ZipfParams, cyclic_traces, perturbed_pairs, retrieval_noise, zipf_traces
+from gpupage import limits
 
 HEURISTICS = ("lru", "fifo", "lfu", "random")
 
@@ -802,6 +803,8 @@ def run_bounds(cfg: BoundsConfig, out_dir: str, progress=None) -> list[dict]:
     """Measure every section, write bounds.json, report.md and the PNGs into ``out_dir``; return the entries."""
     if cfg.checkpoint and not os.path.isfile(cfg.checkpoint):
         raise OSError(f"no checkpoint at {cfg.checkpoint}")
+    # the largest section holds a few copies of its traces, hits, victims and next uses at once
+    limits.require(64 * cfg.lanes * max(cfg.T, *cfg.cyclic_T), f"bounds over {cfg.lanes} lanes x {cfg.T} requests")
     os.makedirs(out_dir, exist_ok=True)
     entries = []
     for fn in SECTIONS:

@@ -22,11 +22,12 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "txt
     trace = read_trace(path, fmt, column)
     ids = torch.from_numpy(trace.ids).to(device)
     lanes = ids.unsqueeze(0).expand(len(Ks), -1)
-    Kt = torch.tensor(Ks, dtype=torch.int64, device=device)
+    # a K beyond the trace acts as its length (and may not even fit int64)
+    Kt = torch.tensor([min(K, max(ids.numel(), 1)) for K in Ks], dtype=torch.int64, device=device)
     rows = []
     for pol in pols:
         if pol.name == "lru" and device == "cpu":  # every K from one stack-distance pass
-            faults = lru_fault_curve(ids, max(Ks))[0, Kt.cpu() - 1]
+            faults = lru_fault_curve(ids, int(Kt.max()))[0, Kt.cpu() - 1]
         else:
             faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks)).faults.cpu()
         for i, K in enumerate(Ks):

@@ -10,6 +10,7 @@ import torch
 
 from . import rng
 from .policies import Policy, get_policy
+from gpupage import limits
 
 BACKENDS = ("auto", "cpu", "triton")
 # Ids up to this bound index the block -> slot map directly; larger ones are remapped.
@@ -47,7 +48,7 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
         options: policy-specific options (e.g. prediction noise), passed to its implementation.
     """
     pol = policy if isinstance(policy, Policy) else get_policy(policy)
-    traces = torch.as_tensor(traces)
+    traces = torch.as_tensor(_signed(traces))
     if traces.dim() == 1:
         traces = traces.unsqueeze(0)
     if traces.dim() != 2 or traces.dtype.is_floating_point or traces.dtype == torch.bool:
@@ -55,28 +56,43 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
     B, T = traces.shape
     if B == 0:
         raise ValueError("traces has no lanes")
+    if pol.needs_future and T > limits.MAX_REQUESTS:
+        raise ValueError(f"{pol.name} reads next-use times, held in int32: traces longer than "
+                         f"{limits.MAX_REQUESTS} requests are not supported, got {T}")
     Ks = _per_lane_k(K, B, T)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "auto":
         backend = "triton" if traces.is_cuda else "cpu"
     keys = rng.lane_keys(_seed_arg(seed), B)
-    requests = (traces >= 0).sum(dim=1).to(torch.int64)
     if backend == "triton":
         if not traces.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
             raise RuntimeError("backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for the interpreter)")
+        requests = (traces >= 0).sum(dim=1).to(torch.int64)
         run = pol.implementation("triton")
         out = run(traces, pol, Ks.to(traces.device), torch.from_numpy(keys).to(traces.device), return_hits, options)
         return SimResult(out.faults, requests.to(out.faults.device), out.hits, out.victims)
-    return _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options)
+    with limits.work_threads(B):
+        return _simulate_cpu(traces, pol, Ks, keys, return_hits, options)
 
 
-def _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options):
+def _simulate_cpu(traces, pol, Ks, keys, return_hits, options):
+    from .cpu import count_requests, lane_chunks
+
+    B, T = traces.shape
+    kept = traces.device.type == "cpu" and traces.is_contiguous() and traces.dtype in (torch.int32, torch.int64)
+    what = f"simulating {B} lanes x {T} requests ({pol.name})"
+    # the input itself is already held: only what this call adds is estimated
+    limits.require(limits.simulate_bytes(B, T, return_hits, copied=0 if kept else 8), what)
     arr = traces.detach().cpu().contiguous().numpy()
     if arr.dtype not in (np.int32, np.int64):
-        arr = arr.astype(np.int64)
+        arr = arr.astype(np.int32 if arr.dtype.itemsize < 4 else np.int64)
     dense, uniq = dense_ids(arr)
     n_ids = int(dense.max()) + 1 if dense.size else 1
+    chunks = lane_chunks(B)
+    limits.require(limits.simulate_bytes(B, T, return_hits, remapped=uniq is not None, chunks=chunks,
+                                         n_ids=n_ids, kmax=int(Ks.max())), what)
+    requests = torch.from_numpy(count_requests(dense, chunks))
     faults, hits, victims = pol.implementation("cpu")(dense, pol, Ks.numpy(), keys, n_ids, return_hits, options)
     res = SimResult(torch.from_numpy(faults), requests)
     if return_hits:
@@ -98,10 +114,16 @@ def dense_ids(arr: np.ndarray):
         raise ValueError(f"block ids must be >= 0 (-1 pads), got {lo}")
     if int(arr.max()) < DIRECT_ID_LIMIT:
         return arr, None
-    valid = arr >= 0
-    uniq, inverse = np.unique(arr[valid], return_inverse=True)
-    dense = np.full(arr.shape, -1, dtype=np.int32 if uniq.size < 2**31 else np.int64)
-    dense[valid] = inverse
+    # a few million requests at a time: the temporaries stay small beside the dense copy
+    flat, step = arr.reshape(-1), 1 << 22
+    limits.require(arr.size * 4, f"remapping {arr.size} sparse block ids")
+    uniq = np.unique(np.concatenate([np.unique(flat[i:i + step]) for i in range(0, flat.size, step)]))
+    uniq = uniq[np.searchsorted(uniq, 0):]  # pads are not ids
+    dense = np.empty(arr.shape, dtype=np.int32 if uniq.size < 2**31 else np.int64)
+    out = dense.reshape(-1)
+    for i in range(0, flat.size, step):
+        chunk = flat[i:i + step]
+        out[i:i + step] = np.where(chunk >= 0, np.searchsorted(uniq, chunk), -1)
     return dense, uniq
 
 
@@ -139,6 +161,19 @@ def _per_lane_k(K, B: int, T: int) -> torch.Tensor:
     if B and int(Ks.min()) < 1:
         raise ValueError(f"K must be >= 1, got {int(Ks.min())}")
     return Ks.clamp(max=cap).contiguous()
+
+
+def _signed(traces):
+    """Unsigned numpy ids as the signed type torch computes with: a view when every id fits it."""
+    if not (isinstance(traces, np.ndarray) and traces.dtype.kind == "u"):
+        return traces
+    if traces.dtype.itemsize < 4:
+        return traces.astype(np.int32)
+    signed = np.dtype(f"i{traces.dtype.itemsize}")
+    if traces.size and int(traces.max()) > np.iinfo(signed).max:
+        raise ValueError(f"block ids must be below 2**{8 * traces.dtype.itemsize - 1} ({traces.dtype} "
+                         f"traces are read as {signed}), got {int(traces.max())}")
+    return np.ascontiguousarray(traces).view(signed)
 
 
 def _seed_arg(seed):

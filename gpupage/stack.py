@@ -13,6 +13,7 @@ import torch
 from numba import njit, prange
 
 from .simulate import dense_ids
+from gpupage import limits
 
 
 @njit(cache=True)
@@ -82,7 +83,12 @@ def lru_fault_curve(traces, kmax: int) -> torch.Tensor:
     if t.dim() == 1:
         t = t.unsqueeze(0)
     arr, _ = dense_ids(t.detach().cpu().contiguous().numpy())
-    out = np.empty((arr.shape[0], kmax), dtype=np.int64)
+    B, T = arr.shape
     n_ids = int(arr.max()) + 1 if arr.size else 1
-    _curves(arr, max(n_ids, 1), kmax, out)
+    # the curves, and each thread's block map, Fenwick tree and histogram
+    limits.require(8 * B * kmax + 8 * min(B, limits.cpu_count()) * (n_ids + T + kmax),
+                   f"LRU fault curves of {B} lanes up to K = {kmax}")
+    out = np.empty((B, kmax), dtype=np.int64)
+    with limits.work_threads(B):
+        _curves(arr, max(n_ids, 1), kmax, out)
     return torch.from_numpy(out)

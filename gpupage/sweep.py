@@ -11,6 +11,7 @@ from .policies import POLICIES, Policy, get_policy
 from .results import ResultsTable
 from .simulate import simulate
 from .traces import ZipfParams, cyclic_traces, perturb, retrieval_noise, zipf_traces
+from gpupage import limits
 
 SWEEP_COLUMNS = ("policy", "K", "seed", "beta", "rho", "T", "faults", "fault_rate", "competitive_ratio")
 SWEEP_KEY = ("policy", "K", "seed", "beta", "rho")
@@ -76,10 +77,12 @@ def run_sweep(spec: SweepSpec, done=None) -> Iterator[list[dict]]:
     simulated, and its finished rows are not yielded.  Belady runs on every simulated trace
     for the ratio; a lane's numbers never depend on its batch, so resuming changes none."""
     belady = get_policy("belady")
+    # a lane holds its trace, a perturbed copy and simulate's scratch: long traces take fewer lanes a call
+    step = limits.lanes_that_fit(16 * spec.params.T, LANES_PER_CALL)
     for beta in spec.betas:
         for rho in spec.rhos:
-            for lo in range(0, len(spec.seeds), LANES_PER_CALL):
-                seeds = spec.seeds[lo:lo + LANES_PER_CALL]
+            for lo in range(0, len(spec.seeds), step):
+                seeds = spec.seeds[lo:lo + step]
                 shared = None
                 for K in spec.Ks:
                     def cell(pol, s):
@@ -91,8 +94,8 @@ def run_sweep(spec: SweepSpec, done=None) -> Iterator[list[dict]]:
                     if shared is None or spec.family == "cyclic":  # only the cyclic family depends on K
                         shared = make_traces(spec, seeds, beta, rho, K)
                     traces = shared
-                    opt = simulate(traces, belady, K).faults.cpu()
-                    requests = (traces >= 0).sum(1).cpu()
+                    ref = simulate(traces, belady, K)
+                    opt, requests = ref.faults.cpu(), ref.requests.cpu()
                     for pol in todo:
                         faults = opt if pol is belady else simulate(traces, pol, K, seed=seeds, options=spec.options).faults.cpu()
                         rows = []
@@ -112,6 +115,8 @@ def spec_record(spec: SweepSpec) -> dict:
 
 def _ranges(xs: list[int]) -> list[list[int]]:
     """[1,2,3,7] -> [[1,3],[7,7]]: a seed list of any length in a few numbers."""
+    if isinstance(xs, range) and xs.step == 1:  # the CLI's a-b: never expanded
+        return [[xs.start, xs.stop - 1]] if xs else []
     out: list[list[int]] = []
     for x in xs:
         if out and x == out[-1][1] + 1:
@@ -127,6 +132,8 @@ def write_sweep(spec: SweepSpec, path: str, overwrite: bool = False, progress=No
     An existing ``path`` of the same specification resumes (its finished cells are skipped);
     another specification is an error unless ``overwrite``.  Each batch is appended whole, so
     an interruption keeps every finished row and leaves no torn one."""
+    # refused before the table exists: at least one lane at a time must fit (see run_sweep)
+    limits.require(16 * spec.params.T, f"a sweep lane of {spec.params.T} requests")
     with ResultsTable(path, SWEEP_COLUMNS, SWEEP_KEY, spec_record(spec), overwrite) as table:
         if progress is not None:
             progress.update(table.resumed)
