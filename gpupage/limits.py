@@ -20,6 +20,7 @@ Stdlib only at import: the CLI imports this module for ``--help``.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from contextlib import contextmanager
@@ -126,6 +127,28 @@ def require(nbytes: float, what: str) -> None:
     if room is not None and nbytes > room:
         raise MemoryLimitError(f"{what} needs about {format_size(nbytes)}, more than the {format_size(room)} "
                                f"available ({source}); set {MEMORY_ENV} (e.g. 16G) or --memory-limit to override")
+
+
+# ------------------------------------------------------------------------------------------- settings
+
+
+def check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+    """A one-line ValueError unless ``value`` is an integer in [lo, hi] (no upper bound when hi is None)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
+        span = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be an integer {span}, got {value!r}")
+
+
+def check_number(name: str, value, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> None:
+    """A one-line ValueError unless ``value`` is a finite number in [lo, hi] ((lo, hi] with ``lo_open``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and lo is not None:
+        ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None:
+        ok = value <= hi
+    if not ok:
+        span = ([f"{'>' if lo_open else '>='} {lo}"] if lo is not None else []) + ([f"<= {hi}"] if hi is not None else [])
+        raise ValueError(f"{name} must be a finite number{''.join(' ' + p for p in span)}, got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------- threads
