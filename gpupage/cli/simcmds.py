@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from .options import (device_option, json_option, k_option, parse_float_list, parse_int_list, quiet_option,
-                      resolve_device, seeds_option, zipf_options)
+from .options import (INT64_MAX, INT64_MIN, Finite, device_option, json_option, k_option, parse_float_list,
+                      parse_int_list, quiet_option, resolve_device, resource_options, seeds_option, zipf_options)
 
 
 def _policy_names() -> list[str]:
@@ -50,9 +50,11 @@ def _progress(quiet: bool, unit: str):
 @click.option("--format", "fmt", type=click.Choice(["txt", "csv", "oracle"]), default="txt", show_default=True,
               help="txt: one id per line; csv: --column; oracle: libCacheSim oracleGeneral binary.")
 @click.option("--column", default="0", show_default=True, help="CSV column: header name or 0-based index.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Random policy.")
+@click.option("--seed", type=click.IntRange(INT64_MIN, INT64_MAX), default=0, show_default=True,
+              help="Seed of the Random policy (64-bit).")
 @device_option
 @json_option
+@resource_options
 def simulate(trace_file, policies, K, fmt, column, seed, device, as_json):
     """Replay a real trace file: requests, distinct blocks, compulsory faults, faults, fault rate."""
     from ..experiments import simulate_file
@@ -75,7 +77,7 @@ def simulate(trace_file, policies, K, fmt, column, seed, device, as_json):
               help="Perturbation levels: exactly floor(beta*T) requests flipped.")
 @click.option("--rho", "rhos", default="1", show_default=True, callback=_fraction_list("--rho"),
               help="Retrieval recall: each request wrong with probability 1-rho.")
-@click.option("--eta", type=float, default=None, help="Prediction noise for prediction-based policies.")
+@click.option("--eta", type=Finite(0), default=None, help="Prediction noise for prediction-based policies (>= 0).")
 @click.option("--family", type=click.Choice(["zipf", "cyclic"]), default="zipf", show_default=True,
               help="zipf: App. B non-stationary Zipf; cyclic: K+1 blocks in a cycle (Thm 3).")
 @zipf_options
@@ -84,6 +86,7 @@ def simulate(trace_file, policies, K, fmt, column, seed, device, as_json):
 @click.option("--overwrite", is_flag=True, help="Start over, replacing --out's rows (default: resume).")
 @device_option
 @quiet_option
+@resource_options
 def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, device, quiet):
     """Run a (policy x K x seed x beta x rho) grid; one CSV row per cell with Belady's ratio.
 
@@ -91,8 +94,6 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
     """
     from ..experiments import sweep_to_csv
 
-    if eta is not None and eta < 0:
-        raise click.BadParameter(f"--eta must be >= 0, got {eta}")
     n, kept = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
                            family=family, device=resolve_device(device), eta=eta, overwrite=overwrite,
                            progress=_progress(quiet, "cell"))
@@ -105,6 +106,7 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
               help="Directory for tables, summary.json and plots.")
 @device_option
 @quiet_option
+@resource_options
 def reproduce(out_dir, device, quiet):
     """Reproduce the paper's §6 validation: Figures 4 and 5, tables and summary.json."""
     from ..reproduce import comparison_rows, reproduce as run
