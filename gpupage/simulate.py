@@ -115,8 +115,8 @@ def dense_ids(arr: np.ndarray):
     if int(arr.max()) < DIRECT_ID_LIMIT:
         return arr, None
     # a few million requests at a time: the temporaries stay small beside the dense copy
-    flat, step = arr.reshape(-1), 1 << 22
     limits.require(arr.size * 4, f"remapping {arr.size} sparse block ids")
+    flat, step = arr.reshape(-1), 1 << 22
     uniq = np.unique(np.concatenate([np.unique(flat[i:i + step]) for i in range(0, flat.size, step)]))
     uniq = uniq[np.searchsorted(uniq, 0):]  # pads are not ids
     dense = np.empty(arr.shape, dtype=np.int32 if uniq.size < 2**31 else np.int64)
@@ -164,15 +164,16 @@ def _per_lane_k(K, B: int, T: int) -> torch.Tensor:
 
 
 def _signed(traces):
-    """Unsigned numpy ids as the signed type torch computes with: a view when every id fits it."""
+    """Unsigned numpy ids as a signed type torch computes with: a view of the same width when every id fits it."""
     if not (isinstance(traces, np.ndarray) and traces.dtype.kind == "u"):
         return traces
     if traces.dtype.itemsize < 4:
         return traces.astype(np.int32)
     signed = np.dtype(f"i{traces.dtype.itemsize}")
     if traces.size and int(traces.max()) > np.iinfo(signed).max:
-        raise ValueError(f"block ids must be below 2**{8 * traces.dtype.itemsize - 1} ({traces.dtype} "
-                         f"traces are read as {signed}), got {int(traces.max())}")
+        if signed == np.int32:
+            return traces.astype(np.int64)
+        raise ValueError(f"block ids must be below 2**63, got {int(traces.max())}")
     return np.ascontiguousarray(traces).view(signed)
 
 

@@ -256,8 +256,11 @@ def test_unsigned_traces_whose_ids_fit_are_simulated(dtype):
     assert torch.equal(gpupage.simulate(TRACES.numpy().astype(dtype), "lru", 8).faults, ref)
 
 
-def test_uint64_ids_beyond_int64_are_one_line():
-    tr = TRACES.numpy().astype(np.uint64)
+def test_unsigned_ids_beyond_the_signed_type():
+    tr = TRACES.numpy().astype(np.uint32)
+    tr[0, tr[0] == 5] = 2**32 - 1  # widened to int64, then remapped
+    assert torch.equal(gpupage.simulate(tr, "lru", 8).faults, gpupage.simulate(TRACES, "lru", 8).faults)
+    tr = tr.astype(np.uint64)
     tr[0, 0] = 2**63
     with pytest.raises(ValueError, match="block ids must be below 2\\*\\*63"):
         gpupage.simulate(tr, "lru", 8)
