@@ -59,11 +59,13 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
           lanes, num_steps, lr, ent_coef, critic_warmup, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
           device, quiet):
     """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO."""
+    from ..limits import configure_threads
+
+    configure_threads(threads)  # before torch loads its OpenMP runtime
     import torch
     from tqdm import tqdm
 
     from ..imitation import BCConfig
-    from ..limits import configure_threads
     from ..ppo import PPOConfig, train_controller
     from ..traces import ZipfParams
     from .options import parse_int_list, resolve_device
@@ -73,7 +75,6 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         _check_resume_options(resume, options)
     device = resolve_device(device)
     torch.set_num_threads(threads)
-    configure_threads(threads)
     zipf = dict(M=M, alpha=alpha, W=W, shift=shift, T=T)
     ZipfParams(**zipf)  # validate early
     Ks = tuple(parse_int_list(bc_Ks, "--bc-Ks", lo=1)) if bc_Ks else ()
