@@ -124,7 +124,7 @@ def test_reproduce_writes_everything(tmp_path):
     (["sweep", "--policies", "lru,bogus", "--out", "x.csv"], ["unknown policy bogus"]),
     (["sweep", "--seeds", "5-x", "--out", "x.csv"], ["--seeds"]),
     (["sweep", "--W", "100", "--out", "x.csv"], ["W must be"]),
-    (["sweep", "--eta", "-1", "--out", "x.csv"], ["--eta must be >= 0"]),
+    (["sweep", "--eta", "-1", "--out", "x.csv"], ["--eta", "x>=0"]),
     (["simulate", "/nonexistent/trace.txt"], ["not found"]),
     (["simulate", "TRACE", "--K", "-3"], ["K must be >= 1"]),
     (["simulate", "TRACE", "--policy", "mru"], ["unknown policy mru"]),

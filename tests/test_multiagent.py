@@ -80,7 +80,7 @@ def test_bad_parameters(bad):
 
 
 @pytest.mark.parametrize("args,word", [(["--n", "0"], "agents"), (["--n=-2"], "agents"),
-                                       (["--K-per-agent", "0"], "K_shared")])
+                                       (["--K-per-agent", "0"], "--K-per-agent")])
 def test_cli_one_line_errors(args, word):
     res = CliRunner().invoke(main, ["multiagent", "--quiet", "--T", "100"] + args)
     assert res.exit_code != 0 and "Traceback" not in res.output

@@ -12,6 +12,8 @@ import threading
 
 import click
 
+from ..core.limits import set_memory_limit  # stdlib-only module
+
 
 class _Terminated(Exception):
     """SIGTERM, raised where the program is, so that files close as after Ctrl-C."""
@@ -22,7 +24,11 @@ def _on_sigterm(signum, frame):
 
 
 class _Group(click.Group):
-    """Turns library errors into one-line messages with a non-zero exit, never a traceback."""
+    """Turns library errors into one-line messages with a non-zero exit, never a traceback.
+
+    The library reports bad input as ValueError (or OSError, RuntimeError, KeyError) with a
+    message meant for the user; any other exception is a bug, reported as one for the user to
+    pass on."""
 
     def invoke(self, ctx):
         main_thread = threading.current_thread() is threading.main_thread()
@@ -38,11 +44,23 @@ class _Group(click.Group):
             click.echo("Error: terminated (finished results were kept)", err=True)
             sys.exit(143)
         except (ValueError, OSError, RuntimeError, KeyError) as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise click.ClickException(msg) from None
+            raise click.ClickException(_first_line(exc) or type(exc).__name__) from None
+        except MemoryError as exc:
+            raise click.ClickException(f"out of memory ({_first_line(exc) or 'an allocation failed'}); "
+                                       "try a smaller run or set --memory-limit") from None
+        except Exception as exc:
+            raise click.ClickException(f"internal error ({type(exc).__name__}: {_first_line(exc)}); "
+                                       "please report it") from None
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)
+            set_memory_limit(None)  # --memory-limit holds for one command
+
+
+def _first_line(exc: BaseException, width: int = 300) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= width else line[:width - 3] + "..."
 
 
 @click.group(cls=_Group)

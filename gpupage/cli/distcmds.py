@@ -14,9 +14,9 @@ def scale_options(f):
         click.option("--ray", "ray_address", default=None, metavar="local|ADDRESS",
                      help="Run the grid's chunks as Ray tasks: 'local' starts Ray on this machine, an address "
                           "(e.g. auto, HEAD:6379) joins a running cluster; needs pip install 'gpupage[distributed]'."),
-        click.option("--chunk-lanes", type=int, default=None,
+        click.option("--chunk-lanes", type=click.IntRange(1, 1 << 24), default=None,
                      help="With --ray: lanes (seeds) per chunk, one task [default: 16384, one batch]."),
-        click.option("--task-cpus", type=int, default=None,
+        click.option("--task-cpus", type=click.IntRange(1, 4096), default=None,
                      help="With --ray: CPUs (numba threads) each CPU task asks for [default: 1]."),
     ]):
         f = opt(f)

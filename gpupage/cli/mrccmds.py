@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import parse_int_list, quiet_option, trace_format_option, warmup_option
+from .options import (INT64_MAX, INT64_MIN, parse_int_list, quiet_option, resource_options, trace_format_option,
+                      warmup_option)
 from .simcmds import _policy_names, _progress
 
 DEFAULT_POLICIES = "lru,fifo,lfu,arc,clock,belady"
@@ -40,9 +41,11 @@ def _sizes(ctx, param, value):
                    "simulate K * rate blocks.")
 @trace_format_option("--format", "fmt")
 @click.option("--column", default="0", show_default=True, help="CSV column: header name or 0-based index.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Random policy and of the sample.")
+@click.option("--seed", type=click.IntRange(INT64_MIN, INT64_MAX), default=0, show_default=True,
+              help="Seed of the Random policy and of the sample.")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Directory for mrc.csv and mrc.png.")
 @quiet_option
+@resource_options
 def mrc(trace_file, policies, K, warmup, sample_rate, fmt, column, seed, out_dir, quiet):
     """Miss-ratio curves of a trace file: every policy at every K in one batch, a CSV and a PNG.
 

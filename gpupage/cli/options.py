@@ -2,30 +2,52 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
+from ..core.limits import INT64_MAX, MAX_BLOCKS, MAX_REQUESTS  # stdlib-only module
 
-def parse_int_list(text: str, name: str = "value") -> list[int]:
-    """'2,4,8' or '2-5' or '1,4-6' -> sorted-as-given list of ints (ranges inclusive)."""
-    out: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
+MAX_LISTED = 1 << 20
+"""Most values a list option may expand to (one range of seeds is never expanded)."""
+INT64_MIN = -INT64_MAX - 1
+MAX_THREADS = 1024
+
+
+def parse_int_list(text: str, name: str = "value", lo: int | None = None, hi: int | None = None,
+                   lazy: bool = False):
+    """'2,4,8' or '2-5' or '1,4-6' -> the ints in the order given (ranges inclusive), each in [lo, hi].
+
+    At most ``MAX_LISTED`` values, except with ``lazy``, where a single range comes back as a
+    ``range`` of any length (seeds ``1-100000000`` cost a few bytes, not 100M ints)."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    spans = []
+    for part in parts:
         try:
             if "-" in part[1:]:
-                lo, hi = part[0] + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1]
-                lo_i, hi_i = int(lo), int(hi)
-                if hi_i < lo_i:
+                a, b = part[0] + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1]
+                a_i, b_i = int(a), int(b)
+                if b_i < a_i:
                     raise ValueError
-                out.extend(range(lo_i, hi_i + 1))
+                spans.append(range(a_i, b_i + 1))
             else:
-                out.append(int(part))
+                spans.append(range(int(part), int(part) + 1))
         except ValueError:
             raise click.BadParameter(f"{name}: cannot read {part!r} (use e.g. 2,4,8 or 42-51)") from None
-    if not out:
+    if not spans:
         raise click.BadParameter(f"{name}: no values given")
-    return out
+    for r in spans:
+        if lo is not None and r[0] < lo:
+            raise click.BadParameter(f"{name} must be >= {lo}, got {r[0]}")
+        if hi is not None and r[-1] > hi:
+            raise click.BadParameter(f"{name} must be <= {hi}, got {r[-1]}")
+    if lazy and len(spans) == 1:
+        return spans[0]
+    total = sum(r.stop - r.start for r in spans)  # len() stops at 2**63
+    if total > MAX_LISTED:
+        more = " (one range a-b may be longer)" if lazy else ""
+        raise click.BadParameter(f"{name}: {total} values, more than the {MAX_LISTED} a list may hold{more}")
+    return [x for r in spans for x in r]
 
 
 def parse_float_list(text: str, name: str = "value") -> list[float]:
@@ -33,6 +55,8 @@ def parse_float_list(text: str, name: str = "value") -> list[float]:
         out = [float(p) for p in str(text).split(",") if p.strip()]
     except ValueError:
         raise click.BadParameter(f"{name}: cannot read {text!r} (use e.g. 0,0.1,0.2)") from None
+    if not all(math.isfinite(v) for v in out):
+        raise click.BadParameter(f"{name}: every value must be a finite number, got {text!r}")
     if not out:
         raise click.BadParameter(f"{name}: no values given")
     return out
@@ -53,27 +77,33 @@ def parse_warmup(text: str, name: str = "--warmup") -> int | float:
     return value
 
 
-def _callback(parser, name):
-    return lambda ctx, param, value: None if value is None else parser(value, name)
+def _callback(parser, name, **bounds):
+    return lambda ctx, param, value: None if value is None else parser(value, name, **bounds)
 
 
 def k_option(default="8", help="Cache size(s) K_b in blocks, e.g. 8 or 2,4,8."):
-    return click.option("--K", "K", default=default, show_default=True, callback=_callback(parse_int_list, "--K"), help=help)
+    return click.option("--K", "K", default=default, show_default=True, callback=_callback(parse_int_list, "--K", lo=1),
+                        help=help + " Sizes beyond the trace length act as the trace length.")
 
 
 def seeds_option(default="42-51"):
-    return click.option("--seeds", default=default, show_default=True, callback=_callback(parse_int_list, "--seeds"),
-                        help="Seeds, inclusive ranges allowed: 42-51 or 1,5,9.")
+    return click.option("--seeds", default=default, show_default=True,
+                        callback=_callback(parse_int_list, "--seeds", lo=INT64_MIN, hi=INT64_MAX, lazy=True),
+                        help="Seeds (64-bit), inclusive ranges allowed: 42-51 or 1,5,9.")
 
 
 def zipf_options(f):
     """The non-stationary Zipf family's parameters (paper App. B defaults)."""
     for opt in reversed([
-        click.option("--M", "M", type=int, default=64, show_default=True, help="Blocks in external memory."),
-        click.option("--alpha", type=float, default=1.2, show_default=True, help="Zipf exponent."),
-        click.option("--W", "W", type=int, default=16, show_default=True, help="Working-set size."),
-        click.option("--shift", type=int, default=500, show_default=True, help="Working set redrawn every SHIFT requests."),
-        click.option("--T", "T", type=int, default=5000, show_default=True, help="Trace length."),
+        click.option("--M", "M", type=click.IntRange(1, MAX_BLOCKS), default=64, show_default=True,
+                     help="Blocks in external memory."),
+        click.option("--alpha", type=Finite(0), default=1.2, show_default=True, help="Zipf exponent."),
+        click.option("--W", "W", type=click.IntRange(1, MAX_BLOCKS), default=16, show_default=True,
+                     help="Working-set size (at most M)."),
+        click.option("--shift", type=click.IntRange(1), default=500, show_default=True,
+                     help="Working set redrawn every SHIFT requests."),
+        click.option("--T", "T", type=click.IntRange(1, MAX_REQUESTS), default=5000, show_default=True,
+                     help="Trace length."),
     ]):
         f = opt(f)
     return f
@@ -119,3 +149,42 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise click.UsageError("--device cuda: no CUDA device is available")
     return device
+
+
+class Finite(click.FloatRange):
+    """A FloatRange that also refuses nan and infinities, which no setting means."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{rv} is not a finite number.", param, ctx)
+        return rv
+
+
+def _threads(ctx, param, value):
+    from ..core.limits import configure_threads, cpu_count
+
+    configure_threads(value or cpu_count())  # imports numba: runs when the command does, never for --help
+    return value
+
+
+def _memory_limit(ctx, param, value):
+    from ..core.limits import parse_size, set_memory_limit
+
+    set_memory_limit(None if value is None else parse_size(value, "--memory-limit"))  # the group resets it
+
+
+def memory_option(f):
+    return click.option("--memory-limit", default=None, metavar="SIZE", expose_value=False, callback=_memory_limit,
+                        help="Memory a run may use, e.g. 16G [default: $GPUPAGE_MEMORY_LIMIT, else the smaller of "
+                             "MemAvailable and the cgroup limit]; larger runs are refused up front.")(f)
+
+
+def resource_options(f):
+    """--threads and --memory-limit."""
+    f = memory_option(f)
+    return click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, expose_value=False,
+                        callback=_threads, help="Compute threads [default: all cores this process may use].")(f)
+

@@ -8,48 +8,57 @@ import sys
 
 import click
 
-from .options import (device_option, json_option, k_option, quiet_option, seeds_option, trace_format_option,
-                      warmup_option, zipf_options)
+from .options import (INT64_MAX, INT64_MIN, MAX_THREADS, Finite, device_option, json_option, k_option,
+                      memory_option, quiet_option, resource_options, seeds_option, trace_format_option, warmup_option,
+                      zipf_options)
 
 
 @click.command()
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint to write (.pt).")
 @click.option("--mode", type=click.Choice(["blackbox", "whitebox"]), default="blackbox", show_default=True,
               help="Features: request history only, or plus the generator's latent state (§5.5).")
-@click.option("--K", "K", type=int, default=8, show_default=True, help="Cache size K_b to train at.")
+@click.option("--K", "K", type=click.IntRange(1), default=8, show_default=True,
+              help="Cache size K_b to train at (at most --T).")
 @click.option("--bc-Ks", "bc_Ks", default=None, help="Train behaviour cloning on several cache sizes, e.g. 4,8,16.")
-@click.option("--hidden", type=int, default=48, show_default=True, help="Controller width.")
-@click.option("--bc-rounds", type=int, default=3, show_default=True,
+@click.option("--hidden", type=click.IntRange(1), default=48, show_default=True, help="Controller width.")
+@click.option("--bc-rounds", type=click.IntRange(-1), default=3, show_default=True,
               help="DAgger rounds after the Belady round (-1: no behaviour cloning).")
-@click.option("--bc-lanes", type=int, default=64, show_default=True, help="Traces per behaviour-cloning round.")
-@click.option("--bc-epochs", type=int, default=4, show_default=True, help="Epochs over the data per round.")
-@click.option("--bc-lr", type=float, default=3e-3, show_default=True, help="Behaviour-cloning learning rate.")
-@click.option("--bc-beta", type=float, default=0.5, show_default=True,
+@click.option("--bc-lanes", type=click.IntRange(1), default=64, show_default=True,
+              help="Traces per behaviour-cloning round.")
+@click.option("--bc-epochs", type=click.IntRange(1), default=4, show_default=True,
+              help="Epochs over the data per round.")
+@click.option("--bc-lr", type=Finite(0, min_open=True), default=3e-3, show_default=True,
+              help="Behaviour-cloning learning rate.")
+@click.option("--bc-beta", type=Finite(0, 1), default=0.5, show_default=True,
               help="Expert share of the first DAgger round's decisions (halved each round).")
-@click.option("--bc-rank-coef", type=float, default=0.0, show_default=True,
+@click.option("--bc-rank-coef", type=Finite(0), default=0.0, show_default=True,
               help="Weight of the listwise next-use ranking loss.")
-@click.option("--ppo-iterations", type=int, default=0, show_default=True, help="PPO iterations after cloning.")
-@click.option("--lanes", type=int, default=128, show_default=True, help="PPO parallel lanes.")
-@click.option("--num-steps", type=int, default=64, show_default=True, help="PPO decisions per lane per rollout.")
-@click.option("--lr", type=float, default=3e-4, show_default=True, help="PPO learning rate.")
-@click.option("--ent-coef", type=float, default=0.003, show_default=True, help="PPO entropy bonus.")
-@click.option("--critic-warmup", type=int, default=0, show_default=True,
+@click.option("--ppo-iterations", type=click.IntRange(0), default=0, show_default=True,
+              help="PPO iterations after cloning.")
+@click.option("--lanes", type=click.IntRange(1), default=128, show_default=True, help="PPO parallel lanes.")
+@click.option("--num-steps", type=click.IntRange(1), default=64, show_default=True,
+              help="PPO decisions per lane per rollout.")
+@click.option("--lr", type=Finite(0, min_open=True), default=3e-4, show_default=True, help="PPO learning rate.")
+@click.option("--ent-coef", type=Finite(0), default=0.003, show_default=True, help="PPO entropy bonus.")
+@click.option("--critic-warmup", type=click.IntRange(0), default=0, show_default=True,
               help="PPO iterations training only the critic.")
-@click.option("--seed-start", type=int, default=10000, show_default=True,
+@click.option("--seed-start", type=click.IntRange(INT64_MIN, INT64_MAX), default=10000, show_default=True,
               help="First training seed (keep evaluation seeds below it).")
-@click.option("--torch-seed", type=int, default=0, show_default=True, help="Initialisation/sampling seed.")
+@click.option("--torch-seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
+              help="Initialisation/sampling seed.")
 @zipf_options
 @click.option("--resume", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Continue from a checkpoint this command wrote.")
 @click.option("--log-dir", type=click.Path(file_okay=False), default=None,
               help="Where train_log.csv and train_curve.png go [default: next to --out].")
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="torch CPU threads (the model is small: more threads only contend with numba and each other).")
-@click.option("--nproc", type=int, default=1, show_default=True,
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True,
+              help="torch and numba threads (the model is small: more threads only contend with each other).")
+@click.option("--nproc", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Data-parallel ranks on this machine (runs torchrun: one GPU each on CUDA, gloo on the CPU); "
                    "they split --lanes and --bc-lanes and train as one process with all of them.")
 @device_option
 @quiet_option
+@memory_option
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
           lanes, num_steps, lr, ent_coef, critic_warmup, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
           nproc, device, quiet):
@@ -60,6 +69,9 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
     """
     if nproc != 1:
         return _launch_ranks(nproc, out, lanes, bc_lanes, bc_rounds, device)
+    from ..core.limits import configure_threads
+
+    configure_threads(threads)  # before torch loads its OpenMP runtime
     import torch
     from tqdm import tqdm
 
@@ -72,8 +84,6 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
     if resume:
         _check_resume_options(resume, options)
     device = resolve_device(device)
-    if threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     from ..distributed.ddp import join, leave, under_torchrun
 
@@ -83,7 +93,7 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         quiet = quiet or ranks.rank != 0
     zipf = dict(M=M, alpha=alpha, W=W, shift=shift, T=T)
     ZipfParams(**zipf)  # validate early
-    Ks = tuple(parse_int_list(bc_Ks, "--bc-Ks")) if bc_Ks else ()
+    Ks = tuple(parse_int_list(bc_Ks, "--bc-Ks", lo=1)) if bc_Ks else ()
     bc = None if bc_rounds < 0 else BCConfig(
         K=K, Ks=Ks, mode=mode, hidden=hidden, seed_start=seed_start, lanes=bc_lanes, dagger_rounds=bc_rounds,
         epochs=bc_epochs, lr=bc_lr, beta=bc_beta, rank_coef=bc_rank_coef, torch_seed=torch_seed, zipf=zipf,
@@ -196,6 +206,7 @@ def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
 @warmup_option
 @device_option
 @json_option
+@resource_options
 def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, warmup, device, as_json):
     """Compare a trained controller (greedy) with the heuristics: fault rate, competitive ratio, Prop. 6."""
     from ..controller.network import load_controller
@@ -205,7 +216,12 @@ def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_form
 
     device = resolve_device(device)
     model, meta = load_controller(checkpoint)
-    names = [p.name for p in parse_policies(policies)] if policies else default_policies()
+    names = [p.name for p in parse_policies(policies)] if policies is not None else default_policies()
+    trained = _trained_ks(meta)
+    for k in K:
+        if trained and k not in trained:  # stderr: --json keeps stdout to the JSON
+            click.echo(f"Warning: {checkpoint} was trained at K = {', '.join(map(str, trained))}, "
+                       f"evaluated at K = {k}", err=True)
     tr, latent, desc = _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T)
     if model.config.mode == "whitebox" and latent is None:
         raise ValueError("a white-box controller needs Zipf traces (their latent state); drop --trace-file")
@@ -231,6 +247,13 @@ def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_form
         click.echo(f"  Prop. 6: p={p6['p_mean']:.3f} D_f=1 T={p6['T_total']} F_learned={p6['F_learned_total']} "
                    f"<= F_opt + (1-p) D_f T = {p6['bound_total']} (F_opt={p6['F_opt_total']}): "
                    f"{'holds' if p6['holds'] else 'FAILS'} on every trace")
+
+
+def _trained_ks(meta: dict) -> list[int]:
+    """The cache sizes a checkpoint's behaviour cloning and PPO ran at (empty when it does not say)."""
+    bc, ppo = meta.get("bc") or {}, meta.get("ppo") or {}
+    ks = list(bc.get("Ks") or ([bc["K"]] if "K" in bc else [])) + ([ppo["K"]] if "K" in ppo else [])
+    return sorted({int(k) for k in ks})
 
 
 COMMANDS = [train, evaluate]

@@ -8,8 +8,9 @@ import sys
 import click
 
 from .distcmds import report, scale_options, scale_writer
-from .options import (device_option, json_option, k_option, parse_float_list, parse_int_list, quiet_option,
-                      resolve_device, seeds_option, trace_format_option, warmup_option, zipf_options)
+from .options import (INT64_MAX, INT64_MIN, Finite, device_option, json_option, k_option, parse_float_list,
+                      parse_int_list, quiet_option, resolve_device, resource_options, seeds_option, trace_format_option,
+                      warmup_option, zipf_options)
 
 checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
                                  help="Checkpoint of the learned policy (required by --policy learned).")
@@ -53,13 +54,15 @@ def _progress(quiet: bool, unit: str):
 @k_option(default="64")
 @trace_format_option("--format", "fmt")
 @click.option("--column", default="0", show_default=True, help="CSV column: header name or 0-based index.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Random policy.")
+@click.option("--seed", type=click.IntRange(INT64_MIN, INT64_MAX), default=0, show_default=True,
+              help="Seed of the Random policy (64-bit).")
 @checkpoint_option
-@click.option("--candidates", type=int, default=None,
+@click.option("--candidates", type=click.IntRange(1, None), default=None,
               help="learned: score only the C least recently accessed blocks (default: all).")
 @warmup_option
 @device_option
 @json_option
+@resource_options
 def simulate(trace_file, policies, K, fmt, column, seed, checkpoint, candidates, warmup, device, as_json):
     """Replay a real trace file: requests, distinct blocks, compulsory faults, faults, fault rate.
 
@@ -86,7 +89,7 @@ def simulate(trace_file, policies, K, fmt, column, seed, checkpoint, candidates,
               help="Perturbation levels: exactly floor(beta*T) requests flipped.")
 @click.option("--rho", "rhos", default="1", show_default=True, callback=_fraction_list("--rho"),
               help="Retrieval recall: each request wrong with probability 1-rho.")
-@click.option("--eta", type=float, default=None, help="Prediction noise for prediction-based policies.")
+@click.option("--eta", type=Finite(0), default=None, help="Prediction noise for prediction-based policies (>= 0).")
 @click.option("--family", type=click.Choice(["zipf", "cyclic"]), default="zipf", show_default=True,
               help="zipf: App. B non-stationary Zipf; cyclic: K+1 blocks in a cycle (Thm 3).")
 @zipf_options
@@ -98,6 +101,7 @@ def simulate(trace_file, policies, K, fmt, column, seed, checkpoint, candidates,
 @device_option
 @quiet_option
 @scale_options
+@resource_options
 def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, checkpoint, warmup,
           device, quiet, **scale):
     """Run a (policy x K x seed x beta x rho) grid; one CSV row per cell with Belady's ratio.
@@ -125,6 +129,7 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
               help="Directory for tables, summary.json and plots.")
 @device_option
 @quiet_option
+@resource_options
 def reproduce(out_dir, device, quiet):
     """Reproduce the paper's §6 validation: Figures 4 and 5, tables and summary.json."""
     from ..experiments.reproduce import comparison_rows, reproduce as run

@@ -29,6 +29,7 @@ from ..core.traces import ZipfParams, zipf_traces
 from .features import observe
 from .state import (ACTIVE_GAP, ALARM, CALM_DECAY, CAP, D_CAND_T, D_CUR, D_EPOCH_T, D_GEN0, D_GEN1, D_NEXT, D_RESUME,
                     D_S, HALF_LIVES, NOVEL_GAIN, REFRACTORY, STEP_FIELDS, EnvState, decay_table_on)
+from ..core import limits
 
 MODES = ("blackbox", "whitebox")
 DONE_CHECK_EVERY = 16
@@ -215,6 +216,12 @@ def init_state(traces, K: int, latent=None, device="cpu") -> EnvState:
         tr = tr.unsqueeze(0)
     if tr.dim() != 2 or tr.dtype.is_floating_point or tr.dtype == torch.bool:
         raise ValueError(f"traces must be an integer tensor [B, T], got {tr.dtype} {tuple(tr.shape)}")
+    B, T = tr.shape
+    if not 1 <= K <= max(T, 1):
+        raise ValueError(f"K must be in [1, T={T}] for the controller env (its per-slot state is [B, K], and a "
+                         f"cache of more than T blocks never evicts), got {K}")
+    # an int64 copy of the traces, their int32 ids and next uses (each lane's map of blocks seen aside)
+    limits.require(16 * B * T, f"the controller env over {B} lanes x {T} requests")
     arr = tr.detach().cpu().numpy().astype(np.int64)
     if arr.size and int(arr.max()) >= REMAP_IDS:  # per-block state is [B, n]: keep n small
         if latent is not None:
@@ -225,14 +232,19 @@ def init_state(traces, K: int, latent=None, device="cpu") -> EnvState:
     arr = np.ascontiguousarray(arr.astype(np.int32))
     if arr.size and int(arr.min()) < -1:
         raise ValueError("block ids must be >= 0 (-1 pads)")
-    B, T = arr.shape
     n = max(int(arr.max()) + 1 if arr.size else 1, 1)
-    nxt = torch.from_numpy(next_occurrence(arr))
-    ws_rank, shift, W = None, 1, 1
-    if latent is not None:
-        ws = latent.working_sets.long()  # [B, P, W]
-        P, W = ws.shape[1], ws.shape[2]
+    ws = latent.working_sets.long() if latent is not None else None  # [B, P, W]
+    if ws is not None:
         n = max(n, int(ws.max()) + 1)
+    P = ws.shape[1] if ws is not None else 0
+    # per-block state (15 int64 words a block and lane), per-slot state, next uses, white-box ranks
+    limits.require(8 * B * (15 * n + 4 * K) + 4 * B * T + 2 * B * P * n,
+                   f"the controller env's state ({B} lanes, {n} blocks, K = {K})")
+    with limits.work_threads(B):
+        nxt = torch.from_numpy(next_occurrence(arr))
+    ws_rank, shift, W = None, 1, 1
+    if ws is not None:
+        W = ws.shape[2]
         ws_rank = torch.full((B, P, n), -1, dtype=torch.int16)
         ws_rank.scatter_(2, ws, torch.arange(W, dtype=torch.int16).expand(B, P, W).contiguous())
         shift = latent.shift

@@ -18,6 +18,7 @@ from numba import njit, prange
 from . import env as E
 from .features import observe
 from .network import PageController
+from ..core import limits
 
 
 @njit(parallel=True, cache=True)
@@ -82,6 +83,9 @@ def _replay(traces, victims, K: int, warmup: int = 0):
         tr, vi = tr.unsqueeze(0), vi.unsqueeze(0)
     if tr.shape != vi.shape:
         raise ValueError(f"victims {tuple(vi.shape)} must match traces {tuple(tr.shape)}")
+    K = min(int(K), max(tr.shape[1], 1))  # a larger cache never evicts either: no [K] scratch beyond T
+    # int64 copies of the traces, victims and dense ids, next uses in two widths, a mask
+    limits.require(45 * tr.numel(), f"checking Prop. 6 on {tr.shape[0]} lanes x {tr.shape[1]} requests")
     arr = tr.detach().cpu().numpy().astype(np.int64)
     vic = vi.detach().cpu().numpy().astype(np.int64)
     valid = arr >= 0
@@ -90,9 +94,10 @@ def _replay(traces, victims, K: int, warmup: int = 0):
     dense[valid] = inv
     pos = np.clip(np.searchsorted(uniq, vic), 0, max(len(uniq) - 1, 0))
     vdense = np.where((vic >= 0) & (uniq[pos] == vic) if len(uniq) else False, pos, -1)
-    nxt = E.next_occurrence(dense.astype(np.int32)).astype(np.int64)
     out = np.zeros((arr.shape[0], 5), dtype=np.int64)
-    _replay_optimality(dense, nxt, vdense, int(K), max(len(uniq), 1), warmup, out)
+    with limits.work_threads(arr.shape[0]):
+        nxt = E.next_occurrence(dense.astype(np.int32)).astype(np.int64)
+        _replay_optimality(dense, nxt, vdense, int(K), max(len(uniq), 1), warmup, out)
     if out[:, 3].any():
         raise ValueError(f"{int(out[:, 3].sum())} victims were not resident at their eviction")
     return tr, out
@@ -130,19 +135,22 @@ def controller_rollout(model: PageController, traces, K: int, latent=None, devic
     """Run the controller on traces.  Returns (faults int64 [B], victims int64 [B, T] in the traces' ids)."""
     mode = model.config.mode
     model.to(device)
-    params = E.EnvParams(K=K, mode=mode, device=str(device))
+    T = torch.as_tensor(traces).shape[-1]
+    # the env's state is [B, K]: a cache of T or more blocks never evicts, so nothing is asked of the model
+    params = E.EnvParams(K=min(int(K), max(T, 1)), mode=mode, device=str(device))
     obs, st = E.reset_traces(params, traces, latent)
     B, T = st.traces.shape
     victims = torch.full((B, T), -1, dtype=torch.int64, device=st.t.device)
     lanes = torch.arange(B, device=st.t.device)
     step = 0
-    while step % E.DONE_CHECK_EVERY or not bool(st.done.all()):
-        a = model.act(obs, greedy=greedy)
-        tt = st.t.clamp(max=T - 1)
-        victims[lanes, tt] = torch.where(st.done, victims[lanes, tt], st.blk[lanes, a])
-        E.step_inplace(st, a)
-        obs = observe(st, mode)
-        step += 1
+    with limits.torch_threads(B * params.K):
+        while step % E.DONE_CHECK_EVERY or not bool(st.done.all()):
+            a = model.act(obs, greedy=greedy)
+            tt = st.t.clamp(max=T - 1)
+            victims[lanes, tt] = torch.where(st.done, victims[lanes, tt], st.blk[lanes, a])
+            E.step_inplace(st, a)
+            obs = observe(st, mode)
+            step += 1
     victims = _original_ids(torch.as_tensor(traces), st.traces, victims)
     return st.faults.cpu(), victims.cpu()
 

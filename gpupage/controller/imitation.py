@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from . import env as E
-from .features import Obs, observe
+from .features import GLOBAL_DIM, SLOT_DIM, Obs, observe
 from .network import ControllerConfig, PageController
 from .ranks import OneProcess
+from ..core import limits
 
 
 @dataclass
@@ -66,6 +67,27 @@ class BCConfig:
     """Where the rollouts, the aggregated data, the model and the fitting live ('cpu', 'cuda', ...).
     The model is initialised on the CPU and moved; expert mixing and shuffling draw from a generator
     on this device, so runs agree per device type, not across."""
+
+    def __post_init__(self):
+        from ..core.traces import ZipfParams
+
+        zipf = ZipfParams.from_dict(self.zipf)
+        if self.mode not in E.MODES:
+            raise ValueError(f"mode must be one of {', '.join(E.MODES)}, got {self.mode!r}")
+        for k in self.cache_sizes():
+            limits.check_int("K", k, 1, zipf.T)  # the env's per-slot state is [B, K]; beyond T nothing is evicted
+        for name, lo in (("hidden", 1), ("lanes", 1), ("dagger_rounds", 0), ("epochs", 1), ("batch_size", 1),
+                         ("max_samples", 1)):
+            limits.check_int(name, getattr(self, name), lo)
+        limits.check_number("beta", self.beta, 0, 1)
+        limits.check_number("lr", self.lr, 0, lo_open=True)
+        limits.check_number("weight_decay", self.weight_decay, 0)
+        limits.check_number("rank_coef", self.rank_coef, 0)
+        limits.check_number("rank_tau", self.rank_tau, 0, lo_open=True)
+        limits.check_int("torch_seed", self.torch_seed, 0, 2**64 - 1)
+        # every round's seeds are 64-bit
+        limits.check_int("seed_start", self.seed_start, -2**63,
+                         limits.INT64_MAX - self.lanes * (self.dagger_rounds + 1) * len(self.cache_sizes()))
 
     def env_params(self, K: int) -> E.EnvParams:
         from ..core.traces import ZipfParams
@@ -265,6 +287,10 @@ def _collect_round(cfg: BCConfig, rnd: int, model: PageController, gen: torch.Ge
     items = []
     for i, K in enumerate(Ks):
         first_seed = cfg.seed_start + (rnd * len(Ks) + i) * cfg.lanes
+        T = cfg.env_params(K).zipf.T
+        # at most one decision a request past the first K: features, mask and label of every slot
+        limits.require(cfg.lanes * max(T - K, 0) * (K * (4 * SLOT_DIM[cfg.mode] + 9) + 4 * GLOBAL_DIM[cfg.mode]),
+                       f"behaviour cloning's decisions ({cfg.lanes} lanes x {T} requests, K = {K})")
         data, labels, order, total = collect_share(cfg.env_params(K), list(range(first_seed, first_seed + cfg.lanes)),
                                                    model if rnd else None, beta, gen, ranks)
         with torch.no_grad():

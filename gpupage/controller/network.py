@@ -13,12 +13,13 @@ Checkpoints are plain Python types (``torch.load(weights_only=True)``):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
 
 from .features import GLOBAL_DIM, SLOT_DIM, Obs
+from ..core import limits
 
 CHECKPOINT_FORMAT = "gpupage-controller-1"
 
@@ -29,6 +30,11 @@ class ControllerConfig:
     """'blackbox' or 'whitebox': which features the controller reads."""
     hidden: int = 48
     """Width of every hidden layer."""
+
+    def __post_init__(self):
+        if self.mode not in SLOT_DIM:
+            raise ValueError(f"mode must be one of {', '.join(SLOT_DIM)}, got {self.mode!r}")
+        limits.check_int("hidden", self.hidden, 1)
 
     @property
     def slot_dim(self) -> int:
@@ -44,6 +50,8 @@ class PageController(nn.Module):
         super().__init__()
         self.config = config
         h = config.hidden
+        # float32 weights, their gradients and Adam's two moments
+        limits.require(16 * (5 * h * h + h * (config.slot_dim + config.global_dim + 8)), f"a controller {h} wide")
         self.embed = nn.Sequential(nn.Linear(config.slot_dim, h), nn.LayerNorm(h), nn.GELU(),
                                    nn.Linear(h, h), nn.GELU())
         self.context = nn.Sequential(nn.Linear(2 * h + config.global_dim, h), nn.LayerNorm(h), nn.GELU())
@@ -98,16 +106,37 @@ def load_checkpoint(path) -> dict:
         raise ValueError(f"{path}: not a gpupage controller checkpoint ({type(exc).__name__})") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a gpupage controller checkpoint")
+    for part in ("config", "state_dict", "meta"):
+        if not isinstance(ck.get(part), dict):
+            raise ValueError(f"{path}: a damaged controller checkpoint (its {part} is missing or not a dict)")
     return ck
 
 
 def controller_from_checkpoint(ck: dict) -> PageController:
+    """The model a checkpoint holds; a config or weights that do not fit are a one-line ValueError."""
+    unknown = sorted(set(ck["config"]) - {f.name for f in fields(ControllerConfig)})
+    if unknown:
+        raise ValueError(f"the checkpoint's config has unknown setting(s) {', '.join(map(str, unknown))} "
+                         "(written by another version of gpupage?)")
     model = PageController(ControllerConfig(**ck["config"]))
-    model.load_state_dict(ck["state_dict"])
+    want, got = model.state_dict(), ck["state_dict"]
+    problems = {
+        "missing": [k for k in want if k not in got],
+        "unexpected": [str(k) for k in got if k not in want],
+        "wrong shape": [k for k in want if k in got and getattr(got[k], "shape", None) != want[k].shape],
+    }
+    if any(problems.values()):
+        listed = "; ".join(f"{what}: {', '.join(ks[:3])}{', ...' if len(ks) > 3 else ''}"
+                           for what, ks in problems.items() if ks)
+        raise ValueError(f"the checkpoint's weights do not fit its config ({listed})")
+    model.load_state_dict(got)
     return model.eval()
 
 
 def load_controller(path) -> tuple[PageController, dict]:
     """(model in eval mode, the checkpoint's meta)."""
     ck = load_checkpoint(path)
-    return controller_from_checkpoint(ck), ck["meta"]
+    try:
+        return controller_from_checkpoint(ck), ck["meta"]
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

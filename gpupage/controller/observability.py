@@ -26,6 +26,7 @@ import torch
 from numba import njit, prange
 
 from ..core import rng
+from ..core import limits
 
 RULES = {"u_lru": 0, "u_mru": 1, "u_random": 2, "u_outside_n": 3}
 
@@ -99,7 +100,9 @@ def told_phase_faults(traces: torch.Tensor, latent, K: int, rule: str, seed=0) -
     ws = np.ascontiguousarray(latent.working_sets.numpy(), dtype=np.int64)
     n_ids = int(max(arr.max(initial=0), ws.max(initial=0))) + 1
     faults = np.zeros(arr.shape[0], dtype=np.int64)
-    _told_phase_kernel(arr, ws, latent.shift, n_ids, K, RULES[rule], rng.lane_keys(seed, arr.shape[0]), faults)
+    K = min(K, max(arr.shape[1], 1))  # a cache of T blocks never evicts either: no [K] scratch beyond it
+    with limits.work_threads(arr.shape[0]):
+        _told_phase_kernel(arr, ws, latent.shift, n_ids, K, RULES[rule], rng.lane_keys(seed, arr.shape[0]), faults)
     return faults
 
 

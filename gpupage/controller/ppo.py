@@ -23,8 +23,9 @@ import torch
 from . import env as E
 from ..core.results import atomic_path
 from .network import ControllerConfig, PageController
-from .features import Obs, observe
+from .features import GLOBAL_DIM, SLOT_DIM, Obs, observe
 from .ranks import OneProcess
+from ..core import limits
 
 
 @dataclass
@@ -84,6 +85,26 @@ class PPOConfig:
     The model is initialised on the CPU and moved, so initial weights never depend on it; sampling
     and shuffling draw from a generator on this device, so runs agree per device type, not across."""
 
+    def __post_init__(self):
+        from ..core.traces import ZipfParams
+
+        zipf = ZipfParams.from_dict(self.zipf)
+        if self.mode not in E.MODES:
+            raise ValueError(f"mode must be one of {', '.join(E.MODES)}, got {self.mode!r}")
+        limits.check_int("K", self.K, 1, zipf.T)  # the env's per-slot state is [B, K]; beyond T nothing is evicted
+        for name, lo in (("hidden", 1), ("lanes", 1), ("num_steps", 1), ("iterations", 0), ("num_minibatches", 1),
+                         ("update_epochs", 1), ("critic_warmup", 0)):
+            limits.check_int(name, getattr(self, name), lo)
+        for name, lo, hi, lo_open in (("lr", 0, None, True), ("gamma", 0, 1, True), ("gae_lambda", 0, 1, False),
+                                      ("clip_coef", 0, None, True), ("ent_coef", 0, None, False),
+                                      ("vf_coef", 0, None, False), ("reward_scale", 0, None, True),
+                                      ("max_grad_norm", 0, None, True)):
+            limits.check_number(name, getattr(self, name), lo, hi, lo_open)
+        if self.target_kl is not None:
+            limits.check_number("target_kl", self.target_kl, 0, lo_open=True)
+        limits.check_int("torch_seed", self.torch_seed, 0, 2**64 - 1)
+        limits.check_int("seed_start", self.seed_start, -2**63, limits.INT64_MAX)
+
     def env_params(self) -> E.EnvParams:
         from ..core.traces import ZipfParams
 
@@ -122,6 +143,9 @@ class PPO:
 
     def __init__(self, cfg: PPOConfig, model: PageController | None = None, ranks: OneProcess | None = None):
         self.cfg = cfg
+        # the rollout buffers: per-slot features and masks, per-step scalars
+        limits.require(4 * cfg.num_steps * cfg.lanes * (cfg.K * (SLOT_DIM[cfg.mode] + 1) + GLOBAL_DIM[cfg.mode] + 12),
+                       f"PPO's rollout buffers ({cfg.num_steps} steps x {cfg.lanes} lanes, K = {cfg.K})")
         self.ranks = ranks or OneProcess()
         self.lo, self.hi = self.ranks.share(cfg.lanes)
         torch.manual_seed(cfg.torch_seed)

@@ -215,6 +215,25 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     return cpu_result(faults, hits, victims, return_hits)
 
 
+@njit(parallel=True, cache=True)
+def _count_requests(traces, nchunks, out):
+    B, T = traces.shape
+    for c in prange(nchunks):
+        for b in range(c * B // nchunks, (c + 1) * B // nchunks):
+            n = 0
+            for t in range(T):
+                if traces[b, t] >= 0:
+                    n += 1
+            out[b] = n
+
+
+def count_requests(traces: np.ndarray, nchunks: int) -> np.ndarray:
+    """Non-pad requests per lane, int64 [B], without a [B, T] temporary."""
+    out = np.empty(traces.shape[0], dtype=np.int64)
+    _count_requests(traces, max(nchunks, 1), out)
+    return out
+
+
 def lane_chunks(B: int) -> int:
     """How many chunks a parallel batch splits its B lanes into (4 per thread, to even out their cost)."""
     return min(B, 4 * numba.get_num_threads())

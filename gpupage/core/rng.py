@@ -79,11 +79,14 @@ def lane_keys(seed, batch: int) -> np.ndarray:
     ``seed`` a sequence/array of B ints: lane b gets key(seed[b], 0), so a lane's
     randomness depends only on its own seed, wherever it sits in the batch.
     """
-    if np.ndim(seed) == 0:
-        seeds = np.full(batch, int(seed), dtype=np.int64)
+    scalar = np.ndim(seed) == 0
+    try:
+        seeds = np.full(batch, int(seed), dtype=np.int64) if scalar else np.asarray(seed, dtype=np.int64).reshape(-1)
+    except OverflowError:
+        raise ValueError("seeds must fit in 64 bits (-2**63 .. 2**63-1)") from None
+    if scalar:
         lanes = np.arange(batch, dtype=np.int64)
     else:
-        seeds = np.asarray(seed, dtype=np.int64).reshape(-1)
         if seeds.shape[0] != batch:
             raise ValueError(f"got {seeds.shape[0]} seeds for a batch of {batch} lanes")
         lanes = np.zeros(batch, dtype=np.int64)

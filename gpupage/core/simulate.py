@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from . import rng
-from .cpu import lane_chunks
+from . import limits, rng
+from .cpu import count_requests, lane_chunks
 from .policies import Policy, get_policy
 
 BACKENDS = ("auto", "cpu", "triton")
@@ -69,7 +69,7 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
             ``hits`` and ``victims`` still cover every request.  A warm-up of T or more is an error.
     """
     pol = policy if isinstance(policy, Policy) else get_policy(policy)
-    traces = torch.as_tensor(traces)
+    traces = torch.as_tensor(_signed(traces))
     if traces.dim() == 1:
         traces = traces.unsqueeze(0)
     if traces.dim() != 2 or traces.dtype.is_floating_point or traces.dtype == torch.bool:
@@ -77,6 +77,9 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
     B, T = traces.shape
     if B == 0:
         raise ValueError("traces has no lanes")
+    if pol.needs_future and T > limits.MAX_REQUESTS:
+        raise ValueError(f"{pol.name} reads next-use times, held in int32: traces longer than "
+                         f"{limits.MAX_REQUESTS} requests are not supported, got {T}")
     Ks = _per_lane_k(K, B, T)
     w = resolve_warmup(warmup, T)
     if backend not in BACKENDS:
@@ -119,8 +122,8 @@ def _lane_requests(traces, start: int = 0) -> torch.Tensor:
     if part.is_cuda:
         return (part >= 0).sum(dim=1).to(torch.int64)
     # torch sums a bool [B, T] by first casting all of it to int64 (8 bytes a request, more than the
-    # trace); numpy's reduction casts in small buffers
-    return torch.from_numpy(np.count_nonzero(part.numpy() >= 0, axis=1).astype(np.int64))
+    # trace); the numba count holds no [B, T] temporary at all
+    return torch.from_numpy(count_requests(np.ascontiguousarray(part.numpy()), lane_chunks(part.shape[0])))
 
 
 def _run(traces, pol, Ks, keys, backend, return_hits, options) -> SimResult:
@@ -129,7 +132,8 @@ def _run(traces, pol, Ks, keys, backend, return_hits, options) -> SimResult:
         run = pol.implementation("triton")
         out = run(traces, pol, Ks.to(traces.device), torch.from_numpy(keys).to(traces.device), return_hits, options)
         return SimResult(out.faults, requests.to(out.faults.device), out.hits, out.victims)
-    res = _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options)
+    with limits.work_threads(traces.shape[0]):
+        res = _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options)
     if traces.is_cuda:
         for name in ("faults", "requests", "hits", "victims"):
             if getattr(res, name) is not None:
@@ -190,13 +194,20 @@ def _first_touches(traces, n_ids, warmup, out, nchunks):
 
 
 def _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options):
+    B, T = traces.shape
+    kept = traces.device.type == "cpu" and traces.is_contiguous() and traces.dtype in (torch.int32, torch.int64)
+    what = f"simulating {B} lanes x {T} requests ({pol.name})"
+    # the input itself is already held: only what this call adds is estimated
+    limits.require(limits.simulate_bytes(B, T, return_hits, copied=0 if kept else 8), what)
     traces = traces.detach().cpu()
     shared = _shared(traces)
     arr = (traces[:1] if shared else traces).contiguous().numpy()
     if arr.dtype not in (np.int32, np.int64):
-        arr = arr.astype(np.int64)
+        arr = arr.astype(np.int32 if arr.dtype.itemsize < 4 else np.int64)
     dense, uniq = dense_ids(arr)
     n_ids = int(dense.max()) + 1 if dense.size else 1
+    limits.require(limits.simulate_bytes(B, T, return_hits, remapped=uniq is not None, chunks=lane_chunks(B),
+                                         n_ids=n_ids, kmax=int(Ks.max())), what)
     if shared:  # the lanes read one copy through a stride-0 view: no [B, T] copy, and it stays in cache
         dense = np.lib.stride_tricks.as_strided(dense, (traces.shape[0], dense.shape[1]), (0, dense.strides[1]))
     faults, hits, victims = pol.implementation("cpu")(dense, pol, Ks.numpy(), keys, n_ids, return_hits, options)
@@ -220,10 +231,16 @@ def dense_ids(arr: np.ndarray):
         raise ValueError(f"block ids must be >= 0 (-1 pads), got {lo}")
     if int(arr.max()) < DIRECT_ID_LIMIT:
         return arr, None
-    valid = arr >= 0
-    uniq, inverse = np.unique(arr[valid], return_inverse=True)
-    dense = np.full(arr.shape, -1, dtype=np.int32 if uniq.size < 2**31 else np.int64)
-    dense[valid] = inverse
+    # a few million requests at a time: the temporaries stay small beside the dense copy
+    limits.require(arr.size * 4, f"remapping {arr.size} sparse block ids")
+    flat, step = arr.reshape(-1), 1 << 22
+    uniq = np.unique(np.concatenate([np.unique(flat[i:i + step]) for i in range(0, flat.size, step)]))
+    uniq = uniq[np.searchsorted(uniq, 0):]  # pads are not ids
+    dense = np.empty(arr.shape, dtype=np.int32 if uniq.size < 2**31 else np.int64)
+    out = dense.reshape(-1)
+    for i in range(0, flat.size, step):
+        chunk = flat[i:i + step]
+        out[i:i + step] = np.where(chunk >= 0, np.searchsorted(uniq, chunk), -1)
     return dense, uniq
 
 
@@ -261,6 +278,20 @@ def _per_lane_k(K, B: int, T: int) -> torch.Tensor:
     if B and int(Ks.min()) < 1:
         raise ValueError(f"K must be >= 1, got {int(Ks.min())}")
     return Ks.clamp(max=cap).contiguous()
+
+
+def _signed(traces):
+    """Unsigned numpy ids as a signed type torch computes with: a view of the same width when every id fits it."""
+    if not (isinstance(traces, np.ndarray) and traces.dtype.kind == "u"):
+        return traces
+    if traces.dtype.itemsize < 4:
+        return traces.astype(np.int32)
+    signed = np.dtype(f"i{traces.dtype.itemsize}")
+    if traces.size and int(traces.max()) > np.iinfo(signed).max:
+        if signed == np.int32:
+            return traces.astype(np.int64)
+        raise ValueError(f"block ids must be below 2**63, got {int(traces.max())}")
+    return np.ascontiguousarray(traces).view(signed)
 
 
 def _seed_arg(seed):

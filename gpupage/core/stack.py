@@ -13,6 +13,7 @@ import torch
 from numba import njit, prange
 
 from .simulate import dense_ids, resolve_warmup
+from . import limits
 
 
 @njit(cache=True)
@@ -80,7 +81,8 @@ def lru_fault_curve(traces, kmax: int, warmup=0) -> torch.Tensor:
     from request ``warmup`` on), in one O(T log T) pass per lane.
     """
     arr, w, n_ids, out = curve_lanes(traces, kmax, warmup)
-    _curves(arr, n_ids, kmax, w, out, np.empty(0, np.int32 if arr.shape[1] < 2**31 else np.int64))
+    with limits.work_threads(arr.shape[0]):
+        _curves(arr, n_ids, kmax, w, out, np.empty(0, np.int32 if arr.shape[1] < 2**31 else np.int64))
     return torch.from_numpy(out)
 
 
@@ -93,5 +95,9 @@ def curve_lanes(traces, kmax: int, warmup):
     if t.dim() == 1:
         t = t.unsqueeze(0)
     arr, _ = dense_ids(t.detach().cpu().contiguous().numpy())
+    B, T = arr.shape
     n_ids = int(arr.max()) + 1 if arr.size else 1
-    return arr, resolve_warmup(warmup, arr.shape[1]), max(n_ids, 1), np.empty((arr.shape[0], kmax), dtype=np.int64)
+    # the curves, and each thread's block map, Fenwick tree and histogram
+    limits.require(8 * B * kmax + 8 * min(B, limits.cpu_count()) * (n_ids + T + kmax),
+                   f"fault curves of {B} lanes up to K = {kmax}")
+    return arr, resolve_warmup(warmup, T), max(n_ids, 1), np.empty((B, kmax), dtype=np.int64)

@@ -16,6 +16,7 @@ import torch
 from numba import njit, prange
 
 from . import rng
+from . import limits
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,14 @@ class ZipfParams:
     """Trace length."""
 
     def __post_init__(self):
-        if self.M < 1:
-            raise ValueError(f"M must be >= 1, got {self.M}")
+        if not 1 <= self.M <= limits.MAX_BLOCKS:
+            raise ValueError(f"M must be in [1, {limits.MAX_BLOCKS}] (ids are int32), got {self.M}")
         if not 1 <= self.W <= self.M:
             raise ValueError(f"W must be in [1, M={self.M}], got {self.W}")
         if self.shift < 1:
             raise ValueError(f"shift must be >= 1, got {self.shift}")
-        if self.T < 1:
-            raise ValueError(f"T must be >= 1, got {self.T}")
+        if not 1 <= self.T <= limits.MAX_REQUESTS:
+            raise ValueError(f"T must be in [1, {limits.MAX_REQUESTS}], got {self.T}")
         if not (self.alpha >= 0 and math.isfinite(self.alpha)):
             raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha}")
 
@@ -54,6 +55,15 @@ class ZipfParams:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, overrides: dict) -> "ZipfParams":
+        """The defaults with ``overrides``; an unknown name is a one-line ValueError."""
+        unknown = sorted(set(overrides) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown Zipf setting(s) {', '.join(map(str, unknown))}; "
+                             f"choose from {', '.join(cls.__dataclass_fields__)}")
+        return cls(**overrides)
 
 
 @dataclass
@@ -108,10 +118,14 @@ def zipf_traces(params: ZipfParams, seed=0, batch: int | None = None, return_lat
         traces int32 ``[B, T]``, and with ``return_latent`` a :class:`ZipfLatent`.
     """
     B = _batch_size(seed, batch)
+    # the traces, the working sets, and each thread's permutation of the M blocks
+    limits.require(4 * B * (params.T + params.phases * params.W) + 16 * min(B, limits.cpu_count()) * params.M,
+                   f"Zipf traces ({B} lanes x {params.T} requests over {params.M} blocks)")
     keys = rng.lane_keys(seed, B)
     traces = np.empty((B, params.T), dtype=np.int32)
     ws = np.empty((B, params.phases, params.W), dtype=np.int32)
-    _zipf_kernel(keys, params.M, params.W, params.shift, params.T, params.thresholds(), traces, ws)
+    with limits.work_threads(B):
+        _zipf_kernel(keys, params.M, params.W, params.shift, params.T, params.thresholds(), traces, ws)
     out = torch.from_numpy(traces)
     if return_latent:
         return out, ZipfLatent(torch.from_numpy(ws), params.shift)
@@ -144,12 +158,14 @@ def perturb(traces: torch.Tensor, beta: float, M: int, seed=0) -> torch.Tensor:
     """Flip exactly floor(beta*T) uniformly chosen positions of each lane to a
     uniformly random block of 0..M-1 other than the original (needs M >= 2)."""
     _check_fraction("beta", beta)
-    if M < 2:
-        raise ValueError(f"perturbation needs M >= 2 blocks, got {M}")
+    if not 2 <= M <= limits.MAX_BLOCKS:
+        raise ValueError(f"perturbation needs 2 <= M <= {limits.MAX_BLOCKS} blocks (ids are int32), got {M}")
     arr = _as_numpy(traces)
     keys = rng.lane_keys(seed, arr.shape[0])
+    limits.require(arr.nbytes, f"perturbing {arr.shape[0]} lanes x {arr.shape[1]} requests")
     out = np.empty_like(arr)
-    _perturb_kernel(keys, arr, hamming_count(beta, arr.shape[1]), M, out)
+    with limits.work_threads(arr.shape[0]):
+        _perturb_kernel(keys, arr, hamming_count(beta, arr.shape[1]), M, out)
     return torch.from_numpy(out)
 
 
@@ -176,12 +192,14 @@ def _noise_kernel(keys, traces, threshold, M, out):
 def retrieval_noise(traces: torch.Tensor, rho: float, M: int, seed=0) -> torch.Tensor:
     """Replace each request, independently with probability 1 - rho, by a wrong block of 0..M-1."""
     _check_fraction("rho", rho)
-    if rho < 1 and M < 2:
-        raise ValueError(f"retrieval noise needs M >= 2 blocks, got {M}")
+    if rho < 1 and not 2 <= M <= limits.MAX_BLOCKS:
+        raise ValueError(f"retrieval noise needs 2 <= M <= {limits.MAX_BLOCKS} blocks (ids are int32), got {M}")
     arr = _as_numpy(traces)
     keys = rng.lane_keys(seed, arr.shape[0])
+    limits.require(arr.nbytes, f"noising {arr.shape[0]} lanes x {arr.shape[1]} requests")
     out = np.empty_like(arr)
-    _noise_kernel(keys, arr, rng.probability_threshold(1.0 - rho), max(M, 2), out)
+    with limits.work_threads(arr.shape[0]):
+        _noise_kernel(keys, arr, rng.probability_threshold(1.0 - rho), max(M, 2), out)
     return torch.from_numpy(out)
 
 
@@ -189,7 +207,9 @@ def cyclic_traces(K: int, T: int, batch: int = 1) -> torch.Tensor:
     """Theorem 3's adversary: blocks 0..K in a cycle (every online policy's worst case)."""
     if K < 1:
         raise ValueError(f"K must be >= 1, got {K}")
-    return (torch.arange(T, dtype=torch.int32) % (K + 1)).expand(batch, T).contiguous()
+    limits.require(4 * batch * T, f"cyclic traces ({batch} lanes x {T} requests)")
+    # the cycle's length is capped at T: a longer one repeats nothing either (and K + 1 may not fit int32)
+    return (torch.arange(T, dtype=torch.int32) % min(K + 1, max(T, 1))).expand(batch, T).contiguous()
 
 
 def _check_fraction(name: str, value: float) -> None:
@@ -198,7 +218,7 @@ def _check_fraction(name: str, value: float) -> None:
 
 
 def _batch_size(seed, batch: int | None) -> int:
-    if np.ndim(seed) == 0:
+    if not isinstance(seed, (list, tuple, range)) and np.ndim(seed) == 0:  # a range is never made an array
         if batch is None or batch < 1:
             raise ValueError("an int seed needs batch >= 1")
         return batch

@@ -29,13 +29,14 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "aut
     w = resolve_warmup(warmup, trace.requests)
     ids = torch.from_numpy(trace.ids).to(device)
     lanes = ids.unsqueeze(0).expand(len(Ks), -1)
-    Kt = torch.tensor(Ks, dtype=torch.int64, device=device)
+    # a K beyond the trace acts as its length (and may not even fit int64)
+    Kt = torch.tensor([min(K, max(trace.requests, 1)) for K in Ks], dtype=torch.int64, device=device)
     requests = trace.requests - w
     compulsory = int(first_touches(ids, w)[0])
     rows = []
     for pol in pols:
         if pol.name in ONE_PASS and device == "cpu":  # every K from one pass (K beyond T acts as T)
-            faults = fault_curve(ids, pol.name, min(max(Ks), trace.requests), w)[0, Kt.clamp(max=trace.requests) - 1]
+            faults = fault_curve(ids, pol.name, int(Kt.max()), w)[0, Kt.cpu() - 1]
         else:
             options = {"checkpoint": checkpoint, "candidates": candidates} if pol.needs_checkpoint else None
             faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks), options=options, warmup=w).faults.cpu()

@@ -39,6 +39,7 @@ from ..core import rng
 from ..core.cpu import _key, argmin_key, hit_rows, evict, lane_chunks, place, release
 from ..core.policies import FIFO, FIXED, LFU, LRU, RANDOM, Policy, get_policy
 from ..core.traces import ZipfParams, _batch_size, zipf_traces
+from ..core import limits
 
 CLOSED_LOOP_CODES = (LRU, FIFO, LFU, RANDOM, FIXED)
 
@@ -92,8 +93,10 @@ def _assoc_kernel(keys, M, D, out):
 def association_graph(params: ClosedLoopParams, seed=0, batch: int | None = None) -> torch.Tensor:
     """int32 ``[B, M * degree]``: ``assoc[b, x * degree + j]`` is block x's j-th neighbour in lane b."""
     B = _batch_size(seed, batch)
+    limits.require(4 * B * params.zipf.M * params.degree, f"association graphs of {B} lanes x {params.zipf.M} blocks")
     out = np.empty((B, params.zipf.M * params.degree), dtype=np.int32)
-    _assoc_kernel(rng.lane_keys(seed, B), params.zipf.M, params.degree, out)
+    with limits.work_threads(B):
+        _assoc_kernel(rng.lane_keys(seed, B), params.zipf.M, params.degree, out)
     return torch.from_numpy(out)
 
 
@@ -180,6 +183,7 @@ def closed_loop(params: ClosedLoopParams, policy: str | Policy, K: int, seed=0, 
     pol = closed_loop_policy(policy)
     if int(K) < 1:
         raise ValueError(f"K must be >= 1, got {K}")
+    K = min(int(K), params.zipf.T)  # a cache of T blocks never evicts either: no [K] scratch beyond it
     B = _batch_size(seed, batch)
     exo = zipf_traces(params.zipf, seed, B)
     assoc = association_graph(params, seed, B)
@@ -196,11 +200,13 @@ def closed_loop(params: ClosedLoopParams, policy: str | Policy, K: int, seed=0, 
     if backend != "cpu":
         raise ValueError(f"unknown backend {backend!r}; choose cpu or triton")
     T = params.zipf.T
+    limits.require(B * T * (5 if return_hits else 4), f"closed-loop traces of {B} lanes x {T} requests")
     traces = np.empty((B, T), dtype=np.int32)
     hits = hit_rows(B, T, return_hits)
     faults = np.empty(B, dtype=np.int64)
-    _closed_loop_batch(exo.numpy(), assoc.numpy(), params.degree, params.threshold(), int(K), pol.code, keys,
-                       traces, return_hits, hits, faults, params.zipf.M, lane_chunks(B))
+    with limits.work_threads(B):
+        _closed_loop_batch(exo.numpy(), assoc.numpy(), params.degree, params.threshold(), K, pol.code, keys,
+                           traces, return_hits, hits, faults, params.zipf.M, lane_chunks(B))
     return ClosedLoopResult(torch.from_numpy(faults), torch.from_numpy(traces),
                             torch.from_numpy(hits.view(np.bool_)) if return_hits else None)
 

@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit
 
 from ..core.traces import ZipfParams, zipf_traces
+from ..core import limits
 
 STRATEGIES = ("static", "shared", "dynamic")
 STATIC, SHARED, DYNAMIC = range(3)
@@ -48,14 +49,15 @@ class MultiAgentParams:
     """Global requests between re-splits."""
 
     def __post_init__(self):
-        if self.n < 1:
-            raise ValueError(f"n (agents) must be >= 1, got {self.n}")
-        if self.K_shared < self.n:
-            raise ValueError(f"K_shared must be >= n = {self.n} (a slot per agent), got {self.K_shared}")
+        limits.check_int("n (agents)", self.n, 1)
+        limits.check_int("K_shared", self.K_shared, self.n)  # a slot per agent
         if not self.Ws or any(not 1 <= w <= self.zipf.M for w in self.Ws):
             raise ValueError(f"every working-set size must be in [1, M={self.zipf.M}], got {self.Ws}")
-        if self.window < 1 or self.epoch < 1:
-            raise ValueError("window and epoch must be >= 1")
+        limits.check_int("window", self.window, 1)
+        limits.check_int("epoch", self.epoch, 1)
+        # the agents' traces and their interleaving (int64), per-block maps, the demand windows
+        limits.require(8 * self.n * (2 * self.zipf.T + 2 * self.zipf.M + self.window),
+                       f"{self.n} agents x {self.zipf.T} requests over {self.zipf.M} blocks each")
 
     def agent_W(self, i: int) -> int:
         return self.Ws[i % len(self.Ws)]
@@ -190,7 +192,8 @@ def simulate_agents(traces: np.ndarray, K: int, strategy: str, M: int, window: i
     if K < n:
         raise ValueError(f"K_shared must be >= n = {n}, got {K}")
     faults = np.zeros(n, dtype=np.int64)
-    _run(interleave(traces), n, K, M, STRATEGIES.index(strategy), window, epoch, faults)
+    # slots beyond the requests are never used: none is evicted either way (and K * demand stays in int64)
+    _run(interleave(traces), n, min(K, traces.size), M, STRATEGIES.index(strategy), window, epoch, faults)
     return faults
 
 

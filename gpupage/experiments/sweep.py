@@ -11,6 +11,7 @@ from ..core.policies import POLICIES, Policy, get_policy
 from ..core.results import ResultsTable
 from ..core.simulate import first_touches, resolve_warmup, simulate
 from ..core.traces import ZipfParams, cyclic_traces, perturb, retrieval_noise, zipf_traces
+from ..core import limits
 
 SWEEP_COLUMNS = ("policy", "K", "seed", "beta", "rho", "T", "faults", "non_compulsory_faults", "fault_rate",
                  "competitive_ratio")
@@ -82,10 +83,12 @@ def run_sweep(spec: SweepSpec, done=None) -> Iterator[list[dict]]:
     Faults and T count the requests after the warm-up; ``non_compulsory_faults`` leaves out
     those on a block's first request."""
     belady = get_policy("belady")
+    # a lane holds its trace, a perturbed copy and simulate's scratch: long traces take fewer lanes a call
+    step = limits.lanes_that_fit(16 * spec.params.T, LANES_PER_CALL)
     for beta in spec.betas:
         for rho in spec.rhos:
-            for lo in range(0, len(spec.seeds), LANES_PER_CALL):
-                seeds = spec.seeds[lo:lo + LANES_PER_CALL]
+            for lo in range(0, len(spec.seeds), step):
+                seeds = spec.seeds[lo:lo + step]
                 shared = None
                 for K in spec.Ks:
                     def cell(pol, s):
@@ -121,6 +124,8 @@ def spec_record(spec: SweepSpec) -> dict:
 
 def _ranges(xs: list[int]) -> list[list[int]]:
     """[1,2,3,7] -> [[1,3],[7,7]]: a seed list of any length in a few numbers."""
+    if isinstance(xs, range) and xs.step == 1:  # the CLI's a-b: never expanded
+        return [[xs.start, xs.stop - 1]] if xs else []
     out: list[list[int]] = []
     for x in xs:
         if out and x == out[-1][1] + 1:
@@ -136,6 +141,8 @@ def write_sweep(spec: SweepSpec, path: str, overwrite: bool = False, progress=No
     An existing ``path`` of the same specification resumes (its finished cells are skipped);
     another specification is an error unless ``overwrite``.  Each batch is appended whole, so
     an interruption keeps every finished row and leaves no torn one."""
+    # refused before the table exists: at least one lane at a time must fit (see run_sweep)
+    limits.require(16 * spec.params.T, f"a sweep lane of {spec.params.T} requests")
     with ResultsTable(path, SWEEP_COLUMNS, SWEEP_KEY, spec_record(spec), overwrite) as table:
         if progress is not None:
             progress.update(table.resumed)

@@ -33,7 +33,7 @@ from ..core import rng
 from ..core.cpu import alloc_outputs, cpu_result, evict, lane_chunks, max_k, place, release
 from .arc import lane_arc, naive_arc
 from .clock import lane_clock, naive_clock
-from .predictions import NEVER, predict_next_arrivals, prediction_options
+from .predictions import NEVER, check_length, noise_table, predict_lane, prediction_options
 
 BLIND_ORACLE, PREDICTIVE_MARKER, ARC, CLOCK = range(20, 24)
 PREDICTION_CODES = (BLIND_ORACLE, PREDICTIVE_MARKER)
@@ -132,11 +132,15 @@ def _lane_predictive(trace, pred, k, code, rkey, hk, want, hits_row, victims_row
 
 
 @njit(parallel=True, cache=True)
-def _simulate_batch(traces, pred, K, hk, code, rkeys, n_ids, want, hits, victims, faults, nchunks):
-    B = traces.shape[0]
+def _simulate_batch(traces, table, threshold, K, hk, code, rkeys, n_ids, want, hits, victims, faults, nchunks):
+    B, T = traces.shape
     kmax = max_k(K)
+    predictive = code == BLIND_ORACLE or code == PREDICTIVE_MARKER
     for c in prange(nchunks):
-        # per-chunk scratch; the marker's stale set and chain lengths borrow ARC's gblk and lst
+        # per-chunk scratch; the marker's stale set and chain lengths borrow ARC's gblk and lst.
+        # Predictions are made lane by lane, so they take one row per chunk, not [B, T].
+        pred = np.empty(T if predictive else 1, dtype=np.int32)
+        seen = np.full(n_ids if predictive else 1, NEVER, dtype=np.int64)
         where = np.full(n_ids, -1, dtype=np.int64)
         blk = np.empty(kmax, dtype=np.int64)
         last = np.empty(kmax, dtype=np.int64)
@@ -156,8 +160,9 @@ def _simulate_batch(traces, pred, K, hk, code, rkeys, n_ids, want, hits, victims
             elif code == CLOCK:
                 faults[b] = lane_clock(traces[b], K[b], want, hits[row], victims[row], where, blk, flags)
             else:
+                predict_lane(traces[b], rkeys[b], table, threshold, seen, pred)
                 rkey = rng.stream_key(rkeys[b], rng.STREAM_RANDOM_POLICY)
-                faults[b] = _lane_predictive(traces[b], pred[b], K[b], code, rkey, hk[b], want, hits[row], victims[row],
+                faults[b] = _lane_predictive(traces[b], pred, K[b], code, rkey, hk[b], want, hits[row], victims[row],
                                              where, blk, last, prd, flags, gblk, lst, eligible)
 
 
@@ -172,14 +177,12 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     B, T = traces.shape
     # K >= T behaves exactly like K = T (the cache never fills past T blocks): no huge scratch
     K = np.minimum(np.asarray(K, dtype=np.int64), max(T, 1))
+    eta, replace = prediction_options(options)
     if code in PREDICTION_CODES:
-        pred = predict_next_arrivals(traces, rkeys, options, n_ids=n_ids)
-    else:
-        prediction_options(options)
-        pred = np.zeros((1, 1), dtype=np.int32)
+        check_length(T)
     faults, hits, victims = alloc_outputs(B, T, return_hits)
-    _simulate_batch(traces, pred, K, harmonic_floor(K), code, np.asarray(rkeys, dtype=np.int64), max(n_ids, 1),
-                    return_hits, hits, victims, faults, lane_chunks(B))
+    _simulate_batch(traces, noise_table(eta), rng.probability_threshold(replace), K, harmonic_floor(K), code,
+                    np.asarray(rkeys, dtype=np.int64), max(n_ids, 1), return_hits, hits, victims, faults, lane_chunks(B))
     return cpu_result(faults, hits, victims, return_hits)
 
 

@@ -30,6 +30,7 @@ from numba import njit, prange
 
 from ..core import rng
 from ..core.cpu import lane_chunks
+from ..core import limits
 
 NEVER = 1 << 30
 """Prediction (and truth) for a block that is never requested again."""
@@ -98,26 +99,33 @@ def _predict_one(k_normal, k_coin, k_value, t, nu, T, table, threshold):
     return t + 1 if g < 1 else min(t + g, NEVER - 1)
 
 
+@njit(cache=True)
+def predict_lane(trace, rkey, table, threshold, seen, out):
+    """One lane's predictions into ``out`` [T]; ``seen`` ([n_ids], all NEVER) is left as it was found."""
+    T = trace.shape[0]
+    skey = rng.stream_key(rkey, rng.STREAM_PREDICTION)
+    k_normal = rng.stream_key(skey, SUB_NORMAL)
+    k_coin = rng.stream_key(skey, SUB_COIN)
+    k_value = rng.stream_key(skey, SUB_VALUE)
+    for t in range(T - 1, -1, -1):
+        x = trace[t]
+        if x < 0:
+            out[t] = NEVER
+            continue
+        out[t] = _predict_one(k_normal, k_coin, k_value, t, seen[x], T, table, threshold)
+        seen[x] = t
+    for t in range(T):
+        if trace[t] >= 0:
+            seen[trace[t]] = NEVER
+
+
 @njit(parallel=True, cache=True)
 def _predict_kernel(traces, rkeys, n_ids, table, threshold, out, nchunks):
-    B, T = traces.shape
+    B = traces.shape[0]
     for c in prange(nchunks):
         seen = np.full(n_ids, NEVER, dtype=np.int64)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
-            skey = rng.stream_key(rkeys[b], rng.STREAM_PREDICTION)
-            k_normal = rng.stream_key(skey, SUB_NORMAL)
-            k_coin = rng.stream_key(skey, SUB_COIN)
-            k_value = rng.stream_key(skey, SUB_VALUE)
-            for t in range(T - 1, -1, -1):
-                x = traces[b, t]
-                if x < 0:
-                    out[b, t] = NEVER
-                    continue
-                out[b, t] = _predict_one(k_normal, k_coin, k_value, t, seen[x], T, table, threshold)
-                seen[x] = t
-            for t in range(T):
-                if traces[b, t] >= 0:
-                    seen[traces[b, t]] = NEVER
+            predict_lane(traces[b], rkeys[b], table, threshold, seen, out[b])
 
 
 def check_length(T: int) -> None:
@@ -146,8 +154,9 @@ def predict_next_arrivals(traces: np.ndarray, rkeys: np.ndarray, options: dict |
         n_ids = int(traces.max()) + 1 if traces.size else 1
     out = np.empty((B, T), dtype=np.int32)
     if B:
-        _predict_kernel(traces, np.asarray(rkeys, dtype=np.int64), max(n_ids, 1), noise_table(eta),
-                        rng.probability_threshold(replace), out, lane_chunks(B))
+        with limits.work_threads(B):
+            _predict_kernel(traces, np.asarray(rkeys, dtype=np.int64), max(n_ids, 1), noise_table(eta),
+                            rng.probability_threshold(replace), out, lane_chunks(B))
     return out
 
 

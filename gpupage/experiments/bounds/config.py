@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core import limits
 from ...core.simulate import simulate
 from ...core.traces import ZipfParams
 
@@ -61,16 +62,16 @@ class BoundsConfig:
     policy)."""
 
     def __post_init__(self):
-        if self.lanes < 1 or self.T < 2 or self.K < 1 or self.M < 2:
-            raise ValueError("lanes >= 1, T >= 2, K >= 1 and M >= 2 are required")
+        limits.check_int("lanes", self.lanes, 1)
+        limits.check_int("T", self.T, 2, limits.MAX_REQUESTS)
+        limits.check_int("K", self.K, 1, self.T)  # every section needs evictions: a cache of T blocks has none
+        limits.check_int("M", self.M, 2, limits.MAX_BLOCKS)
+        # the lanes take seeds seed .. seed + lanes - 1, the counterexample search seed + 1
+        limits.check_int("seed", self.seed, -2**63, limits.INT64_MAX - self.lanes - 1)
         for name, vals, lo, hi in (("sigma", self.sigmas, 0, 1), ("rho", self.rhos, 0, 1), ("beta", self.betas, 0, 1),
-                                   ("replace", self.replaces, 0, 1)):
+                                   ("replace", self.replaces, 0, 1), ("eta", self.etas, 0, None)):
             for v in vals:
-                if not lo <= v <= hi:
-                    raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
-        for v in self.etas:
-            if v < 0:
-                raise ValueError(f"eta must be >= 0, got {v}")
+                limits.check_number(name, v, lo, hi)
         if any(k < 1 for k in tuple(self.Ks) + tuple(self.search_Ks)):
             raise ValueError("cache sizes must be >= 1")
 

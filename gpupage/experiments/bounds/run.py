@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from ...core import limits
 from ...core.results import write_text_atomic
 from .config import BoundsConfig
 from .corollary1 import corollary1
@@ -37,6 +38,8 @@ def run_bounds(cfg: BoundsConfig, out_dir: str, progress=None) -> list[dict]:
     """Measure every section, write bounds.json, report.md and the PNGs into ``out_dir``; return the entries."""
     if cfg.checkpoint and not os.path.isfile(cfg.checkpoint):
         raise OSError(f"no checkpoint at {cfg.checkpoint}")
+    # the largest section holds a few copies of its traces, hits, victims and next uses at once
+    limits.require(64 * cfg.lanes * max(cfg.T, *cfg.cyclic_T), f"bounds over {cfg.lanes} lanes x {cfg.T} requests")
     os.makedirs(out_dir, exist_ok=True)
     entries = []
     for fn in SECTIONS:
