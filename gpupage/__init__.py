@@ -3,8 +3,6 @@
 Heavy modules (torch, numba, triton) load on first use, so ``gpupage --help`` stays fast.
 """
 
-import sys
-import types
 from importlib import import_module
 
 __version__ = "0.1.0"
@@ -31,15 +29,5 @@ def __getattr__(name):
         return value
     raise AttributeError(f"module 'gpupage' has no attribute {name!r}")
 
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name, value):
-        # importing gpupage.simulate binds the module here, over the function of the same name: keep the function
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 __all__ = list(_LAZY)

@@ -17,7 +17,7 @@ import gpupage
 from gpupage.core import limits
 from gpupage.experiments.bounds.config import BoundsConfig
 from gpupage.cli import main
-from gpupage.controller.network import ControllerConfig, PageController, load_controller, save_controller
+from gpupage.controller.network import ControllerConfig, PageController, load_controller
 from gpupage.controller.env import init_state
 from gpupage.controller.imitation import BCConfig
 from gpupage.experiments.multiagent import MultiAgentParams
