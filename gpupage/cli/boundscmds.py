@@ -1,4 +1,4 @@
-"""bounds, multiagent: thin commands over gpupage.bounds / gpupage.multiagent."""
+"""bounds, multiagent: thin commands over gpupage.experiments.bounds / .multiagent."""
 
 from __future__ import annotations
 

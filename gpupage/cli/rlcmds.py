@@ -1,4 +1,4 @@
-"""train, evaluate: the Page Controller's commands (thin over gpupage.ppo / gpupage.evaluate)."""
+"""train, evaluate: the Page Controller's commands (thin over gpupage.controller.ppo / .evaluate)."""
 
 from __future__ import annotations
 
