@@ -175,6 +175,10 @@ class Unsupported(Exception):
     """A launcher refused the shape (a documented limit, not a wrong result)."""
 
 
+class OutOfTime(Exception):
+    """The time budget ran out inside a check whose every comparison so far was equal."""
+
+
 def _checks(run: Run, checks: list, deadline: float) -> dict:
     """Run (name, fn) checks in order until ``deadline``; fn returns a dict with "equal"."""
     rows = []
@@ -188,6 +192,8 @@ def _checks(run: Run, checks: list, deadline: float) -> dict:
             row = {"name": name, "status": "passed" if row.pop("equal") else "failed", **row}
         except Unsupported as e:
             row = {"name": name, "status": "skipped", "why": f"refused by its launcher: {e}"}
+        except OutOfTime as e:
+            row = {"name": name, "status": "skipped", "why": "time budget", "detail": str(e)}
         except Exception as e:  # a crash is a finding, not the end of the run
             row = {"name": name, "status": "error", "error": f"{type(e).__name__}: {str(e).strip()[:500]}"}
             run.logf.write(traceback.format_exc())
@@ -337,7 +343,7 @@ def _env_check(run: Run, deadline: float) -> dict:
             return {"equal": False, "steps": steps, "fields_differ": bad, "lanes": s.env_lanes}
         if bool(cpu[S.STEP_FIELDS.index("done")].all()):
             return {"equal": True, "steps": steps, "lanes": s.env_lanes, "T": s.env_T, "K": K}
-    raise TimeoutError(f"time budget ran out after {steps} equal steps")
+    raise OutOfTime(f"cut short after {steps} equal steps")
 
 
 def _loop_check(run: Run, policy: str) -> dict:
