@@ -122,8 +122,8 @@ def _lane_requests(traces, start: int = 0) -> torch.Tensor:
     if part.is_cuda:
         return (part >= 0).sum(dim=1).to(torch.int64)
     # torch sums a bool [B, T] by first casting all of it to int64 (8 bytes a request, more than the
-    # trace); the numba count holds no [B, T] temporary at all
-    return torch.from_numpy(count_requests(np.ascontiguousarray(part.numpy()), lane_chunks(part.shape[0])))
+    # trace); the numba count reads the (possibly strided, warm-up-sliced) view with no [B, T] temporary
+    return torch.from_numpy(count_requests(part.numpy(), lane_chunks(part.shape[0])))
 
 
 def _run(traces, pol, Ks, keys, backend, return_hits, options) -> SimResult:
