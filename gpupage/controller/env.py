@@ -22,9 +22,9 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 
-from ..core.cpu import NEVER
+from ..core.cpu import NEVER, fill_next_uses
 from ..core.traces import ZipfParams, zipf_traces
 from .features import observe
 from .state import (ACTIVE_GAP, ALARM, CALM_DECAY, CAP, D_CAND_T, D_CUR, D_EPOCH_T, D_GEN0, D_GEN1, D_NEXT, D_RESUME,
@@ -171,20 +171,10 @@ def advance_cpu(action, traces, t, blk, last, ins, hits, slot_of, count, last_us
             done[b] = True
 
 
-@njit(parallel=True, cache=True)
 def next_occurrence(traces):
     """int32 [B, T]: next index of the same block after t (NEVER if none; pads NEVER)."""
-    B, T = traces.shape
-    out = np.full((B, T), NEVER, dtype=np.int32)
-    for b in prange(B):
-        seen = {}
-        for t in range(T - 1, -1, -1):
-            x = traces[b, t]
-            if x < 0:
-                continue
-            if x in seen:
-                out[b, t] = seen[x]
-            seen[x] = t
+    out = np.full(traces.shape, NEVER, dtype=np.int32)
+    fill_next_uses(traces, out)
     return out
 
 

@@ -234,6 +234,22 @@ def count_requests(traces: np.ndarray, nchunks: int) -> np.ndarray:
     return out
 
 
+@njit(parallel=True, cache=True)
+def fill_next_uses(traces, out):
+    """out[b, t] = next index of request t's block in lane b; entries with none (pads too) keep the
+    "never" value the caller filled ``out`` with, so each caller keeps its own dtype and sentinel."""
+    B, T = traces.shape
+    for b in prange(B):
+        seen = {}
+        for t in range(T - 1, -1, -1):
+            x = traces[b, t]
+            if x < 0:
+                continue
+            if x in seen:
+                out[b, t] = seen[x]
+            seen[x] = t
+
+
 def lane_chunks(B: int) -> int:
     """How many chunks a parallel batch splits its B lanes into (4 per thread, to even out their cost)."""
     return min(B, 4 * numba.get_num_threads())

@@ -79,7 +79,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..core import rng
-from ..core.cpu import alloc_outputs, cpu_result, lane_chunks, max_k
+from ..core.cpu import alloc_outputs, cpu_result, fill_next_uses, lane_chunks, max_k
 
 SPEC_VERSION = 1
 FORMAT = "gpupage-learned-1"
@@ -539,20 +539,10 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
 # DAgger collection at simulator speed
 
 
-@njit(parallel=True, cache=True)
 def next_uses(traces):
     """int64 [B, T]: the next time the block of request t is requested (NEVER_USED if never; pads too)."""
-    B, T = traces.shape
-    out = np.full((B, T), NEVER_USED, dtype=np.int64)
-    for b in prange(B):
-        seen = {}
-        for t in range(T - 1, -1, -1):
-            x = traces[b, t]
-            if x < 0:
-                continue
-            if x in seen:
-                out[b, t] = seen[x]
-            seen[x] = t
+    out = np.full(traces.shape, NEVER_USED, dtype=np.int64)
+    fill_next_uses(traces, out)
     return out
 
 
