@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from gpupage.core.policies import POLICIES
 from gpupage.core.reference import next_uses
 from gpupage.core.rng import lane_keys
 from gpupage.core.simulate import simulate
@@ -45,7 +46,8 @@ def _configs():
 def test_cpu_equals_naive_reference(policy):
     for options in OPTIONS:
         for traces, K, seed in _configs():
-            res = simulate(traces, policy, torch.tensor(K), seed=seed, return_hits=True, options=options)
+            res = simulate(traces, policy, torch.tensor(K), seed=seed, return_hits=True,
+                           options=POLICIES[policy].own_options(options))
             keys = lane_keys(seed, traces.shape[0])
             for b in range(traces.shape[0]):
                 f, h, v = naive_baseline(traces[b].tolist(), policy, K[b], int(keys[b]), options)
@@ -155,17 +157,21 @@ def test_harmonic_floor():
 ])
 @pytest.mark.parametrize("policy", BASELINES)
 def test_bad_options_are_one_line_errors(policy, options, match):
+    if policy in ("arc", "clock"):  # they read no option at all
+        match = f"policy '{policy}' reads no option"
     with pytest.raises(ValueError, match=match) as err:
         simulate(torch.tensor([[1, 2, 3]]), policy, 2, options=options)
     assert "\n" not in str(err.value)
 
 
-def test_options_default_and_ignore_other_keys():
+def test_options_default_and_refuse_other_keys():
     tr = zipf_traces(ZipfParams(T=500), seed=[5])
-    for policy in BASELINES:
+    for policy in ("blind_oracle", "predictive_marker"):
         a = simulate(tr, policy, 4, seed=[5]).faults
-        b = simulate(tr, policy, 4, seed=[5], options={"eta": 0.0, "replace": 0.0, "sigma": 3}).faults
+        b = simulate(tr, policy, 4, seed=[5], options={"eta": 0.0, "replace": 0.0}).faults
         assert torch.equal(a, b), policy
+        with pytest.raises(ValueError, match=f"policy '{policy}' reads no option 'sigma'; it reads eta, replace"):
+            simulate(tr, policy, 4, seed=[5], options={"eta": 0.0, "sigma": 3})
 
 
 @pytest.mark.interpreter
@@ -179,6 +185,7 @@ def test_triton_equals_cpu(policy):
              (_batch(gen, 3, 30, 30), [20, 3, 7], {"eta": 1.0, "replace": 0.2}),  # K > 16: one lane a program
              (_batch(gen, 1, 1, 3), [1], {"eta": 2.0})]
     for i, (traces, K, options) in enumerate(cases):
+        options = POLICIES[policy].own_options(options)
         cpu = simulate(traces, policy, torch.tensor(K), backend="cpu", seed=i, return_hits=True, options=options)
         tri = simulate(traces.to(dev), policy, torch.tensor(K), backend="triton", seed=i, return_hits=True,
                        options=options)

@@ -65,7 +65,7 @@ def test_sparse_ids_are_remapped():
 
 
 def test_bad_options_are_a_clear_error():
-    with pytest.raises(ValueError, match="unknown adaptive option"):
+    with pytest.raises(ValueError, match="reads no option 'alpha'"):
         simulate(torch.tensor([[1, 2]]), "adaptive", 1, options={"alpha": 3})
     with pytest.raises(ValueError, match="integers in"):
         simulate(torch.tensor([[1, 2]]), "adaptive", 1, options={"alarm": -1})

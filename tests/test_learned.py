@@ -160,11 +160,11 @@ def test_checkpoint_round_trip_and_one_line_errors(tmp_path):
         assert "\n" not in str(info.value)
 
 
-def test_other_options_are_ignored():
+def test_an_option_learned_does_not_read_is_refused():
     net = random_net(np.random.default_rng(7))
     tr = zipf_traces(ZipfParams(T=500), seed=[5])
-    a = simulate(tr, "learned", 4, options={"checkpoint": net}).faults
-    assert torch.equal(a, simulate(tr, "learned", 4, options={"checkpoint": net, "eta": 1.0}).faults)
+    with pytest.raises(ValueError, match="policy 'learned' reads no option 'eta'; it reads checkpoint, candidates"):
+        simulate(tr, "learned", 4, options={"checkpoint": net, "eta": 1.0})
 
 
 def test_collect_rolls_out_belady_or_the_network_itself():

@@ -45,6 +45,14 @@ class Policy:
     triton: str | None = "kernels.simulate:simulate"
     """Triton implementation, ``module:function``; None where the state does not fit a kernel yet
     (``backend="auto"`` then runs the CPU path on a copy and returns results on the traces' device)."""
+    options: tuple[str, ...] = ()
+    """The ``options`` keys its implementation reads (``simulate`` refuses any other); a shared options
+    dict (a sweep's) reaches it filtered to these (:meth:`own_options`)."""
+
+    def own_options(self, options: dict | None) -> dict | None:
+        """The part of a shared options dict this policy reads (None when nothing)."""
+        mine = {k: v for k, v in (options or {}).items() if k in self.options}
+        return mine or None
 
     def implementation(self, backend: str):
         """The function simulating this policy on ``backend`` ('cpu' or 'triton')."""
@@ -55,6 +63,9 @@ class Policy:
 
 
 BELADY, LRU, LFU, FIFO, RANDOM, FIXED = range(6)
+PREDICTION_OPTIONS = ("eta", "replace")
+# the tuning constants of gpupage/zoo/heuristics.py (its PARAMS; a test holds them equal)
+ADAPTIVE_OPTIONS = ("novel_gap", "novel_gain", "calm_decay", "alarm", "refractory", "stale", "suspect")
 
 POLICIES: dict[str, Policy] = {
     p.name: p
@@ -65,16 +76,16 @@ POLICIES: dict[str, Policy] = {
         Policy("fifo", FIFO, "evict the block inserted earliest"),
         Policy("random", RANDOM, "evict a uniformly random resident block", randomized=True),
         Policy("fixed", FIXED, "static class: the first K distinct blocks stay forever", evicts=False),
-        Policy("blind_oracle", 20, "evict the block whose predicted next arrival is farthest (options eta, replace)", needs_future=True, cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
-        Policy("predictive_marker", 21, "marking; among unmarked blocks follow predictions, random once a chain exceeds H_K", needs_future=True, randomized=True, cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
+        Policy("blind_oracle", 20, "evict the block whose predicted next arrival is farthest (options eta, replace)", needs_future=True, cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate", options=PREDICTION_OPTIONS),
+        Policy("predictive_marker", 21, "marking; among unmarked blocks follow predictions, random once a chain exceeds H_K", needs_future=True, randomized=True, cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate", options=PREDICTION_OPTIONS),
         Policy("arc", 22, "ARC: adaptive split between recency (T1) and frequency (T2) lists with ghost lists", cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
         Policy("clock", 23, "second chance: the hand evicts the first block whose reference bit is clear", cpu="gpupage.zoo.baselines:simulate_cpu", triton="kernels.baselines:simulate"),
         Policy("s3fifo", 30, "S3-FIFO: a small FIFO (K/10) filters one-hit blocks for a main FIFO with 2-bit reinsertion; ghost hits enter main", cpu="gpupage.zoo.modern:simulate_cpu", triton=None),
         Policy("sieve", 31, "SIEVE: a hand sweeping from old to new evicts the first block not hit since the hand last passed it", cpu="gpupage.zoo.modern:simulate_cpu", triton="kernels.modern:simulate"),
         Policy("wtinylfu", 32, "W-TinyLFU: a 1% LRU window's victim replaces the SLRU main's victim only if a count-min sketch rates it more frequent", cpu="gpupage.zoo.modern:simulate_cpu", triton=None),
         Policy("lirs", 33, "LIRS: evict the oldest resident HIR block (1% of K); a block reused within the LIR blocks' recency becomes LIR", cpu="gpupage.zoo.modern:simulate_cpu", triton=None),
-        Policy("adaptive", 10, "change-detecting LFU: fewest accesses since a detected working-set change", cpu="gpupage.zoo.heuristics:simulate_cpu", triton="kernels.heuristics:simulate"),
-        Policy("learned", 40, "lowest score of a per-slot integer network (options checkpoint, candidates)", needs_checkpoint=True, cpu="gpupage.zoo.learned:simulate_cpu", triton="kernels.learned:simulate"),
+        Policy("adaptive", 10, "change-detecting LFU: fewest accesses since a detected working-set change", cpu="gpupage.zoo.heuristics:simulate_cpu", triton="kernels.heuristics:simulate", options=ADAPTIVE_OPTIONS),
+        Policy("learned", 40, "lowest score of a per-slot integer network (options checkpoint, candidates)", needs_checkpoint=True, cpu="gpupage.zoo.learned:simulate_cpu", triton="kernels.learned:simulate", options=("checkpoint", "candidates")),
     )
 }
 
@@ -87,6 +98,15 @@ def get_policy(name: str) -> Policy:
         return POLICIES[name]
     except KeyError:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}") from None
+
+
+def check_options(policies, options: dict | None) -> None:
+    """A shared options dict must give each key to at least one of ``policies``: one that none reads is an error."""
+    unread = [k for k in (options or {}) if not any(k in p.options for p in policies)]
+    if unread:
+        readers = {k: [p.name for p in POLICIES.values() if k in p.options] for k in unread}
+        raise ValueError("; ".join(f"option {k!r} is read by none of {', '.join(p.name for p in policies)}"
+                                   + (f" (it is read by {', '.join(r)})" if r else "") for k, r in readers.items()))
 
 
 def parse_policies(text: str) -> list[Policy]:

@@ -63,7 +63,8 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
             on the CPU path and its results come back on the traces' device), ``cpu`` or ``triton``.
         seed: int or ``[B]`` seeds for the Random policy (see ``rng.lane_keys``).
         return_hits: also return ``hits`` and ``victims``.
-        options: policy-specific options (e.g. prediction noise), passed to its implementation.
+        options: policy-specific options (e.g. prediction noise), passed to its implementation; a key
+            the policy does not read (``Policy.options``) is an error.
         warmup: requests that fill the cache without being counted: an int, or a fraction of T in
             (0, 1) (rounded down).  ``faults`` and ``requests`` count requests ``warmup..T-1``;
             ``hits`` and ``victims`` still cover every request.  A warm-up of T or more is an error.
@@ -95,6 +96,10 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
     # its counted faults come from its hits; an online policy's first w decisions are those of a run
     # on the first w requests alone, so one more run of w requests replaces a [B, T] hits array.
     from_hits = bool(w) and pol.needs_future
+    foreign = sorted(set(options or {}) - set(pol.options))
+    if foreign:
+        raise ValueError(f"policy {pol.name!r} reads no option {', '.join(map(repr, foreign))}; "
+                         f"it reads {', '.join(pol.options) if pol.options else 'none'}")
     res = _run(traces, pol, Ks, keys, backend, return_hits or from_hits, options)
     res.traces = traces
     if w:

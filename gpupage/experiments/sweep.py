@@ -105,8 +105,8 @@ def run_sweep(spec: SweepSpec, done=None) -> Iterator[list[dict]]:
                     opt, requests = res.faults.cpu(), res.requests.cpu()
                     compulsory = first_touches(traces, w).cpu()
                     for pol in todo:
-                        faults = opt if pol is belady else simulate(traces, pol, K, seed=seeds, options=spec.options,
-                                                                    warmup=w).faults.cpu()
+                        faults = opt if pol is belady else simulate(traces, pol, K, seed=seeds, warmup=w,
+                                                                    options=pol.own_options(spec.options)).faults.cpu()
                         rows = []
                         for i, s in enumerate(seeds):
                             f, n = int(faults[i]), int(requests[i])

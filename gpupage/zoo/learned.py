@@ -211,8 +211,7 @@ def load_network(source) -> LearnedNet:
 
 def policy_options(options: dict | None) -> tuple[LearnedNet, int]:
     """(network, candidates or 0 for all) from ``options``: ``checkpoint`` (path, dict or
-    :class:`LearnedNet`, required) and ``candidates`` (int >= 1); other keys are ignored (they
-    belong to other policies of a shared sweep)."""
+    :class:`LearnedNet`, required) and ``candidates`` (int >= 1)."""
     opts = options or {}
     if opts.get("checkpoint") is None:
         raise ValueError("policy 'learned' needs a checkpoint: options={'checkpoint': PATH} (--checkpoint PATH)")

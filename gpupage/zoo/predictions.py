@@ -60,7 +60,7 @@ def noise_table(eta: float) -> np.ndarray:
 
 
 def prediction_options(options: dict | None) -> tuple[float, float]:
-    """(eta, replace) from a policy options dict; defaults (0, 0); other keys are ignored."""
+    """(eta, replace) from a policy options dict; defaults (0, 0)."""
     options = options or {}
     eta = _number(options, "eta")
     replace = _number(options, "replace")
