@@ -66,6 +66,15 @@ def test_the_local_run_equals_each_cell_computed_alone_and_chunks_change_no_numb
     ran = write_grid(MRC, spec, tmp_path / "mrc.csv", lanes=3)
     assert (ran.chunks_run, ran.written) == (10, 40)
     assert rows_of(tmp_path / "mrc.csv") == local[1]
+    sampled = mrc_spec(trace, POLICIES.split(","), "auto", 0.1, sample_rate=0.5, seed=4)
+    write_grid(MRC, sampled, tmp_path / "sampled.csv", lanes=5)
+    from gpupage.core.io import read_trace
+
+    t = read_trace(str(trace))
+    whole = miss_ratio_curves(t.ids, POLICIES.split(","), "auto", 400, 0.5, 4, original=t.original[t.ids])
+    assert len(whole) > 40 and rows_of(tmp_path / "sampled.csv")[:-1] == sorted(
+        tuple(str(r[c]) for c in ("policy", "K", "requests", "faults", "non_compulsory_faults")) + (f"{r['miss_ratio']:.6f}",)
+        for r in whole)
     for n in (1, 2, 3, 7, 30):  # shards partition the cells, every shard has work while there are chunks
         got = [k for i in range(n) for c in shard_chunks(MRC, axes, (i, n)) for k in cells(MRC, axes, c)]
         assert sorted(got) == sorted(set(got)) and len(got) == 40

@@ -90,12 +90,8 @@ def miss_ratio_curves(ids, policies, Ks, warmup=0, sample_rate: float = 1.0, see
     lane = torch.from_numpy(ids.astype(np.int32) if ids.size and 0 <= ids.min() and ids.max() < 2**31 else ids)
     sizes = resolve_sizes(lane, Ks)
     if rate < 1:
-        keep = sample_mask(ids if original is None else original, rate, seed)
+        keep, w = _sample(ids if original is None else original, w, rate, seed)
         lane = lane[torch.from_numpy(keep)]
-        w = int(keep[:w].sum())
-        if lane.shape[0] <= w:
-            raise ValueError(f"a sample at rate {rate} keeps {lane.shape[0]} requests, {w} of them in the warm-up: "
-                             "nothing to count; raise --sample-rate")
     sim_k = [scaled_k(k, rate) for k in sizes]
     compulsory = int(first_touches(lane, w)[0])
     requests = lane.shape[0] - w
@@ -160,11 +156,14 @@ def mrc_spec(path, policies, Ks, warmup=0, sample_rate: float = 1.0, seed: int =
     check_rate(sample_rate)
     trace = read_trace(path, fmt, column)
     w = resolve_warmup(warmup, trace.requests)
+    original = trace.original[trace.ids] if sample_rate < 1 else None
+    if original is not None:
+        _sample(original, w, sample_rate, seed)  # refused before any file is written
     source = {"trace": file_identity(path), "format": trace.format, "column": str(column),
               "requests": trace.requests, "distinct": trace.distinct}
     return MrcSpec(trace.ids, [p.name if isinstance(p, Policy) else get_policy(p).name for p in policies],
                    resolve_sizes(trace.ids, Ks), w, sample_rate, seed,
-                   trace.original[trace.ids] if sample_rate < 1 else None, source)
+                   original, source)
 
 
 def mrc_record(spec: MrcSpec) -> dict:
@@ -201,6 +200,16 @@ def finish_curves(spec: MrcSpec, out_dir, title: str = "") -> tuple[list[dict], 
     if not png_path.exists() or png_path.stat().st_mtime < csv_path.stat().st_mtime:
         _plot(rows, png_path, title)
     return rows, png_path
+
+
+def _sample(original, w: int, rate: float, seed: int):
+    """The SHARDS sample's mask and its warm-up; one that counts nothing is a one-line ValueError."""
+    keep = sample_mask(original, rate, seed)
+    kept, w = int(keep.sum()), int(keep[:w].sum())
+    if kept <= w:
+        raise ValueError(f"a sample at rate {rate} keeps {kept} requests, {w} of them in the warm-up: "
+                         "nothing to count; raise --sample-rate")
+    return keep, w
 
 
 def check_out_dir(out_dir) -> Path:
