@@ -220,21 +220,6 @@ def check_out_dir(out_dir) -> Path:
     return out
 
 
-def write_curves(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Path]:
-    """``mrc.csv`` (``COLUMNS``) and ``mrc.png`` (miss ratio against K, one line per policy) in
-    ``out_dir``, each replaced atomically.  An ``out_dir`` that is a file is a one-line OSError."""
-    out = check_out_dir(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = out / "mrc.csv", out / "mrc.png"
-    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({**r, "miss_ratio": f"{r['miss_ratio']:.6f}"})
-    _plot(rows, png_path, title)
-    return csv_path, png_path
-
-
 def _plot(rows: list[dict], path: Path, title: str) -> None:
     from matplotlib.figure import Figure  # no pyplot: a figure of its own, drawn by Agg, loads faster
 
@@ -268,4 +253,4 @@ def describe(path: str, requests: int, distinct: int, warmup: int, sample_rate: 
 
 __all__ = ["AUTO_SIZES", "COLUMNS", "KEY", "LANES_PER_CHUNK", "MrcSpec", "auto_sizes", "resolve_sizes",
            "miss_ratio_curves", "file_identity", "mrc_spec", "mrc_record", "run_mrc", "mrc_chunk", "finish_curves",
-           "check_out_dir", "write_curves", "describe"]
+           "check_out_dir", "describe"]
