@@ -137,14 +137,7 @@ def test_scale_options_are_checked(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- Ray (a local instance, 2 CPUs)
 
 
-@pytest.fixture(scope="module")
-def ray_address():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, log_to_driver=False)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
+# ray_address: tests/conftest.py (one instance for the session)
 
 
 def _spec(seeds, T, Ks=(4, 8), betas=(0.0, 0.1)):

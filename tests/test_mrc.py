@@ -285,7 +285,7 @@ def test_mrc_command_writes_the_curves(trace_file, tmp_path):
     assert [(r["policy"], int(r["K"]), int(r["faults"]), int(r["non_compulsory_faults"])) for r in rows] == \
         [(r["policy"], r["K"], r["faults"], r["non_compulsory_faults"]) for r in expected]
     assert (out / "mrc.png").stat().st_size > 10000
-    online = run("mrc", path, "--policies", "online", "--K", "5,50", "--out", out, "--quiet")
+    online = run("mrc", path, "--policies", "online", "--K", "5,50", "--out", out, "--quiet", "--overwrite")
     assert online.exit_code == 0, online.output
     names = [r["policy"] for r in csv.DictReader(open(out / "mrc.csv"))]
     assert set(names) == {n for n, p in POLICIES.items() if not (p.needs_future or p.needs_checkpoint)} | {"belady"}

@@ -15,7 +15,8 @@ def scale_options(f):
                      help="Run the grid's chunks as Ray tasks: 'local' starts Ray on this machine, an address "
                           "(e.g. auto, HEAD:6379) joins a running cluster; needs pip install 'gpupage[distributed]'."),
         click.option("--chunk-lanes", type=click.IntRange(1, 1 << 24), default=None,
-                     help="With --ray: lanes (seeds) per chunk, one task [default: 16384, one batch]."),
+                     help="With --ray: lanes per chunk, one task (sweep: seeds [default: 16384]; mrc: sizes of one "
+                          "policy [default: 64]; LRU, LFU and Belady curves are always one task)."),
         click.option("--task-cpus", type=click.IntRange(1, 4096), default=None,
                      help="With --ray: CPUs (numba threads) each CPU task asks for [default: 1]."),
     ]):
@@ -52,7 +53,8 @@ def report(run, out: str, quiet: bool) -> None:
               help="The merged CSV (and its spec sidecar): resumable as the unsharded run's output.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists (default: refuse).")
 def merge(shards, out, overwrite):
-    """Join the outputs of all N `--shard I/N` runs of one sweep into one file, equal to an unsharded run's.
+    """Join the outputs of all N `--shard I/N` runs of one sweep (or mrc: their DIR/mrc.csv) into one file,
+    equal to an unsharded run's.
 
     Checks that the shards are of the same run, that none is missing or unfinished, and that no
     two rows of a cell conflict.

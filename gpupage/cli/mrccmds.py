@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .distcmds import report, scale_options, scale_writer
 from .options import (INT64_MAX, INT64_MIN, parse_int_list, quiet_option, resource_options, trace_format_option,
                       warmup_option)
 from .simcmds import _policy_names, _progress
@@ -43,34 +44,42 @@ def _sizes(ctx, param, value):
 @click.option("--column", default="0", show_default=True, help="CSV column: header name or 0-based index.")
 @click.option("--seed", type=click.IntRange(INT64_MIN, INT64_MAX), default=0, show_default=True,
               help="Seed of the Random policy and of the sample.")
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Directory for mrc.csv and mrc.png.")
+@click.option("--out", "out_dir", required=True, type=click.Path(),
+              help="Directory for mrc.csv (resumed when it holds rows of the same run) and mrc.png.")
+@click.option("--overwrite", is_flag=True, help="Start over, replacing --out's mrc.csv (default: resume).")
 @quiet_option
+@scale_options
 @resource_options
-def mrc(trace_file, policies, K, warmup, sample_rate, fmt, column, seed, out_dir, quiet):
+def mrc(trace_file, policies, K, warmup, sample_rate, fmt, column, seed, out_dir, overwrite, quiet, **scale):
     """Miss-ratio curves of a trace file: every policy at every K in one batch, a CSV and a PNG.
 
     LRU, LFU and Belady take one stack-distance pass for all K; the other policies run their sizes
-    as lanes of one simulation.  Counts are exact (of the sample, with --sample-rate)."""
-    from ..core.io import read_trace
+    as lanes of one simulation.  Counts are exact (of the sample, with --sample-rate).  The grid's
+    cells are (policy, K): an existing --out of the same run resumes, --shard and --ray as sweep's
+    (a shard writes no plot: merge the shards' mrc.csv into DIR/mrc.csv, then rerun without --shard)."""
     from ..core.shards import check_rate
-    from ..core.simulate import resolve_warmup
-    from ..experiments.mrc import check_out_dir, describe, miss_ratio_curves, write_curves
+    from ..distributed.shard import grid_writer
+    from ..experiments.mrc import check_out_dir, describe, finish_curves, mrc_spec
 
     check_rate(sample_rate)
-    check_out_dir(out_dir)
-    trace = read_trace(trace_file, fmt, column)
-    w = resolve_warmup(warmup, trace.requests)
-    bar = _progress(quiet, "policy")(len(policies))
+    out = check_out_dir(out_dir)
+    # the curves are computed on the CPU: Ray tasks ask for CPUs, never a GPU
+    writer = scale_writer("mrc", "cpu", **scale) or grid_writer("mrc")
+    spec = mrc_spec(trace_file, policies, K, warmup, sample_rate, seed, fmt, column)
+    bar = _progress(quiet, "cell")(len(spec.policies) * len(spec.Ks))
     with bar:
-        rows = miss_ratio_curves(trace.ids, policies, K, warmup=w, sample_rate=sample_rate, seed=seed,
-                                 original=trace.original[trace.ids], progress=bar)
-    csv_path, png_path = write_curves(rows, out_dir, describe(trace_file, trace.requests, trace.distinct, w,
-                                                              sample_rate))
-    for name in policies:  # rows run from the smallest K to the largest
+        ran = writer(spec, out / "mrc.csv", overwrite, bar)
+    if scale["shard"] is not None:
+        return report(ran, str(out / "mrc.csv"), quiet)
+    src = spec.source
+    rows, png = finish_curves(spec, out, describe(trace_file, src["requests"], src["distinct"], spec.warmup,
+                                                  sample_rate))
+    for name in spec.policies:
         sel = [r for r in rows if r["policy"] == name]
         click.echo(f"{name:>10}: miss ratio {sel[0]['miss_ratio']:.4f} at K={sel[0]['K']} "
                    f"-> {sel[-1]['miss_ratio']:.4f} at K={sel[-1]['K']}")
-    click.echo(f"wrote {len(rows)} rows to {csv_path} and the curves to {png_path}")
+    report(ran, str(out / "mrc.csv"), quiet)
+    click.echo(f"the curves are in {png}")
 
 
 COMMANDS = [mrc]

@@ -3,7 +3,8 @@
 A grid's cells are the product of its key columns' values.  One axis holds lanes (a sweep's
 seeds); a *chunk* is one value of every group axis (a sweep's beta, rho and K), every value of
 the others (its policies) and a block of at most ``lanes`` lanes: one Triton launch or one CPU
-batch.  Seeds are per lane, so how a grid is chunked never changes a number.
+batch.  Seeds are per lane, so how a grid is chunked never changes a number.  An mrc grid's group
+is a policy and its lanes are sizes; a stack algorithm's sizes are never cut (one pass gives them all).
 
 Chunks, shards and cells are computed from a run's spec record (what its sidecar holds), so
 ``merge`` recomputes every shard's slice from the files alone.
@@ -20,8 +21,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ..core.curves import ONE_PASS
 from ..core.policies import get_policy
 from ..core.results import ResultsTable, _text, atomic_path, spec_path, write_text_atomic
+from ..experiments import mrc
 from ..experiments.sweep import LANES_PER_CALL, SWEEP_COLUMNS, SWEEP_KEY, run_sweep, spec_record
 
 try:  # advisory locks are POSIX; elsewhere a shard still being written is not detected
@@ -58,6 +61,8 @@ class Grid:
     """The spec of one chunk's cells."""
     run: Callable[..., Iterator[list]]
     """``run(spec, done)``: batches of rows, skipping the cells ``done(row)`` marks finished."""
+    whole: Callable[[tuple], bool] = lambda group: False
+    """Groups whose lanes are one chunk, whatever ``lanes`` (computed at once: cutting saves nothing)."""
 
 
 def _seeds(ranges) -> list[int]:
@@ -76,16 +81,23 @@ SWEEP = Grid(
                                     seeds=spec.seeds[c.lo:c.hi], policies=[get_policy(p.name) for p in spec.policies]),
     run=run_sweep,
 )
-GRIDS = {g.command: g for g in (SWEEP,)}
+MRC = Grid(
+    command="mrc", columns=mrc.COLUMNS, key=mrc.KEY, lane_axis="K", group_axes=("policy",),
+    max_lanes=mrc.LANES_PER_CHUNK, axes=lambda r: {"policy": r["policies"], "K": r["K"]}, record=mrc.mrc_record,
+    subspec=lambda spec, c: mrc.mrc_chunk(spec, c.group[0], c.lo, c.hi), run=mrc.run_mrc,
+    whole=lambda group: group[0] in ONE_PASS,
+)
+GRIDS = {g.command: g for g in (SWEEP, MRC)}
 
 
 def chunks(grid: Grid, axes: dict, lanes: int) -> list[Chunk]:
-    """Every chunk of the grid, group by group, in blocks of ``lanes`` lanes."""
+    """Every chunk of the grid, group by group, in blocks of ``lanes`` lanes (a whole group: one block)."""
     if lanes < 1:
         raise ValueError(f"lanes per chunk must be >= 1, got {lanes}")
     n = len(axes[grid.lane_axis])
-    return [Chunk(tuple(g), lo, min(lo + lanes, n))
-            for g in itertools.product(*(axes[a] for a in grid.group_axes)) for lo in range(0, n, lanes)]
+    return [Chunk(tuple(g), lo, min(lo + step, n))
+            for g in itertools.product(*(axes[a] for a in grid.group_axes))
+            for step in [max(n, 1) if grid.whole(tuple(g)) else lanes] for lo in range(0, n, step)]
 
 
 def cells(grid: Grid, axes: dict, chunk: Chunk) -> list[tuple]:
@@ -111,7 +123,9 @@ def shard_chunks(grid: Grid, axes: dict, shard: tuple[int, int]) -> list[Chunk]:
     """Shard I of N: every N-th chunk from the I-th.  Lane blocks shrink until there are about N
     chunks, so each shard has work even when the grid has fewer groups than shards."""
     i, n = shard
-    blocks = math.ceil(n / math.prod(len(axes[a]) for a in grid.group_axes))  # per group
+    groups = list(itertools.product(*(axes[a] for a in grid.group_axes)))
+    cut = sum(not grid.whole(tuple(g)) for g in groups)
+    blocks = math.ceil(max(n - (len(groups) - cut), 1) / max(cut, 1))  # per group that may be cut
     lanes = min(grid.max_lanes, max(1, math.ceil(len(axes[grid.lane_axis]) / blocks)))
     return chunks(grid, axes, lanes)[i::n]
 
@@ -281,5 +295,5 @@ def _natural(v: str):
         return (1, 0.0, v)
 
 
-__all__ = ["Chunk", "Grid", "GridRun", "GRIDS", "SWEEP", "chunks", "cells", "parse_shard", "shard_chunks",
+__all__ = ["Chunk", "Grid", "GridRun", "GRIDS", "SWEEP", "MRC", "chunks", "cells", "parse_shard", "shard_chunks",
            "write_grid", "grid_writer", "merge"]

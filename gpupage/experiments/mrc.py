@@ -5,13 +5,19 @@ A stack algorithm (LRU, LFU, Belady) gives its whole curve in one pass
 sizes as lanes of one batch, ``simulate(trace.expand(nK, T), policy, K=tensor)``.  Both count
 faults from the warm-up's end and are exact; a SHARDS sample (:mod:`gpupage.core.shards`)
 replaces the trace by its sample and each K by ``round(K * rate)``.
+
+As a grid (``gpupage mrc --out``, :data:`gpupage.distributed.shard.MRC`) its cells are (policy, K):
+:func:`run_mrc` computes any subset of them, each number the same whatever the subset.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -24,6 +30,8 @@ from ..core.simulate import first_touches, resolve_warmup, simulate
 
 AUTO_SIZES = 64
 COLUMNS = ("policy", "K", "requests", "faults", "non_compulsory_faults", "miss_ratio")
+KEY = ("policy", "K")
+LANES_PER_CHUNK = AUTO_SIZES  # sizes of one policy a chunk simulates at once: --K auto is one batch, as one call
 
 
 def auto_sizes(distinct: int, n: int = AUTO_SIZES) -> list[int]:
@@ -38,6 +46,18 @@ def auto_sizes(distinct: int, n: int = AUTO_SIZES) -> list[int]:
         if k > distinct:
             break
         sizes.append(k)
+    return sizes
+
+
+def resolve_sizes(ids, Ks) -> list[int]:
+    """The sorted distinct sizes ``Ks``, or ``"auto"``: :func:`auto_sizes` of the trace's distinct blocks."""
+    if isinstance(Ks, str) and Ks == "auto":
+        lane = ids if isinstance(ids, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+        sizes = auto_sizes(int(first_touches(lane)[0]))
+    else:
+        sizes = sorted({int(k) for k in Ks})
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"K must be >= 1, got {min(sizes) if sizes else 'none'}")
     return sizes
 
 
@@ -68,19 +88,10 @@ def miss_ratio_curves(ids, policies, Ks, warmup=0, sample_rate: float = 1.0, see
     rate = check_rate(sample_rate)
     expected = rate * (ids.shape[0] - w)  # counted requests of an average sample
     lane = torch.from_numpy(ids.astype(np.int32) if ids.size and 0 <= ids.min() and ids.max() < 2**31 else ids)
-    if isinstance(Ks, str) and Ks == "auto":
-        sizes = auto_sizes(int(first_touches(lane)[0]))
-    else:
-        sizes = sorted({int(k) for k in Ks})
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"K must be >= 1, got {min(sizes) if sizes else 'none'}")
+    sizes = resolve_sizes(lane, Ks)
     if rate < 1:
-        keep = sample_mask(ids if original is None else original, rate, seed)
+        keep, w = _sample(ids if original is None else original, w, rate, seed)
         lane = lane[torch.from_numpy(keep)]
-        w = int(keep[:w].sum())
-        if lane.shape[0] <= w:
-            raise ValueError(f"a sample at rate {rate} keeps {lane.shape[0]} requests, {w} of them in the warm-up: "
-                             "nothing to count; raise --sample-rate")
     sim_k = [scaled_k(k, rate) for k in sizes]
     compulsory = int(first_touches(lane, w)[0])
     requests = lane.shape[0] - w
@@ -104,27 +115,109 @@ def miss_ratio_curves(ids, policies, Ks, warmup=0, sample_rate: float = 1.0, see
     return rows
 
 
+@dataclass
+class MrcSpec:
+    """The (policy, K) grid of one trace: what a chunk of cells needs, sent whole to a Ray worker
+    (the trace travels with it, so workers need no shared file system)."""
+
+    ids: np.ndarray
+    """The trace's dense block ids [T]."""
+    policies: list[str]
+    Ks: list[int]
+    """Sizes, ascending and distinct (``"auto"`` resolved by :func:`mrc_spec`)."""
+    warmup: int = 0
+    """Requests, resolved."""
+    sample_rate: float = 1.0
+    seed: int = 0
+    original: np.ndarray | None = None
+    """The ids the SHARDS sample hashes, per request (None: ``ids``)."""
+    source: dict = field(default_factory=dict)
+    """The file's identity and how it was read (:func:`mrc_record`)."""
+    device: str = "cpu"
+    """Only the CPU: the Ray runner sets it; curves are computed on the CPU."""
+
+
+def file_identity(path) -> dict:
+    """Path (absolute), size and SHA-256 of a file's bytes.  A content hash, not mtime: a trace copied
+    to each node of a cluster (new mtime, maybe another path) is still the same trace, and a merge of
+    its shards checks exactly that; hashing costs about what reading it does."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return {"path": os.path.abspath(path), "size": os.path.getsize(path), "sha256": h.hexdigest()}
+
+
+def mrc_spec(path, policies, Ks, warmup=0, sample_rate: float = 1.0, seed: int = 0, fmt: str = "auto",
+             column="0") -> MrcSpec:
+    """The grid of the trace file ``path`` (read here; arguments as :func:`miss_ratio_curves`)."""
+    from ..core.io import read_trace
+
+    check_rate(sample_rate)
+    trace = read_trace(path, fmt, column)
+    w = resolve_warmup(warmup, trace.requests)
+    original = trace.original[trace.ids] if sample_rate < 1 else None
+    if original is not None:
+        _sample(original, w, sample_rate, seed)  # refused before any file is written
+    source = {"trace": file_identity(path), "format": trace.format, "column": str(column),
+              "requests": trace.requests, "distinct": trace.distinct}
+    return MrcSpec(trace.ids, [p.name if isinstance(p, Policy) else get_policy(p).name for p in policies],
+                   resolve_sizes(trace.ids, Ks), w, sample_rate, seed,
+                   original, source)
+
+
+def mrc_record(spec: MrcSpec) -> dict:
+    """Everything that determines the rows: the sidecar of ``mrc.csv`` (the device does not)."""
+    return {"command": "mrc", **spec.source, "warmup": spec.warmup, "sample_rate": spec.sample_rate,
+            "seed": spec.seed, "policies": list(spec.policies), "K": list(spec.Ks)}
+
+
+def run_mrc(spec: MrcSpec, done=None) -> Iterator[list[dict]]:
+    """The rows (``COLUMNS``, miss ratio as written) of each policy's sizes not ``done(row)``, a batch
+    per policy.  A size's numbers never depend on the others computed with it, so chunks change none."""
+    for name in spec.policies:
+        Ks = [k for k in spec.Ks if done is None or not done({"policy": name, "K": k})]
+        if Ks:
+            rows = miss_ratio_curves(spec.ids, [name], Ks, spec.warmup, spec.sample_rate, spec.seed,
+                                     original=spec.original)
+            yield [dict(r, miss_ratio=f"{r['miss_ratio']:.6f}") for r in rows]
+
+
+def mrc_chunk(spec: MrcSpec, policy: str, lo: int, hi: int) -> MrcSpec:
+    """The spec of one chunk: one policy, sizes lo..hi-1."""
+    return replace(spec, policies=[policy], Ks=spec.Ks[lo:hi])
+
+
+def finish_curves(spec: MrcSpec, out_dir, title: str = "") -> tuple[list[dict], Path]:
+    """The complete ``mrc.csv`` of ``out_dir`` (policies in ``spec``'s order, smallest K first) and
+    ``mrc.png``, drawn from it unless a plot newer than the table is already there."""
+    out = Path(out_dir)
+    csv_path, png_path = out / "mrc.csv", out / "mrc.png"
+    order = {p: i for i, p in enumerate(spec.policies)}
+    with open(csv_path, newline="") as f:
+        rows = [dict(r, K=int(r["K"]), miss_ratio=float(r["miss_ratio"])) for r in csv.DictReader(f)]
+    rows.sort(key=lambda r: (order[r["policy"]], r["K"]))
+    if not png_path.exists() or png_path.stat().st_mtime < csv_path.stat().st_mtime:
+        _plot(rows, png_path, title)
+    return rows, png_path
+
+
+def _sample(original, w: int, rate: float, seed: int):
+    """The SHARDS sample's mask and its warm-up; one that counts nothing is a one-line ValueError."""
+    keep = sample_mask(original, rate, seed)
+    kept, w = int(keep.sum()), int(keep[:w].sum())
+    if kept <= w:
+        raise ValueError(f"a sample at rate {rate} keeps {kept} requests, {w} of them in the warm-up: "
+                         "nothing to count; raise --sample-rate")
+    return keep, w
+
+
 def check_out_dir(out_dir) -> Path:
     """``out_dir`` as a Path; one that exists and is not a directory is a one-line OSError."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file, not a directory")
     return out
-
-
-def write_curves(rows: list[dict], out_dir, title: str = "") -> tuple[Path, Path]:
-    """``mrc.csv`` (``COLUMNS``) and ``mrc.png`` (miss ratio against K, one line per policy) in
-    ``out_dir``, each replaced atomically.  An ``out_dir`` that is a file is a one-line OSError."""
-    out = check_out_dir(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = out / "mrc.csv", out / "mrc.png"
-    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({**r, "miss_ratio": f"{r['miss_ratio']:.6f}"})
-    _plot(rows, png_path, title)
-    return csv_path, png_path
 
 
 def _plot(rows: list[dict], path: Path, title: str) -> None:
@@ -158,4 +251,6 @@ def describe(path: str, requests: int, distinct: int, warmup: int, sample_rate: 
     return text
 
 
-__all__ = ["AUTO_SIZES", "COLUMNS", "auto_sizes", "miss_ratio_curves", "check_out_dir", "write_curves", "describe"]
+__all__ = ["AUTO_SIZES", "COLUMNS", "KEY", "LANES_PER_CHUNK", "MrcSpec", "auto_sizes", "resolve_sizes",
+           "miss_ratio_curves", "file_identity", "mrc_spec", "mrc_record", "run_mrc", "mrc_chunk", "finish_curves",
+           "check_out_dir", "describe"]
