@@ -1,6 +1,7 @@
 """Prefetching (issue 13): hints, the serving loop and the oracle against the plain-Python reference, OPT by
 brute force over every schedule, and the properties the model promises."""
 
+import json
 import random
 from fractions import Fraction
 from functools import lru_cache
@@ -8,12 +9,16 @@ from functools import lru_cache
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
+from test_cli import assert_one_line_error
 
 import gpupage
+from gpupage.cli import main
 from gpupage.core import rng
 from gpupage.core.prefetch import make_hints, opt, opt_cost, simulate_prefetch
 from gpupage.core.reference import naive_simulate
 from gpupage.core.traces import ZipfParams, zipf_traces
+from gpupage.experiments.prefetching import PrefetchSpec, run_prefetch
 from gpupage.zoo.prefetch_reference import naive_hints, naive_prefetch
 
 EVICTIONS = ("lru", "lfu", "fifo", "adaptive")
@@ -181,3 +186,39 @@ def test_bad_options_are_one_line_errors(kwargs, words):
 def test_bad_hint_options_are_one_line_errors(L, eps, words):
     with pytest.raises(ValueError, match=words):
         make_hints(torch.zeros(1, 4, dtype=torch.int64), L, eps, 4)
+
+
+def test_next_in_call_on_a_mooncake_file(tmp_path):
+    r = random.Random(4)
+    calls = [[r.randrange(40) for _ in range(r.randint(1, 9))] for _ in range(60)]
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps({"timestamp": i, "hash_ids": c}) + "\n" for i, c in enumerate(calls)))
+    ft = gpupage.read_trace(str(path))
+    pos = ft.meta["pos_in_call"]
+    for ev in EVICTIONS:
+        res = simulate_prefetch(torch.from_numpy(ft.ids), 6, "next_in_call", ev, pos_in_call=torch.from_numpy(pos),
+                                lam_fetch=0.5)
+        want = naive_prefetch(ft.ids.tolist(), 6, "next_in_call", ev, pos_in_call=pos.tolist(), lam_fetch=0.5)
+        assert _counts(res, 0) == pytest.approx(want)
+        assert int(res.faults[0]) <= len(calls)  # only a call's first block can stall
+    rows = run_prefetch(PrefetchSpec(K=6, eps=(0.1,)), [1, 2], str(path))
+    assert [r["policy"] for r in rows if r["rule"] == "next_in_call"] == ["next_in_call (lru)", "next_in_call (adaptive)"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--lambda-fetch", "0"], "lambda_fetch"), (["--lambda-fetch", "1.2"], "lambda_fetch"),
+    (["--lambda-evict", "-0.5"], "lambda_evict"), (["--hint-noise", "0,1.5"], "epsilon"),
+    (["--lookahead", "0"], "L"), (["--prefetches", "-1"], "P"), (["--family", "closed-loop"], "closed-loop"),
+    (["--eviction", "belady"], "belady"), (["--K", "4,8"], "one cache size"),
+])
+def test_cli_bad_input_is_one_line(args, words):
+    result = CliRunner().invoke(main, ["prefetch", "--seeds", "1", "--T", "50", *args])
+    assert_one_line_error(result, words)
+
+
+def test_cli_table_has_every_rule():
+    result = CliRunner().invoke(main, ["prefetch", "--seeds", "1-2", "--T", "300", "--hint-noise", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["rule"] for r in rows] == ["never"] * 2 + ["follow_hint"] * 2 + ["lookahead"] * 3 + ["opt"]
+    assert rows[-1]["cost_over_opt"] == 1.0 and all(r["cost_over_opt"] >= 1.0 for r in rows)
