@@ -18,6 +18,7 @@ Every rule is a per-step *target*: ``targets[b, t]`` is the block a rule prefetc
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,9 @@ ORACLE = -1  # eviction code of the lookahead oracle (not a registry policy)
 OWN_LOOP = {"lru": LRU, "lfu": LFU, "fifo": FIFO}
 """Evictions served by this module's loop; ``adaptive`` has its own (below)."""
 OTHER_LOOPS = {"adaptive": "gpupage.zoo.prefetching:serve_cpu"}
+TRITON = "kernels.prefetch:serve"
+TRITON_EVICTIONS = ("lru", "adaptive")
+"""Evictions the Triton kernel serves (with every rule but the oracle)."""
 NEVER = 1 << 30  # next use of a block never requested again
 
 
@@ -104,21 +108,22 @@ def make_hints(traces, L: int, eps: float, n_ids: int, seed=0) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def hint_targets(hints, L: int) -> np.ndarray:
-    """follow_hint's targets: targets[:, t] = hints[:, t - L] (-1 for t < L)."""
+def hint_targets(hints, L: int) -> torch.Tensor:
+    """follow_hint's targets, int64 on the hints' device: targets[:, t] = hints[:, t - L] (-1 for t < L)."""
     h = _as_2d(hints)
-    out = np.full(h.shape, -1, dtype=np.int64)
+    out = torch.full(h.shape, -1, dtype=torch.int64, device=h.device)
     if L < h.shape[1]:
         out[:, L:] = h[:, :h.shape[1] - L]
     return out
 
 
-def call_targets(traces, pos_in_call) -> np.ndarray:
-    """next_in_call's targets: r_t where request t continues its call (``pos_in_call[t] > 0``)."""
-    tr, pos = _as_2d(traces), _as_2d(pos_in_call)
+def call_targets(traces, pos_in_call) -> torch.Tensor:
+    """next_in_call's targets, int64: r_t where request t continues its call (``pos_in_call[t] > 0``)."""
+    tr = _as_2d(traces)
+    pos = _as_2d(pos_in_call).to(tr.device)
     if pos.shape[1] != tr.shape[1]:
         raise ValueError(f"pos_in_call has {pos.shape[1]} positions for a trace of {tr.shape[1]} requests")
-    return np.where((pos > 0) & (tr >= 0), tr, -1).astype(np.int64)
+    return torch.where((pos > 0) & (tr >= 0), tr, -1).to(torch.int64).expand(tr.shape)
 
 
 # ------------------------------------------------------------------------------------------ the loop
@@ -283,7 +288,7 @@ class PrefetchResult:
 
 def simulate_prefetch(traces, K, rule: str = "never", eviction: str | None = "lru", *, hints=None, L: int = 0,
                       pos_in_call=None, latent=None, P: int = 1, lam_fetch: float = 1.0, lam_evict: float = 0.0,
-                      options: dict | None = None) -> PrefetchResult:
+                      options: dict | None = None, backend: str = "auto") -> PrefetchResult:
     """Serve B traces with a prefetching rule (``RULES``) and an eviction policy; per-lane counts and costs.
 
     Args:
@@ -296,6 +301,9 @@ def simulate_prefetch(traces, K, rule: str = "never", eviction: str | None = "lr
             with ``never``; None with ``lookahead`` (it evicts by its own rule).
         P: prefetches allowed per step; every rule here issues at most one (just in time), P = 0 turns
             prefetching off.  lam_fetch in (0, 1], lam_evict >= 0: the cost weights.
+        backend: ``auto`` (the Triton kernel for CUDA tensors where it serves the eviction, else the CPU
+            path; results come back on the traces' device), ``cpu`` or ``triton`` (CPU tensors only under
+            TRITON_INTERPRET=1).  Hints are drawn on the host either way.
     """
     from .simulate import _per_lane_k, first_touches, simulate
 
@@ -315,52 +323,72 @@ def simulate_prefetch(traces, K, rule: str = "never", eviction: str | None = "lr
     if rule == "never" and eviction not in OWN_LOOP and eviction not in OTHER_LOOPS:
         pol = get_policy(eviction)
         res = simulate(tr, pol, Ks, options=options)
-        held = torch.minimum(Ks, first_touches(tr)) if pol.evicts else res.faults
+        held = torch.minimum(Ks, first_touches(tr).cpu()).to(res.faults.device) if pol.evicts else res.faults
         return PrefetchResult(res.faults, torch.zeros_like(res.faults), res.faults - held, res.requests, **weights)
     if eviction is not None and eviction not in OWN_LOOP and eviction not in OTHER_LOOPS:
         get_policy(eviction)  # an unknown name gets the registry's message
         raise ValueError(f"prefetching with {eviction!r} eviction is not implemented; choose from "
                          f"{', '.join([*OWN_LOOP, *OTHER_LOOPS])}")
-    arr = _as_2d(tr)
+    none = torch.full(tr.shape, -1, dtype=torch.int64, device=tr.device)
     if rule == "follow_hint":
         if hints is None:
             raise ValueError("follow_hint needs hints (gpupage.core.prefetch.make_hints)")
         check_hint_options(L, 0.0)
-        targets = hint_targets(hints, L)
+        targets = hint_targets(hints, L).to(tr.device)
     elif rule == "next_in_call":
         if pos_in_call is None:
             raise ValueError("next_in_call needs the trace's call structure (a Mooncake file's pos_in_call)")
-        targets = call_targets(arr, np.broadcast_to(_as_2d(pos_in_call), arr.shape))
+        targets = call_targets(tr, pos_in_call)
     elif rule == "lookahead":
         if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 0:
             raise ValueError(f"the oracle's window L must be an integer >= 0, got {L}")
-        targets = arr.astype(np.int64) if L >= 1 else np.full(arr.shape, -1, dtype=np.int64)
+        targets = tr.to(torch.int64) if L >= 1 else none
     else:
-        targets = np.full(arr.shape, -1, dtype=np.int64)
-    if targets.shape != arr.shape:
-        raise ValueError(f"hints must be [B, T] = {tuple(arr.shape)}, got {tuple(targets.shape)}")
+        targets = none
+    if targets.shape != tr.shape:
+        raise ValueError(f"hints must be [B, T] = {tuple(tr.shape)}, got {tuple(targets.shape)}")
     if P == 0:
-        targets = np.full(arr.shape, -1, dtype=np.int64)
-    if arr.size and int(arr.min()) < -1:
-        raise ValueError(f"block ids must be >= 0 (-1 pads), got {int(arr.min())}")
-    n_ids = max(int(arr.max()) if arr.size else 0, int(targets.max()) if targets.size else 0) + 1
+        targets = none
+    if tr.numel() and int(tr.min()) < -1:
+        raise ValueError(f"block ids must be >= 0 (-1 pads), got {int(tr.min())}")
+    n_ids = max(int(tr.max()) if tr.numel() else 0, int(targets.max()) if targets.numel() else 0) + 1
     limits.require(8 * (n_ids * 6 + T) * lane_chunks(B), f"prefetching over {n_ids} block ids")
+    if backend not in ("auto", "cpu", "triton"):
+        raise ValueError(f"unknown backend {backend!r}; choose from auto, cpu, triton")
+    kernel = eviction in TRITON_EVICTIONS and rule != "lookahead"
+    if backend == "auto":
+        backend = "triton" if tr.is_cuda and kernel else "cpu"
+    if backend == "triton":
+        if not kernel:
+            raise ValueError(f"the prefetch kernel serves {', '.join(TRITON_EVICTIONS)} eviction without the oracle; "
+                             "use backend='cpu' or 'auto'")
+        if not tr.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+            raise RuntimeError("backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for the interpreter)")
+        from importlib import import_module
+
+        module, func = TRITON.split(":")
+        out = getattr(import_module(module), func)(tr, targets, Ks.to(tr.device), eviction, options)
+    else:
+        out = torch.from_numpy(_serve_host(tr.cpu().contiguous().numpy(), targets.cpu().contiguous().numpy(), Ks,
+                                           rule, eviction, L, n_ids, latent, options)).to(tr.device)
+    requests = (tr >= 0).sum(dim=1).to(torch.int64)
+    return PrefetchResult(out[:, 0].clone(), out[:, 1].clone(), out[:, 2].clone(), requests, **weights)
+
+
+def _serve_host(arr, targets, Ks, rule, eviction, L, n_ids, latent, options) -> np.ndarray:
+    """The CPU path: int64 [B, 3] (faults, prefetches, evictions)."""
     ws, shift = (None, 1) if latent is None else (latent.working_sets.numpy(), latent.shift)
     if ws is not None:
-        if ws.shape[0] != B:
-            raise ValueError(f"latent state has {ws.shape[0]} lanes for {B} traces")
+        if ws.shape[0] != arr.shape[0]:
+            raise ValueError(f"latent state has {ws.shape[0]} lanes for {arr.shape[0]} traces")
         n_ids = max(n_ids, int(ws.max()) + 1)
     code = ORACLE if rule == "lookahead" else OWN_LOOP.get(eviction)
     if code is None:
         from importlib import import_module
 
         module, func = OTHER_LOOPS[eviction].split(":")
-        out = getattr(import_module(module), func)(arr, targets, Ks.numpy(), n_ids, options)
-    else:
-        out = serve_cpu(arr, targets, Ks.numpy(), code, int(L), n_ids, ws, shift)
-    out = torch.from_numpy(out)
-    requests = torch.from_numpy((arr >= 0).sum(axis=1).astype(np.int64))
-    return PrefetchResult(out[:, 0].clone(), out[:, 1].clone(), out[:, 2].clone(), requests, **weights)
+        return getattr(import_module(module), func)(arr, targets, Ks.numpy(), n_ids, options)
+    return serve_cpu(arr, targets, Ks.numpy(), code, int(L), n_ids, ws, shift)
 
 
 # ------------------------------------------------------------------------------------------------- OPT
@@ -387,6 +415,6 @@ def opt(traces, K, lam_fetch: float, lam_evict: float) -> torch.Tensor:
     return opt_cost(simulate(tr, "belady", Ks).faults, Ks, first_touches(tr), lam_fetch, lam_evict)
 
 
-def _as_2d(x) -> np.ndarray:
-    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    return np.ascontiguousarray(a[None] if a.ndim == 1 else a)
+def _as_2d(x) -> torch.Tensor:
+    a = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x))
+    return (a.unsqueeze(0) if a.dim() == 1 else a).contiguous()
