@@ -193,7 +193,7 @@ def serve(traces: torch.Tensor, targets: torch.Tensor, K: torch.Tensor, eviction
     Args:
         traces: integer ``[B, T]`` dense block ids (-1 pads), CUDA (or CPU under TRITON_INTERPRET=1).
         targets: integer ``[B, T]``: the block prefetched right before request t, -1 for none
-            (:func:`gpupage.core.prefetch.hint_targets`, ``call_targets``).
+            (:func:`gpupage.core.prefetch.full_targets`).
         K: int64 ``[B]`` cache sizes.  eviction: ``lru`` or ``adaptive`` (``options``: its constants).
     Returns:
         int64 ``[B, 3]``: faults, prefetches, evictions.  Host reads: ``max(K)`` and the largest id.

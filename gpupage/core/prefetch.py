@@ -5,8 +5,9 @@ the scoring evictions (LRU, LFU, FIFO) and the lookahead oracle.  ``adaptive`` e
 :mod:`gpupage.zoo.prefetching` (named in ``OWN_LOOP``), the plain-Python reference in
 :mod:`gpupage.zoo.prefetch_reference`.
 
-Every rule is a per-step *target*: ``targets[b, t]`` is the block a rule prefetches right before request t
-(-1: none), built from what the rule may know before t is revealed:
+Every rule is a per-step *target*: ``targets[b, t - off]`` is the block a rule prefetches right before request
+t >= off (-1: none), built from what the rule may know before t is revealed (the offset lets follow_hint
+read its hints in place):
 
 * ``follow_hint``: ``targets[t] = hints[t - L]``, the hint announcing r_t (known: t - L <= t - 1);
 * ``next_in_call``: ``targets[t] = r_t`` when request t continues the call of request t - 1 (a server
@@ -83,7 +84,7 @@ def _hints_kernel(traces, keys, L, threshold, n_ids, out):
 
 
 def make_hints(traces, L: int, eps: float, n_ids: int, seed=0) -> torch.Tensor:
-    """Hints int64 ``[B, T]``: h_t = r_{t+L} with probability 1 - eps, else a uniform block of [0, n_ids).
+    """Hints int32 ``[B, T]``: h_t = r_{t+L} with probability 1 - eps, else a uniform block of [0, n_ids).
 
     ``n_ids`` is the lane's block universe: the family's M on Zipf traces, the file's distinct blocks on a
     file trace (its dense ids).  h_t = -1 where t + L is past the end or a pad.  Drawn with the
@@ -100,7 +101,7 @@ def make_hints(traces, L: int, eps: float, n_ids: int, seed=0) -> torch.Tensor:
     if arr.size and int(arr.max()) >= n_ids:
         raise ValueError(f"trace holds block {int(arr.max())} outside the hint universe [0, {n_ids})")
     keys = rng.lane_keys(seed, arr.shape[0])
-    out = np.empty(arr.shape, dtype=np.int64)
+    out = np.empty(arr.shape, dtype=np.int32)  # ids < MAX_BLOCKS = 2**31, like the traces
     # eps = 1 must noise every hint: the largest threshold a 32-bit draw can fall under
     thr = rng.probability_threshold(eps) if eps < 1 else 1 << 32
     with limits.work_threads(arr.shape[0]):
@@ -108,12 +109,11 @@ def make_hints(traces, L: int, eps: float, n_ids: int, seed=0) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def hint_targets(hints, L: int) -> torch.Tensor:
-    """follow_hint's targets, int64 on the hints' device: targets[:, t] = hints[:, t - L] (-1 for t < L)."""
-    h = _as_2d(hints)
-    out = torch.full(h.shape, -1, dtype=torch.int64, device=h.device)
-    if L < h.shape[1]:
-        out[:, L:] = h[:, :h.shape[1] - L]
+def full_targets(targets, off: int, T: int) -> torch.Tensor:
+    """int64 ``[B, T]`` on the targets' device: the block prefetched right before each request (-1: none)."""
+    out = torch.full((targets.shape[0], T), -1, dtype=torch.int64, device=targets.device)
+    if off < T:
+        out[:, off:] = targets[:, :T - off]
     return out
 
 
@@ -155,7 +155,7 @@ def _victim(code, t, L, W, k, blk, last, count, ins, nu, rank):
 
 
 @njit(cache=True)
-def _serve_lane(trace, target, k, code, L, ws, shift, slot_of, last, count, rank, seen, blk, ins, nu, nxt):
+def _serve_lane(trace, target, off, k, code, L, ws, shift, slot_of, last, count, rank, seen, blk, ins, nu, nxt):
     T = trace.shape[0]
     W = ws.shape[1]
     if code == ORACLE:
@@ -180,7 +180,7 @@ def _serve_lane(trace, target, k, code, L, ws, shift, slot_of, last, count, rank
             phase = t // shift
             for r in range(W):
                 rank[ws[phase, r]] = r
-        y = target[t]
+        y = target[t - off] if t >= off else -1
         if y >= 0 and slot_of[y] < 0:
             prefetches += 1
             if n < k:
@@ -223,7 +223,7 @@ def _serve_lane(trace, target, k, code, L, ws, shift, slot_of, last, count, rank
 
 
 @njit(parallel=True, cache=True)
-def _serve_batch(traces, targets, K, code, L, ws, shift, n_ids, out, nchunks):
+def _serve_batch(traces, targets, off, K, code, L, ws, shift, n_ids, out, nchunks):
     B, T = traces.shape
     kmax = max_k(K)
     W = ws.shape[2]
@@ -238,16 +238,17 @@ def _serve_batch(traces, targets, K, code, L, ws, shift, n_ids, out, nchunks):
         nu = np.zeros(kmax, dtype=np.int64)
         nxt = np.full(T if code == ORACLE else 1, NEVER, dtype=np.int64)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
-            f, p, e = _serve_lane(traces[b], targets[b], min(K[b], kmax), code, L, ws[b if W else 0], shift,
+            f, p, e = _serve_lane(traces[b], targets[b], off, min(K[b], kmax), code, L, ws[b if W else 0], shift,
                                   slot_of, last, count, rank, seen, blk, ins, nu, nxt)
             out[b, 0] = f
             out[b, 1] = p
             out[b, 2] = e
 
 
-def serve_cpu(traces: np.ndarray, targets: np.ndarray, K: np.ndarray, code: int, L: int, n_ids: int,
-              ws: np.ndarray | None = None, shift: int = 1, options: dict | None = None) -> np.ndarray:
-    """int64 [B, 3] (faults, prefetches, evictions) of each lane served with its targets.
+def serve_cpu(traces: np.ndarray, targets: np.ndarray, off: int, K: np.ndarray, code: int, L: int, n_ids: int,
+              ws: np.ndarray | None = None, shift: int = 1) -> np.ndarray:
+    """int64 [B, 3] (faults, prefetches, evictions) of each lane served with its targets (``targets[b, t - off]``
+    before request t >= off).
 
     ``code``: LRU, LFU, FIFO or ORACLE (window L, ranks from ``ws`` [B, phases, W] of ``shift`` requests).
     """
@@ -255,7 +256,7 @@ def serve_cpu(traces: np.ndarray, targets: np.ndarray, K: np.ndarray, code: int,
         ws = np.zeros((1, 1, 0), dtype=np.int64)
     out = np.empty((traces.shape[0], 3), dtype=np.int64)
     with limits.work_threads(traces.shape[0]):
-        _serve_batch(traces, targets, K, code, L, np.ascontiguousarray(ws, dtype=np.int64), max(shift, 1),
+        _serve_batch(traces, targets, off, K, code, L, np.ascontiguousarray(ws, dtype=np.int64), max(shift, 1),
                      max(n_ids, 1), out, lane_chunks(traces.shape[0]))
     return out
 
@@ -305,7 +306,7 @@ def simulate_prefetch(traces, K, rule: str = "never", eviction: str | None = "lr
             path; results come back on the traces' device), ``cpu`` or ``triton`` (CPU tensors only under
             TRITON_INTERPRET=1).  Hints are drawn on the host either way.
     """
-    from .simulate import _per_lane_k, first_touches, simulate
+    from .simulate import _lane_requests, _per_lane_k, first_touches, simulate
 
     check_costs(lam_fetch, lam_evict, P)
     if rule not in RULES:
@@ -329,29 +330,10 @@ def simulate_prefetch(traces, K, rule: str = "never", eviction: str | None = "lr
         get_policy(eviction)  # an unknown name gets the registry's message
         raise ValueError(f"prefetching with {eviction!r} eviction is not implemented; choose from "
                          f"{', '.join([*OWN_LOOP, *OTHER_LOOPS])}")
-    none = torch.full(tr.shape, -1, dtype=torch.int64, device=tr.device)
-    if rule == "follow_hint":
-        if hints is None:
-            raise ValueError("follow_hint needs hints (gpupage.core.prefetch.make_hints)")
-        check_hint_options(L, 0.0)
-        targets = hint_targets(hints, L).to(tr.device)
-    elif rule == "next_in_call":
-        if pos_in_call is None:
-            raise ValueError("next_in_call needs the trace's call structure (a Mooncake file's pos_in_call)")
-        targets = call_targets(tr, pos_in_call)
-    elif rule == "lookahead":
-        if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 0:
-            raise ValueError(f"the oracle's window L must be an integer >= 0, got {L}")
-        targets = tr.to(torch.int64) if L >= 1 else none
-    else:
-        targets = none
-    if targets.shape != tr.shape:
-        raise ValueError(f"hints must be [B, T] = {tuple(tr.shape)}, got {tuple(targets.shape)}")
-    if P == 0:
-        targets = none
+    targets, off = _targets(rule, tr, hints, L, pos_in_call, P)
     if tr.numel() and int(tr.min()) < -1:
         raise ValueError(f"block ids must be >= 0 (-1 pads), got {int(tr.min())}")
-    n_ids = max(int(tr.max()) if tr.numel() else 0, int(targets.max()) if targets.numel() else 0) + 1
+    n_ids = max(int(tr.max()) if tr.numel() else 0, int(targets.max()) if off < T else 0) + 1
     limits.require(8 * (n_ids * 6 + T) * lane_chunks(B), f"prefetching over {n_ids} block ids")
     if backend not in ("auto", "cpu", "triton"):
         raise ValueError(f"unknown backend {backend!r}; choose from auto, cpu, triton")
@@ -367,15 +349,38 @@ def simulate_prefetch(traces, K, rule: str = "never", eviction: str | None = "lr
         from importlib import import_module
 
         module, func = TRITON.split(":")
-        out = getattr(import_module(module), func)(tr, targets, Ks.to(tr.device), eviction, options)
+        out = getattr(import_module(module), func)(tr, full_targets(targets, off, T), Ks.to(tr.device), eviction,
+                                                   options)
     else:
-        out = torch.from_numpy(_serve_host(tr.cpu().contiguous().numpy(), targets.cpu().contiguous().numpy(), Ks,
-                                           rule, eviction, L, n_ids, latent, options)).to(tr.device)
-    requests = (tr >= 0).sum(dim=1).to(torch.int64)
+        out = torch.from_numpy(_serve_host(tr.cpu().contiguous().numpy(), targets.cpu().contiguous().numpy(), off,
+                                           Ks, rule, eviction, L, n_ids, latent, options)).to(tr.device)
+    requests = _lane_requests(tr).to(tr.device)
     return PrefetchResult(out[:, 0].clone(), out[:, 1].clone(), out[:, 2].clone(), requests, **weights)
 
 
-def _serve_host(arr, targets, Ks, rule, eviction, L, n_ids, latent, options) -> np.ndarray:
+def _targets(rule, tr, hints, L, pos_in_call, P):
+    """(targets, off): the rule's blocks to prefetch, ``targets[:, t - off]`` before request t >= off."""
+    B, T = tr.shape
+    if rule == "lookahead" and (isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 0):
+        raise ValueError(f"the oracle's window L must be an integer >= 0, got {L}")
+    if P == 0 or rule == "never" or (rule == "lookahead" and L == 0):
+        return torch.full((B, 1), -1, dtype=torch.int32), T  # nothing is ever read
+    if rule == "follow_hint":
+        if hints is None:
+            raise ValueError("follow_hint needs hints (gpupage.core.prefetch.make_hints)")
+        check_hint_options(L, 0.0)
+        hints = _as_2d(hints).to(tr.device)
+        if hints.shape != tr.shape or hints.dtype.is_floating_point:
+            raise ValueError(f"hints must be integers [B, T] = {tuple(tr.shape)}, got {tuple(hints.shape)}")
+        return hints, L
+    if rule == "next_in_call":
+        if pos_in_call is None:
+            raise ValueError("next_in_call needs the trace's call structure (a Mooncake file's pos_in_call)")
+        return call_targets(tr, pos_in_call), 0
+    return tr, 0  # lookahead with a window: r_t, just in time
+
+
+def _serve_host(arr, targets, off, Ks, rule, eviction, L, n_ids, latent, options) -> np.ndarray:
     """The CPU path: int64 [B, 3] (faults, prefetches, evictions)."""
     ws, shift = (None, 1) if latent is None else (latent.working_sets.numpy(), latent.shift)
     if ws is not None:
@@ -387,8 +392,8 @@ def _serve_host(arr, targets, Ks, rule, eviction, L, n_ids, latent, options) -> 
         from importlib import import_module
 
         module, func = OTHER_LOOPS[eviction].split(":")
-        return getattr(import_module(module), func)(arr, targets, Ks.numpy(), n_ids, options)
-    return serve_cpu(arr, targets, Ks.numpy(), code, int(L), n_ids, ws, shift)
+        return getattr(import_module(module), func)(arr, targets, off, Ks.numpy(), n_ids, options)
+    return serve_cpu(arr, targets, off, Ks.numpy(), code, int(L), n_ids, ws, shift)
 
 
 # ------------------------------------------------------------------------------------------------- OPT

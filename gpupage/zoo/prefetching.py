@@ -37,7 +37,7 @@ def _victim(t, k, blk, last, cnt, stamp, cur, gen0, gen1, S, stale, suspect):
 
 
 @njit(cache=True)
-def _serve_lane(trace, target, k, prm, slot_of, last, cnt, stamp, blk):
+def _serve_lane(trace, target, off, k, prm, slot_of, last, cnt, stamp, blk):
     novel_gap, gain, decay, alarm, refractory, stale, suspect = prm
     T = trace.shape[0]
     gen0, gen1, nextgen, cur = 0, 1, 2, 0
@@ -51,7 +51,7 @@ def _serve_lane(trace, target, k, prm, slot_of, last, cnt, stamp, blk):
         x = trace[t]
         if x < 0:
             continue
-        y = target[t]
+        y = target[t - off] if t >= off else -1
         if y >= 0 and slot_of[y] < 0:
             prefetches += 1
             if n < k:
@@ -105,7 +105,7 @@ def _serve_lane(trace, target, k, prm, slot_of, last, cnt, stamp, blk):
 
 
 @njit(parallel=True, cache=True)
-def _serve_batch(traces, targets, K, prm, n_ids, out, nchunks):
+def _serve_batch(traces, targets, off, K, prm, n_ids, out, nchunks):
     B, T = traces.shape
     kmax = max_k(K)
     for c in prange(nchunks):
@@ -115,17 +115,19 @@ def _serve_batch(traces, targets, K, prm, n_ids, out, nchunks):
         stamp = np.full((2, n_ids), -1, dtype=np.int64)
         blk = np.empty(kmax, dtype=np.int64)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
-            f, p, e = _serve_lane(traces[b], targets[b], min(K[b], kmax), prm, slot_of, last, cnt, stamp, blk)
+            f, p, e = _serve_lane(traces[b], targets[b], off, min(K[b], kmax), prm, slot_of, last, cnt, stamp, blk)
             out[b, 0] = f
             out[b, 1] = p
             out[b, 2] = e
 
 
-def serve_cpu(traces: np.ndarray, targets: np.ndarray, K: np.ndarray, n_ids: int, options: dict | None = None):
-    """int64 [B, 3] (faults, prefetches, evictions): ``adaptive`` eviction with the given prefetch targets."""
+def serve_cpu(traces: np.ndarray, targets: np.ndarray, off: int, K: np.ndarray, n_ids: int,
+              options: dict | None = None):
+    """int64 [B, 3] (faults, prefetches, evictions): ``adaptive`` eviction with the prefetch targets
+    (``targets[b, t - off]`` before request t >= off)."""
     prm = resolve_params(options)
     out = np.empty((traces.shape[0], 3), dtype=np.int64)
     with limits.work_threads(traces.shape[0]):
-        _serve_batch(traces, targets, np.ascontiguousarray(K, dtype=np.int64), prm, max(n_ids, 1), out,
+        _serve_batch(traces, targets, off, np.ascontiguousarray(K, dtype=np.int64), prm, max(n_ids, 1), out,
                      lane_chunks(traces.shape[0]))
     return out
