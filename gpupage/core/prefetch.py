@@ -27,7 +27,7 @@ import torch
 from numba import njit, prange
 
 from . import limits, rng
-from .cpu import evict, lane_chunks, max_k, place, release
+from .cpu import SHIFT, argmin_key, evict, lane_chunks, max_k, place, release
 from .policies import FIFO, LFU, LRU, get_policy
 
 RULES = {
@@ -129,23 +129,26 @@ def call_targets(traces, pos_in_call) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------ the loop
 
 @njit(inline="always", cache=True)
-def _victim(code, t, L, W, k, blk, last, count, ins, nu, rank):
-    """Slot of the smallest (primary, last access + 1), first slot on ties: see the contract."""
+def _slot_key(code, last_plus1, c, order):
+    """A slot's eviction key, smallest first: (priority, last access + 1) packed as the CPU path packs it;
+    ties left go to the first slot."""
+    if code == LRU:
+        return last_plus1
+    if code == LFU:
+        return c * SHIFT + last_plus1
+    return order  # FIFO: 2t for a prefetch before t, 2t + 1 for a fault at t
+
+
+@njit(inline="always", cache=True)
+def _oracle_victim(t, L, W, k, blk, last, nu, rank):
+    """The first slot of the smallest (class and rank or next use, last access + 1): see RULES."""
     best_s = 0
     best_p = np.int64(0)
     best_q = np.int64(0)
     for s in range(k):
         b = blk[s]
         q = last[b] + 1
-        if code == LRU:
-            p = q
-            q = 0
-        elif code == LFU:
-            p = np.int64(count[b])
-        elif code == FIFO:
-            p = ins[s]
-            q = 0
-        elif nu[s] >= t + L:  # ORACLE, not needed in the window: outside the working set first
+        if nu[s] >= t + L:  # not needed in the window: outside the working set first
             p = np.int64(W - rank[b])
         else:  # needed in the window: after every other block, farthest next use first
             p = np.int64(W + 1 + NEVER) - nu[s]
@@ -155,7 +158,7 @@ def _victim(code, t, L, W, k, blk, last, count, ins, nu, rank):
 
 
 @njit(cache=True)
-def _serve_lane(trace, target, off, k, code, L, ws, shift, slot_of, last, count, rank, seen, blk, ins, nu, nxt):
+def _serve_lane(trace, target, off, k, code, L, ws, shift, slot_of, last, count, rank, seen, blk, keys, nu, nxt):
     T = trace.shape[0]
     W = ws.shape[1]
     if code == ORACLE:
@@ -187,11 +190,11 @@ def _serve_lane(trace, target, off, k, code, L, ws, shift, slot_of, last, count,
                 s = n
                 n += 1
             else:
-                s = _victim(code, t, L, W, k, blk, last, count, ins, nu, rank)
+                s = _oracle_victim(t, L, W, k, blk, last, nu, rank) if code == ORACLE else argmin_key(keys, k)
                 evict(slot_of, blk, s)
                 evictions += 1
             place(slot_of, blk, s, y)
-            ins[s] = 2 * t  # a prefetch before t is inserted before a fault at t (2t + 1)
+            keys[s] = _slot_key(code, last[y] + 1, count[y], 2 * t)  # not an access: its old state
             nu[s] = t if y == x else NEVER  # read by the oracle only, whose targets are r_t
         if code == LFU:
             count[x] += 1
@@ -202,13 +205,16 @@ def _serve_lane(trace, target, off, k, code, L, ws, shift, slot_of, last, count,
                 s = n
                 n += 1
             else:
-                s = _victim(code, t, L, W, k, blk, last, count, ins, nu, rank)
+                s = _oracle_victim(t, L, W, k, blk, last, nu, rank) if code == ORACLE else argmin_key(keys, k)
                 evict(slot_of, blk, s)
                 evictions += 1
             place(slot_of, blk, s, x)
-            ins[s] = 2 * t + 1
+            keys[s] = 2 * t + 1  # FIFO's order; an access below rewrites the others' keys
         last[x] = t
-        nu[s] = nxt[t] if code == ORACLE else 0
+        if code == LRU or code == LFU:
+            keys[s] = _slot_key(code, t + 1, count[x], 0)
+        elif code == ORACLE:
+            nu[s] = nxt[t]
     release(slot_of, blk, n)  # the other scratch too is left clean for the next lane
     for t in range(T):
         x = trace[t]
@@ -234,12 +240,12 @@ def _serve_batch(traces, targets, off, K, code, L, ws, shift, n_ids, out, nchunk
         rank = np.full(n_ids, W, dtype=np.int64)
         seen = np.full(n_ids, NEVER, dtype=np.int64)
         blk = np.empty(kmax, dtype=np.int64)
-        ins = np.zeros(kmax, dtype=np.int64)
+        keys = np.zeros(kmax, dtype=np.int64)
         nu = np.zeros(kmax, dtype=np.int64)
         nxt = np.full(T if code == ORACLE else 1, NEVER, dtype=np.int64)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             f, p, e = _serve_lane(traces[b], targets[b], off, min(K[b], kmax), code, L, ws[b if W else 0], shift,
-                                  slot_of, last, count, rank, seen, blk, ins, nu, nxt)
+                                  slot_of, last, count, rank, seen, blk, keys, nu, nxt)
             out[b, 0] = f
             out[b, 1] = p
             out[b, 2] = e
