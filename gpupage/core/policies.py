@@ -94,6 +94,16 @@ POLICIES: dict[str, Policy] = {
     )
 }
 
+# Prefetching rules (issue 13), each combined with an eviction policy above; the model is in the docstring.
+PREFETCH_RULES: dict[str, str] = {
+    "never": "no prefetch: demand paging with the eviction policy (today's policies)",
+    "follow_hint": "just in time: before request t, fetch the block hinted for t (hint h_{t-L}) when not resident",
+    "next_in_call": "before request t, fetch r_t when it continues the call of request t-1 (file traces with calls)",
+    "lookahead": "online oracle: knows r_t..r_{t+L-1} and the working set's ranks; fetches r_t just in time, "
+                 "evicts blocks outside the window (outside the working set, then least popular rank, then LRU) "
+                 "before those inside it (farthest next use first)",
+}
+
 # online and self-contained: no future, no checkpoint (what 'every policy' lists default to)
 ONLINE = tuple(name for name, p in POLICIES.items() if not (p.needs_future or p.needs_checkpoint))
 

@@ -2,14 +2,14 @@
 
 The model is written once in :mod:`gpupage.core.policies` ("Prefetching"); this module is its CPU path for
 the scoring evictions (LRU, LFU, FIFO) and the lookahead oracle.  ``adaptive`` eviction lives in
-:mod:`gpupage.zoo.prefetching` (named in ``OWN_LOOP``), the plain-Python reference in
-:mod:`gpupage.zoo.prefetch_reference`.
+:mod:`gpupage.zoo.prefetching` (named in ``OTHER_LOOPS``), the plain-Python reference in
+:mod:`gpupage.zoo.prefetch_reference`, the Triton kernel in :mod:`kernels.prefetch`.
 
 Every rule is a per-step *target*: ``targets[b, t - off]`` is the block a rule prefetches right before request
 t >= off (-1: none), built from what the rule may know before t is revealed (the offset lets follow_hint
 read its hints in place):
 
-* ``follow_hint``: ``targets[t] = hints[t - L]``, the hint announcing r_t (known: t - L <= t - 1);
+* ``follow_hint``: the hints themselves with ``off = L``: h_{t-L}, the hint announcing r_t (known: t - L <= t - 1);
 * ``next_in_call``: ``targets[t] = r_t`` when request t continues the call of request t - 1 (a server
   knows a prompt's block list once the call arrives), else -1;
 * ``lookahead``: ``targets[t] = r_t`` when the oracle's window L >= 1 (it knows r_t .. r_{t+L-1});
@@ -28,16 +28,9 @@ from numba import njit, prange
 
 from . import limits, rng
 from .cpu import SHIFT, argmin_key, evict, lane_chunks, max_k, place, release
-from .policies import FIFO, LFU, LRU, get_policy
+from .policies import FIFO, LFU, LRU, PREFETCH_RULES, get_policy
 
-RULES = {
-    "never": "no prefetch: demand paging with the eviction policy (today's policies)",
-    "follow_hint": "just in time: before request t, fetch the block hinted for t (hint h_{t-L}) when not resident",
-    "next_in_call": "before request t, fetch r_t when it continues the call of request t-1 (file traces with calls)",
-    "lookahead": "online oracle: knows r_t..r_{t+L-1} and the working set's ranks; fetches r_t just in time, "
-                 "evicts blocks outside the window (outside the working set, then least popular rank, then LRU) "
-                 "before those inside it (farthest next use first)",
-}
+RULES = PREFETCH_RULES
 ORACLE = -1  # eviction code of the lookahead oracle (not a registry policy)
 OWN_LOOP = {"lru": LRU, "lfu": LFU, "fifo": FIFO}
 """Evictions served by this module's loop; ``adaptive`` has its own (below)."""
