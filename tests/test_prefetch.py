@@ -208,7 +208,7 @@ def test_next_in_call_on_a_mooncake_file(tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["--lambda-fetch", "0"], "lambda_fetch"), (["--lambda-fetch", "1.2"], "lambda_fetch"),
     (["--lambda-evict", "-0.5"], "lambda_evict"), (["--hint-noise", "0,1.5"], "epsilon"),
-    (["--lookahead", "0"], "L"), (["--prefetches", "-1"], "P"), (["--family", "closed-loop"], "closed-loop"),
+    (["--lookahead", "0"], "--lookahead"), (["--prefetches", "-1"], "--prefetches"), (["--family", "closed-loop"], "closed-loop"),
     (["--eviction", "belady"], "belady"), (["--K", "4,8"], "one cache size"),
 ])
 def test_cli_bad_input_is_one_line(args, words):

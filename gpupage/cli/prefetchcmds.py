@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .options import (Finite, json_option, k_option, parse_float_list, parse_int_list, resource_options,
+from .options import (MAX_REQUESTS, Finite, json_option, k_option, parse_float_list, parse_int_list, resource_options,
                       seeds_option, trace_format_option, zipf_options)
 
 
@@ -17,13 +17,13 @@ def _list(parser, name):
 @click.command()
 @click.argument("trace_file", required=False, type=click.Path(dir_okay=False))
 @k_option(default="8", help="Cache size K in blocks (one).")
-@click.option("--lookahead", "L", type=int, default=4, show_default=True, help="Hint lookahead L: h_t names r_{t+L}.")
+@click.option("--lookahead", "L", type=click.IntRange(1, MAX_REQUESTS), default=4, show_default=True, help="Hint lookahead L: h_t names r_{t+L}.")
 @click.option("--hint-noise", "eps", default="0,0.05,0.1,0.2,0.4,1", show_default=True,
               callback=_list(parse_float_list, "--hint-noise"), help="Hint noise levels eps in [0, 1].")
 @click.option("--eviction", default="lru,adaptive", show_default=True, help="Evictions: lru, lfu, fifo, adaptive.")
 @click.option("--windows", default="0,4,16", show_default=True, callback=_list(parse_int_list, "--windows"),
               help="Lookahead oracle windows.")
-@click.option("--prefetches", "P", type=int, default=1, show_default=True, help="Prefetches per step P.")
+@click.option("--prefetches", "P", type=click.IntRange(0, MAX_REQUESTS), default=1, show_default=True, help="Prefetches per step P.")
 @click.option("--lambda-fetch", "lam_fetch", type=Finite(), default=0.3, show_default=True,
               help="Cost of a prefetch, in (0, 1] (a fault costs 1).")
 @click.option("--lambda-evict", "lam_evict", type=Finite(), default=0.0, show_default=True,
