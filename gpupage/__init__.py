@@ -18,6 +18,8 @@ _LAZY = {
     "retrieval_noise": "gpupage.core.traces",
     "cyclic_traces": "gpupage.core.traces",
     "read_trace": "gpupage.core.io",
+    "simulate_prefetch": "gpupage.core.prefetch",
+    "make_hints": "gpupage.core.prefetch",
 }
 
 

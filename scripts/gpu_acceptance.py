@@ -288,7 +288,29 @@ def equality(run: Run, deadline: float) -> dict:
                for p in kernels]
     checks += [(f"simulate {p} K up to {max(s.big_Ks)}", lambda p=p: _simulate_check(run, p, *uniform(s.big_lanes, s.big_T, s.big_M, s.big_Ks)))
                for p in kernels]
+    checks += [(f"prefetch follow_hint {ev}, {s.lanes} lanes", lambda ev=ev: _prefetch_check(run, ev, *zipf(s.lanes, s.T, s.Ks)))
+               for ev in ("lru", "adaptive")]
     return _checks(run, checks, deadline)
+
+
+def _prefetch_check(run: Run, eviction: str, traces, K, seeds) -> dict:
+    """The prefetch kernel on every lane (hints at eps = 0.1, L = 4) against the CPU path on every stride-th."""
+    import torch
+
+    from gpupage.core.prefetch import make_hints, simulate_prefetch
+
+    hints = make_hints(traces, 4, 0.1, 64, seed=seeds)  # the checks' Zipf traces have M = 64
+    try:
+        tri = simulate_prefetch(traces.to(run.dev), K.to(run.dev), "follow_hint", eviction, hints=hints.to(run.dev),
+                                L=4, backend="triton")
+    except ValueError as e:
+        raise Unsupported(str(e).splitlines()[0]) from None
+    B = traces.shape[0]
+    idx = torch.arange(0, B, run.shapes.stride if B > run.shapes.hits_lanes else 1)
+    cpu = simulate_prefetch(traces[idx], K[idx], "follow_hint", eviction, hints=hints[idx], L=4, backend="cpu")
+    same = {k: torch.equal(getattr(tri, k).cpu()[idx], getattr(cpu, k)) for k in ("faults", "prefetches", "evictions")}
+    return {"equal": all(same.values()), **{f"{k}_equal": v for k, v in same.items()}, "lanes_device": B,
+            "lanes_compared": len(idx), "T": traces.shape[1]}
 
 
 def _fused_check(run: Run, policy: str, beta: float) -> dict:
@@ -394,7 +416,8 @@ def kernel_tests(run: Run, deadline: float) -> dict:
     except ImportError:
         return run.skip("kernel_tests", "pytest is not installed (the equality part covers the kernels)")
     files = ["tests/test_kernels.py", "tests/test_kernels_fused.py", "tests/test_env_kernel.py",
-             "tests/test_closedloop.py", "tests/test_heuristics.py", "tests/test_baselines.py", "tests/test_modern.py"]
+             "tests/test_closedloop.py", "tests/test_heuristics.py", "tests/test_baselines.py", "tests/test_modern.py",
+             "tests/test_prefetch_kernel.py"]
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "interpreter", "-p", "no:cacheprovider", "-rfE", *files]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(1.0, deadline - time.time()))

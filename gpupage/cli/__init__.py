@@ -70,9 +70,9 @@ def main():
 
 
 def _register():
-    from . import boundscmds, distcmds, mrccmds, simcmds, rlcmds
+    from . import boundscmds, distcmds, mrccmds, prefetchcmds, simcmds, rlcmds
 
-    for module in (simcmds, mrccmds, boundscmds, rlcmds, distcmds):
+    for module in (simcmds, mrccmds, boundscmds, rlcmds, distcmds, prefetchcmds):
         for cmd in module.COMMANDS:
             main.add_command(cmd)
 

@@ -12,6 +12,22 @@ Contract (shared by every backend, written once here):
   whole trace so far, surviving eviction) and ``next_use`` (next time the block
   is requested after its last access; "never" is larger than any time).
 
+Prefetching (issue 13; :mod:`gpupage.core.prefetch`, every backend holds to this):
+
+* Hints: request t carries h_t, the block requested at t + L, correct with probability 1 - eps and
+  otherwise a uniform block of the lane's universe (the Zipf family's M, a file's distinct blocks);
+  h_t = -1 where t + L is past the end or a pad.  Closed-loop traces have none.
+* Before request t is revealed a policy knows r_<t and h_<t and may issue up to P prefetches.  A prefetch
+  brings a block in at once, into the lowest empty slot or, on a full cache, into the slot of the
+  eviction policy's victim as at a fault at t (state after request t - 1, nothing excluded); prefetching a
+  resident block is a no-op and costs nothing.  Then r_t is served as above.
+* A prefetch is not an access: LRU's last access, LFU's count and ``adaptive``'s clocks and counters stay
+  as they were (a block prefetched and never requested has no last access and goes first on ties of
+  priority); FIFO counts it inserted just before a fault at t would be.  Ties of (priority, last
+  access) go to the lowest slot.
+* Costs per lane: faults (1 each), prefetches (lam_fetch in (0, 1] each), evictions (lam_evict >= 0
+  each: every block removed to make room, by a fault or a prefetch; cold fills evict nothing).
+
 A scoring policy is one entry below plus its priority in each backend
 (``gpupage/core/cpu.py``, ``gpupage/core/reference.py``, ``kernels/simulate.py``), keyed
 by the entry's ``code``.  A policy whose state does not fit per-slot scores
@@ -87,6 +103,16 @@ POLICIES: dict[str, Policy] = {
         Policy("adaptive", 10, "change-detecting LFU: fewest accesses since a detected working-set change", cpu="gpupage.zoo.heuristics:simulate_cpu", triton="kernels.heuristics:simulate", options=ADAPTIVE_OPTIONS),
         Policy("learned", 40, "lowest score of a per-slot integer network (options checkpoint, candidates)", needs_checkpoint=True, cpu="gpupage.zoo.learned:simulate_cpu", triton="kernels.learned:simulate", options=("checkpoint", "candidates")),
     )
+}
+
+# Prefetching rules (issue 13), each combined with an eviction policy above; the model is in the docstring.
+PREFETCH_RULES: dict[str, str] = {
+    "never": "no prefetch: demand paging with the eviction policy (today's policies)",
+    "follow_hint": "just in time: before request t, fetch the block hinted for t (hint h_{t-L}) when not resident",
+    "next_in_call": "before request t, fetch r_t when it continues the call of request t-1 (file traces with calls)",
+    "lookahead": "online oracle: knows r_t..r_{t+L-1} and the working set's ranks; fetches r_t just in time, "
+                 "evicts blocks outside the window (outside the working set, then least popular rank, then LRU) "
+                 "before those inside it (farthest next use first)",
 }
 
 # online and self-contained: no future, no checkpoint (what 'every policy' lists default to)

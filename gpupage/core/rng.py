@@ -35,6 +35,8 @@ STREAM_CLOSED_LOOP = 9
 STREAM_PREDICTION = 10
 STREAM_EXPERT_MIX = 11  # DAgger: per-decision choice between expert and learner (learned policy)
 STREAM_SHARDS = 12
+STREAM_HINT = 13  # prefetch hints: is h_t noise (issue 13) ...
+STREAM_HINT_VALUE = 14  # ... and which block a noisy hint names
 
 
 @njit(inline="always", cache=True)

@@ -1,0 +1,52 @@
+"""Prefetching throughput (issue 13), as ratios against references timed in the same run.
+
+CPU: ``simulate_prefetch`` (follow_hint, hints at eps = 0.1) against ``gpupage.simulate`` of the same
+eviction on the same lanes (demand paging, no hints), and the hint generation alone.  With CUDA: the
+Triton kernel against the CPU path.  Best of 3 rounds each.
+Usage: NUMBA_NUM_THREADS=1 python scripts/bench_prefetch.py [--lanes 2000]
+"""
+
+import argparse
+import time
+
+import torch
+
+import gpupage
+from gpupage.core.prefetch import make_hints, simulate_prefetch
+
+
+def best(fn, repeat=3) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lanes", type=int, default=2000)
+    args = ap.parse_args()
+    params = gpupage.ZipfParams()
+    traces = gpupage.zipf_traces(params, seed=0, batch=args.lanes)
+    req = traces.numel()
+    hints = make_hints(traces, 4, 0.1, params.M, seed=0)
+    t_hints = best(lambda: make_hints(traces, 4, 0.1, params.M, seed=0))
+    print(f"make_hints: {req / t_hints / 1e6:8.1f} M hints/s")
+    for ev in ("lru", "adaptive"):
+        simulate_prefetch(traces[:2], 8, "follow_hint", ev, hints=hints[:2], L=4)  # compile
+        gpupage.simulate(traces[:2], ev, 8, backend="cpu")
+        ref = best(lambda: gpupage.simulate(traces, ev, 8, backend="cpu"))
+        cpu = best(lambda: simulate_prefetch(traces, 8, "follow_hint", ev, hints=hints, L=4, backend="cpu"))
+        print(f"follow_hint {ev:8s} CPU: {req / cpu / 1e6:8.1f} M req/s = {ref / cpu:5.2f} x simulate {ev} "
+              f"({req / ref / 1e6:.1f} M req/s) in the same run")
+        if torch.cuda.is_available():
+            dt, dh = traces.cuda(), hints.cuda()
+            simulate_prefetch(dt, 8, "follow_hint", ev, hints=dh, L=4)
+            gpu = best(lambda: (simulate_prefetch(dt, 8, "follow_hint", ev, hints=dh, L=4), torch.cuda.synchronize()))
+            print(f"follow_hint {ev:8s} Triton: {req / gpu / 1e6:8.1f} M req/s = {cpu / gpu:6.1f} x the CPU path")
+
+
+if __name__ == "__main__":
+    main()
