@@ -37,6 +37,7 @@ STREAM_EXPERT_MIX = 11  # DAgger: per-decision choice between expert and learner
 STREAM_SHARDS = 12
 STREAM_HINT = 13  # prefetch hints: is h_t noise (issue 13) ...
 STREAM_HINT_VALUE = 14  # ... and which block a noisy hint names
+STREAM_GYM_EPISODE = 15  # gymnasium adapter: the trace seed of a lane's later episodes
 
 
 @njit(inline="always", cache=True)
