@@ -4,7 +4,9 @@ Reports decisions/s (controller forward + features + env step) and simulated
 requests/s, for the full rollout and for the env step alone, next to the
 reference measured in the same run: ``gpupage.simulate`` running LRU over the
 same traces on the same backend (requests/s), so the ratio shows what the
-decision loop costs over plain simulation.
+decision loop costs over plain simulation.  With gymnasium installed it also runs
+the gymnasium adapter (``gpupage.controller.gym``) against the raw env doing the
+same work (evict slot 0, features every decision), as decisions/s and their ratio.
 
     python scripts/bench_rollout.py [--lanes 64,256] [--K 8] [--T 5000] [--repeats 2]
 """
@@ -47,6 +49,38 @@ def rollout(model, traces, K, device, with_model=True):
     return int(st.decisions.sum()), int((st.traces >= 0).sum()), seconds
 
 
+@torch.no_grad()
+def raw_vs_gym(traces, K, device):
+    """Seconds of one episode a lane through the raw env (step + features) and through the
+    gymnasium adapter, both evicting slot 0; returns (decisions, raw seconds, adapter seconds)."""
+    from gpupage.controller.gym import PagingVectorEnv
+
+    B = traces.shape[0]
+    params = E.EnvParams(K=K, device=device)
+    _sync(device)
+    t0 = time.perf_counter()
+    obs, st = E.reset_traces(params, traces)
+    zeros = torch.zeros(B, dtype=torch.int64, device=st.t.device)
+    step = 0
+    while step % E.DONE_CHECK_EVERY or not bool(st.done.all()):
+        E.step_inplace(st, zeros)
+        obs = observe(st, "blackbox")
+        step += 1
+    _sync(device)
+    raw = time.perf_counter() - t0
+    # Disabled autoreset: lane i plays row i once, as the raw loop does
+    env = PagingVectorEnv(B, K, traces=traces, device=device, autoreset_mode="Disabled")
+    t0 = time.perf_counter()
+    env.reset(seed=0)
+    act, term = zeros.cpu().numpy(), None
+    while term is None or not term.all():
+        _, _, term, _, info = env.step(act)
+    adapter = time.perf_counter() - t0
+    if info["faults"].tolist() != st.faults.tolist():
+        raise RuntimeError("the adapter and the raw env disagree")
+    return int(st.decisions.sum()), raw, adapter
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lanes", default="64,256")
@@ -60,6 +94,7 @@ def main():
     torch.manual_seed(0)  # the same untrained controller, hence the same decisions, every run
     model = PageController(ControllerConfig()).eval()
     print(f"# torch threads {torch.get_num_threads()}; wall-clock on a shared machine: noisy")
+    gym_rows = []
     print("backend lanes   decisions/s  requests/s(rollout)  requests/s(env only)  requests/s(simulate lru)  "
           "rollout/simulate")
     for device in devices:
@@ -84,6 +119,20 @@ def main():
             sim_rps = r / best["sim"]
             print(f"{device:7s} {B:5d} {d / s:13.0f} {r / s:20.0f} {re / se:21.0f} {sim_rps:25.0f} "
                   f"{r / s / sim_rps:17.4f}")
+            gym_rows.append((device, B, traces))
+    try:
+        import gymnasium  # noqa: F401
+    except ImportError:
+        print("# gymnasium not installed (pip install 'gpupage[gym]'): adapter not measured")
+        return
+    print("backend lanes   decisions/s(raw env+features)  decisions/s(gymnasium adapter)  adapter/raw")
+    for device, B, traces in gym_rows:
+        best = None
+        for _ in range(args.repeats):
+            d, raw, adapter = raw_vs_gym(traces, args.K, device)
+            best = (d, min(raw, best[1]), min(adapter, best[2])) if best else (d, raw, adapter)
+        d, raw, adapter = best
+        print(f"{device:7s} {B:5d} {d / raw:30.0f} {d / adapter:31.0f} {raw / adapter:12.4f}")
 
 
 if __name__ == "__main__":
