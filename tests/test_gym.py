@@ -336,3 +336,33 @@ def test_a_generic_gymnasium_ppo_loop_runs(G):
         assert logits.shape == (int(valid.sum()), n_act) and torch.isfinite(pg + vf)
         losses.append(float((pg + vf).detach()))
     assert len(losses) == 2 and ends >= 1
+
+
+def test_gymnasiums_episode_statistics_wrapper_counts_our_episodes(G):
+    """gymnasium's RecordEpisodeStatistics (which assumes NextStep: in gymnasium 1.3 it drops the first
+    step of SameStep episodes after the first, on its own SyncVectorEnv too) sums rewards and steps."""
+    from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+    K = 4
+    envs = RecordEpisodeStatistics(G.PagingVectorEnv(3, K=K, zipf=SMALL))
+    envs.reset(seed=30)
+    g, ends = np.random.default_rng(3), 0
+    for _ in range(500):
+        _, _, term, _, info = envs.step(g.integers(0, K, 3))
+        for i in np.flatnonzero(term):
+            faults = info["faults"][i]
+            assert info["_episode"][i] and info["episode"]["r"][i] == -(faults - K)
+            assert info["episode"]["l"][i] == faults - K  # one decision a step
+            ends += 1
+    assert ends >= 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_lanes_equal_cpu(G):
+    """On CUDA (the Triton env_step, lanes spliced on the device) the integers agree exactly."""
+    out = [_run(G.PagingVectorEnv(4, K=4, zipf=SMALL, device=d, autoreset_mode="SameStep"), 8, 600)
+           for d in ("cpu", "cuda")]
+    for (*a, ia), (*b, ib) in zip(*out):
+        assert all(k in ib and np.array_equal(ia[k], ib[k]) for k in ("dt", "faults", "trace"))
+        assert np.allclose(a[0], b[0], atol=1e-5)
+        assert all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:]))
