@@ -277,7 +277,7 @@ def test_bad_steps_and_seeds_are_one_line_errors(G):
     env = G.PagingVectorEnv(2, K=4, zipf=SMALL)
     with pytest.raises(gymnasium.error.ResetNeeded):
         env.step(np.zeros(2, dtype=np.int64))
-    for seed, words in ((-1, "seeds must be"), ([1], "list of 2"), (1.5, "int"), (2**62, "seeds must be")):
+    for seed, words in ((-1, "seeds must be"), ([1], "list of 2"), (1.5, "int"), (True, "int"), (2**62, "seeds must be")):
         with pytest.raises(ValueError, match=words):
             env.reset(seed=seed)
     env.reset(seed=0)
@@ -366,3 +366,40 @@ def test_cuda_lanes_equal_cpu(G):
         assert all(k in ib and np.array_equal(ia[k], ib[k]) for k in ("dt", "faults", "trace"))
         assert np.allclose(a[0], b[0], atol=1e-5)
         assert all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:]))
+
+
+def _same_info(ours, ref):
+    """Every entry gymnasium's SyncVectorEnv sets (its `_key` masks) is ours too."""
+    for k, v in ref.items():
+        if isinstance(v, dict):
+            _same_info(ours[k], v)
+        elif not k.startswith("_"):
+            m = ref[f"_{k}"]
+            assert np.array_equal(ours[f"_{k}"], m), k
+            assert all(np.array_equal(a, b) for a, b in zip(ours[k][m], v[m])), k
+
+
+@pytest.mark.parametrize("mode", ["NextStep", "SameStep", "Disabled"])
+def test_equals_gymnasiums_sync_vector_env_over_single_lanes(G, mode):
+    """gymnasium's own SyncVectorEnv over PagingEnv lanes is the reference for each autoreset mode:
+    the same observations, rewards, flags and infos, step by step, through ends and truncations."""
+    from gymnasium.vector import SyncVectorEnv
+
+    K, B, kw = 3, 3, dict(zipf=SMALL, max_decisions=150)  # about half the episodes are longer
+    ours = G.PagingVectorEnv(B, K=K, autoreset_mode=mode, **kw)
+    ref = SyncVectorEnv([lambda: G.PagingEnv(K=K, **kw) for _ in range(B)], autoreset_mode=mode)
+    for a, b in zip(ours.reset(seed=17), ref.reset(seed=17)):
+        assert np.array_equal(a, b) if isinstance(b, np.ndarray) else _same_info(a, b) is None
+    g, ends = np.random.default_rng(4), np.zeros(2, dtype=int)
+    for _ in range(700):
+        act = g.integers(0, K, B)
+        (o, r, te, tr, i), (o2, r2, te2, tr2, i2) = ours.step(act), ref.step(act)
+        assert np.array_equal(o, o2) and np.array_equal(r, r2) and r.dtype == r2.dtype
+        assert np.array_equal(te, te2) and np.array_equal(tr, tr2)
+        _same_info(i, i2)
+        ends += te.sum(), tr.sum()
+        if mode == "Disabled" and (te | tr).any():
+            mask = te | tr
+            for a, b in zip(ours.reset(options={"reset_mask": mask}), ref.reset(options={"reset_mask": mask})):
+                assert np.array_equal(a, b) if isinstance(b, np.ndarray) else _same_info(a, b) is None
+    assert (ends >= 2).all()  # both kinds of end happened

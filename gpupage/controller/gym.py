@@ -106,9 +106,13 @@ def _episode_seed(seed: int, episode: int) -> int:
     return (1 << 62) | (int(rng.draw(skey, 0)) << 30) | (int(rng.draw(skey, 1)) >> 2)
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
 def _seed_list(seed, n: int) -> list[int]:
-    seeds = [seed + i for i in range(n)] if np.ndim(seed) == 0 else list(seed)
-    if len(seeds) != n or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds):
+    seeds = ([seed + i for i in range(n)] if _is_int(seed) else [seed]) if np.ndim(seed) == 0 else list(seed)
+    if len(seeds) != n or not all(_is_int(s) for s in seeds):
         raise ValueError(f"seed must be an int or a list of {n} ints, got {seed!r}")
     if not all(0 <= int(s) < 2**62 for s in seeds):
         raise ValueError(f"seeds must be in [0, 2**62), got {seed!r}")
@@ -130,10 +134,9 @@ class PagingVectorEnv(gymnasium.vector.VectorEnv if gymnasium else object):
                  traces=None, device: str = "cpu", max_decisions: int | None = None, autoreset_mode="NextStep"):
         if gymnasium is None:
             raise ImportError(INSTALL)
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        if not _is_int(num_envs) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        if max_decisions is not None and (isinstance(max_decisions, bool) or not isinstance(max_decisions, int)
-                                          or max_decisions < 1):
+        if max_decisions is not None and (not _is_int(max_decisions) or max_decisions < 1):
             raise ValueError(f"max_decisions must be None or an int >= 1, got {max_decisions!r}")
         try:
             self.autoreset_mode = AutoresetMode(autoreset_mode)
@@ -190,9 +193,11 @@ class PagingVectorEnv(gymnasium.vector.VectorEnv if gymnasium else object):
         obs[idx] = first
         self._ended[lanes] = False
 
-    def _info(self, dt: np.ndarray) -> dict:
+    def _info(self, dt: np.ndarray, lanes: np.ndarray | None = None) -> dict:
+        """Every lane's info, marked (gymnasium's `_key` masks) as set for ``lanes`` (all if None)."""
         info = {"dt": dt, "faults": _np(self._state.faults), "trace": self._trace.copy()}
-        return {**info, **{f"_{k}": np.ones(self.num_envs, dtype=bool) for k in info}}
+        mask = np.ones(self.num_envs, dtype=bool) if lanes is None else lanes.copy()
+        return {**info, **{f"_{k}": mask.copy() for k in info}}
 
     # ----------------------------------------------------------------- gymnasium API
 
@@ -223,7 +228,7 @@ class PagingVectorEnv(gymnasium.vector.VectorEnv if gymnasium else object):
         else:
             obs = _flat(observe(self._state, self.params.mode))
             self._restart(lanes, obs)
-        return obs.cpu().numpy(), self._info(np.zeros(self.num_envs, dtype=np.int64))
+        return obs.cpu().numpy(), self._info(np.zeros(self.num_envs, dtype=np.int64), mask)
 
     def step(self, actions):
         """Evict slot ``actions[i]`` on each lane; returns (obs, rewards, terminations, truncations, infos)."""
@@ -259,10 +264,7 @@ class PagingVectorEnv(gymnasium.vector.VectorEnv if gymnasium else object):
             lanes = np.flatnonzero(over)
             final_obs = np.full(self.num_envs, None, dtype=object)
             final_obs[lanes] = list(obs[torch.from_numpy(lanes).to(obs.device)].cpu().numpy())
-            final_info = self._info(dt.copy())
-            for k in list(final_info):
-                if k.startswith("_"):
-                    final_info[k] = over.copy()
+            final_info = self._info(dt.copy(), over)
             self._episode[lanes] += 1
             self._restart(lanes, obs)
             dt[lanes] = 0
