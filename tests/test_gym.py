@@ -258,7 +258,7 @@ def test_observation_slot_features_drive_lru(G):
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    (dict(num_envs=0), "num_envs"), (dict(K=0), "K must be"), (dict(K=400), "K must be"),
+    (dict(num_envs=0), "num_envs"), (dict(K=0), "K must be"), (dict(K=4.0), "K must be an int"), (dict(K=400), "K must be"),
     (dict(mode="grey"), "mode"), (dict(autoreset_mode="later"), "autoreset_mode"),
     (dict(max_decisions=0), "max_decisions"), (dict(traces=torch.zeros(2, 9)), "integer tensor"),
     (dict(traces=torch.zeros(2, 9, dtype=torch.int64), mode="whitebox"), "white-box"),

@@ -136,6 +136,8 @@ class PagingVectorEnv(gymnasium.vector.VectorEnv if gymnasium else object):
             raise ImportError(INSTALL)
         if not _is_int(num_envs) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+        if not _is_int(K):
+            raise ValueError(f"K must be an int, got {K!r}")
         if max_decisions is not None and (not _is_int(max_decisions) or max_decisions < 1):
             raise ValueError(f"max_decisions must be None or an int >= 1, got {max_decisions!r}")
         try:
@@ -271,7 +273,8 @@ class PagingVectorEnv(gymnasium.vector.VectorEnv if gymnasium else object):
             info = {**self._info(dt), "final_obs": final_obs, "_final_obs": over.copy(),
                     "final_info": final_info, "_final_info": over.copy()}
             return obs.cpu().numpy(), rewards, terminated, truncated, info
-        self._ended = over if self.autoreset_mode == AutoresetMode.DISABLED else self._ended
+        if self.autoreset_mode == AutoresetMode.DISABLED:
+            self._ended = over
         return obs.cpu().numpy(), rewards, terminated, truncated, self._info(dt)
 
 
