@@ -6,7 +6,8 @@ reference measured in the same run: ``gpupage.simulate`` running LRU over the
 same traces on the same backend (requests/s), so the ratio shows what the
 decision loop costs over plain simulation.  With gymnasium installed it also runs
 the gymnasium adapter (``gpupage.controller.gym``) against the raw env doing the
-same work (evict slot 0, features every decision), as decisions/s and their ratio.
+same work (evict slot 0, features every decision), as decisions/s (best of
+``--gym-repeats``) and their ratio (of the bests, and the median of back-to-back pairs).
 
     python scripts/bench_rollout.py [--lanes 64,256] [--K 8] [--T 5000] [--repeats 2]
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 
 from gpupage.controller import env as E
@@ -50,35 +52,34 @@ def rollout(model, traces, K, device, with_model=True):
 
 
 @torch.no_grad()
-def raw_vs_gym(traces, K, device):
-    """Seconds of one episode a lane through the raw env (step + features) and through the
-    gymnasium adapter, both evicting slot 0; returns (decisions, raw seconds, adapter seconds)."""
-    from gpupage.controller.gym import PagingVectorEnv
-
-    B = traces.shape[0]
+def raw_episode(traces, K, device):
+    """One episode a lane through the raw env (step + features), evicting slot 0: (faults, seconds, decisions)."""
     params = E.EnvParams(K=K, device=device)
     _sync(device)
     t0 = time.perf_counter()
     obs, st = E.reset_traces(params, traces)
-    zeros = torch.zeros(B, dtype=torch.int64, device=st.t.device)
+    zeros = torch.zeros(st.batch, dtype=torch.int64, device=st.t.device)
     step = 0
     while step % E.DONE_CHECK_EVERY or not bool(st.done.all()):
         E.step_inplace(st, zeros)
         obs = observe(st, "blackbox")
         step += 1
     _sync(device)
-    raw = time.perf_counter() - t0
+    return st.faults.tolist(), time.perf_counter() - t0, int(st.decisions.sum())
+
+
+def gym_episode(traces, K, device):
+    """The same through the gymnasium adapter: (faults, seconds)."""
+    from gpupage.controller.gym import PagingVectorEnv
+
     # Disabled autoreset: lane i plays row i once, as the raw loop does
-    env = PagingVectorEnv(B, K, traces=traces, device=device, autoreset_mode="Disabled")
+    env = PagingVectorEnv(traces.shape[0], K, traces=traces, device=device, autoreset_mode="Disabled")
     t0 = time.perf_counter()
     env.reset(seed=0)
-    act, term = zeros.cpu().numpy(), None
+    act, term = np.zeros(env.num_envs, dtype=np.int64), None
     while term is None or not term.all():
         _, _, term, _, info = env.step(act)
-    adapter = time.perf_counter() - t0
-    if info["faults"].tolist() != st.faults.tolist():
-        raise RuntimeError("the adapter and the raw env disagree")
-    return int(st.decisions.sum()), raw, adapter
+    return info["faults"].tolist(), time.perf_counter() - t0
 
 
 def main():
@@ -87,6 +88,7 @@ def main():
     ap.add_argument("--K", type=int, default=8)
     ap.add_argument("--T", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--gym-repeats", type=int, default=5, help="pairs of raw env and adapter episodes")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (as gpupage train uses)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -125,14 +127,21 @@ def main():
     except ImportError:
         print("# gymnasium not installed (pip install 'gpupage[gym]'): adapter not measured")
         return
-    print("backend lanes   decisions/s(raw env+features)  decisions/s(gymnasium adapter)  adapter/raw")
+    print("backend lanes   decisions/s(raw env+features)  decisions/s(gymnasium adapter)  adapter/raw  "
+          "median adapter/raw")
     for device, B, traces in gym_rows:
-        best = None
-        for _ in range(args.repeats):
-            d, raw, adapter = raw_vs_gym(traces, args.K, device)
-            best = (d, min(raw, best[1]), min(adapter, best[2])) if best else (d, raw, adapter)
-        d, raw, adapter = best
-        print(f"{device:7s} {B:5d} {d / raw:30.0f} {d / adapter:31.0f} {raw / adapter:12.4f}")
+        raw, adapter, ratios = [], [], []
+        for rep in range(args.gym_repeats):  # back to back, alternating which goes first: the load drifts
+            pair = [raw_episode, gym_episode] if rep % 2 == 0 else [gym_episode, raw_episode]
+            out = {f: f(traces, args.K, device) for f in pair}
+            if out[raw_episode][0] != out[gym_episode][0]:
+                raise RuntimeError("the adapter and the raw env disagree")
+            raw.append(out[raw_episode][1])
+            adapter.append(out[gym_episode][1])
+            ratios.append(raw[-1] / adapter[-1])
+            d = out[raw_episode][2]
+        print(f"{device:7s} {B:5d} {d / min(raw):30.0f} {d / min(adapter):31.0f} {min(raw) / min(adapter):12.4f} "
+              f"{float(np.median(ratios)):20.4f}")
 
 
 if __name__ == "__main__":
