@@ -9,7 +9,7 @@ g_j = grad of -mean(A log pi(a)) is taken.  Reported: the signal-to-noise ratio 
 rms_j ||g_j - mean g|| (below 1, a minibatch step is mostly noise), the mean pairwise cosine of the
 g_j, and the sampled policy's entropy and rollout CR beside the greedy one's.
 
-    python scripts/ppo_signal.py --checkpoint checkpoints/blackbox_k8.pt [--lanes 32] [--minibatches 16]
+    python scripts/ppo_signal.py --checkpoint checkpoints/blackbox_k8.pt [--lanes 32] [--minibatches 16] [--sharpen 4]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from gpupage.controller.evaluate import controller_rollout
 from gpupage.controller.features import Obs
 from gpupage.controller.network import load_controller
-from gpupage.controller.ppo import PPO, PPOConfig, gae
+from gpupage.controller.ppo import PPO, PPOConfig, gae, sharpen
 from gpupage.core.simulate import simulate
 
 
@@ -61,11 +61,12 @@ def main() -> None:
     ap.add_argument("--minibatches", type=int, default=16)
     ap.add_argument("--reward-baseline", default="adaptive")
     ap.add_argument("--seed-start", type=int, default=15000)
+    ap.add_argument("--sharpen", type=float, default=1.0, help="as train --init-sharpen")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = {}
     for name, base in (("plain", None), (f"vs_{args.reward_baseline}", args.reward_baseline)):
-        model, _ = load_controller(args.checkpoint)
+        model = sharpen(load_controller(args.checkpoint)[0], args.sharpen)
         runner = PPO(PPOConfig(K=args.K, lanes=args.lanes, seed_start=args.seed_start, reward_baseline=base), model)
         buf = runner.collect()  # the same seeds and generator: the same trajectories for both rewards
         requests, faults, opt = buf["rollout"].tolist()

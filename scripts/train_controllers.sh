@@ -17,8 +17,10 @@ gpupage train --out checkpoints/whitebox_k8.pt --log-dir checkpoints/logs/whiteb
 
 # black-box, K=16 (per-K: the K=8 controller does not transfer): 8 DAgger rounds of 128 traces,
 # then 100 PPO iterations.  At K = W = 16 LRU is the black-box optimum (scripts/blackbox_limit.py);
-# this one ties it to within 0.3% of its faults.
+# this one ties it to within 0.3% of its faults.  It was trained before issue 12, when a PPO
+# iteration was 64 decisions of every lane (`--num-steps 64`, an option now gone) and --out got the
+# last iteration; today's iterations are whole episodes, so this command no longer reproduces it.
 gpupage train --out checkpoints/blackbox_k16.pt --log-dir checkpoints/logs/blackbox_k16 \
     --mode blackbox --K 16 --hidden 52 --bc-rounds 8 --bc-lanes 128 \
-    --ppo-iterations 100 --lanes 128 --num-steps 64 --lr 3e-5 --critic-warmup 10 --ent-coef 0 \
+    --ppo-iterations 100 --lanes 128 --lr 3e-5 --critic-warmup 10 --ent-coef 0 \
     --device cpu --quiet

@@ -179,3 +179,17 @@ def test_resume_with_validation_equals_an_uninterrupted_run(tmp_path):
     assert read_log(tmp_path / "a" / "train_log.csv") == [
         {**r, "seconds": x["seconds"]} for r, x in zip(read_log(tmp_path / "b" / "train_log.csv"),
                                                        read_log(tmp_path / "a" / "train_log.csv"))]
+
+
+def test_sharpen_keeps_the_greedy_policy_and_lowers_the_entropy():
+    from gpupage.controller import env as E
+    from gpupage.controller.ppo import sharpen
+
+    torch.manual_seed(1)
+    model = PageController(ControllerConfig(hidden=8))
+    obs, _ = E.reset(E.EnvParams(K=4, zipf=ZipfParams(**ZIPF)), list(range(8)))
+    before = torch.softmax(model(obs)[0], 1)
+    after = torch.softmax(sharpen(model, 4.0)(obs)[0], 1)
+    entropy = lambda p: -(p * torch.log(p.clamp(min=1e-30))).sum(1)  # noqa: E731
+    assert torch.equal(before.argmax(1), after.argmax(1))
+    assert (entropy(after) < entropy(before)).all()

@@ -45,6 +45,9 @@ from .options import (INT64_MAX, INT64_MIN, MAX_THREADS, Finite, device_option, 
                    "[default: minus the faults].")
 @click.option("--init", "init", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Start PPO from this controller checkpoint (with --bc-rounds -1).")
+@click.option("--init-sharpen", type=Finite(0, min_open=True), default=1.0, show_default=True,
+              help="Multiply --init's slot scores by this: above 1 the same greedy policy with less entropy, "
+                   "so PPO samples near it.")
 @click.option("--val-every", type=click.IntRange(0), default=10, show_default=True,
               help="Validate the greedy controller every N PPO iterations (and after cloning and the last "
                    "iteration); --out gets the best on validation.  0: never, --out gets the last.")
@@ -68,7 +71,7 @@ from .options import (INT64_MAX, INT64_MIN, MAX_THREADS, Finite, device_option, 
 @quiet_option
 @memory_option
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
-          lanes, lr, ent_coef, critic_warmup, reward_baseline, init, val_every, val_seeds, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
+          lanes, lr, ent_coef, critic_warmup, reward_baseline, init, init_sharpen, val_every, val_seeds, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
           nproc, device, quiet):
     """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO.
 
@@ -116,10 +119,12 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         if bc is not None:
             raise ValueError("--init starts PPO from a checkpoint: give --bc-rounds -1 (no behaviour cloning)")
         from ..controller.network import load_controller
+        from ..controller.ppo import sharpen
 
         start, _ = load_controller(init)
         if start.config.mode != mode:
             raise ValueError(f"--init {init} is a {start.config.mode} controller, not {mode}")
+        sharpen(start, init_sharpen)
     validate = None
     if val_every:
         from ..controller.validation import Validation
@@ -151,7 +156,7 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
 
 # what a resumed run may change; every other option must be the checkpoint's (the ranks split the
 # same global batch, so their number may change too)
-RESUME_MAY_DIFFER = {"out", "resume", "init", "ppo_iterations", "bc_rounds", "threads", "quiet", "device", "log_dir", "nproc"}
+RESUME_MAY_DIFFER = {"out", "resume", "init", "init_sharpen", "ppo_iterations", "bc_rounds", "threads", "quiet", "device", "log_dir", "nproc"}
 
 
 def _launch_ranks(nproc: int, out: str, lanes: int, bc_lanes: int, bc_rounds: int, device: str) -> None:

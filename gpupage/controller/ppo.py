@@ -330,6 +330,17 @@ class PPO:
         return stats
 
 
+@torch.no_grad()
+def sharpen(model: PageController, factor: float) -> PageController:
+    """Multiply the controller's slot scores by ``factor`` (in place: its score head's last layer).
+    The greedy policy stays (argmax of positive multiples), the sampling policy's entropy drops for
+    ``factor`` > 1: PPO started from a behaviour-cloned controller then explores near its greedy policy."""
+    last = model.score[-1]
+    last.weight.mul_(factor)
+    last.bias.mul_(factor)
+    return model
+
+
 def _to_cpu(x):
     """A nested dict/list of tensors with every tensor on the CPU (checkpoints load without a GPU)."""
     if isinstance(x, torch.Tensor):
