@@ -545,7 +545,7 @@ def train(run: Run, deadline: float) -> dict:
         out = os.path.join(run.out, "train")
         cmd = [sys.executable, "-m", "gpupage", "train", "--out", os.path.join(out, "c.pt"), "--device", run.dev,
                "--bc-rounds", "0", "--bc-lanes", str(max(16, s.train_lanes // 16)), "--bc-epochs", "1",
-               "--ppo-iterations", str(iters), "--lanes", str(s.train_lanes),
+               "--ppo-iterations", str(iters), "--lanes", str(s.train_lanes), "--val-every", "0",
                "--T", str(s.train_T), "--quiet"]
         try:
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,

@@ -24,3 +24,13 @@ gpupage train --out checkpoints/blackbox_k16.pt --log-dir checkpoints/logs/black
     --mode blackbox --K 16 --hidden 52 --bc-rounds 8 --bc-lanes 128 \
     --ppo-iterations 100 --lanes 128 --lr 3e-5 --critic-warmup 10 --ent-coef 0 \
     --device cpu --quiet
+
+# Issue 12 §3, PPO fine-tunes of blackbox_k8.pt (the one of commit b146c9a), measured in the README
+# (Training) and not shipped: none improves the clone measurably.  Run A, C and D; D was then
+# resumed to 20 iterations (the same command with --resume OUT --ppo-iterations 20).  Each was
+# judged with: python scripts/ppo_finetune_eval.py --before checkpoints/blackbox_k8.pt --after OUT
+#   A: gpupage train --out A.pt --init checkpoints/blackbox_k8.pt --bc-rounds -1 --mode blackbox --K 8 \
+#        --hidden 52 --ppo-iterations 16 --lanes 32 --lr 3e-4 --critic-warmup 2 --ent-coef 0 \
+#        --reward-baseline adaptive --val-every 2 --seed-start 15000 --threads 1 --quiet
+#   C: A's command with --init-sharpen 4
+#   D: C's command with --lanes 128 --ppo-iterations 10 --critic-warmup 1
