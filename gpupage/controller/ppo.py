@@ -17,6 +17,7 @@ matters when every decision costs exactly one fault.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -492,7 +493,7 @@ def _shipped(model: PageController, best, runner: PPO | None = None) -> tuple[Pa
             extra["ppo_resume"]["model"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if best is None:
         return model, extra
-    shipped = PageController(model.config)
+    shipped = copy.deepcopy(model)  # not a fresh PageController: its initialisation would draw from torch's RNG
     shipped.load_state_dict(best[1])
     return shipped.eval(), extra
 
