@@ -189,7 +189,7 @@ def _machine_ceiling() -> float:
 def _train_iteration_seconds(nproc: int, iterations: int, lanes: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "gpupage", "train", "--out", os.path.join(tmp, "c.pt"), "--bc-rounds", "-1",
-               "--ppo-iterations", str(iterations), "--lanes", str(lanes), "--num-steps", "64", "--T", "2000",
+               "--ppo-iterations", str(iterations), "--lanes", str(lanes), "--val-every", "0", "--T", "2000",
                "--device", "cpu", "--quiet", "--nproc", str(nproc)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
         subprocess.run(cmd, check=True, env=env, capture_output=True)

@@ -568,7 +568,7 @@ def train(run: Run, deadline: float) -> dict:
         out = os.path.join(run.out, "train")
         cmd = [sys.executable, "-m", "gpupage", "train", "--out", os.path.join(out, "c.pt"), "--device", run.dev,
                "--bc-rounds", "0", "--bc-lanes", str(max(16, s.train_lanes // 16)), "--bc-epochs", "1",
-               "--ppo-iterations", str(iters), "--lanes", str(s.train_lanes), "--num-steps", "64",
+               "--ppo-iterations", str(iters), "--lanes", str(s.train_lanes), "--val-every", "0",
                "--T", str(s.train_T), "--quiet"]
         try:
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
@@ -590,7 +590,7 @@ def train(run: Run, deadline: float) -> dict:
         from gpupage.controller.ppo import PPO, PPOConfig
 
         run.skip("gpupage train (CLI)", "click, tqdm or matplotlib is missing: PPO iterations run through the library")
-        runner = PPO(PPOConfig(lanes=s.train_lanes, num_steps=64, iterations=iters, device=run.dev,
+        runner = PPO(PPOConfig(lanes=s.train_lanes, iterations=iters, device=run.dev,
                                zipf={"T": s.train_T}))
         ppo = []
         for _ in range(iters):
@@ -600,7 +600,7 @@ def train(run: Run, deadline: float) -> dict:
             ppo.append(time.perf_counter() - t0)
         result = {"status": "passed", "via": "gpupage.controller.ppo.PPO", "ppo_seconds_per_iteration": ppo,
                   "torch_threads": torch.get_num_threads()}
-    result.update(lanes=s.train_lanes, num_steps=64, T=s.train_T)
+    result.update(lanes=s.train_lanes, T=s.train_T)
     run.log(f"  PPO seconds per iteration: {', '.join(f'{x:.2f}' for x in result['ppo_seconds_per_iteration'])}")
     return result
 

@@ -238,7 +238,7 @@ def test_a_driver_killed_mid_run_resumes_without_recomputing_finished_chunks(tmp
 
 
 TRAIN = ["train", "--mode", "blackbox", "--K", "4", "--hidden", "16", "--bc-rounds", "1", "--bc-lanes", "16",
-         "--bc-epochs", "2", "--ppo-iterations", "8", "--lanes", "64", "--num-steps", "32", "--M", "16", "--W", "6",
+         "--bc-epochs", "2", "--ppo-iterations", "8", "--lanes", "64", "--M", "16", "--W", "6",
          "--shift", "30", "--T", "60", "--device", "cpu", "--quiet"]  # T=60: every PPO iteration ends its episodes
 
 
@@ -280,7 +280,7 @@ def test_two_ranks_of_32_lanes_train_as_one_process_of_64(tmp_path, two_ranks):
     assert len(one) == 2 + 8
     for a, b in zip(one, two):
         assert float(a["agreement"] or 0) == float(b["agreement"] or 0)
-        assert float(a["episode_fault_rate"] or 0) == pytest.approx(float(b["episode_fault_rate"] or 0), abs=1e-12)
+        assert float(a["fault_rate"] or 0) == pytest.approx(float(b["fault_rate"] or 0), abs=1e-12)
         assert float(a["loss"] or a["v_loss"]) == pytest.approx(float(b["loss"] or b["v_loss"]), rel=1e-5)
     import torch
 

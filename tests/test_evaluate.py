@@ -84,7 +84,7 @@ def test_train_command_writes_checkpoint_log_and_curve(tmp_path):
     ck = tmp_path / "m.pt"
     out = CliRunner().invoke(main, ["train", "--out", str(ck), "--K", "4", "--bc-rounds", "0", "--bc-lanes", "2",
                                     "--bc-epochs", "1", "--hidden", "16", "--ppo-iterations", "1", "--lanes", "4",
-                                    "--num-steps", "8", "--T", "200", "--shift", "100", "--quiet"])
+                                    "--val-every", "0", "--T", "200", "--shift", "100", "--quiet"])
     assert out.exit_code == 0, out.output
     meta = torch.load(ck, weights_only=True)["meta"]
     assert meta["stage"] == "done" and meta["bc"]["K"] == 4 and meta["ppo"]["iterations"] == 1

@@ -38,7 +38,7 @@ def test_gae_matches_a_python_loop(N, B):
     assert torch.allclose(ret, ref + torch.tensor(values, dtype=torch.float64), atol=1e-12)
 
 
-TINY = dict(K=4, lanes=16, num_steps=32, iterations=12, lr=2e-3, ent_coef=0.01, hidden=16,
+TINY = dict(K=4, lanes=16, iterations=12, lr=2e-3, ent_coef=0.01, hidden=16,
             zipf=dict(M=24, W=8, shift=100, T=300))
 
 

@@ -12,7 +12,7 @@ from gpupage.controller.ppo import PPOConfig, train_controller
 
 ZIPF = dict(M=16, W=6, shift=30, T=60)
 BC = dict(K=4, hidden=16, lanes=3, epochs=1, batch_size=64, zipf=ZIPF)
-PPO_ = dict(K=4, lanes=8, num_steps=32, lr=2e-3, hidden=16, zipf=ZIPF)
+PPO_ = dict(K=4, lanes=8, lr=2e-3, hidden=16, zipf=ZIPF)
 
 
 def weights(path):

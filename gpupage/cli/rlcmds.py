@@ -36,12 +36,23 @@ from .options import (INT64_MAX, INT64_MIN, MAX_THREADS, Finite, device_option, 
 @click.option("--ppo-iterations", type=click.IntRange(0), default=0, show_default=True,
               help="PPO iterations after cloning.")
 @click.option("--lanes", type=click.IntRange(1), default=128, show_default=True, help="PPO parallel lanes.")
-@click.option("--num-steps", type=click.IntRange(1), default=64, show_default=True,
-              help="PPO decisions per lane per rollout.")
 @click.option("--lr", type=Finite(0, min_open=True), default=3e-4, show_default=True, help="PPO learning rate.")
 @click.option("--ent-coef", type=Finite(0), default=0.003, show_default=True, help="PPO entropy bonus.")
 @click.option("--critic-warmup", type=click.IntRange(0), default=0, show_default=True,
               help="PPO iterations training only the critic.")
+@click.option("--reward-baseline", default=None,
+              help="PPO reward: faults saved against this online policy on the same trace (e.g. lru) "
+                   "[default: minus the faults].")
+@click.option("--init", "init", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Start PPO from this controller checkpoint (with --bc-rounds -1).")
+@click.option("--init-sharpen", type=Finite(0, min_open=True), default=1.0, show_default=True,
+              help="Multiply --init's slot scores by this: above 1 the same greedy policy with less entropy, "
+                   "so PPO samples near it.")
+@click.option("--val-every", type=click.IntRange(0), default=10, show_default=True,
+              help="Validate the greedy controller every N PPO iterations (and after cloning and the last "
+                   "iteration); --out gets the best on validation.  0: never, --out gets the last.")
+@click.option("--val-seeds", default="20000-20031", show_default=True,
+              help="Validation seeds (keep them apart from training and evaluation seeds).")
 @click.option("--seed-start", type=click.IntRange(INT64_MIN, INT64_MAX), default=10000, show_default=True,
               help="First training seed (keep evaluation seeds below it).")
 @click.option("--torch-seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
@@ -60,7 +71,7 @@ from .options import (INT64_MAX, INT64_MIN, MAX_THREADS, Finite, device_option, 
 @quiet_option
 @memory_option
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
-          lanes, num_steps, lr, ent_coef, critic_warmup, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
+          lanes, lr, ent_coef, critic_warmup, reward_baseline, init, init_sharpen, val_every, val_seeds, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
           nproc, device, quiet):
     """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO.
 
@@ -100,15 +111,31 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         device=device)
     # PPO seeds follow the behaviour-cloning ones, so no trace is seen twice
     ppo_seed = seed_start + (bc_lanes * (bc_rounds + 1) * max(len(Ks), 1) if bc else 0)
-    ppo = PPOConfig(K=K, mode=mode, hidden=hidden, lanes=lanes, num_steps=num_steps, iterations=ppo_iterations, lr=lr,
-                    ent_coef=ent_coef, critic_warmup=critic_warmup, seed_start=ppo_seed, torch_seed=torch_seed,
-                    zipf=zipf, device=device)
+    ppo = PPOConfig(K=K, mode=mode, hidden=hidden, lanes=lanes, iterations=ppo_iterations, lr=lr,
+                    ent_coef=ent_coef, critic_warmup=critic_warmup, reward_baseline=reward_baseline,
+                    seed_start=ppo_seed, torch_seed=torch_seed, zipf=zipf, device=device)
+    start = None
+    if init and not resume:  # a resumed run's checkpoint holds its weights
+        if bc is not None:
+            raise ValueError("--init starts PPO from a checkpoint: give --bc-rounds -1 (no behaviour cloning)")
+        from ..controller.network import load_controller
+        from ..controller.ppo import sharpen
+
+        start, _ = load_controller(init)
+        if start.config.mode != mode:
+            raise ValueError(f"--init {init} is a {start.config.mode} controller, not {mode}")
+        sharpen(start, init_sharpen)
+    validate = None
+    if val_every:
+        from ..controller.validation import Validation
+
+        validate = Validation(K, zipf, mode, parse_int_list(val_seeds, "--val-seeds"), device=device)
     bar = tqdm(total=(bc_rounds + 1 if bc else 0) + ppo_iterations, disable=quiet, file=sys.stderr,
                dynamic_ncols=True, unit="step")
 
     def progress(stage, done, total, info):
         bar.update(1)
-        shown = {k: info[k] for k in ("agreement", "episode_fault_rate", "loss") if k in info}
+        shown = {k: info[k] for k in ("agreement", "rollout_cr", "val_cr", "loss") if k in info}
         bar.set_postfix({"stage": stage, **{k: f"{v:.3f}" for k, v in shown.items()}})
 
     recorded = {k: v for k, v in options.items() if k not in RESUME_MAY_DIFFER}
@@ -116,7 +143,7 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         with bar:
             meta = train_controller(out, bc, ppo, resume=resume, log_dir=log_dir, progress=progress,
                                     meta={"command": shlex.join(["gpupage"] + sys.argv[1:]), "options": recorded},
-                                    ranks=ranks)
+                                    ranks=ranks, init=start, validate=validate, val_every=val_every)
     finally:
         leave()
     if ranks is not None and ranks.rank:
@@ -129,7 +156,7 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
 
 # what a resumed run may change; every other option must be the checkpoint's (the ranks split the
 # same global batch, so their number may change too)
-RESUME_MAY_DIFFER = {"out", "resume", "ppo_iterations", "bc_rounds", "threads", "quiet", "device", "log_dir", "nproc"}
+RESUME_MAY_DIFFER = {"out", "resume", "init", "init_sharpen", "ppo_iterations", "bc_rounds", "threads", "quiet", "device", "log_dir", "nproc"}
 
 
 def _launch_ranks(nproc: int, out: str, lanes: int, bc_lanes: int, bc_rounds: int, device: str) -> None:

@@ -1,19 +1,23 @@
 """PPO for the Page Controller (Alg. 1), in one file in the manner of CleanRL's ppo.py.
 
-Lanes run synchronised episodes: every lane starts a fresh trace (its own
-training seed) together, a rollout is ``num_steps`` decisions of every lane,
-finished lanes idle (masked out of the loss) until the whole batch has ended,
-and then all lanes reset.  Episode boundaries are iteration boundaries, which
-is where checkpoints are written, so a resumed run equals an uninterrupted one.
+An iteration is one batch of whole episodes: every lane starts a fresh trace (its own training
+seed) and plays it to the end, finished lanes idling (masked out of the loss) until the last
+one ends.  So every update sees every decision of ``lanes`` complete traces (no tail iterations
+with a handful of samples, no truncated returns), and every iteration ends at an episode
+boundary, where checkpoints are written: a resumed run equals an uninterrupted one.
 
-Reward is -1 per fault (Eq. 7).  With ``time_discount`` the discount between
-two decisions is ``gamma ** requests_between`` (a semi-MDP): a fault pushed
-further into the future is worth more, which is the signal that matters when
-every decision costs exactly one fault.
+Reward is -1 per fault (Eq. 7), plus, with ``reward_baseline``, the faults a baseline policy
+makes on the same trace over the same requests: the baseline's faults depend on the trace
+alone, not on the actions, so the policy gradient keeps its expectation while the trace's
+own difficulty (a phase with many new blocks costs every policy) drops out of the returns.
+With ``time_discount`` the discount between two decisions is ``gamma ** requests_between``
+(a semi-MDP): a fault pushed further into the future is worth more, which is the signal that
+matters when every decision costs exactly one fault.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,10 +44,8 @@ class PPOConfig:
     """Controller width (ignored when starting from a model)."""
     lanes: int = 128
     """Parallel environments (thousands on CUDA, hundreds on CPU); under torchrun, of all ranks together."""
-    num_steps: int = 64
-    """Decisions per lane per rollout."""
     iterations: int = 100
-    """Rollout + update cycles."""
+    """Rollout + update cycles, each over one whole episode of every lane."""
     lr: float = 3e-4
     """Adam learning rate."""
     anneal_lr: bool = True
@@ -68,6 +70,9 @@ class PPOConfig:
     """Value loss coefficient."""
     reward_scale: float = 0.05
     """Rewards are multiplied by this (returns of order the fault rate keep the value loss tame)."""
+    reward_baseline: str | None = None
+    """A registry policy (e.g. 'lru') whose faults on the same trace, over the requests a decision
+    covers, are added to its reward: the return is then faults saved against that policy."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip."""
     target_kl: float | None = 0.03
@@ -92,7 +97,7 @@ class PPOConfig:
         if self.mode not in E.MODES:
             raise ValueError(f"mode must be one of {', '.join(E.MODES)}, got {self.mode!r}")
         limits.check_int("K", self.K, 1, zipf.T)  # the env's per-slot state is [B, K]; beyond T nothing is evicted
-        for name, lo in (("hidden", 1), ("lanes", 1), ("num_steps", 1), ("iterations", 0), ("num_minibatches", 1),
+        for name, lo in (("hidden", 1), ("lanes", 1), ("iterations", 0), ("num_minibatches", 1),
                          ("update_epochs", 1), ("critic_warmup", 0)):
             limits.check_int(name, getattr(self, name), lo)
         for name, lo, hi, lo_open in (("lr", 0, None, True), ("gamma", 0, 1, True), ("gae_lambda", 0, 1, False),
@@ -104,6 +109,12 @@ class PPOConfig:
             limits.check_number("target_kl", self.target_kl, 0, lo_open=True)
         limits.check_int("torch_seed", self.torch_seed, 0, 2**64 - 1)
         limits.check_int("seed_start", self.seed_start, -2**63, limits.INT64_MAX)
+        if self.reward_baseline is not None:
+            from ..core.policies import get_policy
+
+            pol = get_policy(self.reward_baseline)
+            if pol.needs_future or pol.needs_checkpoint or not pol.evicts:
+                raise ValueError(f"reward_baseline must be an online policy that evicts, got {self.reward_baseline!r}")
 
     def env_params(self) -> E.EnvParams:
         from ..core.traces import ZipfParams
@@ -143,9 +154,13 @@ class PPO:
 
     def __init__(self, cfg: PPOConfig, model: PageController | None = None, ranks: OneProcess | None = None):
         self.cfg = cfg
-        # the rollout buffers: per-slot features and masks, per-step scalars
-        limits.require(4 * cfg.num_steps * cfg.lanes * (cfg.K * (SLOT_DIM[cfg.mode] + 1) + GLOBAL_DIM[cfg.mode] + 12),
-                       f"PPO's rollout buffers ({cfg.num_steps} steps x {cfg.lanes} lanes, K = {cfg.K})")
+        # the rollout buffers (per-slot features and masks, per-step scalars) of whole episodes: at most
+        # T - K decisions a lane, since every decision is a request
+        from ..core.traces import ZipfParams
+
+        steps = max(ZipfParams(**cfg.zipf).T - cfg.K, 1)
+        limits.require(4 * steps * cfg.lanes * (cfg.K * (SLOT_DIM[cfg.mode] + 1) + GLOBAL_DIM[cfg.mode] + 12),
+                       f"PPO's rollout buffers ({cfg.lanes} lanes of up to {steps} decisions, K = {cfg.K})")
         self.ranks = ranks or OneProcess()
         self.lo, self.hi = self.ranks.share(cfg.lanes)
         torch.manual_seed(cfg.torch_seed)
@@ -157,9 +172,7 @@ class PPO:
         self.iteration = 0
         self.next_seed = cfg.seed_start
         self.params = cfg.env_params()
-        self.state = None
-        self.obs = None
-        self.all_done = False
+        self.state = self.obs = self.seeds = None
 
     # -- checkpointing (plain Python types and CPU tensors only)
     def resume_dict(self) -> dict:
@@ -175,13 +188,10 @@ class PPO:
         self.opt.load_state_dict(d["optimizer"])
         self.gen.set_state(d["rng"])
 
-    def at_episode_boundary(self) -> bool:
-        return self.state is None or self.all_done
-
     def _reset_lanes(self) -> None:
-        seeds = list(range(self.next_seed + self.lo, self.next_seed + self.hi))
+        self.seeds = list(range(self.next_seed + self.lo, self.next_seed + self.hi))
         self.next_seed += self.cfg.lanes
-        self.obs, self.state = E.reset(self.params, seeds)
+        self.obs, self.state = E.reset(self.params, self.seeds)
 
     def _sample(self, probs: torch.Tensor) -> torch.Tensor:
         """torch.multinomial(probs, 1), which is argmax(probs / E) with E ~ Exp(1) drawn as one [lanes, K]
@@ -189,49 +199,56 @@ class PPO:
         e = torch.empty((self.cfg.lanes, probs.shape[1]), dtype=probs.dtype, device=probs.device)
         return (probs / e.exponential_(1, generator=self.gen)[self.lo:self.hi]).argmax(1)
 
+    def _faults_before(self, policy: str) -> torch.Tensor:
+        """int64 [B, T + 1]: ``policy``'s faults on each lane's trace among requests 0..t-1, at column t."""
+        from ..core.simulate import simulate
+
+        tr = self.state.traces
+        hits = simulate(tr, policy, self.cfg.K, seed=self.seeds, return_hits=True).hits.to(tr.device)
+        faults = ((tr >= 0) & ~hits.bool()).to(torch.int64)
+        return torch.nn.functional.pad(faults.cumsum(1), (1, 0))
+
     @torch.no_grad()
     def collect(self) -> dict:
-        """One rollout of num_steps decisions per lane into fresh buffers."""
+        """One iteration's rollout: every lane plays a fresh trace to its end."""
         cfg = self.cfg
-        if self.at_episode_boundary():
-            self._reset_lanes()
-        N, B, K = cfg.num_steps, self.hi - self.lo, cfg.K
-        o = self.obs
-        z = lambda *shape, dtype=torch.float32: torch.zeros(shape, dtype=dtype, device=cfg.device)  # noqa: E731
-        buf = {
-            "slots": z(N, B, K, o.slots.shape[2]), "glob": z(N, B, o.glob.shape[1]),
-            "mask": z(N, B, K, dtype=torch.bool), "actions": z(N, B, dtype=torch.int64),
-            "logprobs": z(N, B), "rewards": z(N, B), "discounts": z(N, B),
-            "values": z(N, B), "valid": z(N, B, dtype=torch.bool),
-        }
-        started = ~self.state.done
-        for i in range(N):
-            st = self.state
-            live = ~st.done
+        self._reset_lanes()
+        st, o = self.state, self.obs
+        base = self._faults_before(cfg.reward_baseline) if cfg.reward_baseline else None
+        steps = []
+        while True:
             logits, value = self.model(o)
             probs = torch.softmax(logits, 1)
             action = self._sample(probs)
-            buf["slots"][i], buf["glob"][i], buf["mask"][i] = o.slots, o.glob, o.mask
-            buf["actions"][i] = action
-            buf["logprobs"][i] = torch.log(probs.gather(1, action[:, None]).squeeze(1).clamp(min=1e-30))
-            buf["values"][i] = value
-            buf["valid"][i] = live
             t0, f0 = st.t.clone(), st.faults.clone()
+            step = {"slots": o.slots, "glob": o.glob, "mask": o.mask, "actions": action, "t": t0, "values": value,
+                    "logprobs": torch.log(probs.gather(1, action[:, None]).squeeze(1).clamp(min=1e-30)),
+                    "valid": ~st.done}
             E.step_inplace(st, action)
-            buf["rewards"][i] = (f0 - st.faults).float() * cfg.reward_scale
+            reward = f0 - st.faults
+            if base is not None:  # the baseline's faults over the requests this decision covered, t0..t-1
+                reward = reward + base.gather(1, st.t[:, None]).squeeze(1) - base.gather(1, t0[:, None]).squeeze(1)
+            step["rewards"] = reward.float() * cfg.reward_scale
             dt = (st.t - t0).float()
             gamma = cfg.gamma ** dt if cfg.time_discount else torch.full_like(dt, cfg.gamma)
-            buf["discounts"][i] = gamma * (~st.done)
+            step["discounts"] = gamma * (~st.done)
+            steps.append(step)
             o = observe(st, cfg.mode)
-            if (i + 1) % E.DONE_CHECK_EVERY == 0 and self.ranks.all_done(st.done):
+            if len(steps) % E.DONE_CHECK_EVERY == 0 and self.ranks.all_done(st.done):
                 break
-        self.obs = o
-        self.all_done = self.ranks.all_done(self.state.done)
-        _, next_value = self.model(o)
-        buf["next_value"] = next_value * (~self.state.done)
-        ended = started & self.state.done  # a finished lane's faults stay put
-        buf["finished"] = (self.state.faults[ended].float() / self.state.T).tolist()
+        buf = {k: torch.stack([s[k] for s in steps]) for k in steps[0]}
+        buf["next_value"] = torch.zeros_like(value)  # every episode has ended
+        buf["rollout"] = self._rollout_totals()
         return buf
+
+    def _rollout_totals(self) -> torch.Tensor:
+        """float64 [3], summed over every rank's lanes: requests, the sampled policy's faults, Belady's faults."""
+        from ..core.simulate import simulate
+
+        st = self.state
+        opt = simulate(st.traces, "belady", self.cfg.K).faults.to(st.faults.device)
+        own = torch.stack([(st.traces >= 0).sum(), st.faults.sum(), opt.sum()]).double()
+        return self.ranks.sum_(own)
 
     def update(self, buf: dict) -> dict:
         cfg = self.cfg
@@ -258,8 +275,9 @@ class PPO:
         names = ("pg_loss", "v_loss", "entropy", "approx_kl", "clipfrac")
         # float64 sums on the device: the same numbers as summing Python floats, without a sync per minibatch
         totals = torch.zeros(len(names), dtype=torch.float64, device=cfg.device)
-        updates = 0
+        updates = epochs = 0
         for _ in range(cfg.update_epochs):
+            epochs += 1
             perm = torch.randperm(n, generator=self.gen, device=cfg.device)
             for start in range(0, n, mb):
                 j = perm[start:start + mb]
@@ -300,23 +318,28 @@ class PPO:
                 break
         self.iteration += 1
         out = {k: v / max(updates, 1) for k, v in zip(names, totals.tolist())}
-        out["samples"] = n
+        out.update(samples=n, epochs=epochs)
         return out
 
     def run_iteration(self) -> dict:
         t0 = time.perf_counter()
         buf = self.collect()
         stats = self.update(buf)
-        episodes, total = self.ranks.sum_(torch.tensor([len(buf["finished"]), sum(buf["finished"])],
-                                                       dtype=torch.float64, device=self.cfg.device)).tolist()
-        stats["episodes"] = int(episodes)
-        stats["episode_fault_rate"] = total / episodes if episodes else float("nan")
-        stats["seconds"] = time.perf_counter() - t0
+        requests, faults, opt = buf["rollout"].tolist()
+        stats.update(requests=int(requests), fault_rate=faults / requests, rollout_cr=faults / max(opt, 1),
+                     seconds=time.perf_counter() - t0)
         return stats
 
 
-LOG_COLUMNS = ["stage", "step", "seconds", "samples", "loss", "agreement", "episode_fault_rate",
-               "pg_loss", "v_loss", "entropy", "approx_kl", "clipfrac"]
+@torch.no_grad()
+def sharpen(model: PageController, factor: float) -> PageController:
+    """Multiply the controller's slot scores by ``factor`` (in place: its score head's last layer).
+    The greedy policy stays (argmax of positive multiples), the sampling policy's entropy drops for
+    ``factor`` > 1: PPO started from a behaviour-cloned controller then explores near its greedy policy."""
+    last = model.score[-1]
+    last.weight.mul_(factor)
+    last.bias.mul_(factor)
+    return model
 
 
 def _to_cpu(x):
@@ -331,17 +354,18 @@ def _to_cpu(x):
 
 
 def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, log_dir=None, progress=None,
-                     meta: dict | None = None, ranks: OneProcess | None = None) -> dict:
+                     meta: dict | None = None, ranks: OneProcess | None = None, init: PageController | None = None,
+                     validate=None, val_every: int = 0) -> dict:
     """The whole training pipeline: behaviour cloning (+ DAgger) on Belady labels, then PPO.
 
     Args:
-        out: checkpoint path, rewritten (atomically) after every behaviour-cloning round and at
-            every episode boundary of PPO (so an interrupted run keeps its progress) and at the end.
-        bc: an :class:`~gpupage.controller.imitation.BCConfig`, or None to start PPO from scratch (or, with
-            ``resume``, to continue the checkpoint's own behaviour cloning).
+        out: checkpoint path, rewritten (atomically) after every behaviour-cloning round and every
+            PPO iteration (so an interrupted run keeps its progress) and at the end.
+        bc: an :class:`~gpupage.controller.imitation.BCConfig`, or None to start PPO from ``init`` or
+            scratch (or, with ``resume``, to continue the checkpoint's own behaviour cloning).
         ppo: a :class:`PPOConfig`, or None/0 iterations for behaviour cloning only.
         resume: a checkpoint written by this function.  It continues, never restarts: behaviour
-            cloning after its last finished round and PPO from its last episode boundary with the
+            cloning after its last finished round and PPO after its last iteration with the
             same seeds (so the result equals an uninterrupted run's), up to the totals of ``bc``
             and ``ppo``, which may be raised past a finished run's.  Every other setting must
             equal the checkpoint's (ValueError naming it).  Nothing left to do returns the
@@ -350,6 +374,12 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
         progress: callable(stage, done, total, info) for a progress bar.
         ranks: this process's share of the lanes under torchrun (default: all of them); every rank
             trains alike and resumes from the same checkpoint, rank 0 alone writes files and reports.
+        init: a controller PPO starts from when there is no behaviour cloning (default: a fresh one).
+        validate: callable(model) -> {val_cr, val_gap, val_gap_se, val_baseline} (e.g. a
+            :class:`~gpupage.controller.validation.Validation`), called after behaviour cloning, every
+            ``val_every`` PPO iterations and after the last.  Then ``out``'s weights are the lowest
+            val_cr's so far (meta ``validation``: which stage and iteration, its figures) and the
+            latest weights, which ``resume`` continues from, are kept in meta ``ppo_resume.model``.
     Returns:
         the final checkpoint's meta.
     """
@@ -357,6 +387,7 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
 
     from .network import controller_from_checkpoint, load_checkpoint, save_controller
     from .imitation import config_dict, train_bc
+    from .trainlog import plot_log, read_log, write_log
 
     ranks = ranks or OneProcess()
     lead = ranks.rank == 0
@@ -364,8 +395,9 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
     log_dir = Path(log_dir) if log_dir else out.parent
     csv_path = log_dir / "train_log.csv"
     meta = dict(meta or {})
-    model, resume_bc, resume_ppo, elapsed, rows = None, None, None, 0.0, []
+    model, resume_bc, resume_ppo, elapsed, rows = init, None, None, 0.0, []
     run_bc, run_ppo = bc is not None, ppo is not None and ppo.iterations > 0
+    best = None  # (val_cr, state_dict) of the best validated model
     if resume is not None:
         ck = load_checkpoint(resume)
         old = ck["meta"]
@@ -373,6 +405,10 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
         if not (run_bc or run_ppo) and old.get("stage") == "done":
             return {**old, "nothing_to_do": True}
         model = controller_from_checkpoint(ck).train()
+        if old.get("validation"):
+            best = (float(old["validation"]["val_cr"]), ck["state_dict"])
+        if resume_ppo and "model" in resume_ppo:  # the checkpoint's weights are the best; continue from the latest
+            model.load_state_dict(resume_ppo["model"])
         meta = {**old, **meta}
         elapsed = float(old.get("train_seconds", 0.0))
         bc_done = int(resume_bc["next_round"]) if resume_bc else 1 << 30  # rounds 0..bc_done-1 are kept
@@ -381,7 +417,7 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
         def kept(row):  # rows past the checkpoint are redone
             return int(row["step"]) < bc_done if row["stage"] == "bc" else int(row["step"]) <= ppo_done
 
-        rows = [r for r in (_read_rows(csv_path) if csv_path.exists() else []) if kept(r)]
+        rows = [r for r in (read_log(csv_path) if csv_path.exists() else []) if kept(r)]
     log_dir.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter() - elapsed
@@ -391,7 +427,16 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
         if lead:
             with atomic_path(out) as tmp:
                 save_controller(tmp, net, meta)
-            _write_log(rows, csv_path)
+            write_log(rows, csv_path)
+
+    def validated(net, stage, step):
+        """Validate ``net`` into the last log row; keep it as the best when it is."""
+        nonlocal best
+        figures = validate(net)
+        rows[-1].update(figures)
+        if best is None or figures["val_cr"] < best[0]:
+            best = (figures["val_cr"], {k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
+            meta["validation"] = {"stage": stage, "iteration": step, **figures}
 
     if run_bc:
         meta["bc"] = config_dict(bc)
@@ -399,13 +444,15 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
         def bc_log(rnd, info):
             rows.append({"stage": "bc", "step": rnd, "seconds": round(time.perf_counter() - t_start, 2), **info})
             if lead:
-                _write_log(rows, csv_path)
+                write_log(rows, csv_path)
             if progress and lead:
                 progress("bc", rnd + 1, bc.dagger_rounds + 1, info)
 
         # the state after each round (the last included) is kept, so a later run can add rounds
         model = train_bc(bc, model, log=bc_log, resume=resume_bc,
                          snapshot=lambda net, state: save("bc", net, {"bc_resume": state}), ranks=ranks)
+        if validate is not None:
+            validated(model, "bc", 0)
     if run_ppo:
         runner = PPO(ppo, model, ranks)
         model = runner.model
@@ -413,26 +460,42 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
         if resume_ppo is not None:
             runner.load_resume(resume_ppo)
         model.train()
+        if validate is not None and resume_ppo is None and not run_bc:  # the starting point, as iteration 0
+            rows.append({"stage": "ppo", "step": 0, "seconds": round(time.perf_counter() - t_start, 2)})
+            validated(model, "ppo", 0)
         while runner.iteration < ppo.iterations:
             stats = runner.run_iteration()
             rows.append({**stats, "stage": "ppo", "step": runner.iteration,
                          "seconds": round(time.perf_counter() - t_start, 2)})
-            if lead:
-                _write_log(rows, csv_path)
-            if runner.at_episode_boundary():
-                save("ppo", model, {"ppo_resume": runner.resume_dict()})
+            if validate is not None and (runner.iteration % max(val_every, 1) == 0
+                                         or runner.iteration == ppo.iterations):
+                validated(model, "ppo", runner.iteration)
+            save("ppo", *_shipped(model, best, runner))
             if progress and lead:
                 progress("ppo", runner.iteration, ppo.iterations, stats)
-        # kept at the end too: a later run may raise the total (it starts a fresh batch of episodes)
-        meta["ppo_resume"] = runner.resume_dict()
     if model is None:
         raise ValueError("nothing to train: give behaviour cloning rounds or PPO iterations")
     model.eval()
-    save("done", model)
+    # the PPO state is kept at the end too: a later run may raise the total
+    save("done", *(_shipped(model, best, runner) if run_ppo else _shipped(model, best)))
     if lead:
         with atomic_path(log_dir / "train_curve.png") as tmp:
-            _plot(rows, tmp)
+            plot_log(rows, tmp)
     return meta
+
+
+def _shipped(model: PageController, best, runner: PPO | None = None) -> tuple[PageController, dict]:
+    """(the model ``out`` holds: the best validated one, else the latest; the meta to update)."""
+    extra = {}
+    if runner is not None:
+        extra["ppo_resume"] = runner.resume_dict()
+        if best is not None:
+            extra["ppo_resume"]["model"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if best is None:
+        return model, extra
+    shipped = copy.deepcopy(model)  # not a fresh PageController: its initialisation would draw from torch's RNG
+    shipped.load_state_dict(best[1])
+    return shipped.eval(), extra
 
 
 def _continuation(old: dict, bc, ppo: PPOConfig | None):
@@ -480,40 +543,3 @@ def _same(what: str, new: dict, old: dict, may_differ) -> None:
 def _plain(v):
     """Tuples and lists compare equal (checkpoints store lists)."""
     return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
-
-
-def _write_log(rows: list[dict], path) -> None:
-    import csv
-
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-
-
-def _read_rows(path) -> list[dict]:
-    import csv
-
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _plot(rows: list[dict], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    bc = [r for r in rows if r["stage"] == "bc"]
-    if bc:
-        axes[0].plot([int(r["step"]) for r in bc], [float(r["agreement"]) for r in bc], "o-")
-    axes[0].set(title="behaviour cloning", xlabel="DAgger round",
-                ylabel="agreement with Belady\n(new states, before fitting)")
-    pp = [r for r in rows if r["stage"] == "ppo" and str(r.get("episode_fault_rate")) not in ("", "nan")]
-    if pp:
-        axes[1].plot([int(r["step"]) for r in pp], [float(r["episode_fault_rate"]) for r in pp], "o-")
-    axes[1].set(title="PPO", xlabel="iteration", ylabel="episode fault rate (sampling)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
