@@ -64,7 +64,7 @@ DEFAULTS = {n: globals()[n.upper()] for n in PARAMS}
 MAX_PARAM = 1 << 29  # keeps every time difference inside int32 on the GPU
 PROTECT = 1 << 20  # above any count a lane can reach (T < 2**20 per protected tier)
 FAR_PAST = -(1 << 40)  # last access of a block never requested
-SHIFT = 1 << 32
+SHIFT = 1 << 32  # a victim's key: priority * SHIFT + last access
 
 
 def resolve_params(options: dict | None) -> tuple:
@@ -79,44 +79,81 @@ def resolve_params(options: dict | None) -> tuple:
     return vals
 
 
+@njit(inline="always", cache=True)
+def access(t, x, prm, last, cnt, stamp, clock):
+    """Request t of block x: its novelty, both counters and the CUSUM; returns the new
+    ``clock`` = (gen0, gen1, nextgen, cur, S, resume)."""
+    novel_gap, gain, decay, alarm, refractory, stale, suspect = prm
+    gen0, gen1, nextgen, cur, S, resume = clock  # gen0: the epoch array `cur`'s generation, gen1 the candidate's
+    novel = last[x] <= t - novel_gap
+    last[x] = t
+    for j in range(2):
+        g = gen0 if j == cur else gen1
+        if stamp[j, x] != g:
+            stamp[j, x] = g
+            cnt[j, x] = 0
+        cnt[j, x] += 1
+    if t >= resume:  # detection pauses until `resume`
+        S += gain if novel else -decay
+        if S <= 0:
+            S = 0
+            gen1 = nextgen  # the candidate restarts
+            nextgen += 1
+        elif S >= alarm:
+            cur = 1 - cur  # the candidate becomes the epoch
+            gen0 = gen1
+            gen1 = nextgen
+            nextgen += 1
+            S = 0
+            resume = t + refractory
+    return gen0, gen1, nextgen, cur, S, resume
+
+
+@njit(inline="always", cache=True)
+def victim(t, k, prm, blk, last, cnt, stamp, clock):
+    """The slot to evict at a fault at t: smallest (priority, last access), ties to the lowest slot.
+    (One int64 key: a block never requested, last access FAR_PAST, keys as -1, before any request.)"""
+    stale, suspect = prm[5], prm[6]
+    gen0, gen1, cur, S = clock[0], clock[1], clock[3], clock[4]
+    s = 0
+    best = np.int64(0)
+    for i in range(k):
+        b = blk[i]
+        lb = last[b]
+        p = np.int64(0)
+        if stamp[cur, b] == gen0 and lb >= t - stale:
+            p = cnt[cur, b]
+        if S >= suspect and stamp[1 - cur, b] == gen1:
+            p += PROTECT
+        key = p * SHIFT + max(lb, -1)
+        if i == 0 or key < best:
+            best = key
+            s = i
+    return s
+
+
+@njit(inline="always", cache=True)
+def forget(trace, last, stamp):
+    """Leave the per-block scratch clean for the next lane."""
+    for t in range(trace.shape[0]):
+        x = trace[t]
+        if x >= 0:
+            last[x] = FAR_PAST
+            stamp[0, x] = -1
+            stamp[1, x] = -1
+
+
 @njit(cache=True)
 def _run_lane(trace, k, prm, want_hits, hits_row, want_victims, victims_row,
               slot_of, last, cnt, stamp, blk):
-    novel_gap, gain, decay, alarm, refractory, stale, suspect = prm
-    T = trace.shape[0]
-    gen0 = 0  # generation of counter array `cur` (the epoch) ...
-    gen1 = 1  # ... and of the other one (the candidate)
-    nextgen = 2
-    cur = 0
-    S = 0
-    resume = 0  # detection paused until this request index
+    clock = (0, 1, 2, 0, 0, 0)
     n = 0
     faults = 0
-    for t in range(T):
+    for t in range(trace.shape[0]):
         x = trace[t]
         if x < 0:
             continue
-        novel = last[x] <= t - novel_gap
-        last[x] = t
-        for j in range(2):
-            g = gen0 if j == cur else gen1
-            if stamp[j, x] != g:
-                stamp[j, x] = g
-                cnt[j, x] = 0
-            cnt[j, x] += 1
-        if t >= resume:
-            S += gain if novel else -decay
-            if S <= 0:
-                S = 0
-                gen1 = nextgen  # the candidate restarts
-                nextgen += 1
-            elif S >= alarm:
-                cur = 1 - cur  # the candidate becomes the epoch
-                gen0 = gen1
-                gen1 = nextgen
-                nextgen += 1
-                S = 0
-                resume = t + refractory
+        clock = access(t, x, prm, last, cnt, stamp, clock)
         s = slot_of[x]
         if s >= 0:
             if want_hits:
@@ -127,31 +164,13 @@ def _run_lane(trace, k, prm, want_hits, hits_row, want_victims, victims_row,
             s = n
             n += 1
         else:
-            s = 0
-            best = np.int64(0)
-            for i in range(k):
-                b = blk[i]
-                lb = last[b]
-                p = np.int64(0)
-                if stamp[cur, b] == gen0 and lb >= t - stale:
-                    p = cnt[cur, b]
-                if S >= suspect and stamp[1 - cur, b] == gen1:
-                    p += PROTECT
-                key = p * SHIFT + lb
-                if i == 0 or key < best:
-                    best = key
-                    s = i
+            s = victim(t, k, prm, blk, last, cnt, stamp, clock)
             v = evict(slot_of, blk, s)
             if want_victims:
                 victims_row[t] = v
         place(slot_of, blk, s, x)
     release(slot_of, blk, n)  # the other scratch too is left clean for the next lane
-    for t in range(T):
-        x = trace[t]
-        if x >= 0:
-            last[x] = FAR_PAST
-            stamp[0, x] = -1
-            stamp[1, x] = -1
+    forget(trace, last, stamp)
     return faults
 
 

@@ -14,75 +14,32 @@ from numba import njit, prange
 
 from ..core import limits
 from ..core.cpu import evict, lane_chunks, max_k, place, release
-from .heuristics import FAR_PAST, PROTECT, resolve_params
-
-
-@njit(inline="always", cache=True)
-def _victim(t, k, blk, last, cnt, stamp, cur, gen0, gen1, S, stale, suspect):
-    s = 0
-    best_p = np.int64(0)
-    best_l = np.int64(0)
-    for i in range(k):
-        b = blk[i]
-        lb = last[b]
-        p = np.int64(0)
-        if stamp[cur, b] == gen0 and lb >= t - stale:
-            p = cnt[cur, b]
-        if S >= suspect and stamp[1 - cur, b] == gen1:
-            p += PROTECT
-        # (priority, last access) compared in turn: a prefetched block never requested has last FAR_PAST
-        if i == 0 or p < best_p or (p == best_p and lb < best_l):
-            best_p, best_l, s = p, lb, i
-    return s
+from .heuristics import FAR_PAST, access, forget, resolve_params, victim
 
 
 @njit(cache=True)
 def _serve_lane(trace, target, off, k, prm, slot_of, last, cnt, stamp, blk):
-    novel_gap, gain, decay, alarm, refractory, stale, suspect = prm
-    T = trace.shape[0]
-    gen0, gen1, nextgen, cur = 0, 1, 2, 0
-    S = 0
-    resume = 0
+    clock = (0, 1, 2, 0, 0, 0)
     n = 0
     faults = 0
     prefetches = 0
     evictions = 0
-    for t in range(T):
+    for t in range(trace.shape[0]):
         x = trace[t]
         if x < 0:
             continue
         y = target[t - off] if t >= off else -1
-        if y >= 0 and slot_of[y] < 0:
+        if y >= 0 and slot_of[y] < 0:  # the prefetch, with the state after request t - 1
             prefetches += 1
             if n < k:
                 s = n
                 n += 1
             else:
-                s = _victim(t, k, blk, last, cnt, stamp, cur, gen0, gen1, S, stale, suspect)
+                s = victim(t, k, prm, blk, last, cnt, stamp, clock)
                 evict(slot_of, blk, s)
                 evictions += 1
             place(slot_of, blk, s, y)
-        novel = last[x] <= t - novel_gap
-        last[x] = t
-        for j in range(2):
-            g = gen0 if j == cur else gen1
-            if stamp[j, x] != g:
-                stamp[j, x] = g
-                cnt[j, x] = 0
-            cnt[j, x] += 1
-        if t >= resume:
-            S += gain if novel else -decay
-            if S <= 0:
-                S = 0
-                gen1 = nextgen
-                nextgen += 1
-            elif S >= alarm:
-                cur = 1 - cur
-                gen0 = gen1
-                gen1 = nextgen
-                nextgen += 1
-                S = 0
-                resume = t + refractory
+        clock = access(t, x, prm, last, cnt, stamp, clock)
         if slot_of[x] >= 0:
             continue
         faults += 1
@@ -90,17 +47,12 @@ def _serve_lane(trace, target, off, k, prm, slot_of, last, cnt, stamp, blk):
             s = n
             n += 1
         else:
-            s = _victim(t, k, blk, last, cnt, stamp, cur, gen0, gen1, S, stale, suspect)
+            s = victim(t, k, prm, blk, last, cnt, stamp, clock)
             evict(slot_of, blk, s)
             evictions += 1
         place(slot_of, blk, s, x)
     release(slot_of, blk, n)
-    for t in range(T):
-        x = trace[t]
-        if x >= 0:
-            last[x] = FAR_PAST
-            stamp[0, x] = -1
-            stamp[1, x] = -1
+    forget(trace, last, stamp)
     return faults, prefetches, evictions
 
 
