@@ -35,6 +35,10 @@ from ..core.traces import ZipfParams, zipf_traces
 from ..zoo import learned as L
 
 IN_SHIFT = 5  # the float model reads feature / 32: inputs in [0, 8)
+VARIANTS = (("defaults", {}), ("alpha=0.8", {"alpha": 0.8}), ("alpha=1.6", {"alpha": 1.6}), ("W=8", {"W": 8}),
+            ("W=32", {"W": 32}), ("shift=200", {"shift": 200}), ("shift=2000", {"shift": 2000}),
+            ("M=128", {"M": 128}), ("T=20000", {"T": 20000}))
+"""Issue 12's App. B family: the defaults and each parameter varied alone (``ZipfParams`` overrides)."""
 
 
 class SlotNet(nn.Module):
@@ -97,21 +101,27 @@ class TrainConfig:
     """Seed of initialisation and shuffling."""
     threads: int = 1
     """torch threads (numba uses the rest; more oversubscribes small machines)."""
+    variant_frac: float = 0.0
+    """Fraction of lanes drawn from :data:`VARIANTS` exactly (uniformly) instead of the randomised family."""
 
 
-def lane_params(seed: int, Ks=(4, 8, 16)) -> tuple[ZipfParams, int]:
-    """The randomised App. B parameters and cache size of the training lane of ``seed``."""
+def lane_params(seed: int, Ks=(4, 8, 16), variant_frac: float = 0.0) -> tuple[ZipfParams, int]:
+    """The randomised App. B parameters (or, with probability ``variant_frac``, one of
+    :data:`VARIANTS`) and cache size of the training lane of ``seed``."""
     g = np.random.default_rng(seed)
     zp = ZipfParams(M=int(g.choice([64, 128])), alpha=float(g.uniform(0.8, 1.6)), W=int(g.choice([8, 16, 32])),
                     shift=int(g.integers(200, 2001)), T=int(g.choice([5000, 20000])))
-    return zp, int(g.choice(list(Ks)))
+    K = int(g.choice(list(Ks)))
+    if variant_frac and g.random() < variant_frac:  # drawn after the rest: other lanes keep their v1 values
+        zp = ZipfParams(**VARIANTS[int(g.integers(len(VARIANTS)))][1])
+    return zp, K
 
 
-def lane_batch(seeds, Ks=(4, 8, 16)) -> tuple[np.ndarray, np.ndarray]:
+def lane_batch(seeds, Ks=(4, 8, 16), variant_frac: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(traces int32 [B, Tmax] padded with -1, K int64 [B]) of the training lanes of ``seeds``."""
     rows, Kl = [], []
     for s in seeds:
-        zp, K = lane_params(int(s), Ks)
+        zp, K = lane_params(int(s), Ks, variant_frac)
         rows.append(zipf_traces(zp, seed=[int(s)])[0].numpy())
         Kl.append(K)
     out = np.full((len(rows), max(r.shape[0] for r in rows)), -1, dtype=np.int32)
@@ -255,7 +265,7 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     for rnd in range(cfg.rounds + 1):
         start = time.time()
         seeds = np.arange(cfg.lanes) + cfg.seed_start + rnd * cfg.lanes
-        traces, K = lane_batch(seeds, cfg.Ks)
+        traces, K = lane_batch(seeds, cfg.Ks, cfg.variant_frac)
         beta = 1.0 if rnd == 0 else cfg.beta * 0.5 ** (rnd - 1)
         feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds)
         _pool_add(pool, feats, dist, K, decisions)
