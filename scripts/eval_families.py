@@ -75,12 +75,16 @@ def cloud_rows(checkpoint: str, Ks: list[int], candidates: int) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], crows: list[dict], candidates: int) -> str:
-    out = ["| variant | K | best baseline | learned − best (% of best, ± s.e.) | target | verdict |",
-           "|---|---|---|---|---|---|"]
+def markdown(rows: list[dict], crows: list[dict], candidates: int, before: list[dict] | None = None) -> str:
+    """The tables; ``before``: the rows of an earlier run (same seeds), shown as a column."""
+    was = {(r["variant"], r["K"]): r for r in before or []}
+    out = ["| variant | K | best baseline | " + ("before | " if was else "")
+           + "learned − best (% of best, ± s.e.) | target | verdict |", "|---|---|---|---|" + "---|" * (2 + bool(was))]
     for r in rows:
         target = "< 0 by 2 s.e." if r["strict"] else f"≤ +{TOLERANCE}%"
-        out.append(f"| {r['variant']} | {r['K']} | {r['best']} | {r['gap_pct']:+.2f} ± {r['se_pct']:.2f} | "
+        b = was.get((r["variant"], r["K"]))
+        old = (f"{b['gap_pct']:+.2f} ± {b['se_pct']:.2f} | " if b else "– | ") if was else ""
+        out.append(f"| {r['variant']} | {r['K']} | {r['best']} | {old}{r['gap_pct']:+.2f} ± {r['se_pct']:.2f} | "
                    f"{target} | {'PASS' if r['pass'] else 'FAIL'} |")
     if crows:
         out += ["", f"| K | learned (C = {candidates}) | learned (all slots) | best baseline | Belady | verdict |",
@@ -105,6 +109,7 @@ def main(argv=None) -> int:
     ap.add_argument("--trace-candidates", type=int, default=64)
     ap.add_argument("--out", required=True, help="JSON path; the Markdown table goes beside it (.md)")
     ap.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    ap.add_argument("--before", help="JSON of an earlier run on the same seeds: its gaps become a column")
     args = ap.parse_args(argv)
     if os.path.exists(args.out) and not args.force:
         raise SystemExit(f"Error: {args.out} exists (use --force to overwrite)")
@@ -117,7 +122,11 @@ def main(argv=None) -> int:
     if args.trace_K and os.path.exists(CLOUD):
         crows = cloud_rows(args.checkpoint.format(K=max(Ks)), [int(k) for k in args.trace_K.split(",")],
                            args.trace_candidates)
-    md = markdown(rows, crows, args.trace_candidates)
+    before = None
+    if args.before:
+        with open(args.before) as f:
+            before = json.load(f)["zipf"]
+    md = markdown(rows, crows, args.trace_candidates, before)
     with atomic_path(args.out) as tmp:
         with open(tmp, "w") as f:
             json.dump({"seeds": args.seeds, "zipf": rows, "cloudPhysicsIO": crows}, f, indent=1)

@@ -83,4 +83,9 @@ def test_markdown_and_refusal_to_overwrite(tmp_path):
     assert ev.main(["--checkpoint", CKPT, "--out", str(out), "--K", "4", "--variants", "defaults", "--trace-K", "",
                     "--seeds", "1-3", "--force"]) == 0
     md = (tmp_path / "f.md").read_text()
-    assert md.count("\n| defaults | 4 |") == 1 and "< 0 by 2 s.e." in md
+    assert md.count("\n| defaults | 4 |") == 1 and "< 0 by 2 s.e." in md and "before" not in md
+    assert ev.main(["--checkpoint", CKPT, "--out", str(tmp_path / "g.json"), "--K", "4", "--variants", "defaults",
+                    "--trace-K", "", "--seeds", "1-3", "--before", str(out)]) == 0
+    row = __import__("json").loads(out.read_text())["zipf"][0]
+    line = [x for x in (tmp_path / "g.md").read_text().splitlines() if x.startswith("| defaults")][0]
+    assert line.count(f"{row['gap_pct']:+.2f} ± {row['se_pct']:.2f}") == 2  # the same seeds: before == now
