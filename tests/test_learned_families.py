@@ -89,3 +89,36 @@ def test_markdown_and_refusal_to_overwrite(tmp_path):
     row = __import__("json").loads(out.read_text())["zipf"][0]
     line = [x for x in (tmp_path / "g.md").read_text().splitlines() if x.startswith("| defaults")][0]
     assert line.count(f"{row['gap_pct']:+.2f} ± {row['se_pct']:.2f}") == 2  # the same seeds: before == now
+
+
+def test_listwise_loss_with_the_lru_tie_rule_matches_a_plain_loop():
+    import torch
+
+    from gpupage.controller.slotnet import listwise_loss
+
+    g = torch.Generator().manual_seed(0)
+    N, K = 40, 6
+    score = torch.randn(N, K, generator=g, dtype=torch.float64)
+    dist = torch.randint(1, 4, (N, K), generator=g)  # few values: many optimal ties
+    dist[::3, -2:] = -1  # slots that do not exist
+    rec = torch.randint(0, 3, (N, K), generator=g, dtype=torch.uint8)
+    for recency in (None, rec):
+        want = 0.0
+        for n in range(N):
+            valid = [k for k in range(K) if dist[n, k] >= 0]
+            far = max(int(dist[n, k]) for k in valid)
+            best = [k for k in valid if dist[n, k] == far]
+            if recency is not None:
+                oldest = max(int(recency[n, k]) for k in best)
+                best = [k for k in best if recency[n, k] == oldest]
+            mass = sum(math.exp(-score[n, k]) for k in best) / sum(math.exp(-score[n, k]) for k in valid)
+            want -= math.log(mass) / N
+        assert float(listwise_loss(score, dist, recency)) == pytest.approx(want, rel=1e-9)
+    assert float(listwise_loss(score, dist, rec)) > float(listwise_loss(score, dist))  # a subset: less mass
+
+
+def test_unknown_tie_rule_is_refused():
+    from gpupage.controller.slotnet import TrainConfig, train
+
+    with pytest.raises(ValueError, match="tie_rule"):
+        train(TrainConfig(tie_rule="mru"))

@@ -101,6 +101,8 @@ class TrainConfig:
     """Seed of initialisation and shuffling."""
     threads: int = 1
     """torch threads (numba uses the rest; more oversubscribes small machines)."""
+    tie_rule: str = "any"
+    """Target among Belady's optimal slots: "any" of them, or "lru": the least recently used."""
     variant_frac: float = 0.0
     """Fraction of lanes drawn from :data:`VARIANTS` exactly (uniformly) instead of the randomised family."""
 
@@ -130,13 +132,18 @@ def lane_batch(seeds, Ks=(4, 8, 16), variant_frac: float = 0.0) -> tuple[np.ndar
     return out, np.array(Kl, dtype=np.int64)
 
 
-def listwise_loss(score: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+def listwise_loss(score: torch.Tensor, dist: torch.Tensor, recency: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over decisions of -log (softmax(-score) mass on Belady's optimal slots).
 
-    score float [N, K]; dist int [N, K] next-use distance, -1 on slots that do not exist."""
+    score float [N, K]; dist int [N, K] next-use distance, -1 on slots that do not exist;
+    recency [N, K] (feature 0), optional: only the least recently used optimal slots (to the
+    feature's resolution) are the target -- the contract's tie rule, LRU among equals."""
     valid = dist >= 0
     logits = (-score).masked_fill(~valid, float("-inf"))
     best = dist == dist.max(1, keepdim=True).values
+    if recency is not None:
+        r = recency.long().masked_fill(~best, -1)
+        best = r == r.max(1, keepdim=True).values
     return (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~best, float("-inf")), 1)).mean()
 
 
@@ -170,7 +177,7 @@ def fit(model: SlotNet, pool: dict, cfg: TrainConfig, gen: torch.Generator) -> f
             idx = perms[K][i:i + cfg.batch_size]
             feats, dist = pool[K][0][idx], pool[K][1][idx]
             score = model(feats)
-            loss = listwise_loss(score, dist)
+            loss = listwise_loss(score, dist, feats[..., 0] if cfg.tie_rule == "lru" else None)
             if cfg.rank_coef:
                 loss = loss + cfg.rank_coef * rank_loss(score, dist, cfg.rank_tau)
             opt.zero_grad()
@@ -255,6 +262,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     """Behaviour cloning + DAgger, then the export.  ``log(round, info)`` after each round.
 
     Returns (float model, integer network, report: per round and the quantisation check)."""
+    if cfg.tie_rule not in ("any", "lru"):
+        raise ValueError(f"tie_rule must be 'any' or 'lru', got {cfg.tie_rule!r}")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.torch_seed)
     gen = torch.Generator().manual_seed(cfg.torch_seed)
