@@ -122,3 +122,26 @@ def test_unknown_tie_rule_is_refused():
 
     with pytest.raises(ValueError, match="tie_rule"):
         train(TrainConfig(tie_rule="mru"))
+
+
+@pytest.mark.parametrize("K", [4, 8, 16])
+def test_shipped_per_k_checkpoints(K):
+    import torch
+
+    from gpupage.zoo import learned as L
+    from gpupage.zoo.learned_reference import naive_learned
+
+    path = ROOT / "checkpoints" / f"learned_k{K}.pt"
+    cfg = torch.load(path, weights_only=True)["meta"]["config"]
+    assert cfg["Ks"] == [K] and cfg["tie_rule"] == "lru" and cfg["variant_frac"] == 1.0 and cfg["seed_start"] >= 10000
+    seeds = list(range(1000, 1010))  # held out
+    tr = zipf_traces(ZipfParams(), seed=seeds)
+    mine = simulate(tr, "learned", K, options={"checkpoint": str(path)}).faults
+    lru = simulate(tr, "lru", K).faults
+    if K < 16:
+        assert (mine < lru).all()
+    else:  # K = W: LRU is the black-box optimum, and the network must come close to it
+        assert int(mine.sum()) <= 1.02 * int(lru.sum())
+    f, _, v = naive_learned(tr[0, :1200].tolist(), K, L.load_network(path))
+    res = simulate(tr[:1, :1200], "learned", K, return_hits=True, options={"checkpoint": str(path)})
+    assert int(res.faults[0]) == f and res.victims[0].tolist() == v
