@@ -46,7 +46,9 @@ def zipf_table(checkpoint: str, seeds: list[int], Ks: list[int]) -> list[dict]:
     return rows
 
 
-def trace_table(checkpoint: str, Ks: list[int], candidates: int) -> list[dict]:
+def trace_table(checkpoint: str, Ks: list[int], candidates: int, baselines=("lru", "lfu", "arc")) -> list[dict]:
+    """Non-compulsory faults on ``cloudPhysicsIO.txt`` per K: learned (C = ``candidates`` and all
+    slots), each of ``baselines`` and Belady."""
     from gpupage.core.io import read_trace
 
     trace = read_trace(CLOUD)
@@ -55,7 +57,7 @@ def trace_table(checkpoint: str, Ks: list[int], candidates: int) -> list[dict]:
     runs = {f"learned (C={candidates})": simulate(lanes, "learned", Kt, options={"checkpoint": checkpoint,
                                                                                 "candidates": candidates}),
             "learned": simulate(lanes, "learned", Kt, options={"checkpoint": checkpoint})}
-    for name in ("lru", "lfu", "arc", "belady"):
+    for name in (*baselines, "belady"):
         runs[name] = simulate(lanes, name, Kt)
     return [{"K": K, **{name: int(res.faults[i]) - trace.distinct for name, res in runs.items()}}
             for i, K in enumerate(Ks)]

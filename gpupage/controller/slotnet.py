@@ -35,6 +35,10 @@ from ..core.traces import ZipfParams, zipf_traces
 from ..zoo import learned as L
 
 IN_SHIFT = 5  # the float model reads feature / 32: inputs in [0, 8)
+VARIANTS = (("defaults", {}), ("alpha=0.8", {"alpha": 0.8}), ("alpha=1.6", {"alpha": 1.6}), ("W=8", {"W": 8}),
+            ("W=32", {"W": 32}), ("shift=200", {"shift": 200}), ("shift=2000", {"shift": 2000}),
+            ("M=128", {"M": 128}), ("T=20000", {"T": 20000}))
+"""Issue 12's App. B family: the defaults and each parameter varied alone (``ZipfParams`` overrides)."""
 
 
 class SlotNet(nn.Module):
@@ -97,21 +101,29 @@ class TrainConfig:
     """Seed of initialisation and shuffling."""
     threads: int = 1
     """torch threads (numba uses the rest; more oversubscribes small machines)."""
+    tie_rule: str = "any"
+    """Target among Belady's optimal slots: "any" of them, or "lru": the least recently used."""
+    variant_frac: float = 0.0
+    """Fraction of lanes drawn from :data:`VARIANTS` exactly (uniformly) instead of the randomised family."""
 
 
-def lane_params(seed: int, Ks=(4, 8, 16)) -> tuple[ZipfParams, int]:
-    """The randomised App. B parameters and cache size of the training lane of ``seed``."""
+def lane_params(seed: int, Ks=(4, 8, 16), variant_frac: float = 0.0) -> tuple[ZipfParams, int]:
+    """The randomised App. B parameters (or, with probability ``variant_frac``, one of
+    :data:`VARIANTS`) and cache size of the training lane of ``seed``."""
     g = np.random.default_rng(seed)
     zp = ZipfParams(M=int(g.choice([64, 128])), alpha=float(g.uniform(0.8, 1.6)), W=int(g.choice([8, 16, 32])),
                     shift=int(g.integers(200, 2001)), T=int(g.choice([5000, 20000])))
-    return zp, int(g.choice(list(Ks)))
+    K = int(g.choice(list(Ks)))
+    if variant_frac and g.random() < variant_frac:  # drawn after the rest: other lanes keep their v1 values
+        zp = ZipfParams(**VARIANTS[int(g.integers(len(VARIANTS)))][1])
+    return zp, K
 
 
-def lane_batch(seeds, Ks=(4, 8, 16)) -> tuple[np.ndarray, np.ndarray]:
+def lane_batch(seeds, Ks=(4, 8, 16), variant_frac: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(traces int32 [B, Tmax] padded with -1, K int64 [B]) of the training lanes of ``seeds``."""
     rows, Kl = [], []
     for s in seeds:
-        zp, K = lane_params(int(s), Ks)
+        zp, K = lane_params(int(s), Ks, variant_frac)
         rows.append(zipf_traces(zp, seed=[int(s)])[0].numpy())
         Kl.append(K)
     out = np.full((len(rows), max(r.shape[0] for r in rows)), -1, dtype=np.int32)
@@ -120,13 +132,18 @@ def lane_batch(seeds, Ks=(4, 8, 16)) -> tuple[np.ndarray, np.ndarray]:
     return out, np.array(Kl, dtype=np.int64)
 
 
-def listwise_loss(score: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+def listwise_loss(score: torch.Tensor, dist: torch.Tensor, recency: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over decisions of -log (softmax(-score) mass on Belady's optimal slots).
 
-    score float [N, K]; dist int [N, K] next-use distance, -1 on slots that do not exist."""
+    score float [N, K]; dist int [N, K] next-use distance, -1 on slots that do not exist;
+    recency [N, K] (feature 0), optional: only the least recently used optimal slots (to the
+    feature's resolution) are the target -- the contract's tie rule, LRU among equals."""
     valid = dist >= 0
     logits = (-score).masked_fill(~valid, float("-inf"))
     best = dist == dist.max(1, keepdim=True).values
+    if recency is not None:
+        r = recency.long().masked_fill(~best, -1)
+        best = r == r.max(1, keepdim=True).values
     return (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~best, float("-inf")), 1)).mean()
 
 
@@ -160,7 +177,7 @@ def fit(model: SlotNet, pool: dict, cfg: TrainConfig, gen: torch.Generator) -> f
             idx = perms[K][i:i + cfg.batch_size]
             feats, dist = pool[K][0][idx], pool[K][1][idx]
             score = model(feats)
-            loss = listwise_loss(score, dist)
+            loss = listwise_loss(score, dist, feats[..., 0] if cfg.tie_rule == "lru" else None)
             if cfg.rank_coef:
                 loss = loss + cfg.rank_coef * rank_loss(score, dist, cfg.rank_tau)
             opt.zero_grad()
@@ -245,6 +262,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     """Behaviour cloning + DAgger, then the export.  ``log(round, info)`` after each round.
 
     Returns (float model, integer network, report: per round and the quantisation check)."""
+    if cfg.tie_rule not in ("any", "lru"):
+        raise ValueError(f"tie_rule must be 'any' or 'lru', got {cfg.tie_rule!r}")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.torch_seed)
     gen = torch.Generator().manual_seed(cfg.torch_seed)
@@ -255,7 +274,7 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     for rnd in range(cfg.rounds + 1):
         start = time.time()
         seeds = np.arange(cfg.lanes) + cfg.seed_start + rnd * cfg.lanes
-        traces, K = lane_batch(seeds, cfg.Ks)
+        traces, K = lane_batch(seeds, cfg.Ks, cfg.variant_frac)
         beta = 1.0 if rnd == 0 else cfg.beta * 0.5 ** (rnd - 1)
         feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds)
         _pool_add(pool, feats, dist, K, decisions)
