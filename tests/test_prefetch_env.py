@@ -89,3 +89,17 @@ def test_bad_input_is_one_line():
         PrefetchEnv(traces, hints, 4, 8, mode="whitebox")
     with pytest.raises(ValueError, match="lookahead"):
         PrefetchEnv(traces, hints, 0, 8)
+
+
+def test_a_replaced_lane_serves_as_a_fresh_one():
+    traces, latent, hints = _lanes(0.1, T=300)
+    env = PrefetchEnv(traces[:3], hints[:3], 4, 8)
+    for _ in range(40):
+        env.step(np.ones(3, dtype=np.int64))
+    lanes = np.array([True, False, True])
+    env.replace(lanes, traces[3:5], hints[3:5])
+    fresh = PrefetchEnv(traces[3:5], hints[3:5], 4, 8)
+    assert np.array_equal(env.obs[lanes], fresh.obs) and np.array_equal(env.sc[lanes], fresh.sc)
+    kept = env.sc[1].copy()
+    env.step(np.array([-1, -1, -1]))
+    assert np.array_equal(env.sc[1], kept)

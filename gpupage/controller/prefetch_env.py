@@ -149,7 +149,7 @@ def _step(traces, hints, L, k, prm, lam, action, slot_of, last, cnt, stamp, blk,
     for b in prange(B):
         cost[b] = 0.0
         s = sc[b]
-        if s[DONE]:
+        if s[DONE] or action[b] < 0:  # -1: leave the lane as it is
             continue
         f0, p0, e0 = s[FAULTS], s[PREF], s[EVICTIONS]
         t = s[TT]
@@ -213,21 +213,45 @@ class PrefetchEnv:
             self.ws, self.shift = np.ascontiguousarray(latent.working_sets.numpy(), dtype=np.int64), int(latent.shift)
         else:
             self.ws, self.shift = np.zeros((B, 1, 0), dtype=np.int64), 1
+        self.n_ids = n_ids
         self.slot_of = np.full((B, n_ids), -1, dtype=np.int64)
         self.last = np.full((B, n_ids), FAR_PAST, dtype=np.int64)
         self.cnt = np.zeros((B, 2, n_ids), dtype=np.int64)
         self.stamp = np.full((B, 2, n_ids), -1, dtype=np.int64)
         self.blk = np.zeros((B, max(self.K, 1)), dtype=np.int64)
         self.sc = np.zeros((B, NSC), dtype=np.int64)
-        self.sc[:, GEN1], self.sc[:, NEXTGEN] = 1, 2
         self.fs = np.zeros((B, 2), dtype=np.float64)
-        self.fs[:, 0] = 0.5
         self.obs = np.zeros((B, nf), dtype=np.float32)
         self.cost = np.zeros(B, dtype=np.float64)
-        self.step(np.zeros(B, dtype=np.int64))  # to the first decisions
+        self._clear(np.ones(B, dtype=bool))
+
+    def _clear(self, lanes: np.ndarray) -> None:
+        """Fresh state on ``lanes`` (bool [B]), served up to their first decisions."""
+        for a, v in ((self.slot_of, -1), (self.last, FAR_PAST), (self.cnt, 0), (self.stamp, -1), (self.sc, 0),
+                     (self.fs, 0.0)):
+            a[lanes] = v
+        self.sc[lanes, GEN1], self.sc[lanes, NEXTGEN] = 1, 2
+        self.fs[lanes, 0] = 0.5
+        self.step(np.where(lanes, 0, -1))
+
+    def replace(self, lanes, traces, hints, latent=None) -> None:
+        """Start new episodes on ``lanes`` (bool [B]) with ``traces``, ``hints`` [lanes.sum(), T] (and their
+        latent state in white-box mode); the other lanes are left as they are."""
+        lanes = np.asarray(lanes, dtype=bool)
+        tr = np.asarray(torch.as_tensor(traces).cpu().numpy(), dtype=np.int64)
+        hi = np.asarray(torch.as_tensor(hints).cpu().numpy(), dtype=np.int64)
+        if tr.shape != (lanes.sum(), self.traces.shape[1]) or hi.shape != tr.shape:
+            raise ValueError(f"replacement traces and hints must be [{lanes.sum()}, {self.traces.shape[1]}]")
+        if max(tr.max(initial=0), hi.max(initial=0)) >= self.n_ids:
+            raise ValueError(f"replacement block ids must be < {self.n_ids}")
+        self.traces[lanes], self.hints[lanes] = tr, hi
+        if self.ws.shape[2] > 0:
+            self.ws[lanes] = latent.working_sets.numpy()
+        self._clear(lanes)
 
     def step(self, action) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Apply ``action`` (int [B], 1 = prefetch; ignored on lanes with no decision due); returns
+        """Apply ``action`` (int [B], 1 = prefetch; ignored on lanes with no decision due, -1 leaves a lane
+        alone); returns
         (observations float32 [B, F] of the next decisions, rewards float64 [B] (minus the cost accrued),
         done bool [B])."""
         a = np.ascontiguousarray(torch.as_tensor(action).cpu().numpy(), dtype=np.int64)

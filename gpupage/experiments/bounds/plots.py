@@ -61,6 +61,19 @@ def make_plots(entries, etas, cfg, out_dir) -> dict:
     ax.legend(fontsize=8)
     save(fig, "lemma1b_noise.png")
 
+    # Lemma 2: fault-rate gap to eps = 0 against the bound eps
+    rows = by["lemma2"]["details"]["rows"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for pol in dict.fromkeys(r["policy"] for r in rows):
+        sel = sorted((r for r in rows if r["policy"] == pol), key=lambda r: r["eps"])
+        ax.errorbar([r["eps"] for r in sel], [r["mean_gap"] for r in sel], [r["se"] for r in sel], fmt="o-", label=pol)
+    xs = np.array(sorted({r["eps"] for r in rows}))
+    ax.plot(xs, xs, "k--", label="eps (Lemma 2)")
+    ax.set_xlabel("hint noise eps")
+    ax.set_ylabel(f"fault-rate gap to eps = 0 (K_b = {cfg.K})")
+    ax.legend(fontsize=8)
+    save(fig, "lemma2_hints.png")
+
     # Theorem 3
     rows = by["theorem3"]["details"]["rows"]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
