@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from ..core import limits
 from ..core.cpu import evict, place
 from ..core.prefetch import check_costs, check_hint_options
 from ..zoo.heuristics import FAR_PAST, PROTECT, resolve_params
@@ -197,6 +198,7 @@ class PrefetchEnv:
                  mode: str = "blackbox", latent=None, options: dict | None = None):
         check_costs(lam_fetch, lam_evict, 1)
         check_hint_options(L, 0.0)
+        limits.check_int("K", K, 1)
         nf = n_features(mode)
         if mode == "whitebox" and latent is None:
             raise ValueError("the white-box mode needs the generator's latent state (a Zipf family)")
@@ -207,6 +209,7 @@ class PrefetchEnv:
             raise ValueError(f"traces and hints must both be [B, T], got {self.traces.shape} and {self.hints.shape}")
         B, T = self.traces.shape
         n_ids = int(max(self.traces.max(initial=0), self.hints.max(initial=0))) + 1
+        limits.require(8 * B * (6 * n_ids + 2 * T), f"a prefetch env of {B} lanes over {n_ids} block ids")
         self.L, self.K, self.lam = int(L), int(K), np.array([lam_fetch, lam_evict], dtype=np.float64)
         self.prm = np.array(resolve_params(options), dtype=np.int64)
         if mode == "whitebox":
@@ -255,8 +258,9 @@ class PrefetchEnv:
         (observations float32 [B, F] of the next decisions, rewards float64 [B] (minus the cost accrued),
         done bool [B])."""
         a = np.ascontiguousarray(torch.as_tensor(action).cpu().numpy(), dtype=np.int64)
-        _step(self.traces, self.hints, self.L, self.K, self.prm, self.lam, a, self.slot_of, self.last, self.cnt,
-              self.stamp, self.blk, self.sc, self.fs, self.ws, self.shift, self.obs, self.cost)
+        with limits.work_threads(len(a)):
+            _step(self.traces, self.hints, self.L, self.K, self.prm, self.lam, a, self.slot_of, self.last, self.cnt,
+                  self.stamp, self.blk, self.sc, self.fs, self.ws, self.shift, self.obs, self.cost)
         return torch.from_numpy(self.obs.copy()), torch.from_numpy(-self.cost), torch.from_numpy(self.done.copy())
 
     @property

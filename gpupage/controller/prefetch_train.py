@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core import limits
 from ..core.prefetch import check_costs, check_hint_options, make_hints
 from ..core.results import atomic_path
 from ..core.traces import ZipfParams, zipf_traces
@@ -28,37 +29,58 @@ FORMAT = "gpupage-prefetch-controller"
 
 @dataclass
 class PrefetchTrainConfig:
+    """PPO hyper-parameters (CleanRL names) and the setting trained at."""
+
     K: int = 8
+    """Cache size."""
     L: int = 4
+    """Hint lookahead: h_t names r_{t+L}."""
     lam_fetch: float = 0.3
+    """Cost of a prefetch (a fault costs 1)."""
     lam_evict: float = 0.0
+    """Cost of an eviction."""
     mode: str = "blackbox"
+    """Features: 'blackbox' or 'whitebox' (adds the generator's latent state)."""
     eps_choices: tuple = (0.0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
     """Hint noise of a training lane, drawn uniformly from these."""
     eps_eval: float = 0.1
     """The noise the checkpoint is evaluated at by default (and validated at)."""
     hidden: int = 64
+    """MLP width."""
     lanes: int = 256
+    """Parallel lanes."""
     T: int = 2000
     """Requests per training episode."""
     num_steps: int = 64
     """Decisions per lane per rollout."""
     iterations: int = 150
+    """Rollout + update cycles."""
     lr: float = 1e-3
+    """Adam learning rate, annealed linearly to 0."""
     gamma: float = 0.95
     """Discount per decision."""
     gae_lambda: float = 0.9
+    """GAE lambda."""
     update_epochs: int = 4
+    """Epochs over each rollout."""
     num_minibatches: int = 4
+    """Minibatches per epoch."""
     clip_coef: float = 0.2
+    """Surrogate clipping epsilon."""
     ent_coef: float = 0.01
+    """Entropy bonus."""
     vf_coef: float = 0.5
+    """Value loss coefficient."""
     max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
     seed_start: int = 10000
+    """First training seed; lanes take the next seeds in turn."""
     val_seeds: tuple = (9000, 9032)
     """Validation seeds [a, b), disjoint from training and from the held-out 1000-1039."""
     val_every: int = 10
+    """Iterations between validation checks."""
     torch_seed: int = 0
+    """Seed of initialisation, sampling, lane noise and minibatches."""
     threads: int = 1
     """torch threads: a small MLP gains nothing from more, and the machine is shared."""
 
@@ -67,8 +89,11 @@ class PrefetchTrainConfig:
         for e in (*self.eps_choices, self.eps_eval):
             check_hint_options(self.L, e)
         n_features(self.mode)
-        if self.K < 1 or self.lanes < 1 or self.iterations < 1 or self.num_steps < 1:
-            raise ValueError("K, lanes, iterations and num_steps must be >= 1")
+        for name in ("K", "hidden", "lanes", "T", "num_steps", "iterations", "update_epochs", "num_minibatches",
+                     "val_every", "threads"):
+            limits.check_int(name, getattr(self, name), 1)
+        if self.val_seeds[1] <= self.val_seeds[0]:
+            raise ValueError(f"val_seeds must be a non-empty range [a, b), got {self.val_seeds}")
 
 
 class PrefetchNet(nn.Module):
