@@ -63,7 +63,7 @@ PREFETCH_FORMAT = "gpupage-prefetch-controller"
 def prefetch_eval_options(f):
     """``gpupage evaluate``'s overrides of a prefetch checkpoint's settings (default: as trained)."""
     for opt in reversed([
-        click.option("--lookahead", "L", type=int, default=None, help="Prefetch checkpoints: hint lookahead L."),
+        click.option("--lookahead", "L", type=click.IntRange(1, MAX_REQUESTS), default=None, help="Prefetch checkpoints: hint lookahead L."),
         click.option("--hint-noise", "eps", type=Finite(), default=None, help="Prefetch checkpoints: hint noise eps."),
         click.option("--lambda-fetch", "lam_fetch", type=Finite(), default=None,
                      help="Prefetch checkpoints: cost of a prefetch."),
@@ -114,7 +114,8 @@ def evaluate_prefetch_checkpoint(checkpoint, K, seeds, params, as_json, **overri
 @click.option("--force", is_flag=True, help="Overwrite an existing checkpoint.")
 @click.option("--mode", type=click.Choice(["blackbox", "whitebox"]), default="blackbox", show_default=True)
 @k_option(default="8", help="Cache size K (one).")
-@click.option("--lookahead", "L", type=int, default=4, show_default=True, help="Hint lookahead L.")
+@click.option("--lookahead", "L", type=click.IntRange(1, MAX_REQUESTS), default=4, show_default=True,
+              help="Hint lookahead L.")
 @click.option("--train-noise", "eps_choices", default="0,0.05,0.1,0.2,0.4,0.7,1", show_default=True,
               callback=_list(parse_float_list, "--train-noise"), help="Hint noise of a training lane, drawn from these.")
 @click.option("--hint-noise", "eps_eval", type=Finite(), default=0.1, show_default=True,
