@@ -57,9 +57,6 @@ def prefetch(trace_file, K, L, eps, eviction, windows, P, lam_fetch, lam_evict, 
     click.echo("\n".join(json.dumps(r) for r in rows) if as_json else format_table(rows))
 
 
-PREFETCH_FORMAT = "gpupage-prefetch-controller"
-
-
 def prefetch_eval_options(f):
     """``gpupage evaluate``'s overrides of a prefetch checkpoint's settings (default: as trained)."""
     for opt in reversed([
@@ -77,11 +74,13 @@ def prefetch_eval_options(f):
 def is_prefetch_checkpoint(path) -> bool:
     import torch
 
+    from ..controller.prefetch_train import is_prefetch_checkpoint as is_ours
+
     try:
         ck = torch.load(path, map_location="cpu", weights_only=False)
     except Exception:  # not ours to diagnose: the demand controller's loader reports it
         return False
-    return isinstance(ck, dict) and ck.get("format") == PREFETCH_FORMAT
+    return is_ours(ck)
 
 
 def evaluate_prefetch_checkpoint(checkpoint, K, seeds, params, as_json, **overrides) -> None:

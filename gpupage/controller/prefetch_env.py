@@ -269,11 +269,12 @@ class PrefetchEnv:
 
     @property
     def pending(self) -> np.ndarray:
-        """bool [B]: lanes waiting for a decision, and the request index t it comes before."""
+        """bool [B]: lanes waiting for a decision (before request ``t``)."""
         return self.sc[:, PENDING].astype(bool)
 
     @property
     def t(self) -> np.ndarray:
+        """int64 [B]: each lane's next request."""
         return self.sc[:, TT].copy()
 
     def counts(self) -> dict:

@@ -116,13 +116,3 @@ def lemma2_gaps(model, ck: dict, seeds: list[int], eps_list=(0.0, 0.05, 0.1, 0.2
 
 def default_checkpoint(K: int = 8) -> str:
     return f"checkpoints/prefetch_blackbox_k{K}.pt"
-
-
-def load_default(path=None, K: int = 8):
-    """(model, checkpoint) from ``path`` or the shipped default, or (None, None) when there is none."""
-    import os
-
-    path = path or default_checkpoint(K)
-    if not os.path.isfile(path):
-        return None, None
-    return load_prefetch_controller(path)
