@@ -4,7 +4,10 @@ Reports decisions/s (controller forward + features + env step) and simulated
 requests/s, for the full rollout and for the env step alone, next to the
 reference measured in the same run: ``gpupage.simulate`` running LRU over the
 same traces on the same backend (requests/s), so the ratio shows what the
-decision loop costs over plain simulation.  With gymnasium installed it also runs
+decision loop costs over plain simulation.  Then the prefetch env (issue 13;
+CPU only: it has no Triton kernel yet) with an untrained prefetch controller on
+the same traces (hints eps = 0.1, L = 4), against the demand env's CPU rollout.
+With gymnasium installed it also runs
 the gymnasium adapter (``gpupage.controller.gym``) against the raw env doing the
 same work (evict slot 0, features every decision), as decisions/s (best of
 ``--gym-repeats``) and their ratio (of the bests, and the median of back-to-back pairs).
@@ -23,6 +26,9 @@ import torch
 from gpupage.controller import env as E
 from gpupage.controller.features import observe
 from gpupage.controller.network import ControllerConfig, PageController
+from gpupage.controller.prefetch_env import PrefetchEnv, n_features
+from gpupage.controller.prefetch_train import PrefetchNet
+from gpupage.core.prefetch import make_hints
 from gpupage.core.simulate import simulate
 from gpupage.core.traces import ZipfParams, zipf_traces
 
@@ -82,6 +88,17 @@ def gym_episode(traces, K, device):
     return info["faults"].tolist(), time.perf_counter() - t0
 
 
+def prefetch_rollout(model, traces, hints, K):
+    """Greedy prefetch-env episode over every lane; returns (decisions, requests, seconds)."""
+    t0 = time.perf_counter()
+    env = PrefetchEnv(traces, hints, 4, K, 0.3)
+    obs, decisions = torch.from_numpy(env.obs.copy()), 0
+    while not env.done.all():
+        decisions += int(env.pending.sum())
+        obs, _, _ = env.step((model(obs)[0] > 0).long())
+    return decisions, int((traces >= 0).sum()), time.perf_counter() - t0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lanes", default="64,256")
@@ -99,6 +116,7 @@ def main():
     gym_rows = []
     print("backend lanes   decisions/s  requests/s(rollout)  requests/s(env only)  requests/s(simulate lru)  "
           "rollout/simulate")
+    demand = {}
     for device in devices:
         m = model.to(device)
         for B in [int(x) for x in args.lanes.split(",")]:
@@ -122,6 +140,15 @@ def main():
             print(f"{device:7s} {B:5d} {d / s:13.0f} {r / s:20.0f} {re / se:21.0f} {sim_rps:25.0f} "
                   f"{r / s / sim_rps:17.4f}")
             gym_rows.append((device, B, traces))
+            demand[device, B] = d / s
+    pnet = PrefetchNet(n_features("blackbox")).eval()
+    print("\nprefetch env (cpu, numba)  lanes  decisions/s  requests/s  decisions/s over the demand env's (cpu)")
+    for B in [int(x) for x in args.lanes.split(",")]:
+        traces = zipf_traces(ZipfParams(T=args.T), seed=list(range(B)))
+        hints = make_hints(traces, 4, 0.1, 64, seed=list(range(B)))
+        prefetch_rollout(pnet, traces[:2], hints[:2], args.K)  # compile / warm up
+        d, r, s = min((prefetch_rollout(pnet, traces, hints, args.K) for _ in range(args.repeats)), key=lambda x: x[2])
+        print(f"{'':27s}{B:5d} {d / s:12.0f} {r / s:11.0f} {d / s / demand['cpu', B]:12.2f}")
     try:
         import gymnasium  # noqa: F401
     except ImportError:

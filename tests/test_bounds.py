@@ -22,7 +22,7 @@ from gpupage.experiments.bounds.search import fault_delta, search_counterexample
 from gpupage.experiments.bounds.theorem3 import belady_cyclic_faults
 from gpupage.experiments.bounds.theorem4 import theorem4
 
-IDS = {"lemma1a", "lemma1b", "theorem3", "theorem4", "corollary1", "prop6"}
+IDS = {"lemma1a", "lemma1b", "lemma2", "theorem3", "theorem4", "corollary1", "prop6"}
 
 
 def _naive_faults(trace, policy, K):
@@ -171,7 +171,7 @@ def test_run_bounds_writes_every_entry(tmp_path):
     by = {e["id"]: e for e in entries}
     assert by["theorem3"]["holds"] and not by["lemma1a"]["holds"]
     report = (tmp_path / "report.md").read_text()
-    for png in ("lemma1a_cascade.png", "lemma1b_noise.png", "theorem3_cyclic.png", "theorem4_closed_loop.png",
+    for png in ("lemma1a_cascade.png", "lemma1b_noise.png", "lemma2_hints.png", "theorem3_cyclic.png", "theorem4_closed_loop.png",
                 "corollary1_thrashing.png", "instance_ratio.png"):
         assert (tmp_path / png).stat().st_size > 0 and png in report
 

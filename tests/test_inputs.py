@@ -138,7 +138,7 @@ def test_a_sweep_takes_fewer_lanes_a_call_when_memory_is_short(outs):
 
 
 @pytest.mark.parametrize("cmd", ["simulate", "sweep", "reproduce", "train", "evaluate", "bounds", "multiagent",
-                                 "prefetch"])
+                                 "prefetch", "prefetch-train"])
 def test_every_numeric_option_has_a_range(cmd):
     """A plain int or float option would take any value the library cannot use."""
     from gpupage.cli.options import Finite

@@ -41,13 +41,17 @@ def _bar(quiet: bool, total: int, unit: str):
               help="Prediction-noise scales of the eta plot, e.g. 0,0.5,1,2 (each >= 0).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Controller checkpoint for Prop. 6 [default: checkpoints/blackbox_k{K}.pt, else a noisy-Belady policy].")
+@click.option("--prefetch-checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Prefetch controller for Lemma 2 [default: checkpoints/prefetch_blackbox_k{K}.pt, else follow-the-hint "
+                   "alone].")
 @quiet_option
 @resource_options
-def bounds(out_dir, quick, lanes, T, K, seed, sigmas, etas, checkpoint, quiet):
+def bounds(out_dir, quick, lanes, T, K, seed, sigmas, etas, checkpoint, prefetch_checkpoint, quiet):
     """Measure every result of the paper into DIR: bounds.json, report.md, PNG plots."""
     from ..experiments.bounds.run import BoundsConfig, progress_steps, run_bounds
 
-    kw = dict(lanes=lanes, T=T, K=K, seed=seed, sigmas=sigmas, etas=etas, checkpoint=checkpoint)
+    kw = dict(lanes=lanes, T=T, K=K, seed=seed, sigmas=sigmas, etas=etas, checkpoint=checkpoint,
+              prefetch_checkpoint=prefetch_checkpoint)
     kw = {k: v for k, v in kw.items() if v is not None}
     cfg = BoundsConfig.quick(**kw) if quick else BoundsConfig(**kw)
     with _bar(quiet, progress_steps(cfg), "step") as bar:

@@ -1,4 +1,6 @@
-"""prefetch: the prefetching table (issue 13), a thin command over gpupage.experiments.prefetching."""
+"""prefetch: the prefetching table (issue 13), a thin command over gpupage.experiments.prefetching;
+prefetch-train: PPO for the prefetch decision (gpupage.controller.prefetch_train); and the prefetch
+checkpoint's branch of ``gpupage evaluate`` (gpupage.experiments.prefetch_controller)."""
 
 from __future__ import annotations
 
@@ -55,4 +57,101 @@ def prefetch(trace_file, K, L, eps, eviction, windows, P, lam_fetch, lam_evict, 
     click.echo("\n".join(json.dumps(r) for r in rows) if as_json else format_table(rows))
 
 
-COMMANDS = [prefetch]
+def prefetch_eval_options(f):
+    """``gpupage evaluate``'s overrides of a prefetch checkpoint's settings (default: as trained)."""
+    for opt in reversed([
+        click.option("--lookahead", "L", type=click.IntRange(1, MAX_REQUESTS), default=None, help="Prefetch checkpoints: hint lookahead L."),
+        click.option("--hint-noise", "eps", type=Finite(), default=None, help="Prefetch checkpoints: hint noise eps."),
+        click.option("--lambda-fetch", "lam_fetch", type=Finite(), default=None,
+                     help="Prefetch checkpoints: cost of a prefetch."),
+        click.option("--lambda-evict", "lam_evict", type=Finite(), default=None,
+                     help="Prefetch checkpoints: cost of an eviction."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def is_prefetch_checkpoint(path) -> bool:
+    import torch
+
+    from ..controller.prefetch_train import is_prefetch_checkpoint as is_ours
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # not ours to diagnose: the demand controller's loader reports it
+        return False
+    return is_ours(ck)
+
+
+def evaluate_prefetch_checkpoint(checkpoint, K, seeds, params, as_json, **overrides) -> None:
+    """The prefetch branch of ``gpupage evaluate``: every policy's cost, faults and prefetches over the seeds."""
+    from ..experiments.prefetch_controller import evaluate_prefetch
+
+    if len(K) != 1:
+        raise click.BadParameter("give one cache size", param_hint="--K")
+    res = evaluate_prefetch(checkpoint, list(seeds), params, K=K[0], **overrides)
+    if as_json:
+        click.echo(json.dumps(res))
+        return
+    s = res["settings"]
+    click.echo(f"{checkpoint} on {res['lanes']} Zipf lanes, K={s['K']} L={s['L']} eps={s['eps']:g} "
+               f"lambda_fetch={s['lam_fetch']:g} lambda_evict={s['lam_evict']:g}")
+    click.echo("| policy | cost | sd | faults | prefetches |\n|---|---|---|---|---|")
+    for name, v in res["policies"].items():
+        click.echo(f"| {name} | {v['cost']['mean']:.1f} | {v['cost']['sd']:.1f} | {v['faults']['mean']:.1f} | "
+                   f"{v['prefetches']['mean']:.1f} |")
+    p = res["paired"]
+    d = p["controller_minus_best"]
+    click.echo(f"controller - {p['best_heuristic']}: {d['mean']:+.1f} +- {d['se']:.1f} (s.e.) per lane, wins "
+               f"{p['wins']}/{res['lanes']}; cost / OPT {p['controller_over_opt']:.2f}, / oracle "
+               f"{p['controller_over_oracle']:.2f}")
+
+
+@click.command("prefetch-train")
+@click.option("--out", default="checkpoints/prefetch_blackbox_k8.pt", show_default=True,
+              type=click.Path(dir_okay=False), help="Checkpoint to write.")
+@click.option("--force", is_flag=True, help="Overwrite an existing checkpoint.")
+@click.option("--mode", type=click.Choice(["blackbox", "whitebox"]), default="blackbox", show_default=True)
+@k_option(default="8", help="Cache size K (one).")
+@click.option("--lookahead", "L", type=click.IntRange(1, MAX_REQUESTS), default=4, show_default=True,
+              help="Hint lookahead L.")
+@click.option("--train-noise", "eps_choices", default="0,0.05,0.1,0.2,0.4,0.7,1", show_default=True,
+              callback=_list(parse_float_list, "--train-noise"), help="Hint noise of a training lane, drawn from these.")
+@click.option("--hint-noise", "eps_eval", type=Finite(), default=0.1, show_default=True,
+              help="Noise the checkpoint is validated and, by default, evaluated at.")
+@click.option("--lambda-fetch", "lam_fetch", type=Finite(), default=0.3, show_default=True)
+@click.option("--lambda-evict", "lam_evict", type=Finite(), default=0.0, show_default=True)
+@click.option("--iterations", type=click.IntRange(1), default=150, show_default=True, help="PPO iterations.")
+@click.option("--lanes", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--num-steps", type=click.IntRange(1), default=64, show_default=True, help="Decisions per lane per rollout.")
+@click.option("--episode-length", "T", type=click.IntRange(2, MAX_REQUESTS), default=2000, show_default=True,
+              help="Requests per training episode.")
+@click.option("--lr", type=Finite(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--seed-start", type=click.IntRange(0), default=10000, show_default=True, help="First training seed.")
+@click.option("--torch-seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No per-iteration log.")
+@resource_options
+def prefetch_train(out, force, mode, K, L, eps_choices, eps_eval, lam_fetch, lam_evict, iterations, lanes, num_steps,
+                   T, lr, seed_start, torch_seed, quiet):
+    """Train the prefetch controller with PPO (issue 13): when to follow a hint; victims are adaptive's."""
+    import os
+    import sys
+
+    from ..controller.prefetch_train import PrefetchTrainConfig, train_prefetch
+
+    if len(K) != 1:
+        raise click.BadParameter("give one cache size", param_hint="--K")
+    if os.path.exists(out) and not force:
+        raise ValueError(f"{out} exists; pass --force to overwrite it")
+    cfg = PrefetchTrainConfig(K=K[0], L=L, lam_fetch=lam_fetch, lam_evict=lam_evict, mode=mode,
+                              eps_choices=tuple(eps_choices), eps_eval=eps_eval, lanes=lanes, T=T, num_steps=num_steps,
+                              iterations=iterations, lr=lr, seed_start=seed_start, torch_seed=torch_seed)
+    if os.path.dirname(out):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+    log = (lambda row: None) if quiet else (lambda row: click.echo(json.dumps(row), err=True))
+    _, ck = train_prefetch(cfg, out, command="gpupage " + " ".join(sys.argv[1:]), log=log)
+    best = min(r["val_cost"] for r in ck["history"] if "val_cost" in r)
+    click.echo(f"wrote {out} (best validation cost {best:.1f} at eps={eps_eval:g})")
+
+
+COMMANDS = [prefetch, prefetch_train]

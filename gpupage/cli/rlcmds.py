@@ -11,6 +11,7 @@ import click
 from .options import (INT64_MAX, INT64_MIN, MAX_THREADS, Finite, device_option, json_option, k_option,
                       memory_option, quiet_option, resource_options, seeds_option, trace_format_option, warmup_option,
                       zipf_options)
+from .prefetchcmds import evaluate_prefetch_checkpoint, is_prefetch_checkpoint, prefetch_eval_options
 
 
 @click.command()
@@ -233,9 +234,18 @@ def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
 @warmup_option
 @device_option
 @json_option
+@prefetch_eval_options
 @resource_options
-def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, warmup, device, as_json):
+def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, warmup, device, as_json,
+             **prefetch):
     """Compare a trained controller (greedy) with the heuristics: fault rate, competitive ratio, Prop. 6."""
+    if is_prefetch_checkpoint(checkpoint):  # issue 13's prefetch controller: its own table
+        from ..core.traces import ZipfParams
+
+        return evaluate_prefetch_checkpoint(checkpoint, K, seeds, ZipfParams(M=M, alpha=alpha, W=W, shift=shift, T=T),
+                                            as_json, **prefetch)
+    if any(v is not None for v in prefetch.values()):
+        raise ValueError("--lookahead, --hint-noise and --lambda-* apply to prefetch controller checkpoints only")
     from ..controller.network import load_controller
     from ..controller.evaluate import default_policies, evaluate as run
     from ..core.policies import parse_policies

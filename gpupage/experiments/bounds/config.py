@@ -60,6 +60,9 @@ class BoundsConfig:
     checkpoint: str | None = None
     """Controller checkpoint for Prop. 6 (default: checkpoints/blackbox_k{K}.pt if it exists, else a noisy-Belady
     policy)."""
+    prefetch_checkpoint: str | None = None
+    """Prefetch controller for Lemma 2 (default: checkpoints/prefetch_blackbox_k{K}.pt if it exists, else
+    follow-the-hint alone)."""
 
     def __post_init__(self):
         limits.check_int("lanes", self.lanes, 1)

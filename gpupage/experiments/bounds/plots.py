@@ -61,6 +61,11 @@ def make_plots(entries, etas, cfg, out_dir) -> dict:
     ax.legend(fontsize=8)
     save(fig, "lemma1b_noise.png")
 
+    # Lemma 2: fault-rate gap to eps = 0 against the bound eps
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    plot_lemma2(ax, by["lemma2"]["details"]["rows"], cfg.K)
+    save(fig, "lemma2_hints.png")
+
     # Theorem 3
     rows = by["theorem3"]["details"]["rows"]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -147,3 +152,15 @@ def make_plots(entries, etas, cfg, out_dir) -> dict:
         axes[0].legend(fontsize=8)
         save(fig, "eta_ratio.png")
     return figs
+
+
+def plot_lemma2(ax, rows, K):
+    """Lemma 2's gaps per policy against eps, with the bound (also drawn by scripts/lemma2_prefetch.py)."""
+    for pol in dict.fromkeys(r["policy"] for r in rows):
+        sel = sorted((r for r in rows if r["policy"] == pol), key=lambda r: r["eps"])
+        ax.errorbar([r["eps"] for r in sel], [r["mean_gap"] for r in sel], [r["se"] for r in sel], fmt="o-", label=pol)
+    xs = np.array(sorted({r["eps"] for r in rows}))
+    ax.plot(xs, xs, "k--", label="eps (Lemma 2)")
+    ax.set_xlabel("hint noise eps")
+    ax.set_ylabel(f"fault-rate gap to eps = 0 (K_b = {K})")
+    ax.legend(fontsize=8)

@@ -53,6 +53,11 @@ def render_report(entries, etas, cfg, figures) -> str:
           f"![noise]({figures.get('lemma1b_noise', '')})", "",
           _table(e["details"]["rows"], ["policy", "rho", "bound", "mean_extra", "extra_per_mismatch", "ratio"]), "",
           ("Holds." if e["holds"] else "**Does not hold**: " + e["counterexample"]["why"] + ".")]
+    e = by["lemma2"]
+    L += ["", "## Lemma 2: black-box sufficiency with prefetch hints", "", e["statement"], "",
+          f"![hints]({figures.get('lemma2_hints', '')})", "",
+          _table(e["details"]["rows"], ["policy", "eps", "bound", "mean_gap", "se", "max_gap", "holds"]), "",
+          e["details"]["note"], "", "Holds." if e["holds"] else "**Does not hold** at the worst row above."]
     e = by["theorem3"]
     L += ["", "## Theorem 3: the cyclic adversary", "", e["statement"], "",
           f"![cyclic]({figures.get('theorem3_cyclic', '')})", "",

@@ -17,6 +17,7 @@ from .corollary1 import corollary1
 from .eta import eta_sweep
 from .instance import instance_ratio
 from .lemma1 import lemma1a, lemma1b
+from .lemma2 import lemma2
 from .plots import make_plots
 from .prop6 import prop6
 from .report import render_report
@@ -25,12 +26,12 @@ from .theorem4 import theorem4
 
 __all__ = ["BoundsConfig", "SECTIONS", "progress_steps", "run_bounds"]
 
-SECTIONS = (lemma1a, lemma1b, theorem3, theorem4, corollary1, instance_ratio, prop6)
+SECTIONS = (lemma1a, lemma1b, lemma2, theorem3, theorem4, corollary1, instance_ratio, prop6)
 
 
 def progress_steps(cfg: BoundsConfig) -> int:
     """Number of progress ticks a full run makes (for a progress bar)."""
-    return (len(cfg.localities) + 5 + 1 + 1 + len(cfg.sigmas) + len([w for w in (8, 16, 32) if w <= cfg.M])
+    return (len(cfg.localities) + 5 + 1 + 1 + 1 + len(cfg.sigmas) + len([w for w in (8, 16, 32) if w <= cfg.M])
             + len([k for k in cfg.Ks if k <= 16] or cfg.Ks) + 1 + 1)
 
 

@@ -1,0 +1,91 @@
+"""The PPO prefetch controller: training, its checkpoint, `gpupage evaluate` on it and Lemma 2's gaps."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import gpupage
+from gpupage.cli import main
+from gpupage.controller.prefetch_train import PrefetchNet, PrefetchTrainConfig, checkpoint_dict, train_prefetch
+from gpupage.core.prefetch import make_hints, simulate_prefetch
+from gpupage.experiments.bounds.config import BoundsConfig
+from gpupage.experiments.bounds.lemma2 import lemma2
+from gpupage.experiments.prefetch_controller import evaluate_prefetch
+
+SEEDS = [1000, 1001, 1002]
+PARAMS = gpupage.ZipfParams(T=600)
+
+
+def _fixed(tmp_path, bias, name):
+    """A checkpoint whose controller always (bias > 0) or never prefetches."""
+    cfg = PrefetchTrainConfig()
+    model = PrefetchNet(12, cfg.hidden)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.pi.bias.fill_(bias)
+    path = tmp_path / name
+    torch.save(checkpoint_dict(model, cfg, "test", []), path)
+    return path
+
+
+@pytest.mark.parametrize("bias,rule", [(5.0, "follow_hint"), (-5.0, "never")])
+def test_evaluate_pairs_the_controller_with_the_heuristics(tmp_path, bias, rule):
+    res = evaluate_prefetch(_fixed(tmp_path, bias, "c.pt"), SEEDS, PARAMS, eps=0.2)
+    traces = gpupage.zipf_traces(PARAMS, SEEDS)
+    hints = make_hints(traces, 4, 0.2, PARAMS.M, seed=SEEDS)
+    ref = simulate_prefetch(traces, 8, rule, "adaptive", hints=hints, L=4, lam_fetch=0.3)
+    got = res["policies"]["controller"]
+    assert got["faults"]["mean"] == pytest.approx(float(ref.faults.double().mean()))
+    assert got["cost"]["mean"] == pytest.approx(float(ref.cost.mean()))
+    assert res["policies"][f"{rule}_adaptive"]["cost"] == got["cost"]
+    pol = res["policies"]
+    assert {"controller", "never_lru", "follow_hint_lfu", "lookahead_oracle", "opt"} <= set(pol)
+    assert all(pol["opt"]["cost"]["mean"] <= v["cost"]["mean"] + 1e-9 for v in pol.values())
+    assert res["settings"] == {"K": 8, "L": 4, "eps": 0.2, "lam_fetch": 0.3, "lam_evict": 0.0}
+
+
+def test_training_writes_a_checkpoint_the_cli_evaluates(tmp_path):
+    out = tmp_path / "p.pt"
+    cfg = PrefetchTrainConfig(lanes=8, T=300, num_steps=16, iterations=2, val_every=1, val_seeds=(9000, 9002))
+    _, ck = train_prefetch(cfg, out, log=lambda r: None)
+    assert len(ck["history"]) == 2 and all(r["decisions"] > 0 for r in ck["history"])
+    res = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(out), "--K", "8", "--seeds", "1000-1002",
+                                    "--T", "600", "--hint-noise", "0.3", "--json"])
+    assert res.exit_code == 0, res.output
+    out_json = json.loads(res.output)
+    assert out_json["settings"]["eps"] == 0.3 and out_json["lanes"] == 3
+    for v in out_json["policies"]["controller"].values():
+        assert set(v) == {"mean", "sd"}
+    again = CliRunner().invoke(main, ["prefetch-train", "--out", str(out), "--iterations", "1"])
+    assert again.exit_code != 0 and "--force" in again.output
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--hint-noise", "1.5"], "epsilon"), (["--hint-noise=-0.1"], "epsilon"), (["--lambda-fetch", "0"], "lambda_fetch"),
+    (["--lambda-fetch", "1.2"], "lambda_fetch"), (["--lambda-evict=-1"], "lambda_evict"), (["--lookahead", "0"], "lookahead"),
+])
+def test_bad_settings_are_one_line_errors(tmp_path, args, word):
+    path = _fixed(tmp_path, 1.0, "c.pt")
+    res = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(path), "--seeds", "1000", "--T", "100"] + args)
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("Error")]
+    assert res.exit_code != 0 and "Traceback" not in res.output and len(errors) == 1 and word in errors[0]
+
+
+def test_lemma2_gaps_against_a_plain_loop(tmp_path):
+    path = _fixed(tmp_path, 5.0, "always.pt")  # follows every hint: its gaps are follow_hint (adaptive)'s
+    cfg = BoundsConfig.quick(lanes=2, T=500, K=8, prefetch_checkpoint=str(path))
+    e = lemma2(cfg)
+    rows = {(r["policy"], r["eps"]): r for r in e["details"]["rows"]}
+    traces = gpupage.zipf_traces(cfg.zipf(), cfg.seeds())
+    rate = {}
+    for eps in (0.0, 0.2):
+        hints = make_hints(traces, 4, eps, cfg.M, seed=cfg.seeds())
+        rate[eps] = simulate_prefetch(traces, 8, "follow_hint", "lru", hints=hints, L=4).faults.numpy() / 500
+    assert rows[("lru", 0.2)]["mean_gap"] == pytest.approx(float(np.mean(rate[0.2] - rate[0.0])))
+    assert rows[("controller", 0.2)]["mean_gap"] == rows[("adaptive", 0.2)]["mean_gap"]
+    assert all(r["mean_gap"] == 0 for r in e["details"]["rows"] if r["eps"] == 0)
+    assert e["holds"] == all(r["mean_gap"] <= r["eps"] for r in e["details"]["rows"])
