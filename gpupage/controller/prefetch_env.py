@@ -29,8 +29,7 @@ from numba import njit, prange
 from ..core import limits
 from ..core.cpu import evict, place
 from ..core.prefetch import check_costs, check_hint_options
-from ..zoo.heuristics import FAR_PAST, PROTECT, resolve_params
-from ..zoo.prefetching import _victim
+from ..zoo.heuristics import FAR_PAST, PROTECT, access, resolve_params, victim
 
 FEATURES = ("hint_reliability", "hint_reliability_recent", "hinted_seen", "hinted_recency", "hinted_count",
             "cache_full", "victim_recency", "victim_count", "victim_protected", "fault_rate", "lam_fetch",
@@ -52,14 +51,19 @@ def n_features(mode: str) -> int:
 
 
 @njit(inline="always", cache=True)
+def _clock(sc):
+    """``adaptive``'s clock (see :func:`gpupage.zoo.heuristics.access`) as the lane's state holds it."""
+    return sc[GEN0], sc[GEN1], sc[NEXTGEN], sc[CUR], sc[SS], sc[RESUME]
+
+
+@njit(inline="always", cache=True)
 def _load(t, k, prm, x, slot_of, last, cnt, stamp, blk, sc):
     """Bring x into a free slot or ``adaptive``'s victim's (the victim scored with the state before t)."""
-    stale, suspect = prm[5], prm[6]
     if sc[NN] < k:
         s = sc[NN]
         sc[NN] += 1
     else:
-        s = _victim(t, k, blk, last, cnt, stamp, sc[CUR], sc[GEN0], sc[GEN1], sc[SS], stale, suspect)
+        s = victim(t, k, prm, blk, last, cnt, stamp, _clock(sc))
         evict(slot_of, blk, s)
         sc[EVICTIONS] += 1
     place(slot_of, blk, s, x)
@@ -68,29 +72,7 @@ def _load(t, k, prm, x, slot_of, last, cnt, stamp, blk, sc):
 @njit(inline="always", cache=True)
 def _serve(t, x, k, prm, slot_of, last, cnt, stamp, blk, sc):
     """Request x at t, as ``gpupage.zoo.prefetching._serve_lane`` serves it; returns 1 on a fault."""
-    novel_gap, gain, decay, alarm, refractory = prm[0], prm[1], prm[2], prm[3], prm[4]
-    novel = last[x] <= t - novel_gap
-    last[x] = t
-    cur = sc[CUR]
-    for j in range(2):
-        g = sc[GEN0] if j == cur else sc[GEN1]
-        if stamp[j, x] != g:
-            stamp[j, x] = g
-            cnt[j, x] = 0
-        cnt[j, x] += 1
-    if t >= sc[RESUME]:
-        sc[SS] += gain if novel else -decay
-        if sc[SS] <= 0:
-            sc[SS] = 0
-            sc[GEN1] = sc[NEXTGEN]
-            sc[NEXTGEN] += 1
-        elif sc[SS] >= alarm:
-            sc[CUR] = 1 - cur
-            sc[GEN0] = sc[GEN1]
-            sc[GEN1] = sc[NEXTGEN]
-            sc[NEXTGEN] += 1
-            sc[SS] = 0
-            sc[RESUME] = t + refractory
+    sc[GEN0], sc[GEN1], sc[NEXTGEN], sc[CUR], sc[SS], sc[RESUME] = access(t, x, prm, last, cnt, stamp, _clock(sc))
     if slot_of[x] >= 0:
         return 0
     sc[FAULTS] += 1
@@ -118,7 +100,7 @@ def _observe(t, y, k, prm, hint, L, T, lam, slot_of, last, cnt, stamp, blk, sc, 
     o[7] = 0.0
     o[8] = 0.0
     if full:
-        s = _victim(t, k, blk, last, cnt, stamp, cur, sc[GEN0], sc[GEN1], sc[SS], prm[5], prm[6])
+        s = victim(t, k, prm, blk, last, cnt, stamp, _clock(sc))
         v = blk[s]
         o[6] = _recency(t, last[v], T)
         g0 = sc[GEN0]
