@@ -229,19 +229,31 @@ def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
 @click.option("--trace-file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Evaluate on a trace file instead of the Zipf family (black-box controllers only).")
 @trace_format_option("--format", "--trace-format", "trace_format")
-@click.option("--policies", default=None, help="Baselines to compare [default: every online registry policy + belady].")
+@click.option("--policies", default=None, help="Baselines to compare [default: every online registry policy + belady; "
+                                                  "for a learned-policy checkpoint the ten standard baselines + belady].")
+@click.option("--candidates", type=click.IntRange(1, None), default=None,
+              help="Learned-policy checkpoint: score only the C least recently accessed blocks (default: all).")
 @warmup_option
 @device_option
 @json_option
 @resource_options
-def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, warmup, device, as_json):
-    """Compare a trained controller (greedy) with the heuristics: fault rate, competitive ratio, Prop. 6."""
+def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, candidates, warmup, device,
+             as_json):
+    """Compare a trained controller (greedy) with the heuristics: fault rate, competitive ratio, Prop. 6.
+
+    A checkpoint of the registry's ``learned`` policy runs that policy (``controller``) instead."""
     from ..controller.network import load_controller
     from ..controller.evaluate import default_policies, evaluate as run
     from ..core.policies import parse_policies
+    from ..zoo.learned import is_checkpoint
     from .options import resolve_device
 
     device = resolve_device(device)
+    if is_checkpoint(checkpoint):
+        return _evaluate_learned(checkpoint, K, seeds, (M, alpha, W, shift, T), trace_file, trace_format, policies,
+                                 candidates, warmup, device, as_json)
+    if candidates is not None:
+        raise ValueError(f"--candidates applies to learned-policy checkpoints; {checkpoint} is a torch controller")
     model, meta = load_controller(checkpoint)
     names = [p.name for p in parse_policies(policies)] if policies is not None else default_policies()
     trained = _trained_ks(meta)
@@ -274,6 +286,32 @@ def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_form
         click.echo(f"  Prop. 6: p={p6['p_mean']:.3f} D_f=1 T={p6['T_total']} F_learned={p6['F_learned_total']} "
                    f"<= F_opt + (1-p) D_f T = {p6['bound_total']} (F_opt={p6['F_opt_total']}): "
                    f"{'holds' if p6['holds'] else 'FAILS'} on every trace")
+
+
+def _evaluate_learned(checkpoint, K, seeds, zipf, trace_file, trace_format, policies, candidates, warmup, device,
+                      as_json):
+    """``evaluate`` for a learned-policy checkpoint: the registry policy against the baselines."""
+    from ..controller.evaluate import evaluate_learned
+    from ..core.policies import parse_policies
+
+    names = [p.name for p in parse_policies(policies)] if policies is not None else None
+    tr, _, desc = _load_traces(trace_file, trace_format, seeds, *zipf)
+    results = {k: evaluate_learned(checkpoint, tr, k, candidates, names, seed=seeds[0], warmup=warmup, device=device)
+               for k in K}
+    if as_json:
+        click.echo(json.dumps(results[K[0]] if len(K) == 1 else {str(k): v for k, v in results.items()}))
+        return
+    click.echo(f"{checkpoint} (learned policy{f', candidates={candidates}' if candidates else ''}) on {desc}")
+    for k, res in results.items():
+        click.echo(f"K={k}")
+        gap = res.pop("gap_to_best_baseline", None)
+        for name, r in res.items():
+            f, nc = r["faults"], r["non_compulsory_faults"]
+            cells = (f"{f:>10} {nc:>10}" if isinstance(f, int) else
+                     f"{f['mean']:>10.1f} {nc['mean']:>10.1f} ± {nc['sd']:<8.1f} CR {r['competitive_ratio']['mean']:.3f}")
+            click.echo(f"  {name:<12} {cells}")
+        if gap:
+            click.echo(f"  controller - {gap['baseline']}: {gap['mean']:+.1f} ± {gap['se']:.1f} faults (paired, s.e.)")
 
 
 def _trained_ks(meta: dict) -> list[int]:

@@ -1,0 +1,80 @@
+"""``gpupage evaluate`` for learned-policy checkpoints, against ``gpupage.simulate`` lane by lane."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from test_cli import assert_one_line_error
+
+import gpupage
+from gpupage.cli import main
+from gpupage.controller.evaluate import BASELINES
+from gpupage.core.io import read_trace
+from gpupage.core.traces import ZipfParams, zipf_traces
+
+ROOT = Path(__file__).resolve().parents[1]
+CKPT = str(ROOT / "checkpoints" / "learned_v1.pt")
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def calls_file(tmp_path):
+    g = np.random.default_rng(7)
+    lines = []
+    for i in range(120):  # conversations that re-send their growing prefix, plus a shared system block
+        conv = int(g.integers(0, 15))
+        lines.append(json.dumps({"timestamp": i, "hash_ids": [0] + [1000 * conv + j for j in range(int(g.integers(1, 12)))]}))
+    path = tmp_path / "calls.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_evaluate_learned_on_a_trace_file(calls_file):
+    res = run("evaluate", "--checkpoint", CKPT, "--trace-file", calls_file, "--format", "mooncake", "--K", "16",
+              "--candidates", "4", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert list(out) == ["controller", *BASELINES, "belady"]
+    ft = read_trace(calls_file, "mooncake")
+    lane = torch.from_numpy(ft.ids)[None]
+    for name, r in out.items():
+        opts = {"checkpoint": CKPT, "candidates": 4} if name == "controller" else None
+        f = int(gpupage.simulate(lane, "learned" if name == "controller" else name, 16, options=opts).faults[0])
+        assert r == {"faults": f, "non_compulsory_faults": f - ft.distinct}, name
+    assert out["belady"]["faults"] < out["lru"]["faults"]
+
+
+def test_evaluate_learned_on_zipf_seeds():
+    res = run("evaluate", "--checkpoint", CKPT, "--K", "8", "--seeds", "1000-1003", "--T", "600",
+              "--policies", "lru,lfu", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert set(out) == {"controller", "lru", "lfu", "gap_to_best_baseline"}
+    tr = zipf_traces(ZipfParams(T=600), seed=[1000, 1001, 1002, 1003])
+    mine = gpupage.simulate(tr, "learned", 8, options={"checkpoint": CKPT}).faults.double()
+    base = {n: gpupage.simulate(tr, n, 8, seed=1000).faults.double() for n in ("lru", "lfu")}
+    opt = gpupage.simulate(tr, "belady", 8).faults.double()
+    assert out["controller"]["faults"]["mean"] == pytest.approx(float(mine.mean()))
+    assert out["controller"]["faults"]["sd"] == pytest.approx(float(mine.std()))
+    assert out["lfu"]["competitive_ratio"]["mean"] == pytest.approx(float((base["lfu"] / opt).mean()))
+    best = min(base, key=lambda n: float(base[n].mean()))
+    gap = mine - base[best]
+    assert out["gap_to_best_baseline"] == pytest.approx(
+        {"baseline": best, "mean": float(gap.mean()), "se": float(gap.std() / 2)})
+    for r in (out["controller"], out["lru"]):
+        assert set(r) == {"faults", "non_compulsory_faults", "fault_rate", "competitive_ratio"}
+
+
+def test_evaluate_learned_bad_input(calls_file):
+    assert_one_line_error(run("evaluate", "--checkpoint", CKPT, "--trace-file", calls_file, "--format", "mooncake",
+                              "--candidates", "0"), "--candidates")
+    assert_one_line_error(run("simulate", calls_file, "--format", "mooncake", "--policy", "learned",
+                              "--K", "8"), "checkpoint")
+    blackbox = str(ROOT / "checkpoints" / "blackbox_k8.pt")
+    assert_one_line_error(run("evaluate", "--checkpoint", blackbox, "--candidates", "4"), "--candidates")
