@@ -78,3 +78,26 @@ def test_evaluate_learned_bad_input(calls_file):
                               "--K", "8"), "checkpoint")
     blackbox = str(ROOT / "checkpoints" / "blackbox_k8.pt")
     assert_one_line_error(run("evaluate", "--checkpoint", blackbox, "--candidates", "4"), "--candidates")
+
+
+def test_train_learned_on_a_trace_file_then_evaluate(calls_file, tmp_path):
+    out = tmp_path / "llm.pt"
+    args = ["train", "--policy", "learned", "--trace-file", calls_file, "--format", "mooncake", "--bc-Ks", "6,10",
+            "--train-calls", "0.75", "--window", "150", "--candidates", "4", "--stride", "2", "--bc-rounds", "1",
+            "--bc-lanes", "4", "--bc-epochs", "1", "--learned-hidden", "8,4", "--quiet", "--out", out]
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    ck = torch.load(out, weights_only=True)
+    cfg = ck["meta"]["config"]
+    assert (cfg["trace_file"], cfg["Ks"], cfg["candidates"], cfg["stride"], cfg["window"]) == (calls_file, [6, 10], 4, 2, 150)
+    # its windows came from calls 0..89 only
+    from gpupage.controller.slotnet import TrainConfig, training_part
+    ids, starts = training_part(TrainConfig(trace_file=calls_file, train_calls=0.75, window=150))
+    ft = read_trace(calls_file, "mooncake")
+    assert np.array_equal(ids, ft.ids[ft.meta["call"] < 90]) and (ft.meta["pos_in_call"][starts] == 0).all()
+    res = run("evaluate", "--checkpoint", out, "--trace-file", calls_file, "--format", "mooncake", "--K", "6", "--json")
+    assert res.exit_code == 0 and "controller" in json.loads(res.output)
+    assert_one_line_error(run(*args), "exists")
+    assert_one_line_error(run("train", "--out", tmp_path / "x.pt", "--trace-file", calls_file), "--policy learned")
+    assert_one_line_error(run("train", "--policy", "learned", "--out", tmp_path / "y.pt", "--learned-hidden", "8"),
+                          "two widths")

@@ -204,6 +204,9 @@ def test_collect_with_candidates_records_the_least_recently_used():
         assert np.array_equal(a, b)  # C >= K: every slot, in slot order
     opt = simulate(torch.from_numpy(tr), "belady", torch.from_numpy(K)).faults.numpy()
     assert (L.collect(tr, K, None, 1.0, seeds, candidates=3)[2] >= opt).all()
+    f3, d3, _, dec3 = L.collect(tr, K, net, 0.0, seeds, candidates=3, stride=3)
+    keep = np.concatenate([np.arange(n) % 3 == 0 for n in decisions])
+    assert np.array_equal(dec3, decisions) and np.array_equal(f3, feats[keep]) and np.array_equal(d3, dist[keep])
 
 
 def test_quantised_export_tracks_the_float_model():

@@ -70,14 +70,37 @@ from .options import (INT64_MAX, INT64_MIN, MAX_THREADS, Finite, device_option, 
 @device_option
 @quiet_option
 @memory_option
+@click.option("--policy", type=click.Choice(["controller", "learned"]), default="controller", show_default=True,
+              help="controller: the torch Page Controller; learned: the registry's integer `learned` policy "
+                   "(behaviour cloning + DAgger at simulator speed; --bc-* options, --bc-Ks or --K its cache sizes).")
+@click.option("--trace-file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="learned: train on windows of this trace file's first --train-calls of its calls.")
+@trace_format_option("--format", "trace_format")
+@click.option("--train-calls", type=Finite(0, 1, min_open=True), default=0.8, show_default=True,
+              help="learned: fraction of the file's calls (requests, without calls) trained on; the rest is never read.")
+@click.option("--window", type=click.IntRange(1), default=20000, show_default=True,
+              help="learned: requests per training window (enough to fill the largest cache).")
+@click.option("--candidates", type=click.IntRange(1, None), default=None,
+              help="learned: train the policy with option candidates=C (the C least recently accessed slots).")
+@click.option("--stride", type=click.IntRange(1), default=1, show_default=True,
+              help="learned: record every this many-th decision of a window.")
+@click.option("--learned-hidden", default="32,16", show_default=True, help="learned: widths of its two hidden layers.")
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
           lanes, lr, ent_coef, critic_warmup, reward_baseline, init, init_sharpen, val_every, val_seeds, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
-          nproc, device, quiet):
+          nproc, device, quiet, policy, trace_file, trace_format, train_calls, window, candidates, stride, learned_hidden):
     """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO.
 
     Under torchrun (or with --nproc) each rank trains its share of the lanes; rank 0 writes the
     checkpoint, log and plot, and --resume puts every rank back at the same checkpoint.
+
+    --policy learned trains the registry's ``learned`` policy instead (gpupage.controller.slotnet).
     """
+    if policy == "learned":
+        return _train_learned(out, K, bc_Ks, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, seed_start,
+                              torch_seed, threads, trace_file, trace_format, train_calls, window, candidates, stride,
+                              learned_hidden, quiet)
+    if trace_file is not None:
+        raise ValueError("--trace-file trains the learned policy only: add --policy learned")
     if nproc != 1:
         return _launch_ranks(nproc, out, lanes, bc_lanes, bc_rounds, device)
     from ..core.limits import configure_threads
@@ -152,6 +175,38 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         click.echo(f"{resume} is already trained to these totals: nothing to do")
     else:
         click.echo(f"wrote {out} (trained in {meta['train_seconds']:.0f} s)")
+
+
+def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, seed_start, torch_seed, threads,
+                   trace_file, trace_format, train_calls, window, candidates, stride, hidden, quiet):
+    """``train --policy learned``: :func:`gpupage.controller.slotnet.train`, the checkpoint written atomically."""
+    import os
+
+    from ..core.limits import configure_threads
+
+    configure_threads(threads)
+    import torch
+
+    from ..controller import slotnet
+    from ..core.results import atomic_path
+    from .options import parse_int_list
+
+    if os.path.exists(out):
+        raise ValueError(f"{out} exists; remove it or choose another --out")
+    widths = tuple(parse_int_list(hidden, "--learned-hidden", lo=1, hi=32))
+    if len(widths) != 2:
+        raise ValueError(f"--learned-hidden takes two widths (H1,H2), got {hidden!r}")
+    cfg = slotnet.TrainConfig(
+        seed_start=seed_start, lanes=lanes, rounds=max(rounds, 0), beta=beta, epochs=epochs, lr=lr, rank_coef=rank_coef,
+        hidden=widths,
+        Ks=tuple(parse_int_list(bc_Ks, "--bc-Ks", lo=1)) if bc_Ks else (K,), torch_seed=torch_seed % 2**63,
+        threads=threads, trace_file=trace_file or "", trace_format=trace_format, train_calls=train_calls,
+        window=window, candidates=candidates or 0, stride=stride)
+    log = None if quiet else (lambda r, info: click.echo(json.dumps(info), err=True))
+    model, net, report = slotnet.train(cfg, log=log)
+    with atomic_path(out) as tmp:
+        torch.save(slotnet.checkpoint(model, net, cfg, report, shlex.join(["gpupage"] + sys.argv[1:])), tmp)
+    click.echo(f"wrote {out}: {json.dumps(report['check'])}")
 
 
 # what a resumed run may change; every other option must be the checkpoint's (the ranks split the

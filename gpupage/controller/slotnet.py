@@ -120,6 +120,8 @@ class TrainConfig:
     """Requests per training window (long enough to fill the largest cache)."""
     candidates: int = 0
     """Record and train on the C least recently accessed slots of each decision (0: every slot)."""
+    stride: int = 1
+    """Record every this many-th decision of a lane (consecutive decisions of a long window are alike)."""
 
 
 def lane_params(seed: int, Ks=(4, 8, 16), variant_frac: float = 0.0) -> tuple[ZipfParams, int]:
@@ -318,8 +320,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         traces, K = (trace_batch(part, cfg.seed_start + rnd, cfg.lanes, cfg) if part
                      else lane_batch(seeds, cfg.Ks, cfg.variant_frac))
         beta = 1.0 if rnd == 0 else cfg.beta * 0.5 ** (rnd - 1)
-        feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds, cfg.candidates)
-        _pool_add(pool, feats, dist, K, decisions)
+        feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds, cfg.candidates, cfg.stride)
+        _pool_add(pool, feats, dist, K, -(-decisions // cfg.stride))
         _pool_trim(pool, cfg.max_decisions)
         collect_s = time.time() - start
         loss = fit(model, pool, cfg, gen)
