@@ -101,3 +101,15 @@ def test_train_learned_on_a_trace_file_then_evaluate(calls_file, tmp_path):
     assert_one_line_error(run("train", "--out", tmp_path / "x.pt", "--trace-file", calls_file), "--policy learned")
     assert_one_line_error(run("train", "--policy", "learned", "--out", tmp_path / "y.pt", "--learned-hidden", "8"),
                           "two widths")
+
+
+@pytest.mark.parametrize("name", ["llm_k1024.pt", "llm_k4096.pt"])
+def test_shipped_mooncake_checkpoints_saw_only_the_training_calls(name):
+    from gpupage.zoo.learned import is_checkpoint, load_network
+
+    path = ROOT / "checkpoints" / name
+    assert is_checkpoint(path)
+    load_network(str(path))
+    cfg = torch.load(path, weights_only=True)["meta"]["config"]
+    assert Path(cfg["trace_file"]).name == "mooncake_conversation_train.jsonl" and cfg["train_calls"] == 0.8
+    assert cfg["candidates"] == 256 and {1024, 4096} <= set(cfg["Ks"])
