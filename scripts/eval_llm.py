@@ -5,7 +5,7 @@ reads; calls 6400..7999 are replayed here as a trace of their own, from an empty
 stand-in for the service's later calls).  Every baseline, Belady and the checkpoint(s) at each K;
 each policy's ratio to the best baseline at that K (target: the learned one <= 0.95).
 
-    python scripts/eval_llm.py [--checkpoint checkpoints/llm_k1024.pt] [--candidates 256] [--json]
+    python scripts/eval_llm.py [--checkpoint checkpoints/llm_k1024.pt] [--candidates C] [--json]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--trace", default=MOONCAKE)
     ap.add_argument("--calls", default="6400-7999", help="first-last validation call, inclusive")
     ap.add_argument("--K", default="1024,4096")
-    ap.add_argument("--candidates", type=int, default=256, help="0: every slot scored")
+    ap.add_argument("--candidates", type=int, default=0, help="C least recently accessed slots scored (0: every slot)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     paths = args.checkpoint or [os.path.join(ROOT, "checkpoints", f"llm_k{k}.pt") for k in (1024, 4096)]
