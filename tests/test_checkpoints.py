@@ -10,9 +10,10 @@ from gpupage.controller.network import load_controller
 from gpupage.core.simulate import simulate
 from gpupage.core.traces import ZipfParams, zipf_traces
 
-# the learned policy's checkpoints (learned_*.pt) are another format, tested in tests/test_learned.py
+# the learned policy's checkpoints (learned_*.pt, llm_*.pt) are another format, tested in tests/test_learned.py
+# and tests/test_evaluate_learned.py
 SHIPPED = sorted(p for p in (Path(__file__).resolve().parents[1] / "checkpoints").glob("*.pt")
-                 if not p.name.startswith("learned_"))
+                 if not p.name.startswith(("learned_", "llm_")))
 HELD_OUT = [1000, 1001, 1002, 1003]  # evaluation seeds, never trained or tuned on
 
 

@@ -188,6 +188,27 @@ def test_collect_rolls_out_belady_or_the_network_itself():
     assert np.array_equal(mixed, L.collect(tr, K, net, 0.5, seeds)[2])  # mixing draws are deterministic
 
 
+def test_collect_with_candidates_records_the_least_recently_used():
+    zp = ZipfParams(M=40, W=12, shift=150, T=1500)
+    seeds = [10001, 10002]
+    tr = zipf_traces(zp, seed=seeds).numpy()
+    K = np.array([6, 8])
+    net = random_net(np.random.default_rng(9))
+    feats, dist, learner, decisions = L.collect(tr, K, net, 0.0, seeds, candidates=3)
+    assert feats.shape == (decisions.sum(), 3, L.N_IN) and (dist >= 0).all()
+    assert (np.diff(feats[:, :, 0].astype(int), axis=1) <= 0).all()  # oldest access first
+    assert np.array_equal(learner, simulate(torch.from_numpy(tr), "learned", torch.from_numpy(K),
+                                            options={"checkpoint": net, "candidates": 3}).faults.numpy())
+    every = L.collect(tr, K, net, 0.3, seeds)
+    for a, b in zip(L.collect(tr, K, net, 0.3, seeds, candidates=8), every):
+        assert np.array_equal(a, b)  # C >= K: every slot, in slot order
+    opt = simulate(torch.from_numpy(tr), "belady", torch.from_numpy(K)).faults.numpy()
+    assert (L.collect(tr, K, None, 1.0, seeds, candidates=3)[2] >= opt).all()
+    f3, d3, _, dec3 = L.collect(tr, K, net, 0.0, seeds, candidates=3, stride=3)
+    keep = np.concatenate([np.arange(n) % 3 == 0 for n in decisions])
+    assert np.array_equal(dec3, decisions) and np.array_equal(f3, feats[keep]) and np.array_equal(d3, dist[keep])
+
+
 def test_quantised_export_tracks_the_float_model():
     from gpupage.controller.slotnet import SlotNet, float_net, quantise
 

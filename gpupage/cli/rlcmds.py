@@ -71,14 +71,37 @@ from .prefetchcmds import evaluate_prefetch_checkpoint, is_prefetch_checkpoint, 
 @device_option
 @quiet_option
 @memory_option
+@click.option("--policy", type=click.Choice(["controller", "learned"]), default="controller", show_default=True,
+              help="controller: the torch Page Controller; learned: the registry's integer `learned` policy "
+                   "(behaviour cloning + DAgger at simulator speed; --bc-* options, --bc-Ks or --K its cache sizes).")
+@click.option("--trace-file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="learned: train on windows of this trace file's first --train-calls of its calls.")
+@trace_format_option("--format", "trace_format")
+@click.option("--train-calls", type=Finite(0, 1, min_open=True), default=0.8, show_default=True,
+              help="learned: fraction of the file's calls (requests, without calls) trained on; the rest is never read.")
+@click.option("--window", type=click.IntRange(1), default=20000, show_default=True,
+              help="learned: requests per training window (enough to fill the largest cache).")
+@click.option("--candidates", type=click.IntRange(1, None), default=None,
+              help="learned: train the policy with option candidates=C (the C least recently accessed slots).")
+@click.option("--stride", type=click.IntRange(1), default=1, show_default=True,
+              help="learned: record every this many-th decision of a window.")
+@click.option("--learned-hidden", default="32,16", show_default=True, help="learned: widths of its two hidden layers.")
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
           lanes, lr, ent_coef, critic_warmup, reward_baseline, init, init_sharpen, val_every, val_seeds, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
-          nproc, device, quiet):
+          nproc, device, quiet, policy, trace_file, trace_format, train_calls, window, candidates, stride, learned_hidden):
     """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO.
 
     Under torchrun (or with --nproc) each rank trains its share of the lanes; rank 0 writes the
     checkpoint, log and plot, and --resume puts every rank back at the same checkpoint.
+
+    --policy learned trains the registry's ``learned`` policy instead (gpupage.controller.slotnet).
     """
+    if policy == "learned":
+        return _train_learned(out, K, bc_Ks, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, seed_start,
+                              torch_seed, threads, trace_file, trace_format, train_calls, window, candidates, stride,
+                              learned_hidden, quiet)
+    if trace_file is not None:
+        raise ValueError("--trace-file trains the learned policy only: add --policy learned")
     if nproc != 1:
         return _launch_ranks(nproc, out, lanes, bc_lanes, bc_rounds, device)
     from ..core.limits import configure_threads
@@ -153,6 +176,38 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         click.echo(f"{resume} is already trained to these totals: nothing to do")
     else:
         click.echo(f"wrote {out} (trained in {meta['train_seconds']:.0f} s)")
+
+
+def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, seed_start, torch_seed, threads,
+                   trace_file, trace_format, train_calls, window, candidates, stride, hidden, quiet):
+    """``train --policy learned``: :func:`gpupage.controller.slotnet.train`, the checkpoint written atomically."""
+    import os
+
+    from ..core.limits import configure_threads
+
+    configure_threads(threads)
+    import torch
+
+    from ..controller import slotnet
+    from ..core.results import atomic_path
+    from .options import parse_int_list
+
+    if os.path.exists(out):
+        raise ValueError(f"{out} exists; remove it or choose another --out")
+    widths = tuple(parse_int_list(hidden, "--learned-hidden", lo=1, hi=32))
+    if len(widths) != 2:
+        raise ValueError(f"--learned-hidden takes two widths (H1,H2), got {hidden!r}")
+    cfg = slotnet.TrainConfig(
+        seed_start=seed_start, lanes=lanes, rounds=max(rounds, 0), beta=beta, epochs=epochs, lr=lr, rank_coef=rank_coef,
+        hidden=widths,
+        Ks=tuple(parse_int_list(bc_Ks, "--bc-Ks", lo=1)) if bc_Ks else (K,), torch_seed=torch_seed % 2**63,
+        threads=threads, trace_file=trace_file or "", trace_format=trace_format, train_calls=train_calls,
+        window=window, candidates=candidates or 0, stride=stride)
+    log = None if quiet else (lambda r, info: click.echo(json.dumps(info), err=True))
+    model, net, report = slotnet.train(cfg, log=log)
+    with atomic_path(out) as tmp:
+        torch.save(slotnet.checkpoint(model, net, cfg, report, shlex.join(["gpupage"] + sys.argv[1:])), tmp)
+    click.echo(f"wrote {out}: {json.dumps(report['check'])}")
 
 
 # what a resumed run may change; every other option must be the checkpoint's (the ranks split the
@@ -230,15 +285,21 @@ def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
 @click.option("--trace-file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Evaluate on a trace file instead of the Zipf family (black-box controllers only).")
 @trace_format_option("--format", "--trace-format", "trace_format")
-@click.option("--policies", default=None, help="Baselines to compare [default: every online registry policy + belady].")
+@click.option("--policies", default=None, help="Baselines to compare [default: every online registry policy + belady; "
+                                                  "for a learned-policy checkpoint the ten standard baselines + belady].")
+@click.option("--candidates", type=click.IntRange(1, None), default=None,
+              help="Learned-policy checkpoint: score only the C least recently accessed blocks (default: all).")
 @warmup_option
 @device_option
 @json_option
 @prefetch_eval_options
 @resource_options
-def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, warmup, device, as_json,
-             **prefetch):
-    """Compare a trained controller (greedy) with the heuristics: fault rate, competitive ratio, Prop. 6."""
+def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_format, policies, candidates, warmup, device,
+             as_json, **prefetch):
+    """Compare a trained controller (greedy) with the heuristics: fault rate, competitive ratio, Prop. 6.
+
+    A checkpoint of the registry's ``learned`` policy runs that policy (``controller``) instead, and a
+    prefetch controller's checkpoint (issue 13) gives its cost table."""
     if is_prefetch_checkpoint(checkpoint):  # issue 13's prefetch controller: its own table
         from ..core.traces import ZipfParams
 
@@ -249,9 +310,15 @@ def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_form
     from ..controller.network import load_controller
     from ..controller.evaluate import default_policies, evaluate as run
     from ..core.policies import parse_policies
+    from ..zoo.learned import is_checkpoint
     from .options import resolve_device
 
     device = resolve_device(device)
+    if is_checkpoint(checkpoint):
+        return _evaluate_learned(checkpoint, K, seeds, (M, alpha, W, shift, T), trace_file, trace_format, policies,
+                                 candidates, warmup, device, as_json)
+    if candidates is not None:
+        raise ValueError(f"--candidates applies to learned-policy checkpoints; {checkpoint} is a torch controller")
     model, meta = load_controller(checkpoint)
     names = [p.name for p in parse_policies(policies)] if policies is not None else default_policies()
     trained = _trained_ks(meta)
@@ -284,6 +351,32 @@ def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_form
         click.echo(f"  Prop. 6: p={p6['p_mean']:.3f} D_f=1 T={p6['T_total']} F_learned={p6['F_learned_total']} "
                    f"<= F_opt + (1-p) D_f T = {p6['bound_total']} (F_opt={p6['F_opt_total']}): "
                    f"{'holds' if p6['holds'] else 'FAILS'} on every trace")
+
+
+def _evaluate_learned(checkpoint, K, seeds, zipf, trace_file, trace_format, policies, candidates, warmup, device,
+                      as_json):
+    """``evaluate`` for a learned-policy checkpoint: the registry policy against the baselines."""
+    from ..controller.evaluate import evaluate_learned
+    from ..core.policies import parse_policies
+
+    names = [p.name for p in parse_policies(policies)] if policies is not None else None
+    tr, _, desc = _load_traces(trace_file, trace_format, seeds, *zipf)
+    results = {k: evaluate_learned(checkpoint, tr, k, candidates, names, seed=seeds[0], warmup=warmup, device=device)
+               for k in K}
+    if as_json:
+        click.echo(json.dumps(results[K[0]] if len(K) == 1 else {str(k): v for k, v in results.items()}))
+        return
+    click.echo(f"{checkpoint} (learned policy{f', candidates={candidates}' if candidates else ''}) on {desc}")
+    for k, res in results.items():
+        click.echo(f"K={k}")
+        gap = res.pop("gap_to_best_baseline", None)
+        for name, r in res.items():
+            f, nc = r["faults"], r["non_compulsory_faults"]
+            cells = (f"{f:>10} {nc:>10}" if isinstance(f, int) else
+                     f"{f['mean']:>10.1f} {nc['mean']:>10.1f} ± {nc['sd']:<8.1f} CR {r['competitive_ratio']['mean']:.3f}")
+            click.echo(f"  {name:<12} {cells}")
+        if gap:
+            click.echo(f"  controller - {gap['baseline']}: {gap['mean']:+.1f} ± {gap['se']:.1f} faults (paired, s.e.)")
 
 
 def _trained_ks(meta: dict) -> list[int]:

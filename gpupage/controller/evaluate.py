@@ -221,3 +221,47 @@ def default_policies() -> list[str]:
 
     return [n for n, p in POLICIES.items()
             if p.evicts and not p.needs_checkpoint and (n == "belady" or not p.needs_future)]
+
+
+BASELINES = ("lru", "lfu", "fifo", "clock", "arc", "adaptive", "s3fifo", "sieve", "wtinylfu", "lirs")
+"""The baselines a learned checkpoint is judged against (with belady, the optimum)."""
+
+
+def evaluate_learned(checkpoint, traces, K: int, candidates: int | None = None, policies=None, seed=0,
+                     warmup=0, device="cpu") -> dict:
+    """The registry's ``learned`` policy (keyed ``controller``) against ``policies`` (default
+    :data:`BASELINES` and belady) on traces ``[B, T]``.
+
+    One lane: ``{policy: {"faults": int, "non_compulsory_faults": int}}``.  Several (seeds):
+    ``{policy: {"faults", "non_compulsory_faults", "fault_rate", "competitive_ratio": {mean, sd}}}``
+    plus ``gap_to_best_baseline``: the paired per-lane difference of the controller's faults
+    and those of the baseline with the fewest mean faults (``baseline``, ``mean``, ``se``)."""
+    from ..core.simulate import first_touches, resolve_warmup, simulate
+    from ..zoo.learned import load_network
+
+    tr = torch.as_tensor(traces)
+    if tr.dim() == 1:
+        tr = tr.unsqueeze(0)
+    w = resolve_warmup(warmup, tr.shape[1])
+    opts = {"checkpoint": load_network(checkpoint), **({} if candidates is None else {"candidates": candidates})}
+    on_device = tr.to(device)
+    names = list(policies) if policies is not None else list(BASELINES) + ["belady"]
+    faults = {"controller": simulate(on_device, "learned", K, warmup=w, options=opts).faults.cpu()}
+    for name in names:
+        faults[name] = simulate(on_device, name, K, seed=seed, warmup=w).faults.cpu()
+    compulsory = first_touches(tr, w).cpu()
+    if tr.shape[0] == 1:
+        return {n: {"faults": int(f[0]), "non_compulsory_faults": int(f[0] - compulsory[0])} for n, f in faults.items()}
+    requests = (tr[:, w:] >= 0).sum(1).double()
+    opt = simulate(on_device, "belady", K, warmup=w).faults.double().cpu() if "belady" not in faults \
+        else faults["belady"].double()
+    out = {n: {"faults": mean_sd(f.numpy()), "non_compulsory_faults": mean_sd((f - compulsory).numpy()),
+               "fault_rate": mean_sd((f / requests).numpy()), "competitive_ratio": mean_sd((f / opt).numpy())}
+           for n, f in faults.items()}
+    base = [n for n in names if n in BASELINES] or [n for n in names if n != "belady"]
+    if base:
+        best = min(base, key=lambda n: float(faults[n].double().mean()))
+        gap = (faults["controller"] - faults[best]).double().numpy()
+        out["gap_to_best_baseline"] = {"baseline": best, "mean": float(gap.mean()),
+                                       "se": float(gap.std(ddof=1) / np.sqrt(gap.size))}
+    return out

@@ -19,6 +19,10 @@ cloning with DAgger at simulator speed:
 Training lanes are App. B Zipf traces with randomised parameters (alpha in [0.8, 1.6], W in
 {8, 16, 32}, shift in [200, 2000], M in {64, 128}, T in {5000, 20000}) at K in {4, 8, 16}, seeds
 from ``seed_start`` (>= 10000) up; the quantisation check runs on seeds from ``check_seed``.
+With ``trace_file`` the lanes are instead windows of that file's first ``train_calls`` of its
+calls (:func:`gpupage.core.traces.trace_windows`, each starting at a call; round r's windows
+from seed ``seed_start + r``, the check's from ``check_seed``), lane b at cache size
+``Ks[b % len(Ks)]``; the rest of the file is never read.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.traces import ZipfParams, zipf_traces
+from ..core.traces import ZipfParams, trace_windows, zipf_traces
 from ..zoo import learned as L
 
 IN_SHIFT = 5  # the float model reads feature / 32: inputs in [0, 8)
@@ -39,6 +43,7 @@ VARIANTS = (("defaults", {}), ("alpha=0.8", {"alpha": 0.8}), ("alpha=1.6", {"alp
             ("W=32", {"W": 32}), ("shift=200", {"shift": 200}), ("shift=2000", {"shift": 2000}),
             ("M=128", {"M": 128}), ("T=20000", {"T": 20000}))
 """Issue 12's App. B family: the defaults and each parameter varied alone (``ZipfParams`` overrides)."""
+CALIB_CHUNK = 1 << 18  # calibration rows per forward pass: bounds quantise's memory
 
 
 class SlotNet(nn.Module):
@@ -105,6 +110,18 @@ class TrainConfig:
     """Target among Belady's optimal slots: "any" of them, or "lru": the least recently used."""
     variant_frac: float = 0.0
     """Fraction of lanes drawn from :data:`VARIANTS` exactly (uniformly) instead of the randomised family."""
+    trace_file: str = ""
+    """Train on windows of this trace file instead of Zipf lanes."""
+    trace_format: str = "auto"
+    """Its format (see :func:`gpupage.core.io.read_trace`)."""
+    train_calls: float = 0.8
+    """The first this fraction of its calls (its requests, for a file without calls) is trained on."""
+    window: int = 20000
+    """Requests per training window (long enough to fill the largest cache)."""
+    candidates: int = 0
+    """Record and train on the C least recently accessed slots of each decision (0: every slot)."""
+    stride: int = 1
+    """Record every this many-th decision of a lane (consecutive decisions of a long window are alike)."""
 
 
 def lane_params(seed: int, Ks=(4, 8, 16), variant_frac: float = 0.0) -> tuple[ZipfParams, int]:
@@ -130,6 +147,30 @@ def lane_batch(seeds, Ks=(4, 8, 16), variant_frac: float = 0.0) -> tuple[np.ndar
     for i, r in enumerate(rows):
         out[i, :r.shape[0]] = r
     return out, np.array(Kl, dtype=np.int64)
+
+
+def training_part(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(requests, allowed window starts) of the trained-on part of ``cfg.trace_file``: its first
+    ``train_calls`` of calls, windows starting at a call (any request for a file without calls)."""
+    from ..core.io import read_trace
+
+    if not 0 < cfg.train_calls <= 1:
+        raise ValueError(f"train_calls must be in (0, 1], got {cfg.train_calls}")
+    ft = read_trace(cfg.trace_file, cfg.trace_format)
+    call = ft.meta.get("call")
+    if call is None:
+        n = max(int(ft.requests * cfg.train_calls), 1)
+        return ft.ids[:n], np.arange(max(n - cfg.window, 0) + 1)
+    n = int(np.searchsorted(call, max(round((int(call[-1]) + 1) * cfg.train_calls), 1)))
+    starts = np.flatnonzero(ft.meta["pos_in_call"][:n] == 0)
+    return ft.ids[:n], starts[starts <= max(n - cfg.window, 0)]
+
+
+def trace_batch(part, seed: int, lanes: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(windows int32 [lanes, window], K int64 [lanes]) of the training part ``part``."""
+    ids, starts = part
+    K = np.array([cfg.Ks[b % len(cfg.Ks)] for b in range(lanes)], dtype=np.int64)
+    return trace_windows(ids, lanes, cfg.window, seed, starts), K
 
 
 def listwise_loss(score: torch.Tensor, dist: torch.Tensor, recency: torch.Tensor | None = None) -> torch.Tensor:
@@ -203,11 +244,12 @@ def quantise(model: SlotNet, calib: torch.Tensor) -> L.LearnedNet:
     ``calib`` (uint8 features [N, N_IN]) to 255; weights get the largest power-of-two scale that
     keeps them int16 and every unit's |b| + 255 sum |w| below 2**24; the shift between is the
     difference of the exponents."""
-    a1, a2, _ = model.activations(calib)
+    peaks = [tuple(float(a.max()) for a in model.activations(calib[i:i + CALIB_CHUNK])[:2])
+             for i in range(0, calib.shape[0], CALIB_CHUNK)]
     W1 = model.l1.weight.double() * 2.0 ** -IN_SHIFT  # per integer input
     b1 = model.l1.bias.double()
-    e1 = _exponent(255, max(float(a1.max()), 1e-6))
-    e2 = _exponent(255, max(float(a2.max()), 1e-6))
+    e1 = _exponent(255, max(max(p[0] for p in peaks), 1e-6))
+    e2 = _exponent(255, max(max(p[1] for p in peaks), 1e-6))
     W2 = model.l2.weight.double() * 2.0 ** -e1  # per integer h1
     b2 = model.l2.bias.double()
     w3 = model.l3.weight.double()[0]
@@ -271,13 +313,15 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     pool: dict = {}
     report = {"rounds": []}
     net = None
+    part = training_part(cfg) if cfg.trace_file else None
     for rnd in range(cfg.rounds + 1):
         start = time.time()
         seeds = np.arange(cfg.lanes) + cfg.seed_start + rnd * cfg.lanes
-        traces, K = lane_batch(seeds, cfg.Ks, cfg.variant_frac)
+        traces, K = (trace_batch(part, cfg.seed_start + rnd, cfg.lanes, cfg) if part
+                     else lane_batch(seeds, cfg.Ks, cfg.variant_frac))
         beta = 1.0 if rnd == 0 else cfg.beta * 0.5 ** (rnd - 1)
-        feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds)
-        _pool_add(pool, feats, dist, K, decisions)
+        feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds, cfg.candidates, cfg.stride)
+        _pool_add(pool, feats, dist, K, -(-decisions // cfg.stride))
         _pool_trim(pool, cfg.max_decisions)
         collect_s = time.time() - start
         loss = fit(model, pool, cfg, gen)
@@ -289,15 +333,21 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         report["rounds"].append(info)
         if log is not None:
             log(rnd, info)
-    report["check"] = quantisation_check(model, net, cfg)
+    report["check"] = quantisation_check(model, net, cfg, part)
     return model, net, report
 
 
-def quantisation_check(model: SlotNet, net: L.LearnedNet, cfg: TrainConfig) -> dict:
+def quantisation_check(model: SlotNet, net: L.LearnedNet, cfg: TrainConfig, part=None) -> dict:
     """Faults of the float model and of its integer export on held-out lanes (seeds from
-    ``check_seed``): the randomised family and the App. B defaults at each K."""
+    ``check_seed``): the randomised family and the App. B defaults at each K; with a training
+    ``part`` of a trace file, its windows of seed ``check_seed`` instead."""
     from ..core.simulate import simulate
 
+    if part is not None:
+        traces, K = trace_batch(part, cfg.check_seed, cfg.check_lanes, cfg)
+        out = {"windows": _pair(model, net, traces, K, cfg.candidates)}
+        out["windows"]["belady"] = int(simulate(torch.from_numpy(traces), "belady", torch.from_numpy(K)).faults.sum())
+        return out
     seeds = np.arange(cfg.check_lanes) + cfg.check_seed
     traces, K = lane_batch(seeds, cfg.Ks)
     out = {"randomised": _pair(model, net, traces, K)}
@@ -309,11 +359,12 @@ def quantisation_check(model: SlotNet, net: L.LearnedNet, cfg: TrainConfig) -> d
     return out
 
 
-def _pair(model, net, traces, K) -> dict:
+def _pair(model, net, traces, K, candidates: int = 0) -> dict:
     from ..core.simulate import simulate
 
-    quant = simulate(torch.from_numpy(traces), "learned", torch.from_numpy(K), options={"checkpoint": net}).faults
-    flt = L.float_faults(traces, K, float_net(model))
+    opts = {"checkpoint": net, **({"candidates": candidates} if candidates else {})}
+    quant = simulate(torch.from_numpy(traces), "learned", torch.from_numpy(K), options=opts).faults
+    flt = L.float_faults(traces, K, float_net(model), candidates)
     return {"float": int(flt.sum()), "integer": int(quant.sum()),
             "relative": float(quant.sum()) / max(float(flt.sum()), 1.0) - 1.0}
 

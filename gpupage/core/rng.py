@@ -38,6 +38,7 @@ STREAM_SHARDS = 12
 STREAM_HINT = 13  # prefetch hints: is h_t noise (issue 13) ...
 STREAM_HINT_VALUE = 14  # ... and which block a noisy hint names
 STREAM_GYM_EPISODE = 15  # gymnasium adapter: the trace seed of a lane's later episodes
+STREAM_TRACE_WINDOWS = 16  # where each training window of a trace file starts
 
 
 @njit(inline="always", cache=True)

@@ -235,3 +235,48 @@ def _as_numpy(traces) -> np.ndarray:
     if t.dim() != 2:
         raise ValueError(f"traces must be [B, T], got shape {tuple(t.shape)}")
     return t.detach().cpu().contiguous().numpy()
+
+
+def call_slice(trace, first: int, end: int):
+    """Calls ``first .. end-1`` of a Mooncake :class:`~gpupage.core.io.FileTrace` as a trace of
+    their own: ids renumbered densely in order of first appearance, ``meta`` sliced (``call``
+    kept as the file's call index).  Replayed from an empty cache, this is how a held-out
+    stretch of the service is judged."""
+    from .io import FileTrace
+
+    call = trace.meta.get("call")
+    if call is None:
+        raise ValueError(f"{trace.path}: a {trace.format} trace has no calls to slice (need the mooncake format)")
+    ncalls = int(call[-1]) + 1
+    if not 0 <= first < end <= ncalls:
+        raise ValueError(f"calls {first}..{end - 1} are not a non-empty range of the trace's {ncalls} calls")
+    sel = (call >= first) & (call < end)
+    ids = trace.ids[sel]
+    uniq, first_at, dense = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first_at, kind="stable")  # dense ids by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return FileTrace(rank[dense].astype(ids.dtype), trace.original[uniq[order]], trace.path, trace.format,
+                     {k: v[sel] for k, v in trace.meta.items()})
+
+
+def trace_windows(ids: np.ndarray, lanes: int, length: int, seed: int, starts: np.ndarray | None = None):
+    """int32 [lanes, length]: windows of the request stream ``ids``, padded with -1.
+
+    Lane b starts at ``starts[uniform_below(draw, len(starts))]`` with the draw of stream
+    ``rng.STREAM_TRACE_WINDOWS`` of key (seed, b) (``starts`` default: every position), so a
+    lane's window depends only on (seed, b).  A window running past the end is padded."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or ids.size == 0:
+        raise ValueError("trace_windows needs a non-empty 1-d request stream")
+    if lanes < 1 or length < 1:
+        raise ValueError(f"trace_windows needs lanes >= 1 and length >= 1, got {lanes}, {length}")
+    starts = np.arange(max(ids.size - length, 0) + 1) if starts is None else np.asarray(starts, dtype=np.int64)
+    keys = rng.lane_keys(int(seed), lanes)
+    out = np.full((lanes, length), -1, dtype=np.int32)
+    for b in range(lanes):
+        h = int(rng.draw(rng.stream_key(int(keys[b]), rng.STREAM_TRACE_WINDOWS), 0))
+        s = int(starts[rng.uniform_below(h, len(starts))])
+        w = ids[s:s + length]
+        out[b, :w.size] = w
+    return out

@@ -175,6 +175,17 @@ def checkpoint_dict(net: LearnedNet, meta: dict | None = None) -> dict:
             "meta": dict(meta or {})}
 
 
+def is_checkpoint(path) -> bool:
+    """Whether the file at ``path`` is a learned-policy checkpoint (of any spec version)."""
+    import torch
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not ours, whatever the unpickler says
+        return False
+    return isinstance(ck, dict) and ck.get("format") == FORMAT
+
+
 def load_network(source) -> LearnedNet:
     """The integer network of a checkpoint: a path, a checkpoint dict or a :class:`LearnedNet`.
 
@@ -357,8 +368,9 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
 
     ``expert``: DAgger collection -- at each decision Belady (farthest next use by ``nxt_row``,
     ties to the least recently accessed) acts when ``draw(mkey, decision) < beta_thr``, the
-    network otherwise; with ``record`` every decision's features go to ``feat_out[row0 + d]``
-    (all N_IN per slot) and each slot's next-use distance to ``dist_out`` (-1: no slot)."""
+    network otherwise; with ``record`` r > 0 every r-th decision d's features go to
+    ``feat_out[row0 + d // r]`` (all N_IN per candidate, in candidate order) and each candidate's next-use distance to
+    ``dist_out`` (-1: no candidate); with ``cand`` the expert too picks among the candidates."""
     W1s, W1g, b1, k1, W2, b2, k2, w3 = net
     T = trace.shape[0]
     H1 = b1.shape[0]
@@ -402,7 +414,9 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
                         order[i] = i
                 _context(t, k, fc, fct, nc, nct, frac, rmul, g)
                 use_expert = expert and rng.draw(mkey, decisions) < beta_thr
-                if record or not use_expert:
+                rec = record > 0 and decisions % record == 0
+                row = row0 + decisions // max(record, 1)
+                if rec or not use_expert:
                     for j in range(H1):
                         b1g[j] = b1[j]
                         for i in range(N_IN - N_SLOT):
@@ -412,14 +426,14 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
                 far = np.int64(-1)
                 for i in range(m):
                     c = order[i]
-                    if record or not use_expert:
+                    if rec or not use_expert:
                         _slot_features(t, c, blk, last, ins, hits, count, gap, dc, frac, f)
-                    if record:
+                    if rec:  # candidate i's row (slot i's when every slot is a candidate)
                         for q in range(N_SLOT):
-                            feat_out[row0 + decisions, c, q] = f[q]
+                            feat_out[row, i, q] = f[q]
                         for q in range(N_IN - N_SLOT):
-                            feat_out[row0 + decisions, c, N_SLOT + q] = g[q]
-                        dist_out[row0 + decisions, c] = snu[c] - t
+                            feat_out[row, i, N_SLOT + q] = g[q]
+                        dist_out[row, i] = snu[c] - t
                     if use_expert:
                         # Belady: farthest next use, ties to the least recently accessed
                         if snu[c] > far or (snu[c] == far and last[c] < last[best]):
@@ -528,7 +542,7 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     decisions = np.empty(B, dtype=np.int64)
     dummy = np.zeros((1, 1), dtype=np.int64)
     _batch(np.ascontiguousarray(traces), K, cand, net.cpu_args(), True, _FRAC, _RMUL, max(n_ids, 1), return_hits, hits,
-           victims, faults, decisions, False, dummy, np.zeros(B, dtype=np.int64), np.int64(0), False,
+           victims, faults, decisions, False, dummy, np.zeros(B, dtype=np.int64), np.int64(0), 0,
            np.zeros((1, 1, 1), dtype=np.uint8), np.zeros((1, 1), dtype=np.int32), np.zeros(B, dtype=np.int64),
            lane_chunks(B))
     return cpu_result(faults, hits, victims, return_hits)
@@ -562,9 +576,10 @@ class FloatNet:
         return self.args
 
 
-def _rollout(traces, K, net, exact, beta, seeds, record):
+def _rollout(traces, K, net, exact, beta, seeds, record, cand=0):
     """Run _batch over a whole batch (DAgger mixing with Belady when ``seeds`` is given):
-    (faults, decisions, features, distances), the last two only when ``record``."""
+    (faults, decisions, features, distances), the last two (every ``record``-th decision) only
+    when ``record`` > 0."""
     traces = np.ascontiguousarray(traces)
     B, T = traces.shape
     _check_length(T)
@@ -581,38 +596,46 @@ def _rollout(traces, K, net, exact, beta, seeds, record):
     common = (net.cpu_args(), exact, _FRAC, _RMUL, n_ids, False, np.zeros((1, 1), dtype=np.uint8),
               np.zeros((1, 1), dtype=np.int64), faults, decisions, expert, nxt, mkeys, thr)
     rows = np.zeros(B, dtype=np.int64)
-    _batch(traces, K, 0, *common, False, np.zeros((1, 1, 1), dtype=np.uint8), np.zeros((1, 1), dtype=np.int64),
-           rows, lane_chunks(B))
+    _batch(traces, K, cand, *common, 0, np.zeros((1, 1, 1), dtype=np.uint8),
+           np.zeros((1, 1), dtype=np.int64), rows, lane_chunks(B))
     if not record:
         return faults, decisions, None, None
-    rows[1:] = np.cumsum(decisions)[:-1]
-    feats = np.zeros((int(decisions.sum()), int(K.max()), N_IN), dtype=np.uint8)
+    kept = -(-decisions // record)
+    rows[1:] = np.cumsum(kept)[:-1]
+    width = int(K.max()) if cand == 0 else min(int(K.max()), cand)
+    feats = np.zeros((int(kept.sum()), width, N_IN), dtype=np.uint8)
     dist = np.full(feats.shape[:2], -1, dtype=np.int64)
-    _batch(traces, K, 0, *common, True, feats, dist, rows, lane_chunks(B))
+    _batch(traces, K, cand, *common, record, feats, dist, rows, lane_chunks(B))
     return faults, decisions, feats, dist
 
 
-def collect(traces: np.ndarray, K: np.ndarray, net: LearnedNet | None, beta: float, seeds):
+def collect(traces: np.ndarray, K: np.ndarray, net: LearnedNet | None, beta: float, seeds, candidates: int = 0,
+            stride: int = 1):
     """Roll out the integer network mixed with Belady and record every decision (DAgger).
 
     At each decision Belady acts when a draw of stream ``rng.STREAM_EXPERT_MIX`` of the lane's
     seed, at the decision's index, falls below ``beta`` (``net`` None: Belady always); the
     network otherwise.  Two passes of the simulator: one counts each lane's decisions, the
-    other writes them.
+    other writes them.  ``candidates`` C >= 1: the policy with option ``candidates=C`` -- each
+    decision records (and Belady chooses among) the C least recently accessed slots only.
+    ``stride`` r: record only every r-th decision of a lane (0, r, 2r, ...).
 
     Args:
         traces: int ``[B, T]`` dense ids (-1 pads).  K: int ``[B]``.  seeds: int ``[B]``.
     Returns:
-        (features uint8 ``[N, max K, N_IN]``, next-use distance int64 ``[N, max K]`` (-1 where a
-        lane has no such slot; about NEVER_USED when never), faults int64 ``[B]``, decisions
-        int64 ``[B]``); the N decisions in lane order.
+        (features uint8 ``[N, S, N_IN]``, next-use distance int64 ``[N, S]`` (-1 where a lane has
+        no such slot; about NEVER_USED when never), faults int64 ``[B]``, decisions int64 ``[B]``),
+        S = max K (or C when smaller); the N = sum ceil(decisions / r) recorded decisions in lane order.
     """
     if net is None:
         net, beta = LearnedNet(np.zeros((1, N_IN)), [0], 0, [[0]], [0], 0, [0]), 1.0
-    faults, decisions, feats, dist = _rollout(traces, K, net, True, beta, np.asarray(seeds), True)
+    if stride < 1:
+        raise ValueError(f"collect: stride must be >= 1, got {stride}")
+    faults, decisions, feats, dist = _rollout(traces, K, net, True, beta, np.asarray(seeds), stride, candidates)
     return feats, dist, faults, decisions
 
 
-def float_faults(traces: np.ndarray, K: np.ndarray, net: FloatNet) -> np.ndarray:
-    """int64 [B]: faults of the float network ``net`` as a policy (every slot scored)."""
-    return _rollout(traces, K, net, False, 1.0, None, False)[0]
+def float_faults(traces: np.ndarray, K: np.ndarray, net: FloatNet, candidates: int = 0) -> np.ndarray:
+    """int64 [B]: faults of the float network ``net`` as a policy (every slot scored, or the
+    ``candidates`` least recently accessed)."""
+    return _rollout(traces, K, net, False, 1.0, None, 0, candidates)[0]

@@ -1,0 +1,115 @@
+"""``gpupage evaluate`` for learned-policy checkpoints, against ``gpupage.simulate`` lane by lane."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from test_cli import assert_one_line_error
+
+import gpupage
+from gpupage.cli import main
+from gpupage.controller.evaluate import BASELINES
+from gpupage.core.io import read_trace
+from gpupage.core.traces import ZipfParams, zipf_traces
+
+ROOT = Path(__file__).resolve().parents[1]
+CKPT = str(ROOT / "checkpoints" / "learned_v1.pt")
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def calls_file(tmp_path):
+    g = np.random.default_rng(7)
+    lines = []
+    for i in range(120):  # conversations that re-send their growing prefix, plus a shared system block
+        conv = int(g.integers(0, 15))
+        lines.append(json.dumps({"timestamp": i, "hash_ids": [0] + [1000 * conv + j for j in range(int(g.integers(1, 12)))]}))
+    path = tmp_path / "calls.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_evaluate_learned_on_a_trace_file(calls_file):
+    res = run("evaluate", "--checkpoint", CKPT, "--trace-file", calls_file, "--format", "mooncake", "--K", "16",
+              "--candidates", "4", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert list(out) == ["controller", *BASELINES, "belady"]
+    ft = read_trace(calls_file, "mooncake")
+    lane = torch.from_numpy(ft.ids)[None]
+    for name, r in out.items():
+        opts = {"checkpoint": CKPT, "candidates": 4} if name == "controller" else None
+        f = int(gpupage.simulate(lane, "learned" if name == "controller" else name, 16, options=opts).faults[0])
+        assert r == {"faults": f, "non_compulsory_faults": f - ft.distinct}, name
+    assert out["belady"]["faults"] < out["lru"]["faults"]
+
+
+def test_evaluate_learned_on_zipf_seeds():
+    res = run("evaluate", "--checkpoint", CKPT, "--K", "8", "--seeds", "1000-1003", "--T", "600",
+              "--policies", "lru,lfu", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert set(out) == {"controller", "lru", "lfu", "gap_to_best_baseline"}
+    tr = zipf_traces(ZipfParams(T=600), seed=[1000, 1001, 1002, 1003])
+    mine = gpupage.simulate(tr, "learned", 8, options={"checkpoint": CKPT}).faults.double()
+    base = {n: gpupage.simulate(tr, n, 8, seed=1000).faults.double() for n in ("lru", "lfu")}
+    opt = gpupage.simulate(tr, "belady", 8).faults.double()
+    assert out["controller"]["faults"]["mean"] == pytest.approx(float(mine.mean()))
+    assert out["controller"]["faults"]["sd"] == pytest.approx(float(mine.std()))
+    assert out["lfu"]["competitive_ratio"]["mean"] == pytest.approx(float((base["lfu"] / opt).mean()))
+    best = min(base, key=lambda n: float(base[n].mean()))
+    gap = mine - base[best]
+    assert out["gap_to_best_baseline"] == pytest.approx(
+        {"baseline": best, "mean": float(gap.mean()), "se": float(gap.std() / 2)})
+    for r in (out["controller"], out["lru"]):
+        assert set(r) == {"faults", "non_compulsory_faults", "fault_rate", "competitive_ratio"}
+
+
+def test_evaluate_learned_bad_input(calls_file):
+    assert_one_line_error(run("evaluate", "--checkpoint", CKPT, "--trace-file", calls_file, "--format", "mooncake",
+                              "--candidates", "0"), "--candidates")
+    assert_one_line_error(run("simulate", calls_file, "--format", "mooncake", "--policy", "learned",
+                              "--K", "8"), "checkpoint")
+    blackbox = str(ROOT / "checkpoints" / "blackbox_k8.pt")
+    assert_one_line_error(run("evaluate", "--checkpoint", blackbox, "--candidates", "4"), "--candidates")
+
+
+def test_train_learned_on_a_trace_file_then_evaluate(calls_file, tmp_path):
+    out = tmp_path / "llm.pt"
+    args = ["train", "--policy", "learned", "--trace-file", calls_file, "--format", "mooncake", "--bc-Ks", "6,10",
+            "--train-calls", "0.75", "--window", "150", "--candidates", "4", "--stride", "2", "--bc-rounds", "1",
+            "--bc-lanes", "4", "--bc-epochs", "1", "--learned-hidden", "8,4", "--quiet", "--out", out]
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    ck = torch.load(out, weights_only=True)
+    cfg = ck["meta"]["config"]
+    assert (cfg["trace_file"], cfg["Ks"], cfg["candidates"], cfg["stride"], cfg["window"]) == (calls_file, [6, 10], 4, 2, 150)
+    # its windows came from calls 0..89 only
+    from gpupage.controller.slotnet import TrainConfig, training_part
+    ids, starts = training_part(TrainConfig(trace_file=calls_file, train_calls=0.75, window=150))
+    ft = read_trace(calls_file, "mooncake")
+    assert np.array_equal(ids, ft.ids[ft.meta["call"] < 90]) and (ft.meta["pos_in_call"][starts] == 0).all()
+    res = run("evaluate", "--checkpoint", out, "--trace-file", calls_file, "--format", "mooncake", "--K", "6", "--json")
+    assert res.exit_code == 0 and "controller" in json.loads(res.output)
+    assert_one_line_error(run(*args), "exists")
+    assert_one_line_error(run("train", "--out", tmp_path / "x.pt", "--trace-file", calls_file), "--policy learned")
+    assert_one_line_error(run("train", "--policy", "learned", "--out", tmp_path / "y.pt", "--learned-hidden", "8"),
+                          "two widths")
+
+
+@pytest.mark.parametrize("name", ["llm_k1024.pt", "llm_k4096.pt"])
+def test_shipped_mooncake_checkpoints_saw_only_the_training_calls(name):
+    from gpupage.zoo.learned import is_checkpoint, load_network
+
+    path = ROOT / "checkpoints" / name
+    assert is_checkpoint(path)
+    load_network(str(path))
+    cfg = torch.load(path, weights_only=True)["meta"]["config"]
+    assert Path(cfg["trace_file"]).name == "mooncake_conversation_train.jsonl" and cfg["train_calls"] == 0.8
+    assert cfg["candidates"] == 0 and cfg["Ks"] == [1024]
