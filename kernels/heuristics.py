@@ -33,6 +33,29 @@ SCRATCH_LIMIT = 1 << 28  # scratch entries beyond which ids are remapped to 0..n
 
 
 @triton.jit
+def _cusum(t, novel, active, S, cur, gen_ep, gen_cd, nextgen, resume, s_ep, s_cd, ep_x, cd_x,
+           gain, decay, alarm, refractory):
+    """The change detector after request t (``gpupage.zoo.heuristics.access``), on a tile of lanes: the
+    CUSUM on novelty, and on an alarm the candidate's counts become the epoch's and a fresh candidate starts."""
+    watch = active & (t >= resume)
+    S = tl.where(watch, S + tl.where(novel, gain, -decay), S)
+    restart = watch & (S <= 0)
+    promote = watch & (S > 0) & (S >= alarm)
+    S = tl.where(restart | promote, 0, S)
+    s_ep = tl.where(promote[None, :], s_cd, s_ep)
+    ep_x = tl.where(promote, cd_x, ep_x)
+    cur = tl.where(promote, 1 - cur, cur)
+    gen_ep = tl.where(promote, gen_cd, gen_ep)
+    resume = tl.where(promote, t + refractory, resume)
+    fresh = restart | promote
+    gen_cd = tl.where(fresh, nextgen, gen_cd)
+    nextgen = tl.where(fresh, nextgen + 1, nextgen)
+    s_cd = tl.where(fresh[None, :], 0, s_cd)
+    cd_x = tl.where(fresh, 0, cd_x)
+    return S, cur, gen_ep, gen_cd, nextgen, resume, s_ep, s_cd, ep_x, cd_x
+
+
+@triton.jit
 def _adaptive_kernel(trace_ptr, k_ptr, scratch_ptr, last_ptr, faults_ptr, hits_ptr, victims_ptr,
                      B, T, want_hits, novel_gap, gain, decay, alarm, refractory, stale, suspect,
                      BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr):
@@ -76,22 +99,9 @@ def _adaptive_kernel(trace_ptr, k_ptr, scratch_ptr, last_ptr, faults_ptr, hits_p
         s_ep = tl.where(eq, ep_x[None, :], s_ep)
         s_cd = tl.where(eq, cd_x[None, :], s_cd)
         # CUSUM change detection on novelty
-        watch = active & (t >= resume)
-        S = tl.where(watch, S + tl.where(novel, gain, -decay), S)
-        restart = watch & (S <= 0)
-        promote = watch & (S > 0) & (S >= alarm)
-        S = tl.where(restart | promote, 0, S)
-        # promotion: the candidate becomes the epoch, a fresh candidate starts
-        s_ep = tl.where(promote[None, :], s_cd, s_ep)
-        ep_x = tl.where(promote, cd_x, ep_x)
-        cur = tl.where(promote, 1 - cur, cur)
-        gen_ep = tl.where(promote, gen_cd, gen_ep)
-        resume = tl.where(promote, t + refractory, resume)
-        fresh = restart | promote
-        gen_cd = tl.where(fresh, nextgen, gen_cd)
-        nextgen = tl.where(fresh, nextgen + 1, nextgen)
-        s_cd = tl.where(fresh[None, :], 0, s_cd)
-        cd_x = tl.where(fresh, 0, cd_x)
+        S, cur, gen_ep, gen_cd, nextgen, resume, s_ep, s_cd, ep_x, cd_x = _cusum(
+            t, novel, active, S, cur, gen_ep, gen_cd, nextgen, resume, s_ep, s_cd, ep_x, cd_x,
+            gain, decay, alarm, refractory)
         # eviction: smallest (priority, last access)
         cold = miss & (n < Kl)
         evict = miss & (n >= Kl)

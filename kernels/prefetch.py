@@ -23,6 +23,7 @@ import triton.language as tl
 from gpupage.zoo import heuristics as _h
 from gpupage.zoo.heuristics import resolve_params
 
+from .heuristics import _cusum
 from .launch import _lane_tile, _lookup, aot_spec, check_tb, tile_shape
 
 M_LRU, M_ADAPTIVE = 0, 1
@@ -128,21 +129,9 @@ def _prefetch_kernel(trace_ptr, target_ptr, k_ptr, scratch_ptr, last_ptr, out_pt
             s_ep = tl.where(eq, ep_x[None, :], s_ep)
             s_cd = tl.where(eq, cd_x[None, :], s_cd)
             novel = last_x <= t - novel_gap
-            watch = active & (t >= resume)
-            S = tl.where(watch, S + tl.where(novel, gain, -decay), S)
-            restart = watch & (S <= 0)
-            promote = watch & (S > 0) & (S >= alarm)
-            S = tl.where(restart | promote, 0, S)
-            s_ep = tl.where(promote[None, :], s_cd, s_ep)
-            ep_x = tl.where(promote, cd_x, ep_x)
-            cur = tl.where(promote, 1 - cur, cur)
-            gen_ep = tl.where(promote, gen_cd, gen_ep)
-            resume = tl.where(promote, t + refractory, resume)
-            fresh = restart | promote
-            gen_cd = tl.where(fresh, nextgen, gen_cd)
-            nextgen = tl.where(fresh, nextgen + 1, nextgen)
-            s_cd = tl.where(fresh[None, :], 0, s_cd)
-            cd_x = tl.where(fresh, 0, cd_x)
+            S, cur, gen_ep, gen_cd, nextgen, resume, s_ep, s_cd, ep_x, cd_x = _cusum(
+                t, novel, active, S, cur, gen_ep, gen_cd, nextgen, resume, s_ep, s_cd, ep_x, cd_x,
+                gain, decay, alarm, refractory)
         s_ev = _victim(t, s_last, s_ep, s_cd, S, valid_slot, slot, stale, suspect, MODE, BLOCK_K)
         cold = miss & (n < Kl)
         s = tl.where(cold, n, s_ev)
