@@ -143,6 +143,13 @@ def forget(trace, last, stamp):
             stamp[1, x] = -1
 
 
+@njit(inline="always", cache=True)
+def scratch(n_ids, kmax):
+    """One thread's per-block and per-slot arrays (slot_of, last, cnt, stamp, blk), left clean by every lane."""
+    return (np.full(n_ids, -1, dtype=np.int64), np.full(n_ids, FAR_PAST, dtype=np.int64),
+            np.zeros((2, n_ids), dtype=np.int64), np.full((2, n_ids), -1, dtype=np.int64), np.empty(kmax, dtype=np.int64))
+
+
 @njit(cache=True)
 def _run_lane(trace, k, prm, want_hits, hits_row, want_victims, victims_row,
               slot_of, last, cnt, stamp, blk):
@@ -179,11 +186,7 @@ def _simulate_batch(traces, K, prm, n_ids, want_hits, hits, want_victims, victim
     B, T = traces.shape
     kmax = max_k(K)
     for c in prange(nchunks):
-        slot_of = np.full(n_ids, -1, dtype=np.int64)
-        last = np.full(n_ids, FAR_PAST, dtype=np.int64)
-        cnt = np.zeros((2, n_ids), dtype=np.int64)
-        stamp = np.full((2, n_ids), -1, dtype=np.int64)
-        blk = np.empty(kmax, dtype=np.int64)
+        slot_of, last, cnt, stamp, blk = scratch(n_ids, kmax)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             faults[b] = _run_lane(
                 traces[b], K[b], prm, want_hits, hits[b if want_hits else 0],

@@ -14,7 +14,7 @@ from numba import njit, prange
 
 from ..core import limits
 from ..core.cpu import evict, lane_chunks, max_k, place, release
-from .heuristics import FAR_PAST, access, forget, resolve_params, victim
+from .heuristics import access, forget, resolve_params, scratch, victim
 
 
 @njit(cache=True)
@@ -61,11 +61,7 @@ def _serve_batch(traces, targets, off, K, prm, n_ids, out, nchunks):
     B, T = traces.shape
     kmax = max_k(K)
     for c in prange(nchunks):
-        slot_of = np.full(n_ids, -1, dtype=np.int64)
-        last = np.full(n_ids, FAR_PAST, dtype=np.int64)
-        cnt = np.zeros((2, n_ids), dtype=np.int64)
-        stamp = np.full((2, n_ids), -1, dtype=np.int64)
-        blk = np.empty(kmax, dtype=np.int64)
+        slot_of, last, cnt, stamp, blk = scratch(n_ids, kmax)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             f, p, e = _serve_lane(traces[b], targets[b], off, min(K[b], kmax), prm, slot_of, last, cnt, stamp, blk)
             out[b, 0] = f
