@@ -10,10 +10,10 @@ from gpupage.controller.network import load_controller
 from gpupage.core.simulate import simulate
 from gpupage.core.traces import ZipfParams, zipf_traces
 
-# the learned policy's checkpoints (learned_*.pt, llm_*.pt) are another format, tested in tests/test_learned.py
-# and tests/test_evaluate_learned.py
+# the learned policy's checkpoints (learned_*.pt, llm_*.pt) and the prefetch controller's (prefetch_*.pt) are other
+# formats, tested in tests/test_learned.py, tests/test_evaluate_learned.py and tests/test_prefetch_controller.py
 SHIPPED = sorted(p for p in (Path(__file__).resolve().parents[1] / "checkpoints").glob("*.pt")
-                 if not p.name.startswith(("learned_", "llm_")))
+                 if not p.name.startswith(("learned_", "llm_", "prefetch_")))
 HELD_OUT = [1000, 1001, 1002, 1003]  # evaluation seeds, never trained or tuned on
 
 
