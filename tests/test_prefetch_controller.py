@@ -1,6 +1,7 @@
 """The PPO prefetch controller: training, its checkpoint, `gpupage evaluate` on it and Lemma 2's gaps."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from gpupage.controller.prefetch_train import PrefetchNet, PrefetchTrainConfig, 
 from gpupage.core.prefetch import make_hints, simulate_prefetch
 from gpupage.experiments.bounds.config import BoundsConfig
 from gpupage.experiments.bounds.lemma2 import lemma2
-from gpupage.experiments.prefetch_controller import evaluate_prefetch
+from gpupage.experiments.prefetch_controller import evaluate_prefetch, policy_rows
 
 SEEDS = [1000, 1001, 1002]
 PARAMS = gpupage.ZipfParams(T=600)
@@ -38,11 +39,11 @@ def test_evaluate_pairs_the_controller_with_the_heuristics(tmp_path, bias, rule)
     traces = gpupage.zipf_traces(PARAMS, SEEDS)
     hints = make_hints(traces, 4, 0.2, PARAMS.M, seed=SEEDS)
     ref = simulate_prefetch(traces, 8, rule, "adaptive", hints=hints, L=4, lam_fetch=0.3)
-    got = res["policies"]["controller"]
+    got = res["controller"]
     assert got["faults"]["mean"] == pytest.approx(float(ref.faults.double().mean()))
     assert got["cost"]["mean"] == pytest.approx(float(ref.cost.mean()))
-    assert res["policies"][f"{rule}_adaptive"]["cost"] == got["cost"]
-    pol = res["policies"]
+    assert res[f"{rule}_adaptive"]["cost"] == got["cost"]
+    pol = policy_rows(res)
     assert {"controller", "never_lru", "follow_hint_lfu", "lookahead_oracle", "opt"} <= set(pol)
     assert all(pol["opt"]["cost"]["mean"] <= v["cost"]["mean"] + 1e-9 for v in pol.values())
     assert res["settings"] == {"K": 8, "L": 4, "eps": 0.2, "lam_fetch": 0.3, "lam_evict": 0.0}
@@ -58,7 +59,9 @@ def test_training_writes_a_checkpoint_the_cli_evaluates(tmp_path):
     assert res.exit_code == 0, res.output
     out_json = json.loads(res.output)
     assert out_json["settings"]["eps"] == 0.3 and out_json["lanes"] == 3
-    for v in out_json["policies"]["controller"].values():
+    assert set(policy_rows(out_json)) == {"controller", "lookahead_oracle", "opt"} | {
+        f"{rule}_{ev}" for rule in ("never", "follow_hint") for ev in ("lru", "lfu", "fifo", "adaptive")}
+    for v in out_json["controller"].values():
         assert set(v) == {"mean", "sd"}
     again = CliRunner().invoke(main, ["prefetch-train", "--out", str(out), "--iterations", "1"])
     assert again.exit_code != 0 and "--force" in again.output
@@ -89,3 +92,15 @@ def test_lemma2_gaps_against_a_plain_loop(tmp_path):
     assert rows[("controller", 0.2)]["mean_gap"] == rows[("adaptive", 0.2)]["mean_gap"]
     assert all(r["mean_gap"] == 0 for r in e["details"]["rows"] if r["eps"] == 0)
     assert e["holds"] == all(r["mean_gap"] <= r["eps"] for r in e["details"]["rows"])
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "prefetch_blackbox_k8.pt"
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="checkpoints/prefetch_blackbox_k8.pt not built")
+def test_the_shipped_controller_beats_following_the_hints_on_held_out_seeds():
+    """At its settings (eps = 0.1, K = 8, L = 4, lambda_fetch = 0.3) on evaluation seeds never trained on."""
+    res = evaluate_prefetch(SHIPPED, [1000, 1001, 1002])
+    assert res["settings"] == {"K": 8, "L": 4, "eps": 0.1, "lam_fetch": 0.3, "lam_evict": 0.0}
+    assert res["paired"]["best_heuristic"] == "follow_hint_adaptive" and res["paired"]["wins"] == 3
+    assert res["opt"]["cost"]["mean"] < res["controller"]["cost"]["mean"] < res["follow_hint_adaptive"]["cost"]["mean"]

@@ -85,7 +85,7 @@ def is_prefetch_checkpoint(path) -> bool:
 
 def evaluate_prefetch_checkpoint(checkpoint, K, seeds, params, as_json, **overrides) -> None:
     """The prefetch branch of ``gpupage evaluate``: every policy's cost, faults and prefetches over the seeds."""
-    from ..experiments.prefetch_controller import evaluate_prefetch
+    from ..experiments.prefetch_controller import evaluate_prefetch, policy_rows
 
     if len(K) != 1:
         raise click.BadParameter("give one cache size", param_hint="--K")
@@ -97,7 +97,7 @@ def evaluate_prefetch_checkpoint(checkpoint, K, seeds, params, as_json, **overri
     click.echo(f"{checkpoint} on {res['lanes']} Zipf lanes, K={s['K']} L={s['L']} eps={s['eps']:g} "
                f"lambda_fetch={s['lam_fetch']:g} lambda_evict={s['lam_evict']:g}")
     click.echo("| policy | cost | sd | faults | prefetches |\n|---|---|---|---|---|")
-    for name, v in res["policies"].items():
+    for name, v in policy_rows(res).items():
         click.echo(f"| {name} | {v['cost']['mean']:.1f} | {v['cost']['sd']:.1f} | {v['faults']['mean']:.1f} | "
                    f"{v['prefetches']['mean']:.1f} |")
     p = res["paired"]

@@ -64,15 +64,17 @@ def lane_costs(model, ck: dict, seeds: list[int], s: dict, params: ZipfParams = 
 
 
 def evaluate_prefetch(path, seeds: list[int], params: ZipfParams = ZipfParams(), **overrides) -> dict:
-    """The JSON of ``gpupage evaluate`` for a prefetch checkpoint: per policy cost / faults / prefetches
-    {mean, sd} over seeds, and the controller paired per seed against the best heuristic, the oracle and OPT."""
+    """The JSON of ``gpupage evaluate`` for a prefetch checkpoint, keyed by policy (``controller``, ``never_*``,
+    ``follow_hint_*``, ``lookahead_oracle``, ``opt``): cost / faults / prefetches {mean, sd} over seeds; beside
+    them the run's ``checkpoint``, ``settings``, ``seeds``, ``lanes``, and ``paired``: the controller paired per
+    seed against the best heuristic, the oracle and OPT (:func:`policy_rows` picks out the policies)."""
     if not seeds:
         raise ValueError("no seeds given")
     model, ck = load_prefetch_controller(path)
     s = settings(ck, **overrides)
     lanes = lane_costs(model, ck, list(seeds), s, params)
-    res = {"checkpoint": str(path), "settings": s, "seeds": [min(seeds), max(seeds)], "lanes": len(seeds),
-           "policies": {name: {k: _stats(v[k]) for k in ("cost", "faults", "prefetches")} for name, v in lanes.items()}}
+    res = {name: {k: _stats(v[k]) for k in ("cost", "faults", "prefetches")} for name, v in lanes.items()}
+    res.update({"checkpoint": str(path), "settings": s, "seeds": [min(seeds), max(seeds)], "lanes": len(seeds)})
     ctl = lanes["controller"]["cost"]
     heur = {n: v["cost"].mean() for n, v in lanes.items() if n.startswith(("never_", "follow_hint_"))}
     best = min(heur, key=heur.get)
@@ -84,6 +86,14 @@ def evaluate_prefetch(path, seeds: list[int], params: ZipfParams = ZipfParams(),
         "controller_over_opt": float((ctl / lanes["opt"]["cost"]).mean()),
         "controller_over_oracle": float(ctl.sum() / lanes["lookahead_oracle"]["cost"].sum())}
     return res
+
+
+RUN_KEYS = ("checkpoint", "settings", "seeds", "lanes", "paired")
+
+
+def policy_rows(res: dict) -> dict:
+    """The per-policy entries of :func:`evaluate_prefetch`'s result."""
+    return {k: v for k, v in res.items() if k not in RUN_KEYS}
 
 
 def lemma2_gaps(model, ck: dict, seeds: list[int], eps_list=(0.0, 0.05, 0.1, 0.2, 0.4), params=ZipfParams(),
