@@ -1,5 +1,6 @@
 """Beyond one process: shards and merge, sweeps on Ray (worker and driver killed), PPO and BC on 2 gloo ranks."""
 
+import contextlib
 import csv
 import itertools
 import os
@@ -185,9 +186,9 @@ def _descendants_titled(title: str) -> list[int]:
     return found
 
 
-def test_a_worker_killed_mid_task_is_retried_and_the_output_equals_the_local_run(tmp_path, ray_address):
-    spec = _spec(range(1, 601), 8000, Ks=(8,), betas=(0.0,))  # 4 chunks of about a second each
-    write_sweep(spec, tmp_path / "local.csv")
+@contextlib.contextmanager
+def killing_one_ray_task():
+    """While the body runs, SIGKILL the first Ray chunk task that appears; yields the list of killed pids."""
     killed, stop = [], threading.Event()
 
     def kill_one():
@@ -201,10 +202,17 @@ def test_a_worker_killed_mid_task_is_retried_and_the_output_equals_the_local_run
     killer = threading.Thread(target=kill_one)
     killer.start()
     try:
-        ran = write_grid(SWEEP, spec, tmp_path / "ray.csv", **_ray(lanes=150))
+        yield killed
     finally:
         stop.set()
         killer.join()
+
+
+def test_a_worker_killed_mid_task_is_retried_and_the_output_equals_the_local_run(tmp_path, ray_address):
+    spec = _spec(range(1, 601), 8000, Ks=(8,), betas=(0.0,))  # 4 chunks of about a second each
+    write_sweep(spec, tmp_path / "local.csv")
+    with killing_one_ray_task() as killed:
+        ran = write_grid(SWEEP, spec, tmp_path / "ray.csv", **_ray(lanes=150))
     assert len(killed) == 1 and ran.chunks_run == 4
     assert rows_of(tmp_path / "ray.csv") == rows_of(tmp_path / "local.csv")
 

@@ -2,10 +2,8 @@
 
 import csv
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 from gpupage.distributed.shard import MRC, cells, chunks, shard_chunks, write_grid
 from gpupage.experiments.mrc import miss_ratio_curves, mrc_spec
 from test_cli import assert_one_line_error, run
-from test_distributed import ROOT, _descendants_titled, rows_of
+from test_distributed import ROOT, killing_one_ray_task, rows_of
 
 POLICIES = "lru,fifo,arc,belady"
 SIZES = "1,2,3,5,8,13,21,34,55,89"
@@ -168,23 +166,8 @@ LONG = ["--policies", "arc", "--K", ",".join(str(2 ** i) for i in range(3, 14)) 
 
 def test_a_worker_killed_mid_task_is_retried_and_the_output_equals_the_local_run(long_trace, tmp_path, ray_address):
     assert run("mrc", long_trace, *LONG, "--out", tmp_path / "local").exit_code == 0
-    killed, stop = [], threading.Event()
-
-    def kill_one():
-        while not stop.is_set() and not killed:
-            for pid in _descendants_titled("ray::_run_chunk"):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                break
-            time.sleep(0.005)
-
-    killer = threading.Thread(target=kill_one)
-    killer.start()
-    try:
+    with killing_one_ray_task() as killed:
         res = run("mrc", long_trace, *LONG, "--out", tmp_path / "ray", "--ray", ray_address, "--chunk-lanes", "8")
-    finally:
-        stop.set()
-        killer.join()
     assert res.exit_code == 0 and "ran 4 of 4 chunks" in res.output, res.output
     assert len(killed) == 1
     assert rows_of(tmp_path / "ray" / "mrc.csv") == rows_of(tmp_path / "local" / "mrc.csv")
