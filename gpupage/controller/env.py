@@ -25,6 +25,7 @@ import torch
 from numba import njit
 
 from ..core.cpu import NEVER, fill_next_uses
+from ..core.simulate import as_traces
 from ..core.traces import ZipfParams, zipf_traces
 from .features import observe
 from .state import (ACTIVE_GAP, ALARM, CALM_DECAY, CAP, D_CAND_T, D_CUR, D_EPOCH_T, D_GEN0, D_GEN1, D_NEXT, D_RESUME,
@@ -201,11 +202,7 @@ def init_state(traces, K: int, latent=None, device="cpu") -> EnvState:
         traces: integer ``[B, T]`` block ids >= 0 (-1 pads); large sparse ids are remapped.
         latent: a :class:`~gpupage.core.traces.ZipfLatent` for white-box features (ids must not be remapped).
     """
-    tr = torch.as_tensor(traces)
-    if tr.dim() == 1:
-        tr = tr.unsqueeze(0)
-    if tr.dim() != 2 or tr.dtype.is_floating_point or tr.dtype == torch.bool:
-        raise ValueError(f"traces must be an integer tensor [B, T], got {tr.dtype} {tuple(tr.shape)}")
+    tr = as_traces(traces)
     B, T = tr.shape
     if not 1 <= K <= max(T, 1):
         raise ValueError(f"K must be in [1, T={T}] for the controller env (its per-slot state is [B, K], and a "

@@ -305,18 +305,14 @@ def simulate_prefetch(traces, K, rule: str = "never", eviction: str | None = "lr
             path; results come back on the traces' device), ``cpu`` or ``triton`` (CPU tensors only under
             TRITON_INTERPRET=1).  Hints are drawn on the host either way.
     """
-    from .simulate import _lane_requests, _per_lane_k, first_touches, simulate
+    from .simulate import _lane_requests, _per_lane_k, as_traces, first_touches, simulate
 
     check_costs(lam_fetch, lam_evict, P)
     if rule not in RULES:
         raise ValueError(f"unknown prefetch rule {rule!r}; choose from {', '.join(RULES)}")
     if (rule == "lookahead") != (eviction is None):
         raise ValueError("the lookahead oracle evicts by its own rule: pass eviction=None with it, and only with it")
-    tr = torch.as_tensor(traces)
-    if tr.dim() == 1:
-        tr = tr.unsqueeze(0)
-    if tr.dim() != 2 or tr.dtype.is_floating_point or tr.dtype == torch.bool:
-        raise ValueError(f"traces must be an integer tensor [B, T], got {tr.dtype} {tuple(tr.shape)}")
+    tr = as_traces(traces)
     B, T = tr.shape
     Ks = _per_lane_k(K, B, T)
     weights = dict(lam_fetch=float(lam_fetch), lam_evict=float(lam_evict))

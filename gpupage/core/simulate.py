@@ -70,11 +70,7 @@ def simulate(traces, policy: str | Policy, K, backend: str = "auto", seed=0, ret
             ``hits`` and ``victims`` still cover every request.  A warm-up of T or more is an error.
     """
     pol = policy if isinstance(policy, Policy) else get_policy(policy)
-    traces = torch.as_tensor(_signed(traces))
-    if traces.dim() == 1:
-        traces = traces.unsqueeze(0)
-    if traces.dim() != 2 or traces.dtype.is_floating_point or traces.dtype == torch.bool:
-        raise ValueError(f"traces must be an integer tensor [B, T], got {traces.dtype} {tuple(traces.shape)}")
+    traces = as_traces(traces)
     B, T = traces.shape
     if B == 0:
         raise ValueError("traces has no lanes")
@@ -283,6 +279,16 @@ def _per_lane_k(K, B: int, T: int) -> torch.Tensor:
     if B and int(Ks.min()) < 1:
         raise ValueError(f"K must be >= 1, got {int(Ks.min())}")
     return Ks.clamp(max=cap).contiguous()
+
+
+def as_traces(traces) -> torch.Tensor:
+    """An integer tensor ``[B, T]`` from a tensor or array of block ids (``[T]`` is one lane); else a ValueError."""
+    tr = torch.as_tensor(_signed(traces))
+    if tr.dim() == 1:
+        tr = tr.unsqueeze(0)
+    if tr.dim() != 2 or tr.dtype.is_floating_point or tr.dtype == torch.bool:
+        raise ValueError(f"traces must be an integer tensor [B, T], got {tr.dtype} {tuple(tr.shape)}")
+    return tr
 
 
 def _signed(traces):
