@@ -7,21 +7,17 @@ Usage: NUMBA_NUM_THREADS=1 python scripts/bench_prefetch.py [--lanes 2000]
 """
 
 import argparse
-import time
 
 import torch
+from bench_simulate import timed  # also puts the repository on sys.path
 
 import gpupage
 from gpupage.core.prefetch import make_hints, simulate_prefetch
 
 
-def best(fn, repeat=3) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def best(fn, sync=False) -> float:
+    """Best wall-clock seconds of 3 calls."""
+    return timed(fn, sync=sync, repeat=3)[0]
 
 
 def main():
@@ -44,7 +40,7 @@ def main():
         if torch.cuda.is_available():
             dt, dh = traces.cuda(), hints.cuda()
             simulate_prefetch(dt, 8, "follow_hint", ev, hints=dh, L=4)
-            gpu = best(lambda: (simulate_prefetch(dt, 8, "follow_hint", ev, hints=dh, L=4), torch.cuda.synchronize()))
+            gpu = best(lambda: simulate_prefetch(dt, 8, "follow_hint", ev, hints=dh, L=4), sync=True)
             print(f"follow_hint {ev:8s} Triton: {req / gpu / 1e6:8.1f} M req/s = {cpu / gpu:6.1f} x the CPU path")
 
 
