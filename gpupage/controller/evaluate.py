@@ -206,13 +206,17 @@ def evaluate(model: PageController | None, traces, K: int, latent=None, policies
             f = torch.from_numpy(_replay(tr, ctrl_victims, K, w)[1][:, 4])
         faults = {"controller": f.double(), **faults}
     for name, f in faults.items():
-        nc = f - compulsory
-        out[name] = {"fault_rate": mean_sd((f / requests).numpy()), "competitive_ratio": mean_sd((f / opt).numpy()),
-                     "non_compulsory_faults": mean_sd(nc.numpy()), "faults": [int(v) for v in f],
-                     "non_compulsory": [int(v) for v in nc]}
+        out[name] = {**_summary(f, requests, opt, compulsory), "faults": [int(v) for v in f],
+                     "non_compulsory": [int(v) for v in f - compulsory]}
     if model is not None and prop6_report:
         out["controller"]["prop6"] = prop6(tr, K, ctrl_victims)
     return out
+
+
+def _summary(f, requests, opt, compulsory) -> dict:
+    """{mean, sd} over lanes of a policy's fault rate, competitive ratio and non-compulsory faults."""
+    return {"fault_rate": mean_sd((f / requests).numpy()), "competitive_ratio": mean_sd((f / opt).numpy()),
+            "non_compulsory_faults": mean_sd((f - compulsory).numpy())}
 
 
 def default_policies() -> list[str]:
@@ -255,9 +259,7 @@ def evaluate_learned(checkpoint, traces, K: int, candidates: int | None = None, 
     requests = (tr[:, w:] >= 0).sum(1).double()
     opt = simulate(on_device, "belady", K, warmup=w).faults.double().cpu() if "belady" not in faults \
         else faults["belady"].double()
-    out = {n: {"faults": mean_sd(f.numpy()), "non_compulsory_faults": mean_sd((f - compulsory).numpy()),
-               "fault_rate": mean_sd((f / requests).numpy()), "competitive_ratio": mean_sd((f / opt).numpy())}
-           for n, f in faults.items()}
+    out = {n: {"faults": mean_sd(f.numpy()), **_summary(f, requests, opt, compulsory)} for n, f in faults.items()}
     base = [n for n in names if n in BASELINES] or [n for n in names if n != "belady"]
     if base:
         best = min(base, key=lambda n: float(faults[n].double().mean()))
