@@ -71,18 +71,6 @@ def prefetch_eval_options(f):
     return f
 
 
-def is_prefetch_checkpoint(path) -> bool:
-    import torch
-
-    from ..controller.prefetch_train import is_prefetch_checkpoint as is_ours
-
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # not ours to diagnose: the demand controller's loader reports it
-        return False
-    return is_ours(ck)
-
-
 def evaluate_prefetch_checkpoint(checkpoint, K, seeds, params, as_json, **overrides) -> None:
     """The prefetch branch of ``gpupage evaluate``: every policy's cost, faults and prefetches over the seeds."""
     from ..experiments.prefetch_controller import evaluate_prefetch, policy_rows

@@ -11,7 +11,7 @@ import click
 from .options import (INT64_MAX, INT64_MIN, MAX_THREADS, Finite, device_option, json_option, k_option,
                       memory_option, quiet_option, resource_options, seeds_option, trace_format_option, warmup_option,
                       zipf_options)
-from .prefetchcmds import evaluate_prefetch_checkpoint, is_prefetch_checkpoint, prefetch_eval_options
+from .prefetchcmds import evaluate_prefetch_checkpoint, prefetch_eval_options
 
 
 @click.command()
@@ -300,7 +300,12 @@ def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_form
 
     A checkpoint of the registry's ``learned`` policy runs that policy (``controller``) instead, and a
     prefetch controller's checkpoint (issue 13) gives its cost table."""
-    if is_prefetch_checkpoint(checkpoint):  # issue 13's prefetch controller: its own table
+    from ..controller.prefetch_train import FORMAT as PREFETCH_FORMAT
+    from ..core.results import checkpoint_format
+    from ..zoo.learned import FORMAT as LEARNED_FORMAT
+
+    fmt = checkpoint_format(checkpoint)  # the file is read once to choose its evaluation
+    if fmt == PREFETCH_FORMAT:  # issue 13's prefetch controller: its own table
         from ..core.traces import ZipfParams
 
         return evaluate_prefetch_checkpoint(checkpoint, K, seeds, ZipfParams(M=M, alpha=alpha, W=W, shift=shift, T=T),
@@ -310,11 +315,10 @@ def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_form
     from ..controller.network import load_controller
     from ..controller.evaluate import default_policies, evaluate as run
     from ..core.policies import parse_policies
-    from ..zoo.learned import is_checkpoint
     from .options import resolve_device
 
     device = resolve_device(device)
-    if is_checkpoint(checkpoint):
+    if fmt == LEARNED_FORMAT:
         return _evaluate_learned(checkpoint, K, seeds, (M, alpha, W, shift, T), trace_file, trace_format, policies,
                                  candidates, warmup, device, as_json)
     if candidates is not None:

@@ -239,9 +239,11 @@ def is_prefetch_checkpoint(ck) -> bool:
 def load_prefetch_controller(path) -> tuple[PrefetchNet, dict]:
     """(model in eval mode, checkpoint dict); a one-line ValueError if ``path`` is not one."""
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as e:
+        ck = torch.load(path, map_location="cpu", weights_only=True)  # plain types: checkpoint_dict
+    except OSError as e:
         raise ValueError(f"cannot read checkpoint {path}: {e}") from None
+    except Exception as e:  # unpickling errors come in many types, some with multi-line messages
+        raise ValueError(f"{path} is not a prefetch controller checkpoint ({type(e).__name__})") from None
     if not is_prefetch_checkpoint(ck):
         raise ValueError(f"{path} is not a prefetch controller checkpoint")
     if ck["net"]["mode"] not in MODES:

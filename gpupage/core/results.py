@@ -183,3 +183,16 @@ def _text(v) -> str:
 
 
 __all__ = ["atomic_path", "write_text_atomic", "spec_path", "ResultsTable"]
+
+
+def checkpoint_format(path) -> str | None:
+    """The ``format`` a gpupage checkpoint records (``gpupage-controller-1``, ``gpupage-learned-1``, ...), or
+    None for anything else.  Read with ``weights_only``: every gpupage checkpoint holds plain types, and
+    a file that is not one is never unpickled."""
+    import torch
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not ours, whatever the unpickler says: the format's own loader diagnoses it
+        return None
+    return ck.get("format") if isinstance(ck, dict) else None

@@ -177,13 +177,9 @@ def checkpoint_dict(net: LearnedNet, meta: dict | None = None) -> dict:
 
 def is_checkpoint(path) -> bool:
     """Whether the file at ``path`` is a learned-policy checkpoint (of any spec version)."""
-    import torch
+    from ..core.results import checkpoint_format
 
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # not ours, whatever the unpickler says
-        return False
-    return isinstance(ck, dict) and ck.get("format") == FORMAT
+    return checkpoint_format(path) == FORMAT
 
 
 def load_network(source) -> LearnedNet:
