@@ -11,7 +11,8 @@ from click.testing import CliRunner
 import gpupage
 from gpupage.cli import main
 from gpupage.controller.prefetch_env import n_features
-from gpupage.controller.prefetch_train import PrefetchNet, PrefetchTrainConfig, checkpoint_dict, train_prefetch
+from gpupage.controller.prefetch_train import (PrefetchNet, PrefetchTrainConfig, _factored, checkpoint_dict,
+                                               train_prefetch)
 from gpupage.core.prefetch import make_hints, simulate_prefetch
 from gpupage.experiments.bounds.config import BoundsConfig
 from gpupage.experiments.bounds.lemma2 import lemma2
@@ -69,6 +70,37 @@ def test_training_writes_a_checkpoint_the_cli_evaluates(tmp_path):
         assert set(v) == {"mean", "sd"}
     again = CliRunner().invoke(main, ["prefetch-train", "--out", str(out), "--iterations", "1"])
     assert again.exit_code != 0 and "--force" in again.output
+
+
+def test_the_factored_log_prob_counts_the_victim_only_where_the_env_reads_it():
+    logit = torch.tensor([0.3, -0.2, 1.0, 0.5])
+    scores = torch.log_softmax(torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), -1)
+    g = torch.zeros(4, 13)
+    g[:, 0] = torch.tensor([0.0, 0.0, 0.0, 1.0])  # kind
+    g[:, 1] = torch.tensor([1.0, 1.0, 0.0, 1.0])  # cache full
+    pf, vic = torch.tensor([1, 0, 1, 0]), torch.tensor([3, 5, 2, 6])
+    lp, ent = _factored(logit, scores, g, pf, vic)
+    bern = torch.nn.functional.logsigmoid
+    expect = [bern(logit[0]) + scores[0, 3], bern(-logit[1]), bern(logit[2]), scores[3, 6]]
+    assert torch.allclose(lp.sum(0), torch.stack(expect)) and torch.equal(lp[1, 1:3], torch.zeros(2))
+    assert ent[3] == 0 and torch.allclose(ent[:3], torch.distributions.Bernoulli(logits=logit[:3]).entropy())
+
+
+def test_a_version_1_checkpoint_is_a_one_line_error(tmp_path):
+    path = _fixed(tmp_path, 1.0, "old.pt")
+    ck = torch.load(path, weights_only=True)
+    torch.save(dict(ck, version=1), path)
+    res = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(path), "--seeds", "1000", "--T", "100"])
+    assert res.exit_code != 0 and "Traceback" not in res.output and "version 1" in res.output
+
+
+def test_a_no_hints_controller_decides_victims_only(tmp_path):
+    cfg = PrefetchTrainConfig(lanes=8, T=300, num_steps=16, iterations=2, imitate_iterations=1, val_every=1,
+                              val_seeds=(9000, 9002), hints=False)
+    _, ck = train_prefetch(cfg, tmp_path / "v.pt", log=lambda r: None)
+    assert all(r["victim_decisions"] == r["decisions"] > 0 for r in ck["history"] if "iteration" in r)
+    res = evaluate_prefetch(tmp_path / "v.pt", SEEDS, PARAMS, eps=0.0)  # exact hints, which it does not see
+    assert res["controller"]["prefetches"]["mean"] == 0
 
 
 @pytest.mark.parametrize("args,word", [

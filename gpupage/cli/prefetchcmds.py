@@ -113,9 +113,9 @@ def evaluate_prefetch_checkpoint(checkpoint, K, seeds, params, as_json, **overri
 @click.option("--victims", type=click.Choice(["controller", "adaptive"]), default="controller", show_default=True,
               help="Who picks victims: the controller's victim head, or adaptive (the prefetch-only ablation).")
 @click.option("--imitate", type=click.Choice(["none", "adaptive", "belady"]), default="adaptive", show_default=True,
-              help="Warm-start the victim head by imitating this victim.")
-@click.option("--imitate-iterations", type=click.IntRange(0), default=20, show_default=True,
-              help="Imitation rollouts before PPO.")
+              help="The victim the victim head imitates (a loss term during PPO).")
+@click.option("--imitate-iterations", type=click.IntRange(0), default=0, show_default=True,
+              help="Imitation rollouts before PPO (the imitation loss stays in PPO's either way).")
 @click.option("--iterations", type=click.IntRange(1), default=150, show_default=True, help="PPO iterations.")
 @click.option("--val-every", type=click.IntRange(1), default=10, show_default=True,
               help="PPO iterations between validation checks.")
@@ -149,8 +149,9 @@ def prefetch_train(out, force, mode, K, L, eps_choices, eps_eval, lam_fetch, lam
         os.makedirs(os.path.dirname(out), exist_ok=True)
     log = (lambda row: None) if quiet else (lambda row: click.echo(json.dumps(row), err=True))
     _, ck = train_prefetch(cfg, out, command="gpupage " + " ".join(sys.argv[1:]), log=log)
-    best = min(r["val_cost"] for r in ck["history"] if "val_cost" in r)
-    click.echo(f"wrote {out} (best validation cost {best:.1f} at eps={eps_eval:g})")
+    kept = min((r for r in ck["history"] if "val_cost" in r), key=lambda r: r["val_cost"] + r.get("val_cost_eps1", 0))
+    at = f"at eps={eps_eval:g}, {kept['val_cost_eps1']:.1f} at eps=1" if "val_cost_eps1" in kept else "without hints"
+    click.echo(f"wrote {out} (kept iteration {kept['iteration']}: validation cost {kept['val_cost']:.1f} {at})")
 
 
 COMMANDS = [prefetch, prefetch_train]

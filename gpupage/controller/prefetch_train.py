@@ -7,9 +7,9 @@ slot from [its features, the global features] and takes a softmax over the fille
 an action is the prefetch bit's (kind 0) plus the victim's where the env reads it.  The loop is compact and
 separate from :mod:`.ppo` (whose action is a victim of demand paging); it shares its GAE.
 
-Before PPO the victim head may be warm-started by imitation (``imitate``): cross-entropy on ``adaptive``'s
-victim (an observed column) or on Belady's (the env's future, :meth:`.PrefetchEnv.next_use`), over decisions
-collected with ``adaptive`` evicting.  Each lane runs episodes of training seeds (>= 10000 by default) and
+The victim head imitates (``imitate``) ``adaptive``'s victim (an observed column) or Belady's (the env's
+future, :meth:`.PrefetchEnv.next_use`): a cross-entropy term kept in PPO's loss (``imitate_coef``), and
+optionally a warm start before PPO over decisions collected with ``adaptive`` evicting.  Each lane runs episodes of training seeds (>= 10000 by default) and
 starts the next seed as soon as one ends; each lane draws its hint noise from ``eps_choices`` (``hints=False``:
 no hints at all, so only victims are decided).  The model kept is the best greedy one on a validation batch
 (seeds of their own, at ``eps_eval`` and at eps = 1).
@@ -70,8 +70,11 @@ class PrefetchTrainConfig:
     """Decisions per lane per rollout."""
     imitate: str = "adaptive"
     """Victim head warm start: 'none', 'adaptive' or 'belady' (cross-entropy on that victim)."""
-    imitate_iterations: int = 20
-    """Rollouts of imitation before PPO (each ``update_epochs`` passes of ``num_minibatches``)."""
+    imitate_iterations: int = 0
+    """Rollouts of imitation before PPO (each ``update_epochs`` passes of ``num_minibatches``).  Off by
+    default: with a warm-started head (3 or 10 rollouts) PPO stopped prefetching within 12 iterations in each
+    of three tries (prefetch rate 0.45 -> 0.08, validation cost = never-adaptive's), while the imitation loss
+    kept during PPO (``imitate_coef``) alone reaches adaptive's victims as fast; the cause is not known."""
     iterations: int = 150
     """Rollout + update cycles."""
     lr: float = 1e-3
@@ -88,7 +91,10 @@ class PrefetchTrainConfig:
     clip_coef: float = 0.2
     """Surrogate clipping epsilon."""
     ent_coef: float = 0.01
-    """Entropy bonus."""
+    """Entropy bonus (of the prefetch bit)."""
+    imitate_coef: float = 0.5
+    """Weight of the imitation loss kept during PPO (cross-entropy on ``imitate``'s victim at decisions on a
+    full cache), which keeps the victim head from drifting on PPO's noisy victim gradients."""
     vf_coef: float = 0.5
     """Value loss coefficient."""
     max_grad_norm: float = 0.5
@@ -143,16 +149,23 @@ class PrefetchNet(nn.Module):
 
 
 def _factored(logit, scores, g, pf, vic):
-    """(log-prob, entropy) [B] of actions (pf, vic) under the factored policy: the prefetch bit at kind 0,
-    the victim where the env reads it (kind 1, or kind 0 prefetching into a full cache)."""
+    """Log-probs [2, B] of actions (pf, vic) under the factored policy, the prefetch bit's (kind 0, else 0)
+    and the victim's (where the env reads it: kind 1, or kind 0 prefetching into a full cache; else 0), and
+    the entropy bonus [B] (the bit's only: rewarding the victim's entropy flattens the imitated head)."""
     kind0, full = g[:, 0] == 0, g[:, 1] == 1
     pd = torch.distributions.Bernoulli(logits=logit)
     vd = torch.distributions.Categorical(logits=scores)
     reads_v = ~kind0 | ((pf == 1) & full)
     zero = torch.zeros_like(logit)
-    lp = torch.where(kind0, pd.log_prob(pf.to(logit.dtype)), zero) + torch.where(reads_v, vd.log_prob(vic), zero)
-    ent = torch.where(kind0, pd.entropy(), zero) + torch.where(~kind0 | full, vd.entropy(), zero)
-    return lp, ent
+    lp = torch.stack([torch.where(kind0, pd.log_prob(pf.to(logit.dtype)), zero),
+                      torch.where(reads_v, vd.log_prob(vic), zero)])
+    return lp, torch.where(kind0, pd.entropy(), zero)
+
+
+def _clipped(adv, lp, old, clip):
+    """PPO's clipped surrogate of one factor of the action."""
+    ratio = (lp - old).exp()
+    return torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
 
 
 def lane_hints(traces, L: int, eps, n_ids: int, seeds) -> torch.Tensor:
@@ -230,6 +243,13 @@ class _Lanes:
             self.next_seed += n
 
 
+def _labels(env: PrefetchEnv, cfg: PrefetchTrainConfig) -> torch.Tensor:
+    """int64 [B]: the imitated victim slot of each lane's pending decision (meaningful on a full cache)."""
+    if cfg.imitate == "belady":
+        return env.next_use().argmax(-1)
+    return torch.from_numpy(env.obs_global[:, 10]).clamp(min=0)
+
+
 def _imitate(model, opt, lanes: _Lanes, cfg: PrefetchTrainConfig, gen, log) -> None:
     """Cross-entropy of the victim head on adaptive's or Belady's victim at every decision on a full cache
     (the controller's sampled prefetch bits, adaptive evicting)."""
@@ -242,8 +262,7 @@ def _imitate(model, opt, lanes: _Lanes, cfg: PrefetchTrainConfig, gen, log) -> N
             with torch.no_grad():
                 logit = model(g, s)[0]
             full = torch.from_numpy(env.pending) & (g[:, 1] == 1)
-            label = env.next_use().argmax(-1) if cfg.imitate == "belady" else torch.from_numpy(env.obs_global[:, 10])
-            G.append(g[full]), S.append(s[full]), Y.append(label[full])
+            G.append(g[full]), S.append(s[full]), Y.append(_labels(env, cfg)[full])
             env.step(torch.bernoulli(torch.sigmoid(logit)).long(), np.full(cfg.lanes, -1))
         g, s, y = torch.cat(G), torch.cat(S), torch.cat(Y)
         mb = max(len(y) // cfg.num_minibatches, 1)
@@ -261,8 +280,8 @@ def _imitate(model, opt, lanes: _Lanes, cfg: PrefetchTrainConfig, gen, log) -> N
 
 
 def train_prefetch(cfg: PrefetchTrainConfig, out=None, command: str = "", log=print) -> tuple[PrefetchNet, dict]:
-    """Imitation warm start of the victim head, then PPO over the prefetch env; returns (best model on
-    validation, checkpoint dict), written to ``out``."""
+    """(Optionally an imitation warm start of the victim head, then) PPO over the prefetch env; returns (best
+    model on validation, checkpoint dict), written to ``out``."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.torch_seed)
     gen = torch.Generator().manual_seed(cfg.torch_seed)
@@ -292,7 +311,7 @@ def train_prefetch(cfg: PrefetchTrainConfig, out=None, command: str = "", log=pr
             if cfg.victims == "adaptive":
                 vic.fill_(-1)
             lp, _ = _factored(logit, scores, g, pf, vic.clamp(min=0))
-            rows.append((g, s, pf, vic.clamp(min=0), lp))
+            rows.append((g, s, pf, vic.clamp(min=0), lp.T, _labels(env, cfg)))
             V[n], M[n] = v * live, live.float()
             _, _, r, done = env.step(pf * live, vic)
             R[n] = r.float() * live
@@ -301,7 +320,7 @@ def train_prefetch(cfg: PrefetchTrainConfig, out=None, command: str = "", log=pr
             next_v = model(*_features(env))[2] * torch.from_numpy(env.pending)
         adv, ret = gae(R, V, D, next_v, cfg.gae_lambda)
         keep = M.reshape(-1) > 0
-        bg, bs, bpf, bvic, blp = (torch.cat([r[i] for r in rows])[keep] for i in range(5))
+        bg, bs, bpf, bvic, blp, by = (torch.cat([r[i] for r in rows])[keep] for i in range(6))
         badv, bret = adv.reshape(-1)[keep], ret.reshape(-1)[keep]
         badv = (badv - badv.mean()) / (badv.std() + 1e-8)
         size = bg.shape[0]
@@ -312,12 +331,18 @@ def train_prefetch(cfg: PrefetchTrainConfig, out=None, command: str = "", log=pr
                 j = perm[i:i + mb]
                 logit, scores, v = model(bg[j], bs[j])
                 lp, ent = _factored(logit, scores, bg[j], bpf[j], bvic[j])
-                ratio = (lp - blp[j]).exp()
-                pg = torch.max(-badv[j] * ratio, -badv[j] * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                # one clipped surrogate per factor: with a joint ratio, the victim term's drift (the imitation
+                # loss sharpens the head) clips prefetches' positive advantages away, and PPO stops prefetching
+                pg = sum(_clipped(badv[j], lp[f], blp[j][:, f], cfg.clip_coef) for f in range(2))
                 loss = pg + cfg.vf_coef * 0.5 * ((v - bret[j]) ** 2).mean() - cfg.ent_coef * ent.mean()
+                if cfg.imitate_coef > 0 and cfg.imitate != "none":
+                    full = bg[j, 1] == 1
+                    loss = loss + cfg.imitate_coef * nn.functional.cross_entropy(scores[full], by[j][full])
                 opt.zero_grad()
                 loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                for part in (model.slot, (model.body, model.pi, model.v)):  # the victim head's own clip (below)
+                    nn.utils.clip_grad_norm_(nn.ModuleList(part).parameters() if isinstance(part, tuple)
+                                             else part.parameters(), cfg.max_grad_norm)
                 opt.step()
         kind0 = bg[:, 0] == 0
         row = {"iteration": it + 1, "decisions": int(size), "victim_decisions": int((~kind0).sum()),
