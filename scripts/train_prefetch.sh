@@ -13,5 +13,5 @@ if [ "${1:-}" = "--no-hints" ]; then out=checkpoints/prefetch_nohints_k8.pt; fi
 NUMBA_NUM_THREADS=1 python -m gpupage prefetch-train --out "$out" --mode blackbox \
     --K 8 --lookahead 4 --lambda-fetch 0.3 --lambda-evict 0 --hint-noise 0.1 \
     --train-noise 0,0.05,0.1,0.2,0.4,0.7,1,1 --imitate adaptive --imitate-iterations 0 \
-    --iterations 400 --val-every 25 --lanes 256 --num-steps 64 --episode-length 2000 \
+    --iterations 300 --val-every 25 --lanes 256 --num-steps 64 --episode-length 2000 \
     --lr 1e-3 --seed-start 10000 --torch-seed 0 --threads 1 "$@"
