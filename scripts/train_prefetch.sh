@@ -4,8 +4,9 @@
 # hint noise drawn per lane from {0, 0.05, 0.1, 0.2, 0.4, 0.7, 1, 1} (eps = 1 twice); the model kept is the
 # best greedy one on validation seeds 9000-9031 at eps = 0.1 plus eps = 1.  `--no-hints` as the first argument
 # trains the same recipe without hints (a victim-only controller) into checkpoints/prefetch_nohints_k8.pt, the
-# reference of the eps = 1 target.  About 25 minutes for both recipes side by side on 2 shared CPU cores (one
-# thread each); the weights are reproducible.  Pass --force to overwrite an existing checkpoint.
+# reference of the eps = 1 target.  20.7 minutes for both recipes side by side on 2 shared CPU cores (one
+# thread each); every random draw is seeded, but a rerun was not made to check the weights are identical.
+# Pass --force to overwrite an existing checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=checkpoints/prefetch_blackbox_k8.pt

@@ -140,3 +140,14 @@ def test_the_shipped_controller_beats_following_the_hints_on_held_out_seeds():
     assert res["settings"] == {"K": 8, "L": 4, "eps": 0.1, "lam_fetch": 0.3, "lam_evict": 0.0}
     assert res["paired"]["best_heuristic"] == "follow_hint_adaptive" and res["paired"]["wins"] == 3
     assert res["opt"]["cost"]["mean"] < res["controller"]["cost"]["mean"] < res["follow_hint_adaptive"]["cost"]["mean"]
+
+
+NO_HINTS = SHIPPED.with_name("prefetch_nohints_k8.pt")
+
+
+@pytest.mark.skipif(not NO_HINTS.exists(), reason="checkpoints/prefetch_nohints_k8.pt not built")
+def test_the_shipped_no_hints_controller_evicts_as_adaptive():
+    """The eps = 1 reference (README): the victim-only controller's greedy victims are adaptive's."""
+    res = evaluate_prefetch(NO_HINTS, [1000, 1001, 1002], eps=0.1)
+    assert res["controller"]["prefetches"]["mean"] == 0
+    assert res["controller"]["cost"] == res["never_adaptive"]["cost"]
