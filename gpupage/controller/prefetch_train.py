@@ -72,17 +72,17 @@ class PrefetchTrainConfig:
     """Victim head warm start: 'none', 'adaptive' or 'belady' (cross-entropy on that victim)."""
     imitate_iterations: int = 0
     """Rollouts of imitation before PPO (each ``update_epochs`` passes of ``num_minibatches``).  Off by
-    default: with a warm-started head (3 or 10 rollouts) PPO stopped prefetching within 12 iterations in each
-    of three tries (prefetch rate 0.45 -> 0.08, validation cost = never-adaptive's), while the imitation loss
-    kept during PPO (``imitate_coef``) alone reaches adaptive's victims as fast; the cause is not known."""
+    default: with a warm-started head (3 or 10 rollouts) PPO stopped prefetching within 12-25 iterations in
+    each of six tries (prefetch rate 0.45 -> 0.02-0.13, validation cost = never-adaptive's), while without it
+    the greedy victims reach adaptive's as fast; the cause is not known (README, "Prefetching")."""
     iterations: int = 150
     """Rollout + update cycles."""
     lr: float = 1e-3
     """Adam learning rate, annealed linearly to 0."""
     gamma: float = 0.95
     """Discount per decision.  (Per request, 0.99**dt, validation stayed at follow-the-hint's cost for 175
-    iterations: the value targets grow ~5x and swamp the shared body.  Per decision, a hint-free lane's
-    victim decisions all earn -1, so the victim head learns from its imitation loss only.)"""
+    iterations, probably as the larger value targets swamp the shared body.  Per decision, a hint-free
+    lane's victim decisions all earn -1, so the victim head learns from its imitation loss only.)"""
     gae_lambda: float = 0.9
     """GAE lambda."""
     update_epochs: int = 4
