@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import gpupage
-from gpupage.controller.prefetch_env import FAR_PAST, PrefetchEnv, prefetch_features
+from gpupage.controller.prefetch_env import FAR_PAST, NN, PrefetchEnv, prefetch_features
 from gpupage.core.prefetch import make_hints, simulate_prefetch
 from gpupage.zoo.heuristics import PROTECT, resolve_params
 
@@ -207,3 +207,17 @@ def test_a_replaced_lane_serves_as_a_fresh_one():
     kept = env.sc[1].copy()
     env.step(np.array([-1, -1, -1]), np.array([3, 3, 3]))
     assert np.array_equal(env.sc[1], kept)
+
+
+def test_next_use_is_each_slot_blocks_next_request():
+    """The future that Belady imitation labels read (never an observation)."""
+    traces, _, hints = _lanes(0.1, T=300)
+    env = PrefetchEnv(traces, hints, 4, 8)
+    for _ in range(30):
+        env.step(np.ones(len(SEEDS), dtype=np.int64))
+    nu, t = env.next_use(), env.t
+    for b in range(len(SEEDS)):
+        row = traces[b].tolist()
+        for s in range(8):
+            want = next((j for j in range(t[b], 300) if row[j] == env.blk[b, s]), 300) if s < env.sc[b, NN] else 300
+            assert nu[b, s] == want

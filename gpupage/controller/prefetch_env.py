@@ -66,9 +66,8 @@ ONE = 1 << 16  # the EMAs' unit
 RECENCY_SCALE = float(np.log1p(2.0 ** 20))
 
 # per-lane integer state, columns of ``sc``
-(TT, GEN0, GEN1, NEXTGEN, CUR, SS, RESUME, NN, FAULTS, PREF, EVICTIONS, RIGHT, TOTAL, PENDING, DONE, REL, FEMA,
- SUBJ_LAST) = range(18)
-NSC = 18
+TT, GEN0, GEN1, NEXTGEN, CUR, SS, RESUME, NN, FAULTS, PREF, EVICTIONS, RIGHT, TOTAL, PENDING, DONE, REL, FEMA = range(17)
+NSC = 17
 NONE, KIND0, KIND1 = 0, 1, 2  # PENDING: no decision due, a prefetch decision, a victim decision
 
 
