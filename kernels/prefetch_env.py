@@ -28,9 +28,10 @@ from .launch import _lookup, aot_spec, tile_shape
 from .prefetch import FAR_PAST, _counts, _victim
 
 NG_BLACK, NG_WHITE, NS = 12, 14, 4
-# as kernels.prefetch's adaptive: 32 lanes on one warp up to 16 slots, then one lane per program
-SMALL_BLOCK_K = (8, 16)
-LARGE_BLOCK_K = (32, 64, 128, 256, 512, 1024)
+# up to 32 slots one warp runs 256 // BLOCK_K lanes (a [BLOCK_K, 32] tile spills from 16 slots on), beyond
+# that a program runs one lane
+SMALL_BLOCK_K = (8, 16, 32)
+LARGE_BLOCK_K = (64, 128, 256, 512, 1024)
 # per-lane state, rows of st int32 [NST, B] (the kernel names them by number, in this order); pend: the
 # pending decision's kind, -1 none; right/total/rel_ema/fault_ema as the spec; faults/prefetches/evictions so far
 ROWS = ("t", "pend", "done", "n", "cur", "gen_ep", "gen_cd", "nextgen", "S", "resume", "right", "total", "rel_ema",
@@ -38,6 +39,7 @@ ROWS = ("t", "pend", "done", "n", "cur", "gen_ep", "gen_cd", "nextgen", "S", "re
 NST = len(ROWS)
 REL_START = 1 << 15  # rel_ema starts at one half
 KFAR = tl.constexpr(FAR_PAST)
+KNS = tl.constexpr(NS)
 FAR_OUT = tl.constexpr(_h.FAR_PAST)  # the spec's FAR_PAST (int64) in observations; the kernel keeps FAR_PAST (int32)
 
 
@@ -105,7 +107,7 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
     z = tl.where(pre, y, x)
     zs = z.to(tl.int64)
     last_z = tl.load(last_ptr + zs * bb + lanes, mask=pre, other=0)
-    _, _, ep_z, cd_z = _counts(scratch_ptr, zs, cur, gen_ep, gen_cd, pre | d1, bb, lanes)
+    _zp, _zc, ep_z, cd_z = _counts(scratch_ptr, zs, cur, gen_ep, gen_cd, pre | d1, bb, lanes)
     s_ad = _victim(t, s_last, s_ep, s_cd, S, valid_slot, slot, stale, suspect, 1, BLOCK_K)
     place = pre | d1
     cold = place & (n < K)
@@ -131,7 +133,7 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
         x = tl.load(trace_ptr + tt, mask=active, other=-1)
         y = tl.load(hint_ptr + tt - L * bb, mask=active & (t >= L), other=-1)
         real = active & (x >= 0)
-        _, _, _, y_miss = _lookup(blk, y)
+        y_act, y_eq, y_hit, y_miss = _lookup(blk, y)
         ask0 = real & (stage == 0) & y_miss
         serve = real & (ask0 == 0)
         scored = serve & (y >= 0)
@@ -141,7 +143,7 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
         rel = tl.where(scored, rel + (((h << 16) - rel) >> 5), rel)
         # request t: adaptive's access (kernels.prefetch), then hit, cold fill or decision
         xa = tl.where(serve, x, -1)
-        _, eq, hit, miss = _lookup(blk, xa)
+        x_act, eq, hit, miss = _lookup(blk, xa)
         xs = tl.where(serve, x, 0).to(tl.int64)
         lp = last_ptr + xs * bb + lanes
         last_x = tl.load(lp, mask=serve, other=0)
@@ -186,7 +188,7 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
     subj = tl.where(k0, yo, xo)
     ss = subj.to(tl.int64)
     sl = tl.where(k0, tl.load(last_ptr + ss * bb + lanes, mask=dec & k0, other=0), prev)
-    _, _, ep_s, _ = _counts(scratch_ptr, ss, cur, gen_ep, gen_cd, dec, bb, lanes)
+    _sp, _sc, ep_s, _sd = _counts(scratch_ptr, ss, cur, gen_ep, gen_cd, dec, bb, lanes)
     again = tl.zeros([BLOCK_B], tl.int32)
     ann = tl.zeros([BLOCK_K, BLOCK_B], tl.int32)
     for j in range(1, L):
@@ -219,7 +221,7 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
         tl.store(go_ptr + 12, (rank < W).to(tl.int64), mask=dec)
         tl.store(go_ptr + 13, rank.to(tl.int64), mask=dec)
     filled = (slot < n[None, :]) & dec[None, :]
-    so_ptr = os_ptr + (lanes[None, :] * K + slot) * NS
+    so_ptr = os_ptr + (lanes[None, :] * K + slot) * KNS
     sm = valid_slot & dec[None, :]
     tl.store(so_ptr, tl.where(filled, _far(s_last), 0), mask=sm)
     tl.store(so_ptr + 1, tl.where(filled & (s_last >= (t - stale)[None, :]), s_ep, 0).to(tl.int64), mask=sm)
@@ -344,7 +346,10 @@ def reset_lanes(state: PrefetchEnvState, lanes: torch.Tensor, traces=None, hints
 
 def block_shape(K: int):
     """(BLOCK_K, BLOCK_B, num_warps) of a launch with K slots."""
-    return tile_shape(K, SMALL_BLOCK_K, LARGE_BLOCK_K, 64, 8, "the prefetch env kernel handles")
+    for bk in SMALL_BLOCK_K:
+        if K <= bk:
+            return bk, 256 // bk, 1
+    return tile_shape(K, (), LARGE_BLOCK_K, 64, 8, "the prefetch env kernel handles")
 
 
 def launch_prefetch_env(state: PrefetchEnvState, prefetch: torch.Tensor, victim: torch.Tensor) -> None:
