@@ -26,7 +26,7 @@ import torch
 from gpupage.controller import env as E
 from gpupage.controller.features import observe
 from gpupage.controller.network import ControllerConfig, PageController
-from gpupage.controller.prefetch_env import PrefetchEnv, n_features
+from gpupage.controller.prefetch_env import PrefetchEnv, n_features, prefetch_features
 from gpupage.controller.prefetch_train import PrefetchNet
 from gpupage.core.prefetch import make_hints
 from gpupage.core.simulate import simulate
@@ -88,14 +88,17 @@ def gym_episode(traces, K, device):
     return info["faults"].tolist(), time.perf_counter() - t0
 
 
+@torch.no_grad()
 def prefetch_rollout(model, traces, hints, K):
     """Greedy prefetch-env episode over every lane; returns (decisions, requests, seconds)."""
     t0 = time.perf_counter()
     env = PrefetchEnv(traces, hints, 4, K, 0.3)
-    obs, decisions = torch.from_numpy(env.obs.copy()), 0
+    decisions = 0
     while not env.done.all():
         decisions += int(env.pending.sum())
-        obs, _, _ = env.step((model(obs)[0] > 0).long())
+        logit, scores, _ = model(*prefetch_features(torch.from_numpy(env.obs_global), torch.from_numpy(env.obs_slots),
+                                                     0.3, K))
+        env.step((logit > 0).long(), scores.argmax(-1))
     return decisions, int((traces >= 0).sum()), time.perf_counter() - t0
 
 
@@ -141,7 +144,7 @@ def main():
                   f"{r / s / sim_rps:17.4f}")
             gym_rows.append((device, B, traces))
             demand[device, B] = d / s
-    pnet = PrefetchNet(n_features("blackbox")).eval()
+    pnet = PrefetchNet(*n_features("blackbox")).eval()
     print("\nprefetch env (cpu, numba)  lanes  decisions/s  requests/s  decisions/s over the demand env's (cpu)")
     for B in [int(x) for x in args.lanes.split(",")]:
         traces = zipf_traces(ZipfParams(T=args.T), seed=list(range(B)))
