@@ -14,6 +14,7 @@ raw observations of the decision (``obs_global [B, NG]``, ``obs_slots [B, K, NS]
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -120,7 +121,6 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
     n = n + cold.to(tl.int32)
     pref = pref + pre.to(tl.int32)
     evic = evic + (place & (cold == 0)).to(tl.int32)
-    fema = tl.where(d1, fema + (((1 << 16) - fema) >> 6), fema)
     t = t + d1.to(tl.int32)
     stage = d0  # request t's prefetch is decided: serve it without asking again
     pend = tl.where(run, -1, pend)
@@ -170,9 +170,8 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
         s_cd = tl.where(sel, cd_x[None, :], s_cd)
         n = n + cold.to(tl.int32)
         prev = tl.where(ask1, last_x, prev)
-        served = serve & (ask1 == 0)
-        fema = tl.where(served, fema + (((miss.to(tl.int32) << 16) - fema) >> 6), fema)
-        go = (active & (x < 0)) | served
+        fema = tl.where(serve, fema + (((miss.to(tl.int32) << 16) - fema) >> 6), fema)  # before a kind-1 pause
+        go = (active & (x < 0)) | (serve & (ask1 == 0))
         t = t + go.to(tl.int32)
         stage = stage & (go == 0)
         pend = tl.where(ask0, 0, tl.where(ask1, 1, pend))
@@ -302,6 +301,8 @@ def new_state(traces: torch.Tensor, hints: torch.Tensor, L: int, K: int, working
     if K < 1 or L < 1 or shift < 1:
         raise ValueError(f"K, L and shift must be >= 1, got K={K}, L={L}, shift={shift}")
     dev = traces.device
+    if dev.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise RuntimeError("the prefetch env kernel needs CUDA tensors (or TRITON_INTERPRET=1 for the interpreter)")
     n_ids = max(int(traces.max()), int(hints.max()), 0) + 1 if traces.numel() else 1
     if n_ids >= 1 << 31:
         raise ValueError(f"the prefetch env kernel takes dense ids below 2**31, got {n_ids - 1}")
@@ -374,8 +375,8 @@ def prefetch_env_step(state: PrefetchEnvState, prefetch, victim, validate: bool 
         state: from :func:`new_state`, advanced in place.
         prefetch: int [B] in {0, 1} (read at kind 0; -1 leaves the lane untouched).
         victim: int [B] in [-1, K): the slot to evict, -1 for ``adaptive``'s victim (read at kind 1, and at kind
-            0 when prefetching into a full cache).  ``validate`` checks the range on the host (a sync on CUDA;
-            unchecked, an out-of-range slot means -1).
+            0 when prefetching into a full cache).  ``validate`` checks both ranges on the host (a sync on
+            CUDA; unchecked, an out-of-range slot means -1 and a prefetch above 1 means 0).
     Returns:
         (obs_global int64 [B, NG], obs_slots int64 [B, K, NS], acc int64 [B, 3] faults/prefetches/evictions
         accrued by this step, done bool [B]); the tensors are the state's own, overwritten by the next step.
@@ -383,8 +384,13 @@ def prefetch_env_step(state: PrefetchEnvState, prefetch, victim, validate: bool 
     dev = state.st.device
     prefetch = torch.as_tensor(prefetch).to(device=dev, dtype=torch.int64).contiguous()
     victim = torch.as_tensor(victim).to(device=dev, dtype=torch.int64).contiguous()
-    if validate and bool(((victim < -1) | (victim >= state.K)).any()):
-        raise ValueError(f"victim slots must be in [-1, {state.K}), got {victim.min().item()}..{victim.max().item()}")
+    if validate:  # the messages of gpupage.controller.prefetch_env.PrefetchEnv.step
+        bad = (prefetch < -1) | (prefetch > 1)
+        if bool(bad.any()):
+            raise ValueError(f"prefetch actions must be -1, 0 or 1, got {int(prefetch[bad][0])}")
+        bad = (victim < -1) | (victim >= state.K)
+        if bool(bad.any()):
+            raise ValueError(f"victim slots must be in [-1, {state.K}), got {int(victim[bad][0])}")
     launch_prefetch_env(state, prefetch, victim)
     return state.obs_global, state.obs_slots, state.acc, state.done
 
@@ -455,6 +461,7 @@ def _naive_lane(trace, hint, L, K, ws, shift, prm, counts):
             elif S >= alarm:
                 epoch, cand, S, resume = cand, {}, 0, t + refractory
         f = int(x not in slots)
+        fault_ema += ((f << 16) - fault_ema) >> 6
         if f:
             counts[0] += 1
             if len(slots) < K:
@@ -463,7 +470,6 @@ def _naive_lane(trace, hint, L, K, ws, shift, prm, counts):
                 _, v = yield observe(1, t, x, previous)
                 slots[v if v >= 0 else adaptive_victim(t)] = x
                 counts[2] += 1
-        fault_ema += ((f << 16) - fault_ema) >> 6
 
 
 class NaiveLanes:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gpupage.core.prefetch import make_hints, simulate_prefetch
-from gpupage.core.traces import ZipfParams, zipf_traces
+from gpupage.core.traces import ZipfLatent, ZipfParams, zipf_traces
 
 pytestmark = [
     pytest.mark.interpreter,
@@ -120,3 +120,48 @@ def test_reset_lanes_starts_them_over_and_leaves_the_others():
         b = prefetch_env_step(fresh, ones, adaptive)
         assert torch.equal(a[0][0].cpu(), b[0][0].cpu()) and torch.equal(a[2][0].cpu(), b[2][0].cpu())
     assert all(torch.equal(k, x) for k, x in zip(kept, (st.obs_global[1:], st.st[:, 1:], st.tile[:, :, 1:])))
+
+
+@pytest.mark.parametrize("B,T,K,L,pads,white", [(4, 40, 3, 4, True, True), (3, 60, 17, 1, False, False),
+                                                (34, 16, 1, 4, True, False)])
+def test_triton_env_equals_numba_env_and_reference(B, T, K, L, pads, white):
+    """gpupage.controller.prefetch_env.PrefetchEnv on both backends and the plain-Python reference: the same
+    raw observations, rewards, done flags and counts at every step, through a lane replacement too."""
+    from gpupage.controller.prefetch_env import PrefetchEnv
+    from kernels.prefetch_env import NaiveLanes, naive_prefetch_env_step
+
+    M = 16 + K
+    traces, hints, latent = _batch(B, T, K, L, M, pads, seed=7 * K + L)
+    mode = "whitebox" if white else "blackbox"
+    kw = dict(lam_fetch=0.3, lam_evict=0.7, mode=mode, latent=latent)
+    cpu = PrefetchEnv(traces, hints, L, K, backend="cpu", **kw)
+    tri = PrefetchEnv(traces.to(DEV), hints.to(DEV), L, K, backend="triton", **kw)
+    ref = NaiveLanes(traces, hints, L, K, latent.working_sets if white else None, latent.shift)
+    zeros = [0] * B
+    naive_prefetch_env_step(ref, zeros, zeros)  # the envs serve to the first decisions when built
+    assert torch.equal(tri.obs_global.cpu(), torch.from_numpy(cpu.obs_global))
+    g = torch.Generator().manual_seed(K)
+    replaced = False
+    for step in range(4 * T):
+        pf, vic = _actions(B, K, g)
+        a = cpu.step(pf, vic)
+        b = [x.cpu() for x in tri.step(pf.to(DEV), vic.to(DEV))]
+        og, os_, acc, done = naive_prefetch_env_step(ref, pf.tolist(), vic.tolist())
+        for name, x, y in zip(("obs_global", "obs_slots", "reward", "done"), a, b):
+            assert torch.equal(x, y), (step, name)
+        if not replaced:
+            assert torch.equal(a[0], og) and torch.equal(a[1], os_) and torch.equal(a[3], done)
+            acc = acc.double()
+            assert torch.equal(a[2], -(acc[:, 0] + 0.3 * acc[:, 1] + 0.7 * acc[:, 2]))
+        assert torch.equal(tri.kind.cpu(), torch.from_numpy(cpu.kind)) and torch.equal(tri.t.cpu(), torch.from_numpy(cpu.t))
+        if bool(a[3].all()):
+            if replaced:
+                break
+            lanes = torch.arange(B) % 2 == 0  # new episodes (the same lanes, reversed) on every other lane
+            new = (traces[lanes].flip(1), hints[lanes].flip(1), ZipfLatent(latent.working_sets[lanes], latent.shift))
+            cpu.replace(lanes, *new)
+            tri.replace(lanes.to(DEV), *new)
+            replaced = True
+    assert replaced and bool(a[3].all())
+    for name, v in cpu.counts().items():
+        assert torch.equal(tri.counts()[name].cpu(), v), name

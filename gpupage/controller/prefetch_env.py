@@ -43,6 +43,9 @@ is in the current working set (phase t // shift), 13 its rank in it (W if not in
 A done lane's observation is left as it was.
 
 Features (:func:`prefetch_features`, torch, shared by both backends) are T-independent: see there.
+
+Backends: ``cpu`` (numba, below) and ``triton`` (:mod:`kernels.prefetch_env`, on the traces' device: state,
+observations and rewards stay there, so a rollout does not sync except to validate actions).
 """
 
 from __future__ import annotations
@@ -230,12 +233,15 @@ class PrefetchEnv:
     Args:
         traces: int [B, T] (-1 pads).  hints: int [B, T] from :func:`gpupage.core.prefetch.make_hints` with
         lookahead ``L``.  K: cache size.  latent: the Zipf latent state (``mode='whitebox'`` needs it).
+        backend: ``cpu``, ``triton`` (CUDA traces, or CPU ones under TRITON_INTERPRET=1) or ``auto`` (triton
+        for CUDA traces).
     The raw observations of the pending decisions are ``obs_global`` / ``obs_slots`` (numpy, see the
-    module docstring); :func:`prefetch_features` turns them into the network's inputs.
+    module docstring; on the triton backend they, ``done``, ``pending``, ``kind``, ``t`` and the counts are
+    torch tensors on the traces' device); :func:`prefetch_features` turns them into the network's inputs.
     """
 
     def __init__(self, traces, hints, L: int, K: int, lam_fetch: float = 0.3, lam_evict: float = 0.0,
-                 mode: str = "blackbox", latent=None, options: dict | None = None):
+                 mode: str = "blackbox", latent=None, options: dict | None = None, backend: str = "auto"):
         check_costs(lam_fetch, lam_evict, 1)
         check_hint_options(L, 0.0)
         limits.check_int("K", K, 1)
@@ -257,6 +263,19 @@ class PrefetchEnv:
         else:
             self.ws, self.shift = np.zeros((B, 1, 0), dtype=np.int64), 1
         self.n_ids = n_ids
+        if backend not in ("auto", "cpu", "triton"):
+            raise ValueError(f"unknown backend {backend!r}; choose from auto, cpu, triton")
+        self._dev = None
+        if backend == "triton" or (backend == "auto" and torch.as_tensor(traces).is_cuda):
+            from kernels.prefetch_env import new_state
+
+            dev = torch.as_tensor(traces).device
+            self._dev = new_state(torch.from_numpy(self.traces).to(dev), torch.from_numpy(self.hints).to(dev), self.L,
+                                  self.K, torch.from_numpy(self.ws).to(dev) if mode == "whitebox" else None,
+                                  self.shift, options)
+            self.obs_global, self.obs_slots = self._dev.obs_global, self._dev.obs_slots  # updated in place
+            self._clear(torch.ones(B, dtype=torch.bool, device=dev))
+            return
         self.slot_of = np.full((B, n_ids), -1, dtype=np.int64)
         self.last = np.full((B, n_ids), FAR_PAST, dtype=np.int64)
         self.cnt = np.zeros((B, 2, n_ids), dtype=np.int64)
@@ -270,6 +289,13 @@ class PrefetchEnv:
 
     def _clear(self, lanes: np.ndarray) -> None:
         """Fresh state on ``lanes`` (bool [B]), served up to their first decisions."""
+        if self._dev is not None:
+            from kernels.prefetch_env import prefetch_env_step, reset_lanes
+
+            reset_lanes(self._dev, lanes)
+            prefetch_env_step(self._dev, torch.where(lanes, 0, -1), torch.full_like(lanes, -1, dtype=torch.int64),
+                              validate=False)
+            return
         for a, v in ((self.slot_of, -1), (self.last, FAR_PAST), (self.cnt, 0), (self.stamp, -1), (self.sc, 0),
                      (self.obs_global, 0), (self.obs_slots, 0)):
             a[lanes] = v
@@ -279,12 +305,20 @@ class PrefetchEnv:
     def replace(self, lanes, traces, hints, latent=None) -> None:
         """Start new episodes on ``lanes`` (bool [B]) with ``traces``, ``hints`` [lanes.sum(), T] (and their
         latent state in white-box mode); the other lanes are left as they are."""
-        lanes = np.asarray(lanes, dtype=bool)
+        lanes = np.asarray(torch.as_tensor(lanes).cpu(), dtype=bool)
         tr, hi = _ints(traces, "traces"), _ints(hints, "hints")
         if tr.shape != (lanes.sum(), self.traces.shape[1]) or hi.shape != tr.shape:
             raise ValueError(f"replacement traces and hints must be [{lanes.sum()}, {self.traces.shape[1]}]")
         if max(tr.max(initial=0), hi.max(initial=0)) >= self.n_ids:
             raise ValueError(f"replacement block ids must be < {self.n_ids}")
+        if self._dev is not None:
+            from kernels.prefetch_env import reset_lanes
+
+            lanes = torch.from_numpy(lanes).to(self._dev.st.device)
+            reset_lanes(self._dev, lanes, torch.from_numpy(tr), torch.from_numpy(hi),
+                        latent.working_sets if self.ws.shape[2] > 0 else None)
+            self._clear(lanes)
+            return
         self.traces[lanes], self.hints[lanes] = tr, hi
         if self.ws.shape[2] > 0:
             self.ws[lanes] = latent.working_sets.numpy()
@@ -300,6 +334,14 @@ class PrefetchEnv:
         """Apply the action (int [B] each; ``victim`` defaults to -1, ``adaptive``'s, everywhere); returns
         (obs_global int64 [B, NG], obs_slots int64 [B, K, NS] of the next decisions, rewards float64 [B]
         (minus the cost accrued), done bool [B]) as torch tensors."""
+        if self._dev is not None:
+            from kernels.prefetch_env import prefetch_env_step
+
+            vi = torch.full_like(self._dev.st[0], -1, dtype=torch.int64) if victim is None else victim
+            og, os_, acc, done = prefetch_env_step(self._dev, prefetch, vi)
+            acc = acc.double()  # the numba env's float64 sum, term by term
+            lam_fetch, lam_evict = float(self.lam[0]), float(self.lam[1])
+            return og.clone(), os_.clone(), -(acc[:, 0] + lam_fetch * acc[:, 1] + lam_evict * acc[:, 2]), done
         pf = _ints(prefetch, "prefetch").reshape(-1)
         B = self.traces.shape[0]
         vi = np.full(B, -1, dtype=np.int64) if victim is None else _ints(victim, "victim").reshape(-1)
@@ -313,28 +355,35 @@ class PrefetchEnv:
         return (torch.from_numpy(self.obs_global.copy()), torch.from_numpy(self.obs_slots.copy()),
                 torch.from_numpy(-self.cost), torch.from_numpy(self.done.copy()))
 
+    def _row(self, name: str) -> torch.Tensor:
+        from kernels.prefetch_env import ROWS
+
+        return self._dev.st[ROWS.index(name)].long()
+
     @property
     def done(self) -> np.ndarray:
-        return self.sc[:, DONE].astype(bool)
+        return self._dev.done.clone() if self._dev is not None else self.sc[:, DONE].astype(bool)
 
     @property
     def pending(self) -> np.ndarray:
         """bool [B]: lanes waiting for a decision."""
-        return self.sc[:, PENDING] != NONE
+        return self._row("pend") >= 0 if self._dev is not None else self.sc[:, PENDING] != NONE
 
     @property
     def kind(self) -> np.ndarray:
         """int64 [B]: the pending decision's kind (0 prefetch, 1 victim; -1 none)."""
-        return self.sc[:, PENDING] - 1
+        return self._row("pend") if self._dev is not None else self.sc[:, PENDING] - 1
 
     @property
     def t(self) -> np.ndarray:
         """int64 [B]: each lane's current request (the one the pending decision is about)."""
-        return self.sc[:, TT].copy()
+        return self._row("t") if self._dev is not None else self.sc[:, TT].copy()
 
     def next_use(self) -> torch.Tensor:
         """int64 [B, K]: the next request (>= t) of each slot's block, T if none or the slot is empty: the
         future, for imitation labels only (Belady's victim is the argmax), never an observation."""
+        if self._dev is not None:
+            raise ValueError("next_use (imitation labels) runs on the cpu backend")
         out = np.empty((self.traces.shape[0], self.K), dtype=np.int64)
         with limits.work_threads(len(out)):
             _next_use(self.traces, self.sc[:, TT].copy(), self.blk, self.sc[:, NN].copy(), out)
@@ -342,6 +391,8 @@ class PrefetchEnv:
 
     def counts(self) -> dict:
         """int64 [B] each: faults, prefetches, evictions so far."""
+        if self._dev is not None:
+            return {name: self._row(name) for name in ("faults", "prefetches", "evictions")}
         return {"faults": torch.from_numpy(self.sc[:, FAULTS].copy()),
                 "prefetches": torch.from_numpy(self.sc[:, PREF].copy()),
                 "evictions": torch.from_numpy(self.sc[:, EVICTIONS].copy())}
