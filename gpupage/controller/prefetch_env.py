@@ -427,7 +427,7 @@ def prefetch_features(obs_global: torch.Tensor, obs_slots: torch.Tensor, lam_fet
     rec = _recency(t, osl[:, :, 0])
     cntf = torch.log1p(osl[:, :, 1].float()) / 5
     av = og[:, 10]
-    slot_ids = torch.arange(K).expand(B, K)
+    slot_ids = torch.arange(K, device=og.device).expand(B, K)
     is_av = (slot_ids == av[:, None]).float()
     # full cache: every slot; otherwise a slot with any nonzero column (a block last requested at t = 0 with
     # nothing else to show reads as empty, only on a non-full cache, where no victim is read)
@@ -437,7 +437,7 @@ def prefetch_features(obs_global: torch.Tensor, obs_slots: torch.Tensor, lam_fet
     g = [og[:, 0:1].float(), og[:, 6:7].float(), ((og[:, 2] + 1).float() / (og[:, 3] + 2).float())[:, None],
          og[:, 4:6].float() / ONE, _recency(t, og[:, 7:8]), (og[:, 7:8] != FAR_PAST).float(),
          torch.log1p(og[:, 8:9].float()) / 5, og[:, 9:10].float() / L1,
-         torch.full((B, 1), float(lam_fetch)), vic]
+         torch.full((B, 1), float(lam_fetch), device=og.device), vic]
     if og.shape[1] > len(GLOBAL_COLUMNS):
         g += [og[:, 12:13].float(), torch.log1p(og[:, 13:14].float()) / 5]
     return torch.cat(g, dim=1), s
