@@ -34,9 +34,10 @@ NG_BLACK, NG_WHITE, NS = 12, 14, 4
 SMALL_BLOCK_K = (8, 16, 32)
 LARGE_BLOCK_K = (64, 128, 256, 512, 1024)
 # per-lane state, rows of st int32 [NST, B] (the kernel names them by number, in this order); pend: the
-# pending decision's kind, -1 none; right/total/rel_ema/fault_ema as the spec; faults/prefetches/evictions so far
+# pending decision's kind, -1 none; right/total/rel_ema/fault_ema as the spec; faults/prefetches/evictions so far;
+# bad: an out-of-range action was given (checked at the next host read, see PrefetchEnvState.check)
 ROWS = ("t", "pend", "done", "n", "cur", "gen_ep", "gen_cd", "nextgen", "S", "resume", "right", "total", "rel_ema",
-        "fault_ema", "faults", "prefetches", "evictions")
+        "fault_ema", "faults", "prefetches", "evictions", "bad")
 NST = len(ROWS)
 REL_START = 1 << 15  # rel_ema starts at one half
 KFAR = tl.constexpr(FAR_PAST)
@@ -97,6 +98,8 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
     pf = tl.load(pf_ptr + lanes, mask=lm, other=-1)
     vic = tl.load(vic_ptr + lanes, mask=lm, other=-1)
     run = lm & (done == 0) & (pf >= 0)
+    bad = lm & ((pf < -1) | (pf > 1) | (vic < -1) | (vic >= K))
+    tl.store(st_ptr + 17 * bb + lanes, bad.to(tl.int32), mask=bad)  # sticky; the action is taken as 0 / -1
 
     # the pending decision: kind 0 prefetches h_{t-L} (if asked), kind 1 places r_t in the chosen slot
     d0 = run & (pend == 0)
@@ -286,6 +289,12 @@ class PrefetchEnvState:
     def done(self) -> torch.Tensor:
         return self.st[ROWS.index("done")] != 0
 
+    def check(self) -> None:
+        """The one-line ValueError for an out-of-range action given to any step so far on the device (a host
+        read: callers run it where they sync anyway, e.g. when reading ``done``)."""
+        if bool(self.st[ROWS.index("bad")].any()):
+            raise ValueError(f"an action was out of range: prefetch must be -1, 0 or 1 and victim in [-1, {self.K})")
+
 
 def new_state(traces: torch.Tensor, hints: torch.Tensor, L: int, K: int, working_sets: torch.Tensor | None = None,
               shift: int = 1, options: dict | None = None) -> PrefetchEnvState:
@@ -368,30 +377,31 @@ def launch_prefetch_env(state: PrefetchEnvState, prefetch: torch.Tensor, victim:
         NG=state.obs_global.shape[1], BLOCK_K=BK, BLOCK_B=BB, num_warps=warps)
 
 
-def prefetch_env_step(state: PrefetchEnvState, prefetch, victim, validate: bool = True):
+def prefetch_env_step(state: PrefetchEnvState, prefetch, victim):
     """Apply each lane's action to its pending decision and serve it to the next one (spec: module docstring).
 
     Args:
         state: from :func:`new_state`, advanced in place.
         prefetch: int [B] in {0, 1} (read at kind 0; -1 leaves the lane untouched).
         victim: int [B] in [-1, K): the slot to evict, -1 for ``adaptive``'s victim (read at kind 1, and at kind
-            0 when prefetching into a full cache).  ``validate`` checks both ranges on the host (a sync on
-            CUDA; unchecked, an out-of-range slot means -1 and a prefetch above 1 means 0).
+            0 when prefetching into a full cache).  Out-of-range actions given on the host raise here; on
+            the device the kernel flags them (taken as 0 / -1) and the next :meth:`PrefetchEnvState.check`
+            raises, so a rollout never syncs here.
     Returns:
         (obs_global int64 [B, NG], obs_slots int64 [B, K, NS], acc int64 [B, 3] faults/prefetches/evictions
         accrued by this step, done bool [B]); the tensors are the state's own, overwritten by the next step.
     """
-    dev = state.st.device
-    prefetch = torch.as_tensor(prefetch).to(device=dev, dtype=torch.int64).contiguous()
-    victim = torch.as_tensor(victim).to(device=dev, dtype=torch.int64).contiguous()
-    if validate:  # the messages of gpupage.controller.prefetch_env.PrefetchEnv.step
+    prefetch, victim = torch.as_tensor(prefetch), torch.as_tensor(victim)
+    if not (prefetch.is_cuda or victim.is_cuda):  # the messages of gpupage.controller.prefetch_env.PrefetchEnv.step
         bad = (prefetch < -1) | (prefetch > 1)
         if bool(bad.any()):
             raise ValueError(f"prefetch actions must be -1, 0 or 1, got {int(prefetch[bad][0])}")
         bad = (victim < -1) | (victim >= state.K)
         if bool(bad.any()):
             raise ValueError(f"victim slots must be in [-1, {state.K}), got {int(victim[bad][0])}")
-    launch_prefetch_env(state, prefetch, victim)
+    dev = state.st.device
+    launch_prefetch_env(state, prefetch.to(device=dev, dtype=torch.int64).contiguous(),
+                        victim.to(device=dev, dtype=torch.int64).contiguous())
     return state.obs_global, state.obs_slots, state.acc, state.done
 
 

@@ -91,12 +91,25 @@ def test_fixed_actions_serve_as_the_cpu_path(prefetch):
 
 
 def test_bad_input_is_one_line_error():
-    from kernels.prefetch_env import new_state, prefetch_env_step, reset_lanes
+    from gpupage.controller.prefetch_env import PrefetchEnv
+    from kernels.prefetch_env import launch_prefetch_env, new_state, prefetch_env_step
 
     traces = torch.zeros(2, 8, dtype=torch.int32)
     st = new_state(traces.to(DEV), traces.to(DEV), 1, 2)
-    with pytest.raises(ValueError, match=r"victim slots must be in \[-1, 2\)"):
+    with pytest.raises(ValueError, match=r"victim slots must be in \[-1, 2\), got 2"):
         prefetch_env_step(st, torch.zeros(2, dtype=torch.int64), torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match="prefetch actions must be -1, 0 or 1, got 3"):
+        prefetch_env_step(st, torch.tensor([0, 3]), torch.zeros(2, dtype=torch.int64))
+    st.check()
+    # actions already on the device are checked by the kernel, and raise at the next host read
+    launch_prefetch_env(st, torch.tensor([0, -1], device=DEV), torch.tensor([-2, 0], device=DEV))
+    with pytest.raises(ValueError, match=r"an action was out of range: .* victim in \[-1, 2\)"):
+        st.check()
+    env = PrefetchEnv(traces.to(DEV), traces.to(DEV), 1, 2, backend="triton")
+    with pytest.raises(ValueError, match=r"victim slots must be in \[-1, 2\)"):
+        env.step(torch.zeros(2, dtype=torch.int64), torch.tensor([5, 0]))
+    with pytest.raises(ValueError, match="unknown backend"):
+        PrefetchEnv(traces, traces, 1, 2, backend="gpu")
     with pytest.raises(ValueError, match="K <= 1024"):
         new_state(traces, traces, 1, 2000)
     with pytest.raises(ValueError, match="both be"):

@@ -45,7 +45,8 @@ A done lane's observation is left as it was.
 Features (:func:`prefetch_features`, torch, shared by both backends) are T-independent: see there.
 
 Backends: ``cpu`` (numba, below) and ``triton`` (:mod:`kernels.prefetch_env`, on the traces' device: state,
-observations and rewards stay there, so a rollout does not sync except to validate actions).
+observations and rewards stay there: a rollout syncs only where it reads them, e.g. ``done``; actions given
+on the device are range-checked by the kernel and an error raises at the next ``done`` or ``counts()``).
 """
 
 from __future__ import annotations
@@ -293,8 +294,7 @@ class PrefetchEnv:
             from kernels.prefetch_env import prefetch_env_step, reset_lanes
 
             reset_lanes(self._dev, lanes)
-            prefetch_env_step(self._dev, torch.where(lanes, 0, -1), torch.full_like(lanes, -1, dtype=torch.int64),
-                              validate=False)
+            prefetch_env_step(self._dev, torch.where(lanes, 0, -1), torch.full_like(lanes, -1, dtype=torch.int64))
             return
         for a, v in ((self.slot_of, -1), (self.last, FAR_PAST), (self.cnt, 0), (self.stamp, -1), (self.sc, 0),
                      (self.obs_global, 0), (self.obs_slots, 0)):
@@ -362,7 +362,10 @@ class PrefetchEnv:
 
     @property
     def done(self) -> np.ndarray:
-        return self._dev.done.clone() if self._dev is not None else self.sc[:, DONE].astype(bool)
+        if self._dev is not None:
+            self._dev.check()  # out-of-range actions given on the device raise here, where the caller syncs
+            return self._dev.done.clone()
+        return self.sc[:, DONE].astype(bool)
 
     @property
     def pending(self) -> np.ndarray:
@@ -392,6 +395,7 @@ class PrefetchEnv:
     def counts(self) -> dict:
         """int64 [B] each: faults, prefetches, evictions so far."""
         if self._dev is not None:
+            self._dev.check()
             return {name: self._row(name) for name in ("faults", "prefetches", "evictions")}
         return {"faults": torch.from_numpy(self.sc[:, FAULTS].copy()),
                 "prefetches": torch.from_numpy(self.sc[:, PREF].copy()),
