@@ -98,8 +98,6 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
     pf = tl.load(pf_ptr + lanes, mask=lm, other=-1)
     vic = tl.load(vic_ptr + lanes, mask=lm, other=-1)
     run = lm & (done == 0) & (pf >= 0)
-    bad = lm & ((pf < -1) | (pf > 1) | (vic < -1) | (vic >= K))
-    tl.store(st_ptr + 17 * bb + lanes, bad.to(tl.int32), mask=bad)  # sticky; the action is taken as 0 / -1
 
     # the pending decision: kind 0 prefetches h_{t-L} (if asked), kind 1 places r_t in the chosen slot
     d0 = run & (pend == 0)
@@ -251,6 +249,11 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
     tl.store(st_ptr + 14 * bb + lanes, faults, mask=lm)
     tl.store(st_ptr + 15 * bb + lanes, pref, mask=lm)
     tl.store(st_ptr + 16 * bb + lanes, evic, mask=lm)
+    # an out-of-range action (taken as 0 / -1) sets a sticky flag; actions reloaded: nothing kept across the loop
+    pf = tl.load(pf_ptr + lanes, mask=lm, other=-1)
+    vic = tl.load(vic_ptr + lanes, mask=lm, other=-1)
+    bad = lm & ((pf < -1) | (pf > 1) | (vic < -1) | (vic >= K))
+    tl.store(st_ptr + 17 * bb + lanes, bad.to(tl.int32), mask=bad)
     tl.store(acc_ptr + lanes * 3, (faults - f0).to(tl.int64), mask=lm)
     tl.store(acc_ptr + lanes * 3 + 1, (pref - p0).to(tl.int64), mask=lm)
     tl.store(acc_ptr + lanes * 3 + 2, (evic - e0).to(tl.int64), mask=lm)

@@ -45,7 +45,6 @@ def _actions(B, K, g):
     (35, 16, 3, 1, 10, True, False),  # two programs, the second one partly empty
     (6, 40, 8, 4, 20, True, True),
     (3, 70, 17, 4, 30, False, False),  # one lane per program
-    (2, 70, 17, 1, 30, True, True),
 ])
 def test_kernel_equals_reference_at_every_step(B, T, K, L, M, pads, white):
     from kernels.prefetch_env import NaiveLanes, naive_prefetch_env_step, new_state, prefetch_env_step
