@@ -29,8 +29,8 @@ from .launch import _lookup, aot_spec, tile_shape
 from .prefetch import FAR_PAST, _counts, _victim
 
 NG_BLACK, NG_WHITE, NS = 12, 14, 4
-# up to 32 slots one warp runs 256 // BLOCK_K lanes (a [BLOCK_K, 32] tile spills from 16 slots on), beyond
-# that a program runs one lane
+# one warp runs 32 lanes up to 8 slots and 128 // BLOCK_K lanes up to 32 (a [16, 16] tile used all 255
+# registers and spilled 24 bytes on sm_80), beyond that a program runs one lane
 SMALL_BLOCK_K = (8, 16, 32)
 LARGE_BLOCK_K = (64, 128, 256, 512, 1024)
 # per-lane state, rows of st int32 [NST, B] (the kernel names them by number, in this order); pend: the
@@ -42,6 +42,7 @@ NST = len(ROWS)
 REL_START = 1 << 15  # rel_ema starts at one half
 KFAR = tl.constexpr(FAR_PAST)
 KNS = tl.constexpr(NS)
+CHECK_BLOCK = 256
 FAR_OUT = tl.constexpr(_h.FAR_PAST)  # the spec's FAR_PAST (int64) in observations; the kernel keeps FAR_PAST (int32)
 
 
@@ -54,6 +55,18 @@ def _row(ptr, r, B, lanes, m):
 def _far(v):
     """Observations carry the spec's FAR_PAST (int64) for a never-requested block."""
     return tl.where(v == KFAR, FAR_OUT, v.to(tl.int64))
+
+
+@triton.jit
+def _check_actions_kernel(pf_ptr, vic_ptr, st_ptr, B, K, BLOCK: tl.constexpr):
+    """Sets the sticky ``bad`` row of st for each lane given an out-of-range action (a launch of its own: the
+    four comparisons in the step kernel made ptxas spill)."""
+    lanes = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    lm = lanes < B
+    pf = tl.load(pf_ptr + lanes, mask=lm, other=0)
+    vic = tl.load(vic_ptr + lanes, mask=lm, other=0)
+    bad = lm & ((pf < -1) | (pf > 1) | (vic < -1) | (vic >= K))
+    tl.store(st_ptr + 17 * B.to(tl.int64) + lanes, bad.to(tl.int32), mask=bad)
 
 
 @triton.jit
@@ -249,11 +262,6 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
     tl.store(st_ptr + 14 * bb + lanes, faults, mask=lm)
     tl.store(st_ptr + 15 * bb + lanes, pref, mask=lm)
     tl.store(st_ptr + 16 * bb + lanes, evic, mask=lm)
-    # an out-of-range action (taken as 0 / -1) sets a sticky flag; actions reloaded: nothing kept across the loop
-    pf = tl.load(pf_ptr + lanes, mask=lm, other=-1)
-    vic = tl.load(vic_ptr + lanes, mask=lm, other=-1)
-    bad = lm & ((pf < -1) | (pf > 1) | (vic < -1) | (vic >= K))
-    tl.store(st_ptr + 17 * bb + lanes, bad.to(tl.int32), mask=bad)
     tl.store(acc_ptr + lanes * 3, (faults - f0).to(tl.int64), mask=lm)
     tl.store(acc_ptr + lanes * 3 + 1, (pref - p0).to(tl.int64), mask=lm)
     tl.store(acc_ptr + lanes * 3 + 2, (evic - e0).to(tl.int64), mask=lm)
@@ -361,7 +369,7 @@ def block_shape(K: int):
     """(BLOCK_K, BLOCK_B, num_warps) of a launch with K slots."""
     for bk in SMALL_BLOCK_K:
         if K <= bk:
-            return bk, 256 // bk, 1
+            return bk, 32 if bk == 8 else 128 // bk, 1
     return tile_shape(K, (), LARGE_BLOCK_K, 64, 8, "the prefetch env kernel handles")
 
 
@@ -373,6 +381,7 @@ def launch_prefetch_env(state: PrefetchEnvState, prefetch: torch.Tensor, victim:
             raise ValueError(f"{name} must be contiguous int64 [{B}] on {state.st.device}")
     BK, BB, warps = block_shape(state.K)
     P, W = state.working_sets.shape[1:]
+    _check_actions_kernel[(triton.cdiv(B, CHECK_BLOCK),)](prefetch, victim, state.st, B, state.K, BLOCK=CHECK_BLOCK)
     _prefetch_env_kernel[(triton.cdiv(B, BB),)](
         state.traces, state.hints, prefetch, victim, state.st, state.tile, state.last, state.scratch,
         state.working_sets, state.obs_global, state.obs_slots, state.acc,
@@ -527,3 +536,6 @@ _SIG = {"trace_ptr": "*i32", "hint_ptr": "*i32", "pf_ptr": "*i64", "vic_ptr": "*
 # Every specialisation `prefetch_env_step` can launch, for scripts/compile_kernels.py.
 AOT_SPECS = [aot_spec(f"prefetch_env {mode} K<={bk}", _prefetch_env_kernel, _SIG, block_shape(bk), NG=ng)
              for mode, ng in (("blackbox", NG_BLACK), ("whitebox", NG_WHITE)) for bk in SMALL_BLOCK_K + LARGE_BLOCK_K]
+AOT_SPECS.append(dict(name="prefetch_env check_actions", fn=_check_actions_kernel,
+                      signature={"pf_ptr": "*i64", "vic_ptr": "*i64", "st_ptr": "*i32", "B": "i32", "K": "i32"},
+                      constexprs={"BLOCK": CHECK_BLOCK}, num_warps=4))
