@@ -44,7 +44,8 @@ def _actions(B, K, g):
     (5, 45, 3, 4, 12, True, True),
     (35, 16, 3, 1, 10, True, False),  # two programs, the second one partly empty
     (6, 40, 8, 4, 20, True, True),
-    (3, 70, 17, 4, 30, False, False),  # one lane per program
+    (3, 70, 17, 4, 30, False, False),  # BLOCK_K = 32: 4 lanes per program
+    (1, 100, 33, 2, 80, False, True),  # BLOCK_K = 64: one lane per program
 ])
 def test_kernel_equals_reference_at_every_step(B, T, K, L, M, pads, white):
     from kernels.prefetch_env import NaiveLanes, naive_prefetch_env_step, new_state, prefetch_env_step
