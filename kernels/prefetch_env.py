@@ -8,8 +8,10 @@ the device, so a rollout never syncs with the host.  A launch applies each lane'
 decision, then serves requests until the lane's next decision (kind 0: prefetch the hinted block h_{t-L}
 before request t; kind 1: the victim of a fault on a full cache) or its trace's end, and writes the integer
 raw observations of the decision (``obs_global [B, NG]``, ``obs_slots [B, K, NS]``) and the counts accrued
-(faults, prefetches, evictions).  The written specification is the module docstring of
-:mod:`gpupage.controller.prefetch_env`; :func:`naive_prefetch_env_step` is a plain-Python reading of it.
+(faults, prefetches, evictions).  Actions are range-checked on the device by ``_check_actions_kernel`` (a
+sticky per-lane flag that :meth:`PrefetchEnvState.check` turns into the ValueError at the caller's next host
+read).  The written specification is the module docstring of :mod:`gpupage.controller.prefetch_env`;
+:func:`naive_prefetch_env_step` is a plain-Python reading of it.
 """
 
 from __future__ import annotations
