@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import gpupage
 from gpupage.cli import main
+from gpupage.controller.prefetch_env import n_features
 from gpupage.controller.prefetch_train import PrefetchNet, PrefetchTrainConfig, checkpoint_dict, train_prefetch
 from gpupage.core.prefetch import make_hints, simulate_prefetch
 from gpupage.experiments.bounds.config import BoundsConfig
@@ -21,13 +22,16 @@ PARAMS = gpupage.ZipfParams(T=600)
 
 
 def _fixed(tmp_path, bias, name):
-    """A checkpoint whose controller always (bias > 0) or never prefetches."""
+    """A checkpoint whose controller always (bias > 0) or never prefetches, and whose victim head picks the
+    slot flagged as adaptive's victim (slot feature 4)."""
     cfg = PrefetchTrainConfig()
-    model = PrefetchNet(12, cfg.hidden)
+    model = PrefetchNet(*n_features("blackbox"), cfg.hidden)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
         model.pi.bias.fill_(bias)
+        model.slot[0].weight[0, 4] = model.slot[2].weight[0, 0] = 1.0
+        model.slot[4].weight[0, 0] = 10.0
     path = tmp_path / name
     torch.save(checkpoint_dict(model, cfg, "test", []), path)
     return path

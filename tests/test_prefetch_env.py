@@ -1,84 +1,182 @@
-"""The prefetch env (issue 13, part 2) serves exactly as core.prefetch and the plain-Python reference."""
+"""Prefetch env v2 (issue 13): the numba env equals a plain-Python loop of its written specification, serves
+as core.prefetch with adaptive's victims, and its features do not depend on the trace length."""
 
 import numpy as np
 import pytest
 import torch
 
 import gpupage
-from gpupage.controller.prefetch_env import FEATURES, PrefetchEnv
+from gpupage.controller.prefetch_env import FAR_PAST, PrefetchEnv, prefetch_features
 from gpupage.core.prefetch import make_hints, simulate_prefetch
-from gpupage.zoo.prefetch_reference import naive_prefetch
+from gpupage.zoo.heuristics import PROTECT, resolve_params
 
 SEEDS = list(range(1000, 1006))
 
 
-def _lanes(eps, T=600):
+def _lanes(eps, T=600, seeds=SEEDS):
     params = gpupage.ZipfParams(T=T)
-    traces, latent = gpupage.zipf_traces(params, SEEDS, return_latent=True)
-    return traces, latent, make_hints(traces, 4, eps, params.M, seed=SEEDS)
+    traces, latent = gpupage.zipf_traces(params, seeds, return_latent=True)
+    return traces, latent, make_hints(traces, 4, eps, params.M, seed=seeds)
 
 
-def _replay(env, policy):
-    """Run the env with ``policy(obs, b) -> 0/1`` and return the hints it acted on (the others -1)."""
-    taken = np.full(env.hints.shape, -1, dtype=np.int64)
-    obs = torch.from_numpy(env.obs.copy())
+def naive_env(trace, hint, L, K, decisions, ws=None, shift=1):
+    """Plain-Python loop of the spec (prefetch_env's docstring) with naive_adaptive's dict state: replays
+    ``decisions`` [(prefetch, victim)] in order; returns (faults, prefetches, evictions, observations)."""
+    novel_gap, gain, decay, alarm, refractory, stale, suspect = resolve_params(None)
+    last, epoch, cand = {}, {}, {}
+    S = resume = right = total = faults = prefetches = evictions = 0
+    rel, fema = 1 << 15, 0
+    slots, seen = [], []
+    todo = iter(decisions)
+
+    def adaptive_victim(t):
+        def key(b):
+            p = epoch.get(b, 0) if last.get(b, FAR_PAST) >= t - stale else 0
+            return p + (PROTECT if S >= suspect and b in cand else 0), max(last.get(b, FAR_PAST), -1)
+        return min(range(K), key=lambda i: key(slots[i]))
+
+    def announced(t, b):
+        return sum(hint[j] == b for j in range(max(t - L + 1, 0), t))
+
+    def observe(kind, t, subj, subj_last):
+        g = [kind, t, right, total, rel, fema, int(len(slots) >= K), subj_last, epoch.get(subj, 0),
+             announced(t, subj), adaptive_victim(t) if len(slots) >= K else -1, L]
+        if ws is not None:
+            row = list(ws[min(t // shift, len(ws) - 1)])
+            g += [int(subj in row), row.index(subj) if subj in row else len(row)]
+        sl = [[0] * 4 for _ in range(K)]
+        for i, b in enumerate(slots):
+            lb = last.get(b, FAR_PAST)
+            sl[i] = [lb, epoch.get(b, 0) if lb >= t - stale else 0, int(S >= suspect and b in cand), announced(t, b)]
+        seen.append((g, sl))
+        return next(todo)
+
+    def put(t, x, v):
+        nonlocal evictions
+        if len(slots) < K:
+            slots.append(x)
+            return
+        slots[v if v >= 0 else adaptive_victim(t)] = x
+        evictions += 1
+
+    for t, x in enumerate(trace):
+        if x < 0:
+            continue
+        y = hint[t - L] if t >= L else -1
+        if y >= 0 and y not in slots:
+            pf, v = observe(0, t, y, last.get(y, FAR_PAST))
+            if pf:
+                prefetches += 1
+                put(t, y, v)
+        if y >= 0:
+            right += y == x
+            total += 1
+            rel += ((int(y == x) << 16) - rel) >> 5
+        prev = last.get(x, FAR_PAST)
+        novel = prev <= t - novel_gap
+        last[x] = t
+        epoch[x] = epoch.get(x, 0) + 1
+        cand[x] = cand.get(x, 0) + 1
+        if t >= resume:
+            S = S + gain if novel else S - decay
+            if S <= 0:
+                S, cand = 0, {}
+            elif S >= alarm:
+                epoch, cand, S, resume = cand, {}, 0, t + refractory
+        f = int(x not in slots)
+        fema += ((f << 16) - fema) >> 6
+        if f:
+            faults += 1
+            if len(slots) >= K:
+                _, v = observe(1, t, x, prev)
+                put(t, x, v)
+            else:
+                slots.append(x)
+    return faults, prefetches, evictions, seen
+
+
+def _play(env, choose):
+    """Run ``env`` to the end with ``choose(env) -> (prefetch, victim)``; per lane the decisions taken and the
+    raw observations seen (as lists), and the summed rewards."""
+    B = env.traces.shape[0]
+    dec, obs = [[] for _ in range(B)], [[] for _ in range(B)]
+    rewards = torch.zeros(B, dtype=torch.float64)
     while not env.done.all():
-        live = env.pending
-        act = np.array([policy(obs[b], b) if live[b] else 0 for b in range(len(live))], dtype=np.int64)
-        t = env.t
-        for b in np.flatnonzero(live & (act == 1)):
-            taken[b, t[b] - env.L] = env.hints[b, t[b] - env.L]
-        obs, _, _ = env.step(act)
-    return torch.from_numpy(taken)
+        pf, vi = choose(env)
+        for b in np.flatnonzero(env.pending):
+            dec[b].append((int(pf[b]), int(vi[b])))
+            obs[b].append((env.obs_global[b].tolist(), env.obs_slots[b].tolist()))
+        _, _, r, _ = env.step(pf, vi)
+        rewards += r
+    return dec, obs, rewards
+
+
+@pytest.mark.parametrize("mode", ["blackbox", "whitebox"])
+def test_random_decisions_equal_a_plain_loop_of_the_spec(mode):
+    traces, latent, hints = _lanes(0.3, T=500)
+    gen = np.random.default_rng(5)
+    env = PrefetchEnv(traces, hints, 4, 8, lam_fetch=0.3, lam_evict=0.5, mode=mode, latent=latent)
+    before = torch.from_numpy(env.cost.copy())  # served before the first decisions
+    dec, obs, rewards = _play(env, lambda e: (gen.integers(0, 2, len(SEEDS)), gen.integers(-1, 8, len(SEEDS))))
+    got = env.counts()
+    kinds = [o[0][0] for lane in obs for o in lane]
+    assert 0 < sum(kinds) < len(kinds)  # both kinds occurred
+    assert any(v >= 0 for lane in dec for _, v in lane) and any(v < 0 for lane in dec for _, v in lane)
+    for b in range(len(SEEDS)):
+        ws = latent.working_sets[b].tolist() if mode == "whitebox" else None
+        f, p, e, seen = naive_env(traces[b].tolist(), hints[b].tolist(), 4, 8, dec[b], ws, latent.shift)
+        assert (got["faults"][b], got["prefetches"][b], got["evictions"][b]) == (f, p, e)
+        assert obs[b] == seen
+        assert float(before[b] - rewards[b]) == pytest.approx(f + 0.3 * p + 0.5 * e)
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.3])
-def test_always_and_never_equal_follow_hint_and_demand_paging(eps):
+def test_adaptive_victims_replay_as_masked_hints(eps):
+    """victim = -1 everywhere: the decisions taken, replayed as masked hints, are follow_hint with adaptive."""
     traces, _, hints = _lanes(eps)
-    for act, rule in ((1, "follow_hint"), (0, "never")):
+    gen = np.random.default_rng(1)
+    for always in (1, 0, None):
         env = PrefetchEnv(traces, hints, 4, 8, lam_fetch=0.3)
-        _replay(env, lambda o, b: act)
-        ref = simulate_prefetch(traces, 8, rule, "adaptive", hints=hints, L=4, lam_fetch=0.3)
+        taken = np.full(env.hints.shape, -1, dtype=np.int64)
+
+        def choose(e):
+            pf = np.full(len(SEEDS), always) if always is not None else gen.integers(0, 2, len(SEEDS))
+            for b in np.flatnonzero((e.kind == 0) & (pf == 1)):
+                taken[b, e.t[b] - 4] = e.hints[b, e.t[b] - 4]
+            return pf, np.full(len(SEEDS), -1)
+
+        _play(env, choose)
+        masked = torch.from_numpy(taken) if always is None else (hints if always else torch.full_like(hints, -1))
+        ref = simulate_prefetch(traces, 8, "follow_hint", "adaptive", hints=masked, L=4, lam_fetch=0.3)
         got = env.counts()
         for k in ("faults", "prefetches", "evictions"):
-            assert torch.equal(got[k], getattr(ref, k)), (rule, k)
+            assert torch.equal(got[k], getattr(ref, k)), (always, k)
 
 
-def test_random_decisions_replay_as_masked_hints_against_the_reference():
-    traces, _, hints = _lanes(0.2, T=400)
-    gen = np.random.default_rng(3)
-    env = PrefetchEnv(traces, hints, 4, 8, lam_fetch=0.3, lam_evict=0.5)
-    costs = torch.from_numpy(env.cost.copy())  # served before the first decisions
-    taken = np.full(env.hints.shape, -1, dtype=np.int64)
-    while not env.done.all():
-        live, t = env.pending, env.t
-        act = (gen.random(len(live)) < 0.5).astype(np.int64) * live
-        for b in np.flatnonzero(act):
-            taken[b, t[b] - 4] = env.hints[b, t[b] - 4]
-        _, r, _ = env.step(act)
-        costs -= r
-    got = env.counts()
-    assert got["prefetches"].sum() > 0 and (got["prefetches"] < simulate_prefetch(
-        traces, 8, "follow_hint", "adaptive", hints=hints, L=4).prefetches).all()
-    for b in range(len(SEEDS)):
-        ref = naive_prefetch(traces[b].tolist(), 8, "follow_hint", "adaptive", hints=taken[b].tolist(), L=4)
-        assert (got["faults"][b], got["prefetches"][b], got["evictions"][b]) == tuple(ref[:3])
-        assert costs[b] == pytest.approx(ref[0] + 0.3 * ref[1] + 0.5 * ref[2])
+def test_features_do_not_depend_on_the_trace_length():
+    long_tr, _, long_h = _lanes(0.2, T=900, seeds=SEEDS[:3])
+    T = 400
+    short_h = make_hints(long_tr[:, :T], 4, 0.2, 64, seed=SEEDS[:3])
+    assert torch.equal(short_h[:, :T - 4], long_h[:, :T - 4])
+    feats = []
+    for tr, h in ((long_tr[:, :T], short_h), (long_tr, long_h)):
+        env = PrefetchEnv(tr, h, 4, 8)
+        rows = []
 
+        def choose(e):
+            for b in np.flatnonzero(e.pending & (e.t < T - 4)):
+                g, s = prefetch_features(torch.from_numpy(e.obs_global[b:b + 1]),
+                                         torch.from_numpy(e.obs_slots[b:b + 1]), 0.3, 8)
+                rows.append((b, int(e.t[b]), g, s))
+            return (e.t % 3 > 0).astype(np.int64), np.where(e.t % 2 == 0, -1, e.t % 8)
 
-def test_observations_say_how_reliable_the_hints_are():
-    means = []
-    for eps in (0.0, 1.0):
-        traces, latent, hints = _lanes(eps)
-        env = PrefetchEnv(traces, hints, 4, 8, mode="whitebox", latent=latent)
-        seen = []
-        while not env.done.all():
-            obs, _, _ = env.step(np.ones(len(SEEDS), dtype=np.int64))
-            seen.append(obs[torch.from_numpy(env.pending)])
-        means.append(torch.cat(seen).mean(0))
-    rel = FEATURES.index("hint_reliability")
-    assert means[0][rel] > 0.9 and means[1][rel] < 0.2
-    assert means[0][len(FEATURES)] > 0.9 > means[1][len(FEATURES)]  # hinted block in the working set
+        _play(env, choose)
+        feats.append(rows)
+    assert len(feats[0]) > 100 and len(feats[1]) == len(feats[0])
+    for (b0, t0, g0, s0), (b1, t1, g1, s1) in zip(*(sorted(f, key=lambda r: r[:2]) for f in feats)):
+        assert (b0, t0) == (b1, t1) and torch.equal(g0, g1) and torch.equal(s0, s1)
+    g, s = feats[1][-1][2:]
+    assert 0 <= g[0, 5] <= 1 and s[..., 0].min() >= 0 and s[..., 0].max() <= 1  # recencies
 
 
 def test_bad_input_is_one_line():
@@ -89,17 +187,23 @@ def test_bad_input_is_one_line():
         PrefetchEnv(traces, hints, 4, 8, mode="whitebox")
     with pytest.raises(ValueError, match="lookahead"):
         PrefetchEnv(traces, hints, 0, 8)
+    env = PrefetchEnv(traces, hints, 4, 8)
+    with pytest.raises(ValueError, match="victim slots"):
+        env.step(np.ones(len(SEEDS), dtype=np.int64), np.full(len(SEEDS), 8))
+    with pytest.raises(ValueError, match="prefetch actions"):
+        env.step(np.full(len(SEEDS), 2))
 
 
 def test_a_replaced_lane_serves_as_a_fresh_one():
     traces, latent, hints = _lanes(0.1, T=300)
     env = PrefetchEnv(traces[:3], hints[:3], 4, 8)
     for _ in range(40):
-        env.step(np.ones(3, dtype=np.int64))
+        env.step(np.ones(3, dtype=np.int64), np.array([-1, 2, 5]))
     lanes = np.array([True, False, True])
     env.replace(lanes, traces[3:5], hints[3:5])
     fresh = PrefetchEnv(traces[3:5], hints[3:5], 4, 8)
-    assert np.array_equal(env.obs[lanes], fresh.obs) and np.array_equal(env.sc[lanes], fresh.sc)
+    assert np.array_equal(env.obs_global[lanes], fresh.obs_global) and np.array_equal(env.sc[lanes], fresh.sc)
+    assert np.array_equal(env.obs_slots[lanes], fresh.obs_slots)
     kept = env.sc[1].copy()
-    env.step(np.array([-1, -1, -1]))
+    env.step(np.array([-1, -1, -1]), np.array([3, 3, 3]))
     assert np.array_equal(env.sc[1], kept)

@@ -109,7 +109,16 @@ def evaluate_prefetch_checkpoint(checkpoint, K, seeds, params, as_json, **overri
               help="Noise the checkpoint is validated and, by default, evaluated at.")
 @click.option("--lambda-fetch", "lam_fetch", type=Finite(), default=0.3, show_default=True)
 @click.option("--lambda-evict", "lam_evict", type=Finite(), default=0.0, show_default=True)
+@click.option("--no-hints", is_flag=True, help="Train without hints (every hint -1): a victim-only controller.")
+@click.option("--victims", type=click.Choice(["controller", "adaptive"]), default="controller", show_default=True,
+              help="Who picks victims: the controller's victim head, or adaptive (the prefetch-only ablation).")
+@click.option("--imitate", type=click.Choice(["none", "adaptive", "belady"]), default="adaptive", show_default=True,
+              help="Warm-start the victim head by imitating this victim.")
+@click.option("--imitate-iterations", type=click.IntRange(0), default=20, show_default=True,
+              help="Imitation rollouts before PPO.")
 @click.option("--iterations", type=click.IntRange(1), default=150, show_default=True, help="PPO iterations.")
+@click.option("--val-every", type=click.IntRange(1), default=10, show_default=True,
+              help="PPO iterations between validation checks.")
 @click.option("--lanes", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--num-steps", type=click.IntRange(1), default=64, show_default=True, help="Decisions per lane per rollout.")
 @click.option("--episode-length", "T", type=click.IntRange(2, MAX_REQUESTS), default=2000, show_default=True,
@@ -119,9 +128,9 @@ def evaluate_prefetch_checkpoint(checkpoint, K, seeds, params, as_json, **overri
 @click.option("--torch-seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No per-iteration log.")
 @resource_options
-def prefetch_train(out, force, mode, K, L, eps_choices, eps_eval, lam_fetch, lam_evict, iterations, lanes, num_steps,
-                   T, lr, seed_start, torch_seed, quiet):
-    """Train the prefetch controller with PPO (issue 13): when to follow a hint; victims are adaptive's."""
+def prefetch_train(out, force, mode, K, L, eps_choices, eps_eval, lam_fetch, lam_evict, no_hints, victims, imitate,
+                   imitate_iterations, iterations, val_every, lanes, num_steps, T, lr, seed_start, torch_seed, quiet):
+    """Train the prefetch controller with PPO (issue 13): when to follow a hint and which block to evict."""
     import os
     import sys
 
@@ -132,8 +141,10 @@ def prefetch_train(out, force, mode, K, L, eps_choices, eps_eval, lam_fetch, lam
     if os.path.exists(out) and not force:
         raise ValueError(f"{out} exists; pass --force to overwrite it")
     cfg = PrefetchTrainConfig(K=K[0], L=L, lam_fetch=lam_fetch, lam_evict=lam_evict, mode=mode,
-                              eps_choices=tuple(eps_choices), eps_eval=eps_eval, lanes=lanes, T=T, num_steps=num_steps,
-                              iterations=iterations, lr=lr, seed_start=seed_start, torch_seed=torch_seed)
+                              hints=not no_hints, victims=victims, imitate=imitate,
+                              imitate_iterations=imitate_iterations, eps_choices=tuple(eps_choices), eps_eval=eps_eval,
+                              lanes=lanes, T=T, num_steps=num_steps, iterations=iterations, val_every=val_every, lr=lr,
+                              seed_start=seed_start, torch_seed=torch_seed)
     if os.path.dirname(out):
         os.makedirs(os.path.dirname(out), exist_ok=True)
     log = (lambda row: None) if quiet else (lambda row: click.echo(json.dumps(row), err=True))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from ..controller.prefetch_train import load_prefetch_controller, run_controller
 from ..core.prefetch import check_costs, check_hint_options, make_hints, opt, simulate_prefetch
@@ -48,7 +49,9 @@ def lane_costs(model, ck: dict, seeds: list[int], s: dict, params: ZipfParams = 
         out[name] = {"faults": f.numpy(), "prefetches": p.numpy(),
                      "cost": (f.double() + w["lam_fetch"] * p.double() + w["lam_evict"] * e.double()).numpy()}
 
-    c = run_controller(model, traces, hints, s["L"], s["K"], mode=ck["net"]["mode"], latent=latent, **w)
+    seen = hints if ck["config"].get("hints", True) else torch.full_like(hints, -1)  # a no-hints controller
+    c = run_controller(model, traces, seen, s["L"], s["K"], mode=ck["net"]["mode"], latent=latent,
+                       victims=ck["settings"]["eviction"], **w)
     put("controller", c["faults"], c["prefetches"], c["evictions"])
     if heuristics:
         for ev in EVICTIONS:
