@@ -4,9 +4,10 @@ Reports decisions/s (controller forward + features + env step) and simulated
 requests/s, for the full rollout and for the env step alone, next to the
 reference measured in the same run: ``gpupage.simulate`` running LRU over the
 same traces on the same backend (requests/s), so the ratio shows what the
-decision loop costs over plain simulation.  Then the prefetch env (issue 13;
-CPU only: it has no Triton kernel yet) with an untrained prefetch controller on
-the same traces (hints eps = 0.1, L = 4), against the demand env's CPU rollout.
+decision loop costs over plain simulation.  Then the prefetch env (issue 13) on
+each backend present (numba on the CPU, the Triton kernel on CUDA) with an
+untrained prefetch controller choosing prefetches and victims on the same traces
+(hints eps = 0.1, L = 4), against the demand env's rollout on the same backend.
 With gymnasium installed it also runs
 the gymnasium adapter (``gpupage.controller.gym``) against the raw env doing the
 same work (evict slot 0, features every decision), as decisions/s (best of
@@ -88,18 +89,26 @@ def gym_episode(traces, K, device):
     return info["faults"].tolist(), time.perf_counter() - t0
 
 
+def _t(a):
+    return a if isinstance(a, torch.Tensor) else torch.from_numpy(a)
+
+
 @torch.no_grad()
-def prefetch_rollout(model, traces, hints, K):
-    """Greedy prefetch-env episode over every lane; returns (decisions, requests, seconds)."""
+def prefetch_rollout(model, traces, hints, K, device):
+    """Greedy prefetch-env episode over every lane on ``device``'s backend (numba on the CPU, the Triton
+    kernel on CUDA, where done is read every DONE_CHECK_EVERY steps); returns (decisions, requests, seconds)."""
+    _sync(device)
     t0 = time.perf_counter()
-    env = PrefetchEnv(traces, hints, 4, K, 0.3)
-    decisions = 0
-    while not env.done.all():
-        decisions += int(env.pending.sum())
-        logit, scores, _ = model(*prefetch_features(torch.from_numpy(env.obs_global), torch.from_numpy(env.obs_slots),
-                                                     0.3, K))
+    env = PrefetchEnv(traces.to(device), hints.to(device), 4, K, 0.3, backend="cpu" if device == "cpu" else "triton")
+    decisions = torch.zeros((), dtype=torch.int64, device=device)
+    step = 0
+    while step % E.DONE_CHECK_EVERY or not bool(_t(env.done).all()):
+        decisions += _t(env.pending).sum()
+        logit, scores, _ = model(*prefetch_features(_t(env.obs_global), _t(env.obs_slots), 0.3, K))
         env.step((logit > 0).long(), scores.argmax(-1))
-    return decisions, int((traces >= 0).sum()), time.perf_counter() - t0
+        step += 1
+    _sync(device)
+    return int(decisions), int((traces >= 0).sum()), time.perf_counter() - t0
 
 
 def main():
@@ -144,14 +153,19 @@ def main():
                   f"{r / s / sim_rps:17.4f}")
             gym_rows.append((device, B, traces))
             demand[device, B] = d / s
-    pnet = PrefetchNet(*n_features("blackbox")).eval()
-    print("\nprefetch env (cpu, numba)  lanes  decisions/s  requests/s  decisions/s over the demand env's (cpu)")
-    for B in [int(x) for x in args.lanes.split(",")]:
-        traces = zipf_traces(ZipfParams(T=args.T), seed=list(range(B)))
-        hints = make_hints(traces, 4, 0.1, 64, seed=list(range(B)))
-        prefetch_rollout(pnet, traces[:2], hints[:2], args.K)  # compile / warm up
-        d, r, s = min((prefetch_rollout(pnet, traces, hints, args.K) for _ in range(args.repeats)), key=lambda x: x[2])
-        print(f"{'':27s}{B:5d} {d / s:12.0f} {r / s:11.0f} {d / s / demand['cpu', B]:12.2f}")
+    print("\nprefetch env  backend lanes  decisions/s  requests/s  decisions/s over the demand env's (same backend)")
+    for device in devices:
+        pnet = PrefetchNet(*n_features("blackbox")).eval().to(device)
+        for B in [int(x) for x in args.lanes.split(",")]:
+            traces = zipf_traces(ZipfParams(T=args.T), seed=list(range(B)))
+            hints = make_hints(traces, 4, 0.1, 64, seed=list(range(B)))
+            prefetch_rollout(pnet, traces[:2], hints[:2], args.K, device)  # compile / warm up
+            d, r, s = min((prefetch_rollout(pnet, traces, hints, args.K, device) for _ in range(args.repeats)),
+                          key=lambda x: x[2])
+            name = "numba" if device == "cpu" else "triton"
+            print(f"{'':14s}{name:7s} {B:5d} {d / s:12.0f} {r / s:11.0f} {d / s / demand[device, B]:12.2f}")
+    if devices == ["cpu"]:
+        print("# no GPU: the prefetch env's triton backend (kernels.prefetch_env) not measured")
     try:
         import gymnasium  # noqa: F401
     except ImportError:

@@ -9,7 +9,8 @@ what earlier parts left; a check that would start past its part's deadline is re
 skipped, never silently dropped:
 
 * ``equality``: every registry policy with a kernel, the fused generator (+ beta), env_step, the
-  closed loop and the prediction kernel on the device, each against the CPU path on at most 16k
+  closed loop, the prediction kernel, the prefetch kernel and the prefetch env (4k lanes) on the device,
+  each against the CPU path on at most 16k
   of its lanes (64k lanes on the device, K up to 4096, T up to 20k); faults, and on a few
   hundred lanes hits and victims, must be equal.
 * ``kernel_tests``: the test suite's kernel tests (``pytest -m interpreter``), which run on CUDA
@@ -290,6 +291,7 @@ def equality(run: Run, deadline: float) -> dict:
                for p in kernels]
     checks += [(f"prefetch follow_hint {ev}, {s.lanes} lanes", lambda ev=ev: _prefetch_check(run, ev, *zipf(s.lanes, s.T, s.Ks)))
                for ev in ("lru", "adaptive")]
+    checks += [("prefetch env (kernels.prefetch_env)", lambda: _prefetch_env_check(run, deadline))]
     return _checks(run, checks, deadline)
 
 
@@ -368,6 +370,34 @@ def _env_check(run: Run, deadline: float) -> dict:
     raise OutOfTime(f"cut short after {steps} equal steps")
 
 
+def _prefetch_env_check(run: Run, deadline: float) -> dict:
+    """The prefetch env's triton backend against its numba one, random prefetch bits and victims, every step."""
+    import torch
+
+    from gpupage.controller.prefetch_env import PrefetchEnv
+    from gpupage.core.prefetch import make_hints
+    from gpupage.core.traces import ZipfParams, zipf_traces
+
+    B, T, K = min(run.shapes.env_lanes, 4096), run.shapes.env_T, 8 if run.cuda else 3
+    traces = zipf_traces(ZipfParams(M=64, W=12, shift=300, T=T), seed=list(range(B)))
+    traces[min(2, B - 1), ::7] = -1
+    hints = make_hints(traces, 4, 0.1, 64, seed=list(range(B)))
+    cpu = PrefetchEnv(traces, hints, 4, K, backend="cpu")
+    tri = PrefetchEnv(traces.to(run.dev), hints.to(run.dev), 4, K, backend="triton")
+    g = torch.Generator().manual_seed(5)
+    steps = 0
+    while time.time() < deadline:
+        pf, vic = torch.randint(0, 2, (B,), generator=g), torch.randint(-1, K, (B,), generator=g)
+        a, b = cpu.step(pf, vic), tri.step(pf.to(run.dev), vic.to(run.dev))
+        steps += 1
+        bad = [n for n, x, y in zip(("obs_global", "obs_slots", "reward", "done"), a, b) if not torch.equal(x, y.cpu())]
+        if bad:
+            return {"equal": False, "steps": steps, "fields_differ": bad, "lanes": B}
+        if bool(a[3].all()):
+            return {"equal": True, "steps": steps, "lanes": B, "T": T, "K": K}
+    raise OutOfTime(f"cut short after {steps} equal steps")
+
+
 def _loop_check(run: Run, policy: str) -> dict:
     import torch
 
@@ -417,7 +447,7 @@ def kernel_tests(run: Run, deadline: float) -> dict:
         return run.skip("kernel_tests", "pytest is not installed (the equality part covers the kernels)")
     files = ["tests/test_kernels.py", "tests/test_kernels_fused.py", "tests/test_env_kernel.py",
              "tests/test_closedloop.py", "tests/test_heuristics.py", "tests/test_baselines.py", "tests/test_modern.py",
-             "tests/test_prefetch_kernel.py"]
+             "tests/test_prefetch_kernel.py", "tests/test_prefetch_env_kernel.py"]
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "interpreter", "-p", "no:cacheprovider", "-rfE", *files]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(1.0, deadline - time.time()))

@@ -43,6 +43,10 @@ is in the current working set (phase t // shift), 13 its rank in it (W if not in
 A done lane's observation is left as it was.
 
 Features (:func:`prefetch_features`, torch, shared by both backends) are T-independent: see there.
+
+Backends: ``cpu`` (numba, below) and ``triton`` (:mod:`kernels.prefetch_env`, on the traces' device: state,
+observations and rewards stay there: a rollout syncs only where it reads them, e.g. ``done``; actions given
+on the device are range-checked by the kernel and an error raises at the next ``done`` or ``counts()``).
 """
 
 from __future__ import annotations
@@ -229,12 +233,15 @@ class PrefetchEnv:
     Args:
         traces: int [B, T] (-1 pads).  hints: int [B, T] from :func:`gpupage.core.prefetch.make_hints` with
         lookahead ``L``.  K: cache size.  latent: the Zipf latent state (``mode='whitebox'`` needs it).
+        backend: ``cpu``, ``triton`` (CUDA traces, or CPU ones under TRITON_INTERPRET=1) or ``auto`` (triton
+        for CUDA traces).
     The raw observations of the pending decisions are ``obs_global`` / ``obs_slots`` (numpy, see the
-    module docstring); :func:`prefetch_features` turns them into the network's inputs.
+    module docstring; on the triton backend they, ``done``, ``pending``, ``kind``, ``t`` and the counts are
+    torch tensors on the traces' device); :func:`prefetch_features` turns them into the network's inputs.
     """
 
     def __init__(self, traces, hints, L: int, K: int, lam_fetch: float = 0.3, lam_evict: float = 0.0,
-                 mode: str = "blackbox", latent=None, options: dict | None = None):
+                 mode: str = "blackbox", latent=None, options: dict | None = None, backend: str = "auto"):
         check_costs(lam_fetch, lam_evict, 1)
         check_hint_options(L, 0.0)
         limits.check_int("K", K, 1)
@@ -256,6 +263,19 @@ class PrefetchEnv:
         else:
             self.ws, self.shift = np.zeros((B, 1, 0), dtype=np.int64), 1
         self.n_ids = n_ids
+        if backend not in ("auto", "cpu", "triton"):
+            raise ValueError(f"unknown backend {backend!r}; choose from auto, cpu, triton")
+        self._dev = None
+        if backend == "triton" or (backend == "auto" and torch.as_tensor(traces).is_cuda):
+            from kernels.prefetch_env import new_state
+
+            dev = torch.as_tensor(traces).device
+            self._dev = new_state(torch.from_numpy(self.traces).to(dev), torch.from_numpy(self.hints).to(dev), self.L,
+                                  self.K, torch.from_numpy(self.ws).to(dev) if mode == "whitebox" else None,
+                                  self.shift, options)
+            self.obs_global, self.obs_slots = self._dev.obs_global, self._dev.obs_slots  # updated in place
+            self._clear(torch.ones(B, dtype=torch.bool, device=dev))
+            return
         self.slot_of = np.full((B, n_ids), -1, dtype=np.int64)
         self.last = np.full((B, n_ids), FAR_PAST, dtype=np.int64)
         self.cnt = np.zeros((B, 2, n_ids), dtype=np.int64)
@@ -269,6 +289,12 @@ class PrefetchEnv:
 
     def _clear(self, lanes: np.ndarray) -> None:
         """Fresh state on ``lanes`` (bool [B]), served up to their first decisions."""
+        if self._dev is not None:
+            from kernels.prefetch_env import prefetch_env_step, reset_lanes
+
+            reset_lanes(self._dev, lanes)
+            prefetch_env_step(self._dev, torch.where(lanes, 0, -1), torch.full_like(lanes, -1, dtype=torch.int64))
+            return
         for a, v in ((self.slot_of, -1), (self.last, FAR_PAST), (self.cnt, 0), (self.stamp, -1), (self.sc, 0),
                      (self.obs_global, 0), (self.obs_slots, 0)):
             a[lanes] = v
@@ -278,12 +304,20 @@ class PrefetchEnv:
     def replace(self, lanes, traces, hints, latent=None) -> None:
         """Start new episodes on ``lanes`` (bool [B]) with ``traces``, ``hints`` [lanes.sum(), T] (and their
         latent state in white-box mode); the other lanes are left as they are."""
-        lanes = np.asarray(lanes, dtype=bool)
+        lanes = np.asarray(torch.as_tensor(lanes).cpu(), dtype=bool)
         tr, hi = _ints(traces, "traces"), _ints(hints, "hints")
         if tr.shape != (lanes.sum(), self.traces.shape[1]) or hi.shape != tr.shape:
             raise ValueError(f"replacement traces and hints must be [{lanes.sum()}, {self.traces.shape[1]}]")
         if max(tr.max(initial=0), hi.max(initial=0)) >= self.n_ids:
             raise ValueError(f"replacement block ids must be < {self.n_ids}")
+        if self._dev is not None:
+            from kernels.prefetch_env import reset_lanes
+
+            lanes = torch.from_numpy(lanes).to(self._dev.st.device)
+            reset_lanes(self._dev, lanes, torch.from_numpy(tr), torch.from_numpy(hi),
+                        latent.working_sets if self.ws.shape[2] > 0 else None)
+            self._clear(lanes)
+            return
         self.traces[lanes], self.hints[lanes] = tr, hi
         if self.ws.shape[2] > 0:
             self.ws[lanes] = latent.working_sets.numpy()
@@ -299,6 +333,14 @@ class PrefetchEnv:
         """Apply the action (int [B] each; ``victim`` defaults to -1, ``adaptive``'s, everywhere); returns
         (obs_global int64 [B, NG], obs_slots int64 [B, K, NS] of the next decisions, rewards float64 [B]
         (minus the cost accrued), done bool [B]) as torch tensors."""
+        if self._dev is not None:
+            from kernels.prefetch_env import prefetch_env_step
+
+            vi = torch.full_like(self._dev.st[0], -1, dtype=torch.int64) if victim is None else victim
+            og, os_, acc, done = prefetch_env_step(self._dev, prefetch, vi)
+            acc = acc.double()  # the numba env's float64 sum, term by term
+            lam_fetch, lam_evict = float(self.lam[0]), float(self.lam[1])
+            return og.clone(), os_.clone(), -(acc[:, 0] + lam_fetch * acc[:, 1] + lam_evict * acc[:, 2]), done
         pf = _ints(prefetch, "prefetch").reshape(-1)
         B = self.traces.shape[0]
         vi = np.full(B, -1, dtype=np.int64) if victim is None else _ints(victim, "victim").reshape(-1)
@@ -312,28 +354,38 @@ class PrefetchEnv:
         return (torch.from_numpy(self.obs_global.copy()), torch.from_numpy(self.obs_slots.copy()),
                 torch.from_numpy(-self.cost), torch.from_numpy(self.done.copy()))
 
+    def _row(self, name: str) -> torch.Tensor:
+        from kernels.prefetch_env import ROWS
+
+        return self._dev.st[ROWS.index(name)].long()
+
     @property
     def done(self) -> np.ndarray:
+        if self._dev is not None:
+            self._dev.check()  # out-of-range actions given on the device raise here, where the caller syncs
+            return self._dev.done.clone()
         return self.sc[:, DONE].astype(bool)
 
     @property
     def pending(self) -> np.ndarray:
         """bool [B]: lanes waiting for a decision."""
-        return self.sc[:, PENDING] != NONE
+        return self._row("pend") >= 0 if self._dev is not None else self.sc[:, PENDING] != NONE
 
     @property
     def kind(self) -> np.ndarray:
         """int64 [B]: the pending decision's kind (0 prefetch, 1 victim; -1 none)."""
-        return self.sc[:, PENDING] - 1
+        return self._row("pend") if self._dev is not None else self.sc[:, PENDING] - 1
 
     @property
     def t(self) -> np.ndarray:
         """int64 [B]: each lane's current request (the one the pending decision is about)."""
-        return self.sc[:, TT].copy()
+        return self._row("t") if self._dev is not None else self.sc[:, TT].copy()
 
     def next_use(self) -> torch.Tensor:
         """int64 [B, K]: the next request (>= t) of each slot's block, T if none or the slot is empty: the
         future, for imitation labels only (Belady's victim is the argmax), never an observation."""
+        if self._dev is not None:
+            raise ValueError("next_use (imitation labels) runs on the cpu backend")
         out = np.empty((self.traces.shape[0], self.K), dtype=np.int64)
         with limits.work_threads(len(out)):
             _next_use(self.traces, self.sc[:, TT].copy(), self.blk, self.sc[:, NN].copy(), out)
@@ -341,6 +393,9 @@ class PrefetchEnv:
 
     def counts(self) -> dict:
         """int64 [B] each: faults, prefetches, evictions so far."""
+        if self._dev is not None:
+            self._dev.check()
+            return {name: self._row(name) for name in ("faults", "prefetches", "evictions")}
         return {"faults": torch.from_numpy(self.sc[:, FAULTS].copy()),
                 "prefetches": torch.from_numpy(self.sc[:, PREF].copy()),
                 "evictions": torch.from_numpy(self.sc[:, EVICTIONS].copy())}
@@ -375,7 +430,7 @@ def prefetch_features(obs_global: torch.Tensor, obs_slots: torch.Tensor, lam_fet
     rec = _recency(t, osl[:, :, 0])
     cntf = torch.log1p(osl[:, :, 1].float()) / 5
     av = og[:, 10]
-    slot_ids = torch.arange(K).expand(B, K)
+    slot_ids = torch.arange(K, device=og.device).expand(B, K)
     is_av = (slot_ids == av[:, None]).float()
     # full cache: every slot; otherwise a slot with any nonzero column (a block last requested at t = 0 with
     # nothing else to show reads as empty, only on a non-full cache, where no victim is read)
@@ -385,7 +440,7 @@ def prefetch_features(obs_global: torch.Tensor, obs_slots: torch.Tensor, lam_fet
     g = [og[:, 0:1].float(), og[:, 6:7].float(), ((og[:, 2] + 1).float() / (og[:, 3] + 2).float())[:, None],
          og[:, 4:6].float() / ONE, _recency(t, og[:, 7:8]), (og[:, 7:8] != FAR_PAST).float(),
          torch.log1p(og[:, 8:9].float()) / 5, og[:, 9:10].float() / L1,
-         torch.full((B, 1), float(lam_fetch)), vic]
+         torch.full((B, 1), float(lam_fetch), device=og.device), vic]
     if og.shape[1] > len(GLOBAL_COLUMNS):
         g += [og[:, 12:13].float(), torch.log1p(og[:, 13:14].float()) / 5]
     return torch.cat(g, dim=1), s

@@ -1,0 +1,212 @@
+"""What an online policy can know about Mooncake's future (issue 12's real-trace target), measured.
+
+The learned policy misses "5% below the best baseline" on the Mooncake validation calls.  This script
+measures how much signal the trace offers a policy that sees the past and the per-request metadata
+(position in call, call length), so that the gap is explained rather than guessed:
+
+* **Conversations**: a call continues a conversation when its block at position 1 was seen before (every
+  call's blocks seen before form a prefix of it).  How often calls return, after how many calls, and how
+  the chance of returning depends on the turn and on the first call's length.
+* **Probes**: priority policies on the validation calls (6400..7999, replayed from an empty cache), each a
+  plain loop: ``lfu`` (checked against the registry's), LFU evicting a call's last (partial) block first,
+  LFU keyed by the conversation's turns and activity instead of the block's, and LFU protecting blocks whose
+  conversation has been re-entered since they were last used (they are about to be requested).
+* ``--regression``: a float MLP regressing log2 of each resident block's next-use distance, trained on
+  LFU rollouts of training calls (0..6399 only), evicting the largest prediction, with and without the
+  metadata features (about 15 minutes on one core).
+
+    python scripts/mooncake_signal.py [--K 1024,4096] [--regression]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from gpupage.core.io import read_trace
+from gpupage.core.traces import call_slice
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MOONCAKE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation_train.jsonl")
+NEVER = 1 << 40
+
+
+def conversations(trace) -> dict:
+    """Per call: its turn in its conversation (1 = first) and the calls until the conversation's next call
+    (0 if none), keyed by the block at position 1 (calls of one block belong to none)."""
+    ids, pos, call = trace.ids, trace.meta["pos_in_call"], trace.meta["call"]
+    n_calls = int(call.max()) + 1
+    root = np.full(n_calls, -1, dtype=np.int64)
+    at1 = pos == 1
+    root[call[at1]] = ids[at1]
+    length = np.bincount(call, minlength=n_calls)
+    turn, gap = np.zeros(n_calls, dtype=np.int64), np.zeros(n_calls, dtype=np.int64)
+    seen, last_call = {}, {}
+    for c in range(n_calls):
+        r = int(root[c])
+        if r < 0:
+            continue
+        seen[r] = seen.get(r, 0) + 1
+        turn[c] = seen[r]
+        if r in last_call:
+            gap[last_call[r]] = c - last_call[r]
+        last_call[r] = c
+    return {"turn": turn, "gap": gap, "length": length}
+
+
+def probe(trace, K: int, key) -> int:
+    """Non-compulsory faults of demand paging at size K evicting the resident block of smallest ``key``.
+
+    ``key(b, s)`` gets the resident blocks ``b`` and the per-block state ``s`` (dict of arrays: count, last,
+    root, is_last) and returns one sortable value per block; ties go to the lowest slot."""
+    ids = trace.ids.astype(np.int64)
+    if len(ids) >= 1 << 25:
+        raise ValueError("probe packs times into 25 bits")
+    pos, length = trace.meta["pos_in_call"], trace.meta["call_len"]
+    n = int(ids.max()) + 1
+    s = {"count": np.zeros(n, np.int64), "last": np.full(n, -1, np.int64), "root": np.arange(n),
+         "is_last": np.zeros(n, np.int64)}
+    slot_of, blk = np.full(n, -1, np.int64), np.zeros(K, np.int64)
+    filled = faults = 0
+    cur_root = 0
+    for t, x in enumerate(ids):
+        if pos[t] == 1:
+            cur_root = x
+        if slot_of[x] < 0:
+            faults += 1
+            if filled < K:
+                slot = filled
+                filled += 1
+            else:
+                slot = int(np.argmin(key(blk, s)))
+                slot_of[blk[slot]] = -1
+            blk[slot], slot_of[x] = x, slot
+        s["count"][x] += 1
+        s["last"][x] = t
+        s["is_last"][x] = pos[t] == length[t] - 1
+        if pos[t] >= 1:
+            s["root"][x] = cur_root
+    return faults - trace.distinct
+
+
+def _key(flag, count, last):
+    """Evict the smallest (flag, count, last), packed in one int64 (count capped; last < 2**25)."""
+    return (flag.astype(np.int64) << 50) | (np.minimum(count, (1 << 24) - 1) << 25) | last
+
+
+PROBES = {
+    "lfu": lambda b, s: _key(np.zeros_like(b), s["count"][b], s["last"][b]),
+    "lfu, a call's last block first": lambda b, s: _key(1 - s["is_last"][b], s["count"][b], s["last"][b]),
+    "lfu of the conversation": lambda b, s: _key(np.zeros_like(b), s["count"][s["root"][b]], s["last"][s["root"][b]]),
+    "lfu, re-entered conversations kept": lambda b, s: _key(
+        (s["last"][s["root"][b]] > s["last"][b]) & (s["root"][b] != b), s["count"][b], s["last"][b]),
+}
+
+
+def _features(b, t, st, meta: bool) -> np.ndarray:
+    lg = lambda v: np.log2(v + 1.0)  # noqa: E731
+    cols = [lg(t - st["last"][b]), lg(st["count"][b]), lg(st["gap"][b]), (st["gap"][b] > 0) * 1.0, lg(t - st["ins"][b])]
+    if meta:
+        p, n = st["pos"][b], st["len"][b]
+        cols += [lg(p), lg(n), lg(n - p - 1), (n - p == 1) * 1.0]
+    return np.stack(cols, 1).astype(np.float32)
+
+
+def _rollout(trace, K: int, meta: bool, score=None, every: int = 8, record=None) -> int:
+    """LFU (``score`` None) or the largest ``score`` evicted; ``record`` collects (features, log2 next use)."""
+    ids = trace.ids.astype(np.int64)
+    pos, length = trace.meta["pos_in_call"], trace.meta["call_len"]
+    T, n = len(ids), int(ids.max()) + 1
+    nxt, seen = np.full(T, NEVER, np.int64), {}
+    for t in range(T - 1, -1, -1):
+        nxt[t], seen[ids[t]] = seen.get(ids[t], NEVER), t
+    st = {k: np.zeros(n, np.int64) for k in ("count", "last", "gap", "pos", "len", "ins", "next")}
+    slot_of, blk = np.full(n, -1, np.int64), np.zeros(K, np.int64)
+    filled = faults = decisions = 0
+    for t, x in enumerate(ids):
+        if st["count"][x]:
+            st["gap"][x] = t - st["last"][x]
+        if slot_of[x] < 0:
+            faults += 1
+            if filled < K:
+                slot = filled
+                filled += 1
+            else:
+                F = _features(blk, t, st, meta)
+                if record is not None and decisions % every == 0:
+                    record.append((F, np.log2(np.minimum(st["next"][blk] - t, 1 << 17)).astype(np.float32)))
+                decisions += 1
+                if score is None:
+                    slot = int(np.argmin(_key(np.zeros_like(blk), st["count"][blk], st["last"][blk])))
+                else:
+                    slot = int(np.argmax(score(F)))
+                slot_of[blk[slot]] = -1
+            blk[slot], slot_of[x], st["ins"][x] = x, slot, t
+        st["count"][x] += 1
+        st["last"][x], st["pos"][x], st["len"][x], st["next"][x] = t, pos[t], length[t], nxt[t]
+    return faults - trace.distinct
+
+
+def regression_probe(full, val, K: int, meta: bool, epochs: int = 6) -> int:
+    """Validation non-compulsory faults of the float next-use regressor (trained on calls 0..6399)."""
+    import torch
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # the figures in the README were measured single-threaded
+    record = []
+    for lo in (0, 1600, 3200, 4800):  # every 8th decision at K = 1024: about 18M rows
+        _rollout(call_slice(full, lo, lo + 1600), K, meta, every=max(8 * K // 1024, 1), record=record)
+    X = torch.from_numpy(np.concatenate([r[0] for r in record]))
+    Y = torch.from_numpy(np.concatenate([r[1] for r in record]))
+    net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 32), torch.nn.ReLU(), torch.nn.Linear(32, 32),
+                              torch.nn.ReLU(), torch.nn.Linear(32, 1))
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    for _ in range(epochs):
+        for j in torch.randperm(len(X)).split(512):
+            loss = ((net(X[j]).squeeze(1) - Y[j]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    def score(F):
+        with torch.no_grad():
+            return net(torch.from_numpy(F)).squeeze(1).numpy()
+
+    return _rollout(val, K, meta, score)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--trace", default=MOONCAKE)
+    ap.add_argument("--K", default="1024,4096")
+    ap.add_argument("--regression", action="store_true", help="also the float next-use regressor (~15 min)")
+    args = ap.parse_args(argv)
+    full = read_trace(args.trace, "mooncake")
+    conv = conversations(full)
+    turn, gap = conv["turn"], conv["gap"]
+    back = gap > 0
+    print(f"{len(turn)} calls; {back[turn > 0].mean():.3f} of conversation calls return; calls until the return: "
+          f"median {np.median(gap[back]):.0f}, quartiles {np.percentile(gap[back], 25):.0f}-{np.percentile(gap[back], 75):.0f}")
+    for k in range(1, 6):
+        m = turn == k
+        print(f"  turn {k}: {m.sum()} calls, P(return) {back[m].mean():.3f}")
+    first = turn == 1
+    for lo, hi in ((1, 8), (8, 32), (32, 64), (64, 1 << 20)):
+        m = first & (conv["length"] >= lo) & (conv["length"] < hi)
+        print(f"  first call of {lo}-{hi - 1} blocks: {m.sum()} calls, P(return) {back[m].mean():.3f}")
+    val = call_slice(full, 6400, 8000)
+    Ks = [int(k) for k in args.K.split(",")]
+    print(f"validation calls 6400-7999: non-compulsory faults at K = {Ks}")
+    for name, key in PROBES.items():
+        print(f"  {name:40s}", *(probe(val, K, key) for K in Ks))
+    if args.regression:
+        for meta in (False, True):
+            print(f"  {'next-use regressor' + (' + metadata' if meta else ''):40s}",
+                  *(regression_probe(full, val, K, meta) for K in Ks), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

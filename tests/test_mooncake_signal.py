@@ -1,0 +1,58 @@
+"""scripts/mooncake_signal.py: its probe loop against the registry, its conversation statistics against a loop."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gpupage.core.io import read_trace
+from gpupage.core.simulate import simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("mooncake_signal", ROOT / "scripts" / "mooncake_signal.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _conversation_file(tmp_path, seed=0, n_calls=120):
+    """Calls that start new conversations or extend an earlier one's prefix, all behind a shared block 0."""
+    g = np.random.default_rng(seed)
+    chains, calls, nxt = [], [], 1
+    for _ in range(n_calls):
+        if chains and g.random() < 0.4:
+            c = chains[int(g.integers(len(chains)))]
+        else:
+            c = []
+            chains.append(c)
+        c.extend(range(nxt, nxt + int(g.integers(1, 6))))
+        nxt = c[-1] + 1
+        calls.append([0] + list(c))
+    path = tmp_path / "conv.jsonl"
+    path.write_text("".join(json.dumps({"timestamp": i, "hash_ids": c}) + "\n" for i, c in enumerate(calls)))
+    return read_trace(str(path), "mooncake"), calls
+
+
+def test_lfu_probe_equals_the_registry_lfu(tmp_path):
+    mod = _script()
+    trace, _ = _conversation_file(tmp_path)
+    for K in (3, 8, 32):
+        ref = int(simulate(torch.from_numpy(trace.ids)[None], "lfu", K).faults[0]) - trace.distinct
+        assert mod.probe(trace, K, mod.PROBES["lfu"]) == ref
+
+
+def test_conversation_turns_and_returns_match_a_loop(tmp_path):
+    mod = _script()
+    trace, calls = _conversation_file(tmp_path, seed=1)
+    conv = mod.conversations(trace)
+    roots = [c[1] for c in calls]
+    for i, r in enumerate(roots):
+        assert conv["turn"][i] == roots[: i + 1].count(r)
+        later = [j for j in range(i + 1, len(roots)) if roots[j] == r]
+        assert conv["gap"][i] == (later[0] - i if later else 0)
+        assert conv["length"][i] == len(calls[i])
