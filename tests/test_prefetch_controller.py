@@ -151,3 +151,17 @@ def test_the_shipped_no_hints_controller_evicts_as_adaptive():
     res = evaluate_prefetch(NO_HINTS, [1000, 1001, 1002], eps=0.1)
     assert res["controller"]["prefetches"]["mean"] == 0
     assert res["controller"]["cost"] == res["never_adaptive"]["cost"]
+
+
+EPS1 = SHIPPED.with_name("prefetch_eps1_k8.pt")
+
+
+@pytest.mark.skipif(not (EPS1.exists() and NO_HINTS.exists()), reason="the eps = 1 checkpoints are not built")
+def test_the_recipe_trained_on_useless_hints_ignores_them():
+    """Issue 13's eps = 1 target (README): the recipe trained with hints that carry no information prefetches
+    nothing on held-out seeds and costs exactly what the same recipe trained without hints costs."""
+    seeds = [1000, 1001, 1002]
+    res = evaluate_prefetch(EPS1, seeds, eps=1.0)
+    ref = evaluate_prefetch(NO_HINTS, seeds, eps=1.0)
+    assert res["controller"]["prefetches"]["mean"] == 0
+    assert res["controller"]["cost"] == ref["controller"]["cost"]
