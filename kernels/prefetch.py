@@ -35,8 +35,8 @@ from .simulate import next_use
 
 M_LRU, M_ADAPTIVE, M_LFU, M_FIFO, M_ORACLE = 0, 1, 2, 3, 4
 MODES = {"lru": M_LRU, "adaptive": M_ADAPTIVE, "lfu": M_LFU, "fifo": M_FIFO, "oracle": M_ORACLE}
-# per mode: four slot fields (adaptive, the oracle) at 32 slots x 32 lanes spill on sm_90, so from K = 17 on
-# they run one lane per program
+# per mode: adaptive's four slot fields at 32 slots x 32 lanes spill on sm_90, so from K = 17 on it runs one
+# lane per program; the oracle, with four fields too, takes the same tiles
 SMALL_BLOCK_K = {M_LRU: (8, 16, 32), M_ADAPTIVE: (8, 16), M_LFU: (8, 16, 32), M_FIFO: (8, 16, 32),
                  M_ORACLE: (8, 16)}
 LARGE_BLOCK_K = {m: (64, 128, 256, 512, 1024) if len(SMALL_BLOCK_K[m]) == 3 else (32, 64, 128, 256, 512, 1024)
