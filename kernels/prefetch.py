@@ -15,9 +15,9 @@ request t - 1), then request t as in ``kernels.heuristics``.  The victim is the 
 so the first-slot rule is explicit rather than left to ``tl.argmin``.
 
 The oracle keeps each resident block's next use (one sort per lane before the launch,
-:func:`kernels.simulate.next_use`), so its victim costs O(K) whatever the window L, and each block's rank
-in the current working set, rescanned from the ``W`` ranks of a new phase every ``shift`` requests and at
-each insertion (O(W)).
+:func:`kernels.simulate.next_use`), so its victim costs O(K) whatever the window L, and its rank in the
+current working set: every block's rank lives in scratch ``[n_ids, B]``, rewritten at each new phase as the
+CPU path does, and a slot's is gathered at its insertion and at each new phase.
 """
 
 from __future__ import annotations
@@ -82,24 +82,13 @@ def _counts(scratch_ptr, xs, cur, gen_ep, gen_cd, mask, bb, lanes):
 
 
 @triton.jit
-def _rank(row_ptr, v, W, bb, lanes, mask):
-    """[BB]: the Zipf rank of block ``v`` in the phase whose working set starts at ``row_ptr`` (W: none);
-    the last of equal entries wins, as the CPU path writes them in order."""
-    rank = tl.zeros_like(v) + W
-    for r in range(W):
-        w = tl.load(row_ptr + r * bb + lanes, mask=mask, other=-1)
-        rank = tl.where(w == v, r, rank)
-    return rank
-
-
-@triton.jit
 def _prefetch_kernel(trace_ptr, target_ptr, k_ptr, scratch_ptr, last_ptr, nxt_ptr, ws_ptr, out_ptr,
                      B, T, novel_gap, gain, decay, alarm, refractory, stale, suspect, L, W, shift,
                      MODE: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr):
     """trace/target int32 ``[T, B]`` (-1: pad / no prefetch); last int32 ``[n_ids, B]`` (all FAR_PAST; unread
     by FIFO); scratch int64 ``[n_ids, 2, B]`` (all -1) for adaptive, the counts ``[n_ids, B]`` (all 0) for
-    LFU; the oracle's next uses nxt int32 ``[T, B]`` and working sets ws int32 ``[phases, W, B]`` of ``shift``
-    requests each; out int64 ``[3, B]``: faults, prefetches, evictions.
+    LFU, the ranks ``[n_ids, B]`` (all W) for the oracle; the oracle's next uses nxt int32 ``[T, B]`` and
+    working sets ws int32 ``[phases, W, B]`` of ``shift`` requests each; out int64 ``[3, B]``: faults, prefetches, evictions.
 
     Slot fields besides the block and its last access: ``s_a``, ``s_b`` = adaptive's epoch and candidate
     counts, LFU's count, FIFO's insertion order (2t for a prefetch before t, 2t + 1 for a fault at t), the
@@ -129,12 +118,18 @@ def _prefetch_kernel(trace_ptr, target_ptr, k_ptr, scratch_ptr, last_ptr, nxt_pt
         x = tl.load(trace_ptr, mask=lmask, other=-1)
         y = tl.load(target_ptr, mask=lmask, other=-1)
         if MODE == 4:
-            if t % shift == 0:  # a new phase: the resident blocks' ranks in its working set
+            if t % shift == 0:  # a new phase: its ranks into the scratch as the CPU path writes them, then the slots'
+                if t > 0:
+                    for r in range(W):
+                        w = tl.load(row + r * bb + lanes, mask=lmask, other=0).to(tl.int64)
+                        tl.store(scratch_ptr + w * bb + lanes, (zero + W).to(tl.int64), mask=lmask)
                 row = ws_ptr + (t // shift).to(tl.int64) * W * bb
-                s_b = tl.zeros([BLOCK_K, BLOCK_B], tl.int32) + W
                 for r in range(W):
-                    w = tl.load(row + r * bb + lanes, mask=lmask, other=-1)
-                    s_b = tl.where(blk == w[None, :], r, s_b)
+                    w = tl.load(row + r * bb + lanes, mask=lmask, other=0).to(tl.int64)
+                    tl.store(scratch_ptr + w * bb + lanes, (zero + r).to(tl.int64), mask=lmask)
+                tl.debug_barrier()  # the stores above before the gathers, across the program's threads
+                s_b = tl.load(scratch_ptr + tl.maximum(blk, 0).to(tl.int64) * bb + lanes[None, :],
+                              mask=blk >= 0, other=W).to(tl.int32)
         # the prefetch, before request t (none at a pad)
         _, _, y_hit, y_miss = _lookup(blk, y)
         pre = y_miss & (x >= 0)
@@ -152,7 +147,7 @@ def _prefetch_kernel(trace_ptr, target_ptr, k_ptr, scratch_ptr, last_ptr, nxt_pt
             b_y = zero
         elif MODE == 4:
             a_y = tl.where(y == x, t, NEVER)  # always r_t: the oracle's targets
-            b_y = _rank(row, y, W, bb, lanes, pre)
+            b_y = tl.load(scratch_ptr + ys * bb + lanes, mask=pre, other=W).to(tl.int32)
         s_ev = _victim(t, s_last, s_a, s_b, S, valid_slot, slot, stale, suspect, L, W, MODE, BLOCK_K)
         cold = pre & (n < Kl)
         s = tl.where(cold, n, s_ev)
@@ -198,7 +193,7 @@ def _prefetch_kernel(trace_ptr, target_ptr, k_ptr, scratch_ptr, last_ptr, nxt_pt
         elif MODE == 4:
             a_x = tl.load(nxt_ptr, mask=active, other=NEVER)
             s_a = tl.where(eq, a_x[None, :], s_a)
-            b_x = _rank(row, x, W, bb, lanes, miss)
+            b_x = tl.load(scratch_ptr + xs * bb + lanes, mask=miss, other=W).to(tl.int32)
         s_ev = _victim(t, s_last, s_a, s_b, S, valid_slot, slot, stale, suspect, L, W, MODE, BLOCK_K)
         cold = miss & (n < Kl)
         s = tl.where(cold, n, s_ev)
@@ -248,6 +243,9 @@ def launch_prefetch(traces_tb: torch.Tensor, targets_tb: torch.Tensor, K: torch.
     last = torch.full((n_ids if mode != M_FIFO else 1, B), FAR_PAST, dtype=torch.int32, device=dev)
     if mode == M_ADAPTIVE:
         scratch = torch.full((n_ids, 2, B), -1, dtype=torch.int64, device=dev)
+    elif mode == M_ORACLE:  # ranks: W outside the working set; ids of the working sets included
+        n_ids = max(n_ids, int(ws_tb.max()) + 1 if ws_tb.numel() else 0)
+        scratch = torch.full((n_ids, B), W, dtype=torch.int64, device=dev)
     else:
         scratch = torch.zeros((n_ids if mode == M_LFU else 1, B), dtype=torch.int64, device=dev)
     if mode == M_ORACLE:
@@ -274,7 +272,7 @@ def serve(traces: torch.Tensor, targets: torch.Tensor, K: torch.Tensor, eviction
             for L = 0): window ``L``, Zipf ranks from ``ws`` integer ``[B, phases, W]`` of ``shift`` requests
             (a :class:`~gpupage.core.traces.ZipfLatent`; None: blocks outside the window go in LRU order).
     Returns:
-        int64 ``[B, 3]``: faults, prefetches, evictions.  Host reads: ``max(K)`` and the largest id.
+        int64 ``[B, 3]``: faults, prefetches, evictions.  Host reads: ``max(K)`` and the largest id (of the working sets too).
     """
     if eviction not in MODES:
         raise ValueError(f"the prefetch kernel evicts with {', '.join(MODES)}, got {eviction!r}")

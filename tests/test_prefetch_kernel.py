@@ -92,13 +92,13 @@ def test_lfu_and_fifo_kernels_equal_cpu_across_cache_sizes_windows_and_noise(evi
 def test_oracle_kernel_equals_cpu_across_cache_sizes_and_windows(K):
     gen = np.random.default_rng(100 + K)
     # short phases of a small working set: K = 64 still evicts, and the rank scans stay cheap in the interpreter
-    traces, latent = zipf_traces(ZipfParams(M=96, W=12, shift=10, T=140), seed=[K, K + 1], return_latent=True)
+    traces, latent = zipf_traces(ZipfParams(M=96, W=12, shift=10, T=100), seed=[K, K + 1], return_latent=True)
     traces = _padded(traces, gen, 0.05)
     Ks = torch.tensor([K, max(1, K - 2)])  # per-lane K
-    for L in (0, 1, 4, 16):
-        for lat in (latent, None):  # with the working set's ranks, and in LRU order without them
-            res = _assert_same(traces, Ks, "lookahead", None, L=L, latent=lat)
-            assert int(res.evictions.sum()) > 0
+    # with the working set's ranks, and in LRU order without them
+    for L, lat in ((1, latent), (4, latent), (16, latent), (0, None)):
+        res = _assert_same(traces, Ks, "lookahead", None, L=L, latent=lat)
+        assert int(res.evictions.sum()) > 0
 
 
 def test_oracle_kernel_on_many_short_phases_and_repeated_ranks():
