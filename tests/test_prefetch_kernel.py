@@ -91,8 +91,8 @@ def test_lfu_and_fifo_kernels_equal_cpu_across_cache_sizes_windows_and_noise(evi
 @pytest.mark.parametrize("K", [1, 3, 8, 17, 64])
 def test_oracle_kernel_equals_cpu_across_cache_sizes_and_windows(K):
     gen = np.random.default_rng(100 + K)
-    # short phases of a small working set: K = 64 still evicts, and the rank scans stay cheap in the interpreter
-    traces, latent = zipf_traces(ZipfParams(M=96, W=12, shift=10, T=100), seed=[K, K + 1], return_latent=True)
+    # short phases of a small working set over many blocks: K = 64 still evicts, ranks change every 5 requests
+    traces, latent = zipf_traces(ZipfParams(M=300, W=12, shift=5, T=200), seed=[K, K + 1], return_latent=True)
     traces = _padded(traces, gen, 0.05)
     Ks = torch.tensor([K, max(1, K - 2)])  # per-lane K
     # with the working set's ranks, and in LRU order without them
@@ -119,7 +119,7 @@ def test_kernel_equals_cpu_on_a_file_trace(tmp_path):
     r = random.Random(9)
     prefixes = [[r.randrange(300) for _ in range(r.randint(2, 8))] for _ in range(12)]
     calls = [r.choice(prefixes)[:r.randint(1, 8)] + [r.randrange(300) for _ in range(r.randint(0, 4))]
-             for _ in range(30)]
+             for _ in range(20)]
     path = tmp_path / "m.jsonl"
     path.write_text("".join(json.dumps({"timestamp": i, "hash_ids": c}) + "\n" for i, c in enumerate(calls)))
     ft = gpupage.read_trace(str(path))
@@ -130,7 +130,7 @@ def test_kernel_equals_cpu_on_a_file_trace(tmp_path):
             _assert_same(traces, K, "next_in_call", eviction, pos_in_call=pos)
             hints = make_hints(traces, 4, 0.2, n_ids, seed=K)
             _assert_same(traces, K, "follow_hint", eviction, hints=hints, L=4)
-        for L in (0, 4, 16):
+        for L in (0, 16):
             _assert_same(traces, K, "lookahead", None, L=L)
 
 
