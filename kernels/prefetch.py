@@ -36,11 +36,9 @@ from .simulate import next_use
 M_LRU, M_ADAPTIVE, M_LFU, M_FIFO, M_ORACLE = 0, 1, 2, 3, 4
 MODES = {"lru": M_LRU, "adaptive": M_ADAPTIVE, "lfu": M_LFU, "fifo": M_FIFO, "oracle": M_ORACLE}
 # per mode: adaptive's four slot fields at 32 slots x 32 lanes spill on sm_90, so from K = 17 on it runs one
-# lane per program; the oracle, with four fields too, takes the same tiles
-SMALL_BLOCK_K = {M_LRU: (8, 16, 32), M_ADAPTIVE: (8, 16), M_LFU: (8, 16, 32), M_FIFO: (8, 16, 32),
-                 M_ORACLE: (8, 16)}
-LARGE_BLOCK_K = {m: (64, 128, 256, 512, 1024) if len(SMALL_BLOCK_K[m]) == 3 else (32, 64, 128, 256, 512, 1024)
-                 for m in MODES.values()}
+# lane per program; the oracle's at 16 x 32 spill with Triton 3.6 (the lent GPUs'), so from K = 9 on
+SMALL_BLOCK_K = {M_LRU: (8, 16, 32), M_ADAPTIVE: (8, 16), M_LFU: (8, 16, 32), M_FIFO: (8, 16, 32), M_ORACLE: (8,)}
+LARGE_BLOCK_K = {m: (16, 32, 64, 128, 256, 512, 1024)[len(small) - 1:] for m, small in SMALL_BLOCK_K.items()}
 PROTECT = tl.constexpr(_h.PROTECT)
 FAR_PAST = -(1 << 30)  # last access of a never-requested block (int32); T < 2**29
 NEVER = tl.constexpr(1 << 30)  # gpupage.core.prefetch.NEVER: the next use of a block never requested again
@@ -88,7 +86,8 @@ def _prefetch_kernel(trace_ptr, target_ptr, k_ptr, scratch_ptr, last_ptr, nxt_pt
     """trace/target int32 ``[T, B]`` (-1: pad / no prefetch); last int32 ``[n_ids, B]`` (all FAR_PAST; unread
     by FIFO); scratch int64 ``[n_ids, 2, B]`` (all -1) for adaptive, the counts ``[n_ids, B]`` (all 0) for
     LFU, the ranks ``[n_ids, B]`` (all W) for the oracle; the oracle's next uses nxt int32 ``[T, B]`` and
-    working sets ws int32 ``[phases, W, B]`` of ``shift`` requests each; out int64 ``[3, B]``: faults, prefetches, evictions.
+    working sets ws int32 ``[phases, W, B]`` of ``shift`` requests each; out int64 ``[3, B]``: faults,
+    prefetches, evictions.
 
     Slot fields besides the block and its last access: ``s_a``, ``s_b`` = adaptive's epoch and candidate
     counts, LFU's count, FIFO's insertion order (2t for a prefetch before t, 2t + 1 for a fault at t), the
@@ -118,7 +117,8 @@ def _prefetch_kernel(trace_ptr, target_ptr, k_ptr, scratch_ptr, last_ptr, nxt_pt
         x = tl.load(trace_ptr, mask=lmask, other=-1)
         y = tl.load(target_ptr, mask=lmask, other=-1)
         if MODE == 4:
-            if t % shift == 0:  # a new phase: its ranks into the scratch as the CPU path writes them, then the slots'
+            # a new phase: its ranks into the scratch as the CPU path writes them, then the slots' ranks
+            if (t % shift == 0) & (W > 0):
                 if t > 0:
                     for r in range(W):
                         w = tl.load(row + r * bb + lanes, mask=lmask, other=0).to(tl.int64)
@@ -272,7 +272,8 @@ def serve(traces: torch.Tensor, targets: torch.Tensor, K: torch.Tensor, eviction
             for L = 0): window ``L``, Zipf ranks from ``ws`` integer ``[B, phases, W]`` of ``shift`` requests
             (a :class:`~gpupage.core.traces.ZipfLatent`; None: blocks outside the window go in LRU order).
     Returns:
-        int64 ``[B, 3]``: faults, prefetches, evictions.  Host reads: ``max(K)`` and the largest id (of the working sets too).
+        int64 ``[B, 3]``: faults, prefetches, evictions.  Host reads: ``max(K)`` and the largest id (the
+        working sets' too).
     """
     if eviction not in MODES:
         raise ValueError(f"the prefetch kernel evicts with {', '.join(MODES)}, got {eviction!r}")
