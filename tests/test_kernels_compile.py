@@ -43,6 +43,8 @@ def _compile_all(env: dict) -> dict:
     assert len(mine) == 5 * 8  # 5 policy modes x (4 small + 4 large BLOCK_K)
     assert sum(k[0] == "kernels.fused:_zipf_sim_kernel" for k in by_spec) == 5 * 4 + 2
     assert sum(k[0] == "kernels.prefetch_env:_prefetch_env_kernel" for k in by_spec) == 2 * 8  # black/white-box
+    prefetch_modes = {spec.split("_")[1] for kernel, spec in by_spec if kernel == "kernels.prefetch:_prefetch_kernel"}
+    assert prefetch_modes == {"lru", "lfu", "fifo", "adaptive", "oracle"}  # every eviction and the oracle
     for archs in by_spec.values():
         assert all(ptx_bytes > 0 and 0 < regs <= 255 for ptx_bytes, regs, _ in archs.values())
     return by_spec

@@ -3,7 +3,8 @@
 The model is written once in :mod:`gpupage.core.policies` ("Prefetching"); this module is its CPU path for
 the scoring evictions (LRU, LFU, FIFO) and the lookahead oracle.  ``adaptive`` eviction lives in
 :mod:`gpupage.zoo.prefetching` (named in ``OTHER_LOOPS``), the plain-Python reference in
-:mod:`gpupage.zoo.prefetch_reference`, the Triton kernel in :mod:`kernels.prefetch`.
+:mod:`gpupage.zoo.prefetch_reference`, the Triton kernel (every eviction here and the oracle) in
+:mod:`kernels.prefetch`.
 
 Every rule is a per-step *target*: ``targets[b, t - off]`` is the block a rule prefetches right before request
 t >= off (-1: none), built from what the rule may know before t is revealed (the offset lets follow_hint
@@ -36,8 +37,8 @@ OWN_LOOP = {"lru": LRU, "lfu": LFU, "fifo": FIFO}
 """Evictions served by this module's loop; ``adaptive`` has its own (below)."""
 OTHER_LOOPS = {"adaptive": "gpupage.zoo.prefetching:serve_cpu"}
 TRITON = "kernels.prefetch:serve"
-TRITON_EVICTIONS = ("lru", "adaptive")
-"""Evictions the Triton kernel serves (with every rule but the oracle)."""
+TRITON_EVICTIONS = ("lru", "lfu", "fifo", "adaptive")
+"""Evictions the Triton kernel serves, with every rule; it serves the lookahead oracle too."""
 NEVER = 1 << 30  # next use of a block never requested again
 
 
@@ -332,20 +333,22 @@ def simulate_prefetch(traces, K, rule: str = "never", eviction: str | None = "lr
     limits.require(8 * (n_ids * 6 + T) * lane_chunks(B), f"prefetching over {n_ids} block ids")
     if backend not in ("auto", "cpu", "triton"):
         raise ValueError(f"unknown backend {backend!r}; choose from auto, cpu, triton")
-    kernel = eviction in TRITON_EVICTIONS and rule != "lookahead"
+    kernel = eviction in TRITON_EVICTIONS or rule == "lookahead"
     if backend == "auto":
         backend = "triton" if tr.is_cuda and kernel else "cpu"
     if backend == "triton":
         if not kernel:
-            raise ValueError(f"the prefetch kernel serves {', '.join(TRITON_EVICTIONS)} eviction without the oracle; "
-                             "use backend='cpu' or 'auto'")
+            raise ValueError(f"the prefetch kernel serves {', '.join(TRITON_EVICTIONS)} eviction and the oracle, "
+                             f"not {eviction!r}; use backend='cpu' or 'auto'")
         if not tr.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
             raise RuntimeError("backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for the interpreter)")
         from importlib import import_module
 
         module, func = TRITON.split(":")
-        out = getattr(import_module(module), func)(tr, full_targets(targets, off, T), Ks.to(tr.device), eviction,
-                                                   options)
+        ws, shift = _working_sets(latent, B, T)
+        out = getattr(import_module(module), func)(tr, full_targets(targets, off, T), Ks.to(tr.device),
+                                                   "oracle" if eviction is None else eviction, options, int(L), ws,
+                                                   shift)
     else:
         out = torch.from_numpy(_serve_host(tr.cpu().contiguous().numpy(), targets.cpu().contiguous().numpy(), off,
                                            Ks, rule, eviction, L, n_ids, latent, options)).to(tr.device)
@@ -375,12 +378,22 @@ def _targets(rule, tr, hints, L, pos_in_call, P):
     return tr, 0  # lookahead with a window: r_t, just in time
 
 
+def _working_sets(latent, B: int, T: int):
+    """(working sets [B, phases, W] or None, shift) of the oracle's latent state, checked against the traces."""
+    if latent is None:
+        return None, 1
+    ws = latent.working_sets
+    if ws.dim() != 3 or ws.shape[0] != B or ws.shape[1] * latent.shift < T:
+        raise ValueError(f"latent state of {tuple(ws.shape)} (lanes, phases, W) at shift {latent.shift} does not "
+                         f"cover {B} traces of {T} requests")
+    return ws, latent.shift
+
+
 def _serve_host(arr, targets, off, Ks, rule, eviction, L, n_ids, latent, options) -> np.ndarray:
     """The CPU path: int64 [B, 3] (faults, prefetches, evictions)."""
-    ws, shift = (None, 1) if latent is None else (latent.working_sets.numpy(), latent.shift)
+    ws, shift = _working_sets(latent, *arr.shape)
     if ws is not None:
-        if ws.shape[0] != arr.shape[0]:
-            raise ValueError(f"latent state has {ws.shape[0]} lanes for {arr.shape[0]} traces")
+        ws = ws.cpu().numpy()
         n_ids = max(n_ids, int(ws.max()) + 1)
     code = ORACLE if rule == "lookahead" else OWN_LOOP.get(eviction)
     if code is None:
