@@ -125,7 +125,7 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
     zs = z.to(tl.int64)
     last_z = tl.load(last_ptr + zs * bb + lanes, mask=pre, other=0)
     _zp, _zc, ep_z, cd_z = _counts(scratch_ptr, zs, cur, gen_ep, gen_cd, pre | d1, bb, lanes)
-    s_ad = _victim(t, s_last, s_ep, s_cd, S, valid_slot, slot, stale, suspect, 1, BLOCK_K)
+    s_ad = _victim(t, s_last, s_ep, s_cd, S, valid_slot, slot, stale, suspect, 0, 0, 1, BLOCK_K)
     place = pre | d1
     cold = place & (n < K)
     s = tl.where(cold, n, tl.where((vic >= 0) & (vic < K), vic.to(tl.int32), s_ad))
@@ -212,7 +212,7 @@ def _prefetch_env_kernel(trace_ptr, hint_ptr, pf_ptr, vic_ptr, st_ptr, tile_ptr,
         again += (hm & (hj == subj)).to(tl.int32)
         ann += ((blk == hj[None, :]) & hm[None, :]).to(tl.int32)
     full = n >= K
-    s_ad = _victim(t, s_last, s_ep, s_cd, S, valid_slot, slot, stale, suspect, 1, BLOCK_K)
+    s_ad = _victim(t, s_last, s_ep, s_cd, S, valid_slot, slot, stale, suspect, 0, 0, 1, BLOCK_K)
     go_ptr = og_ptr + lanes * NG
     tl.store(go_ptr + 0, pend.to(tl.int64), mask=dec)
     tl.store(go_ptr + 1, t.to(tl.int64), mask=dec)
