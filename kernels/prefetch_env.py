@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 from gpupage.zoo import heuristics as _h
-from gpupage.zoo.heuristics import resolve_params
+from gpupage.zoo.heuristics import NaiveAdaptive, resolve_params
 
 from .heuristics import _cusum
 from .launch import _lookup, aot_spec, tile_shape
@@ -421,39 +421,28 @@ def prefetch_env_step(state: PrefetchEnvState, prefetch, victim):
 
 # ------------------------------------------------------------------------------- the plain-Python reference
 
-def _naive_lane(trace, hint, L, K, ws, shift, prm, counts):
+def _naive_lane(trace, hint, L, K, ws, shift, options, counts):
     """One lane of the spec as a generator: yields each decision's (obs_global, obs_slots), receives
-    (prefetch, victim); ``counts`` [faults, prefetches, evictions] grows as it serves.  ``adaptive`` kept with
-    explicit epoch/candidate tables (as :func:`gpupage.zoo.heuristics.naive_adaptive`)."""
-    novel_gap, gain, decay, alarm, refractory, stale, suspect = prm
+    (prefetch, victim); ``counts`` [faults, prefetches, evictions] grows as it serves.  ``adaptive``'s state is
+    :class:`gpupage.zoo.heuristics.NaiveAdaptive` (explicit epoch/candidate tables)."""
     far = int(FAR_OUT)
-    last, epoch, cand = {}, {}, {}
-    S = resume = right = total = fault_ema = 0
+    ada = NaiveAdaptive(options)
+    right = total = fault_ema = 0
     rel_ema = REL_START
     slots = []
-
-    def in_window(t, b):  # adaptive's count of b as `victim` scores it
-        return epoch.get(b, 0) if last.get(b, far) >= t - stale else 0
-
-    def protected(b):
-        return int(S >= suspect and b in cand)
-
-    def adaptive_victim(t):
-        return min(range(K), key=lambda i: (in_window(t, slots[i]) + (_h.PROTECT if protected(slots[i]) else 0),
-                                            last.get(slots[i], far)))
 
     def announced(t, b):
         return sum(hint[j] == b for j in range(max(t - L + 1, 0), t))
 
     def observe(kind, t, subject, subject_last):
         full = len(slots) >= K
-        g = [kind, t, right, total, rel_ema, fault_ema, int(full), subject_last, epoch.get(subject, 0),
-             announced(t, subject), adaptive_victim(t) if full else -1, L]
+        g = [kind, t, right, total, rel_ema, fault_ema, int(full), subject_last, ada.epoch.get(subject, 0),
+             announced(t, subject), ada.victim(slots, t) if full else -1, L]
         if ws is not None:
             row = list(ws[min(t // shift, len(ws) - 1)])
             rank = row.index(subject) if subject in row else len(row)
             g += [int(rank < len(row)), rank]
-        s = [[last.get(b, far), in_window(t, b), protected(b), announced(t, b)] for b in slots]
+        s = [[ada.last.get(b, far), ada.in_window(b, t), int(ada.protected(b)), announced(t, b)] for b in slots]
         return g, s + [[0] * NS for _ in range(K - len(slots))]
 
     for t, x in enumerate(trace):
@@ -461,29 +450,20 @@ def _naive_lane(trace, hint, L, K, ws, shift, prm, counts):
             continue
         y = hint[t - L] if t >= L else -1
         if y >= 0 and y not in slots:
-            pf, v = yield observe(0, t, y, last.get(y, far))
+            pf, v = yield observe(0, t, y, ada.last.get(y, far))
             if pf == 1:
                 counts[1] += 1
                 if len(slots) < K:
                     slots.append(y)
                 else:
-                    slots[v if v >= 0 else adaptive_victim(t)] = y
+                    slots[v if v >= 0 else ada.victim(slots, t)] = y
                     counts[2] += 1
         if y >= 0:
             hit = int(y == x)
             right, total = right + hit, total + 1
             rel_ema += ((hit << 16) - rel_ema) >> 5
-        previous = last.get(x, far)
-        novel = previous <= t - novel_gap
-        last[x] = t
-        epoch[x] = epoch.get(x, 0) + 1
-        cand[x] = cand.get(x, 0) + 1
-        if t >= resume:
-            S = S + gain if novel else S - decay
-            if S <= 0:
-                S, cand = 0, {}
-            elif S >= alarm:
-                epoch, cand, S, resume = cand, {}, 0, t + refractory
+        previous = ada.last.get(x, far)
+        ada.access(x, t)
         f = int(x not in slots)
         fault_ema += ((f << 16) - fault_ema) >> 6
         if f:
@@ -492,7 +472,7 @@ def _naive_lane(trace, hint, L, K, ws, shift, prm, counts):
                 slots.append(x)
             else:
                 _, v = yield observe(1, t, x, previous)
-                slots[v if v >= 0 else adaptive_victim(t)] = x
+                slots[v if v >= 0 else ada.victim(slots, t)] = x
                 counts[2] += 1
 
 
@@ -501,11 +481,10 @@ class NaiveLanes:
     [B, P, W] or None; :func:`naive_prefetch_env_step` advances them."""
 
     def __init__(self, traces, hints, L, K, working_sets=None, shift=1, options=None):
-        prm = resolve_params(options)
         tr, hi = torch.as_tensor(traces).tolist(), torch.as_tensor(hints).tolist()
         ws = None if working_sets is None else torch.as_tensor(working_sets).tolist()
         self.K, self.counts = K, [[0, 0, 0] for _ in tr]
-        self.lanes = [_naive_lane(tr[b], hi[b], L, K, None if ws is None else ws[b], shift, prm, self.counts[b])
+        self.lanes = [_naive_lane(tr[b], hi[b], L, K, None if ws is None else ws[b], shift, options, self.counts[b])
                       for b in range(len(tr))]
         self.started = [False] * len(tr)
         self.done = [False] * len(tr)

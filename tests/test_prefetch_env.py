@@ -1,4 +1,4 @@
-"""Prefetch env v2 (issue 13): the numba env equals a plain-Python loop of its written specification, serves
+"""Prefetch env v2 (issue 13): the numba env equals the plain-Python reference of its written specification, serves
 as core.prefetch with adaptive's victims, and its features do not depend on the trace length."""
 
 import numpy as np
@@ -6,9 +6,8 @@ import pytest
 import torch
 
 import gpupage
-from gpupage.controller.prefetch_env import FAR_PAST, NN, PrefetchEnv, prefetch_features
+from gpupage.controller.prefetch_env import NN, PrefetchEnv, prefetch_features
 from gpupage.core.prefetch import make_hints, simulate_prefetch
-from gpupage.zoo.heuristics import PROTECT, resolve_params
 
 SEEDS = list(range(1000, 1006))
 
@@ -17,82 +16,6 @@ def _lanes(eps, T=600, seeds=SEEDS):
     params = gpupage.ZipfParams(T=T)
     traces, latent = gpupage.zipf_traces(params, seeds, return_latent=True)
     return traces, latent, make_hints(traces, 4, eps, params.M, seed=seeds)
-
-
-def naive_env(trace, hint, L, K, decisions, ws=None, shift=1):
-    """Plain-Python loop of the spec (prefetch_env's docstring) with naive_adaptive's dict state: replays
-    ``decisions`` [(prefetch, victim)] in order; returns (faults, prefetches, evictions, observations)."""
-    novel_gap, gain, decay, alarm, refractory, stale, suspect = resolve_params(None)
-    last, epoch, cand = {}, {}, {}
-    S = resume = right = total = faults = prefetches = evictions = 0
-    rel, fema = 1 << 15, 0
-    slots, seen = [], []
-    todo = iter(decisions)
-
-    def adaptive_victim(t):
-        def key(b):
-            p = epoch.get(b, 0) if last.get(b, FAR_PAST) >= t - stale else 0
-            return p + (PROTECT if S >= suspect and b in cand else 0), max(last.get(b, FAR_PAST), -1)
-        return min(range(K), key=lambda i: key(slots[i]))
-
-    def announced(t, b):
-        return sum(hint[j] == b for j in range(max(t - L + 1, 0), t))
-
-    def observe(kind, t, subj, subj_last):
-        g = [kind, t, right, total, rel, fema, int(len(slots) >= K), subj_last, epoch.get(subj, 0),
-             announced(t, subj), adaptive_victim(t) if len(slots) >= K else -1, L]
-        if ws is not None:
-            row = list(ws[min(t // shift, len(ws) - 1)])
-            g += [int(subj in row), row.index(subj) if subj in row else len(row)]
-        sl = [[0] * 4 for _ in range(K)]
-        for i, b in enumerate(slots):
-            lb = last.get(b, FAR_PAST)
-            sl[i] = [lb, epoch.get(b, 0) if lb >= t - stale else 0, int(S >= suspect and b in cand), announced(t, b)]
-        seen.append((g, sl))
-        return next(todo)
-
-    def put(t, x, v):
-        nonlocal evictions
-        if len(slots) < K:
-            slots.append(x)
-            return
-        slots[v if v >= 0 else adaptive_victim(t)] = x
-        evictions += 1
-
-    for t, x in enumerate(trace):
-        if x < 0:
-            continue
-        y = hint[t - L] if t >= L else -1
-        if y >= 0 and y not in slots:
-            pf, v = observe(0, t, y, last.get(y, FAR_PAST))
-            if pf:
-                prefetches += 1
-                put(t, y, v)
-        if y >= 0:
-            right += y == x
-            total += 1
-            rel += ((int(y == x) << 16) - rel) >> 5
-        prev = last.get(x, FAR_PAST)
-        novel = prev <= t - novel_gap
-        last[x] = t
-        epoch[x] = epoch.get(x, 0) + 1
-        cand[x] = cand.get(x, 0) + 1
-        if t >= resume:
-            S = S + gain if novel else S - decay
-            if S <= 0:
-                S, cand = 0, {}
-            elif S >= alarm:
-                epoch, cand, S, resume = cand, {}, 0, t + refractory
-        f = int(x not in slots)
-        fema += ((f << 16) - fema) >> 6
-        if f:
-            faults += 1
-            if len(slots) >= K:
-                _, v = observe(1, t, x, prev)
-                put(t, x, v)
-            else:
-                slots.append(x)
-    return faults, prefetches, evictions, seen
 
 
 def _play(env, choose):
@@ -113,21 +36,36 @@ def _play(env, choose):
 
 @pytest.mark.parametrize("mode", ["blackbox", "whitebox"])
 def test_random_decisions_equal_a_plain_loop_of_the_spec(mode):
+    """Step by step against the plain-Python reference of the spec (``kernels.prefetch_env.NaiveLanes``):
+    raw observations, done flags, rewards and the counts."""
+    from kernels.prefetch_env import NaiveLanes, naive_prefetch_env_step
+
     traces, latent, hints = _lanes(0.3, T=500)
+    B = len(SEEDS)
     gen = np.random.default_rng(5)
     env = PrefetchEnv(traces, hints, 4, 8, lam_fetch=0.3, lam_evict=0.5, mode=mode, latent=latent)
-    before = torch.from_numpy(env.cost.copy())  # served before the first decisions
-    dec, obs, rewards = _play(env, lambda e: (gen.integers(0, 2, len(SEEDS)), gen.integers(-1, 8, len(SEEDS))))
-    got = env.counts()
-    kinds = [o[0][0] for lane in obs for o in lane]
+    ref = NaiveLanes(traces, hints, 4, 8, latent.working_sets if mode == "whitebox" else None, latent.shift)
+
+    def cost(acc):
+        acc = acc.double()
+        return acc[:, 0] + 0.3 * acc[:, 1] + 0.5 * acc[:, 2]
+
+    _, _, acc, _ = naive_prefetch_env_step(ref, [0] * B, [0] * B)  # the env serves to the first decisions when built
+    assert torch.equal(torch.from_numpy(env.cost), cost(acc))
+    kinds, victims = [], []
+    while not env.done.all():
+        pf, vi = gen.integers(0, 2, B), gen.integers(-1, 8, B)
+        kinds += env.obs_global[env.pending, 0].tolist()
+        victims += vi[env.pending].tolist()
+        og, os_, r, done = env.step(pf, vi)
+        g, sl, acc, d = naive_prefetch_env_step(ref, pf.tolist(), vi.tolist())
+        assert torch.equal(og, g) and torch.equal(os_, sl) and torch.equal(done, d)
+        assert torch.equal(r, -cost(acc))
     assert 0 < sum(kinds) < len(kinds)  # both kinds occurred
-    assert any(v >= 0 for lane in dec for _, v in lane) and any(v < 0 for lane in dec for _, v in lane)
-    for b in range(len(SEEDS)):
-        ws = latent.working_sets[b].tolist() if mode == "whitebox" else None
-        f, p, e, seen = naive_env(traces[b].tolist(), hints[b].tolist(), 4, 8, dec[b], ws, latent.shift)
-        assert (got["faults"][b], got["prefetches"][b], got["evictions"][b]) == (f, p, e)
-        assert obs[b] == seen
-        assert float(before[b] - rewards[b]) == pytest.approx(f + 0.3 * p + 0.5 * e)
+    assert min(victims) < 0 <= max(victims)
+    got = env.counts()
+    for b in range(B):
+        assert [int(got[k][b]) for k in ("faults", "prefetches", "evictions")] == ref.counts[b]
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.3])

@@ -209,17 +209,51 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     return cpu_result(faults, hits, victims, return_hits)
 
 
-def naive_adaptive(trace: list[int], K: int, options: dict | None = None):
-    """Plain-Python reference of ``adaptive`` on one trace: (faults, hits, victims) lists.
+class NaiveAdaptive:
+    """``adaptive``'s per-request state in plain Python, for the references: written from the module docstring
+    with dicts and explicit epoch/candidate count tables (no generation stamps).  :func:`naive_adaptive`, the
+    prefetching reference and the prefetch env's reference all keep it here."""
 
-    Written from the module docstring with dicts and explicit epoch/candidate
-    count tables (no generation stamps), for the tests.
-    """
-    novel_gap, gain, decay, alarm, refractory, stale, suspect = resolve_params(options)
-    last: dict[int, int] = {}
-    epoch: dict[int, int] = {}  # accesses since the last declared change
-    cand: dict[int, int] = {}  # accesses since S last left 0
-    S, resume = 0, 0
+    def __init__(self, options: dict | None = None):
+        self.novel_gap, self.gain, self.decay, self.alarm, self.refractory, self.stale, self.suspect = \
+            resolve_params(options)
+        self.last: dict[int, int] = {}
+        self.epoch: dict[int, int] = {}  # accesses since the last declared change
+        self.cand: dict[int, int] = {}  # accesses since S last left 0
+        self.S = self.resume = 0
+
+    def access(self, x: int, t: int) -> None:
+        """Request t of block x (a prefetch is not an access)."""
+        novel = x not in self.last or self.last[x] <= t - self.novel_gap
+        self.last[x] = t
+        self.epoch[x] = self.epoch.get(x, 0) + 1
+        self.cand[x] = self.cand.get(x, 0) + 1
+        if t >= self.resume:
+            self.S = self.S + self.gain if novel else self.S - self.decay
+            if self.S <= 0:
+                self.S, self.cand = 0, {}
+            elif self.S >= self.alarm:
+                self.epoch, self.cand, self.S, self.resume = self.cand, {}, 0, t + self.refractory
+
+    def in_window(self, b: int, t: int) -> int:
+        """b's epoch count as the victim scores it: 0 once b is stale."""
+        return self.epoch.get(b, 0) if self.last.get(b, FAR_PAST) >= t - self.stale else 0
+
+    def protected(self, b: int) -> bool:
+        return self.S >= self.suspect and b in self.cand
+
+    def key(self, b: int, t: int) -> tuple[int, int]:
+        """b's eviction key at t, smallest first: (priority, last access)."""
+        return self.in_window(b, t) + (PROTECT if self.protected(b) else 0), self.last.get(b, FAR_PAST)
+
+    def victim(self, slots: list[int], t: int) -> int:
+        """The slot of the smallest key (the first such slot)."""
+        return min(range(len(slots)), key=lambda i: self.key(slots[i], t))
+
+
+def naive_adaptive(trace: list[int], K: int, options: dict | None = None):
+    """Plain-Python reference of ``adaptive`` on one trace: (faults, hits, victims) lists, for the tests."""
+    ada = NaiveAdaptive(options)
     slots: list[int] = []
     faults = 0
     hits = [False] * len(trace)
@@ -227,16 +261,7 @@ def naive_adaptive(trace: list[int], K: int, options: dict | None = None):
     for t, x in enumerate(trace):
         if x < 0:
             continue
-        novel = x not in last or last[x] <= t - novel_gap
-        last[x] = t
-        epoch[x] = epoch.get(x, 0) + 1
-        cand[x] = cand.get(x, 0) + 1
-        if t >= resume:
-            S = S + gain if novel else S - decay
-            if S <= 0:
-                S, cand = 0, {}
-            elif S >= alarm:
-                epoch, cand, S, resume = cand, {}, 0, t + refractory
+        ada.access(x, t)
         if x in slots:
             hits[t] = True
             continue
@@ -244,12 +269,7 @@ def naive_adaptive(trace: list[int], K: int, options: dict | None = None):
         if len(slots) < K:
             slots.append(x)
             continue
-
-        def priority(b):
-            p = epoch.get(b, 0) if last[b] >= t - stale else 0
-            return p + (PROTECT if S >= suspect and b in cand else 0)
-
-        s = min(range(K), key=lambda i: (priority(slots[i]), last[slots[i]]))
+        s = ada.victim(slots, t)
         victims[t] = slots[s]
         slots[s] = x
     return faults, hits, victims

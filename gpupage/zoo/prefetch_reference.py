@@ -2,15 +2,15 @@
 
 Written from the contract in :mod:`gpupage.core.policies` ("Prefetching") with lists and dicts, sharing
 no code with :mod:`gpupage.core.prefetch` or :mod:`gpupage.zoo.prefetching` except the RNG and
-``adaptive``'s constants.  The oracle finds next uses by scanning its window, not from next-use arrays.
+``adaptive``'s plain-Python state (:class:`gpupage.zoo.heuristics.NaiveAdaptive`, the reference of
+:func:`~gpupage.zoo.heuristics.naive_adaptive`).  The oracle finds next uses by scanning its window, not
+from next-use arrays.
 """
 
 from __future__ import annotations
 
 from ..core import rng
-from .heuristics import PROTECT, resolve_params
-
-FAR = -(1 << 50)
+from .heuristics import NaiveAdaptive
 
 
 def naive_hints(trace: list[int], L: int, eps: float, n_ids: int, key: int) -> list[int]:
@@ -29,33 +29,6 @@ def naive_hints(trace: list[int], L: int, eps: float, n_ids: int, key: int) -> l
     return out
 
 
-class _Adaptive:
-    """``adaptive``'s state (as ``naive_adaptive`` keeps it) and its victim."""
-
-    def __init__(self, options):
-        self.novel_gap, self.gain, self.decay, self.alarm, self.refractory, self.stale, self.suspect = \
-            resolve_params(options)
-        self.last, self.epoch, self.cand = {}, {}, {}
-        self.S = self.resume = 0
-
-    def access(self, x, t):
-        novel = x not in self.last or self.last[x] <= t - self.novel_gap
-        self.last[x] = t
-        self.epoch[x] = self.epoch.get(x, 0) + 1
-        self.cand[x] = self.cand.get(x, 0) + 1
-        if t >= self.resume:
-            self.S = self.S + self.gain if novel else self.S - self.decay
-            if self.S <= 0:
-                self.S, self.cand = 0, {}
-            elif self.S >= self.alarm:
-                self.epoch, self.cand, self.S, self.resume = self.cand, {}, 0, t + self.refractory
-
-    def key(self, b, t):
-        last = self.last.get(b, FAR)
-        p = self.epoch.get(b, 0) if last >= t - self.stale else 0
-        return p + (PROTECT if self.S >= self.suspect and b in self.cand else 0), last
-
-
 def naive_prefetch(trace: list[int], K: int, rule: str, eviction: str | None = "lru", hints=None, L: int = 0,
                    P: int = 1, pos_in_call=None, working_sets=None, shift: int = 1,
                    lam_fetch: float = 1.0, lam_evict: float = 0.0, options=None):
@@ -64,7 +37,7 @@ def naive_prefetch(trace: list[int], K: int, rule: str, eviction: str | None = "
     inserted: list[int] = []  # FIFO's insertion order: 2t for a prefetch before t, 2t + 1 for a fault at t
     last: dict[int, int] = {}
     count: dict[int, int] = {}
-    ada = _Adaptive(options) if eviction == "adaptive" else None
+    ada = NaiveAdaptive(options) if eviction == "adaptive" else None
     faults = prefetches = evictions = 0
 
     def key(s, t):
