@@ -56,39 +56,48 @@ def conversations(trace) -> dict:
     return {"turn": turn, "gap": gap, "length": length}
 
 
-def probe(trace, K: int, key) -> int:
-    """Non-compulsory faults of demand paging at size K evicting the resident block of smallest ``key``.
+def serve(trace, K: int, choose) -> int:
+    """Non-compulsory faults of demand paging at size K; on a fault on a full cache ``choose(blk, t, s)``
+    returns the victim's slot.
 
-    ``key(b, s)`` gets the resident blocks ``b`` and the per-block state ``s`` (dict of arrays: count, last,
-    root, is_last) and returns one sortable value per block; ties go to the lowest slot."""
+    ``s`` holds, per block, its access ``count``, ``last`` access (-1 before its first), last reuse ``gap`` (0
+    until reused), insertion time ``ins`` and ``root`` (the block at position 1 of its last call: its
+    conversation), and the trace's per-request ``pos`` and ``len`` (a block's are those of its last access)."""
     ids = trace.ids.astype(np.int64)
-    if len(ids) >= 1 << 25:
-        raise ValueError("probe packs times into 25 bits")
-    pos, length = trace.meta["pos_in_call"], trace.meta["call_len"]
+    pos = trace.meta["pos_in_call"]
     n = int(ids.max()) + 1
-    s = {"count": np.zeros(n, np.int64), "last": np.full(n, -1, np.int64), "root": np.arange(n),
-         "is_last": np.zeros(n, np.int64)}
+    s = {"count": np.zeros(n, np.int64), "last": np.full(n, -1, np.int64), "gap": np.zeros(n, np.int64),
+         "ins": np.zeros(n, np.int64), "root": np.arange(n), "pos": pos, "len": trace.meta["call_len"]}
     slot_of, blk = np.full(n, -1, np.int64), np.zeros(K, np.int64)
     filled = faults = 0
     cur_root = 0
     for t, x in enumerate(ids):
         if pos[t] == 1:
             cur_root = x
+        if s["count"][x]:
+            s["gap"][x] = t - s["last"][x]
         if slot_of[x] < 0:
             faults += 1
             if filled < K:
                 slot = filled
                 filled += 1
             else:
-                slot = int(np.argmin(key(blk, s)))
+                slot = choose(blk, t, s)
                 slot_of[blk[slot]] = -1
-            blk[slot], slot_of[x] = x, slot
+            blk[slot], slot_of[x], s["ins"][x] = x, slot, t
         s["count"][x] += 1
         s["last"][x] = t
-        s["is_last"][x] = pos[t] == length[t] - 1
         if pos[t] >= 1:
             s["root"][x] = cur_root
     return faults - trace.distinct
+
+
+def probe(trace, K: int, key) -> int:
+    """:func:`serve` evicting the resident block of smallest ``key(b, s)`` (``b`` the resident blocks, one
+    sortable value per block); ties go to the lowest slot."""
+    if len(trace.ids) >= 1 << 25:
+        raise ValueError("probe packs times into 25 bits")
+    return serve(trace, K, lambda blk, t, s: int(np.argmin(key(blk, s))))
 
 
 def _key(flag, count, last):
@@ -96,57 +105,49 @@ def _key(flag, count, last):
     return (flag.astype(np.int64) << 50) | (np.minimum(count, (1 << 24) - 1) << 25) | last
 
 
+def _is_last(b, s):
+    """Whether each block's last access was its call's last (partial) block."""
+    lb = s["last"][b]
+    return (s["pos"][lb] == s["len"][lb] - 1).astype(np.int64)
+
+
 PROBES = {
     "lfu": lambda b, s: _key(np.zeros_like(b), s["count"][b], s["last"][b]),
-    "lfu, a call's last block first": lambda b, s: _key(1 - s["is_last"][b], s["count"][b], s["last"][b]),
+    "lfu, a call's last block first": lambda b, s: _key(1 - _is_last(b, s), s["count"][b], s["last"][b]),
     "lfu of the conversation": lambda b, s: _key(np.zeros_like(b), s["count"][s["root"][b]], s["last"][s["root"][b]]),
     "lfu, re-entered conversations kept": lambda b, s: _key(
         (s["last"][s["root"][b]] > s["last"][b]) & (s["root"][b] != b), s["count"][b], s["last"][b]),
 }
 
 
-def _features(b, t, st, meta: bool) -> np.ndarray:
+def _features(b, t, s, meta: bool) -> np.ndarray:
     lg = lambda v: np.log2(v + 1.0)  # noqa: E731
-    cols = [lg(t - st["last"][b]), lg(st["count"][b]), lg(st["gap"][b]), (st["gap"][b] > 0) * 1.0, lg(t - st["ins"][b])]
+    cols = [lg(t - s["last"][b]), lg(s["count"][b]), lg(s["gap"][b]), (s["gap"][b] > 0) * 1.0, lg(t - s["ins"][b])]
     if meta:
-        p, n = st["pos"][b], st["len"][b]
+        lb = s["last"][b]
+        p, n = s["pos"][lb], s["len"][lb]
         cols += [lg(p), lg(n), lg(n - p - 1), (n - p == 1) * 1.0]
     return np.stack(cols, 1).astype(np.float32)
 
 
 def _rollout(trace, K: int, meta: bool, score=None, every: int = 8, record=None) -> int:
-    """LFU (``score`` None) or the largest ``score`` evicted; ``record`` collects (features, log2 next use)."""
-    ids = trace.ids.astype(np.int64)
-    pos, length = trace.meta["pos_in_call"], trace.meta["call_len"]
-    T, n = len(ids), int(ids.max()) + 1
-    nxt, seen = np.full(T, NEVER, np.int64), {}
-    for t in range(T - 1, -1, -1):
+    """:func:`serve` evicting as LFU (``score`` None) or the largest ``score``; ``record`` collects every
+    ``every``-th decision's (features, log2 next-use distance capped at 2**17)."""
+    ids = trace.ids
+    nxt, seen = np.full(len(ids), NEVER, np.int64), {}
+    for t in range(len(ids) - 1, -1, -1):
         nxt[t], seen[ids[t]] = seen.get(ids[t], NEVER), t
-    st = {k: np.zeros(n, np.int64) for k in ("count", "last", "gap", "pos", "len", "ins", "next")}
-    slot_of, blk = np.full(n, -1, np.int64), np.zeros(K, np.int64)
-    filled = faults = decisions = 0
-    for t, x in enumerate(ids):
-        if st["count"][x]:
-            st["gap"][x] = t - st["last"][x]
-        if slot_of[x] < 0:
-            faults += 1
-            if filled < K:
-                slot = filled
-                filled += 1
-            else:
-                F = _features(blk, t, st, meta)
-                if record is not None and decisions % every == 0:
-                    record.append((F, np.log2(np.minimum(st["next"][blk] - t, 1 << 17)).astype(np.float32)))
-                decisions += 1
-                if score is None:
-                    slot = int(np.argmin(_key(np.zeros_like(blk), st["count"][blk], st["last"][blk])))
-                else:
-                    slot = int(np.argmax(score(F)))
-                slot_of[blk[slot]] = -1
-            blk[slot], slot_of[x], st["ins"][x] = x, slot, t
-        st["count"][x] += 1
-        st["last"][x], st["pos"][x], st["len"][x], st["next"][x] = t, pos[t], length[t], nxt[t]
-    return faults - trace.distinct
+    decisions = 0
+
+    def choose(blk, t, s):
+        nonlocal decisions
+        F = _features(blk, t, s, meta)
+        if record is not None and decisions % every == 0:
+            record.append((F, np.log2(np.minimum(nxt[s["last"][blk]] - t, 1 << 17)).astype(np.float32)))
+        decisions += 1
+        return int(np.argmin(PROBES["lfu"](blk, s))) if score is None else int(np.argmax(score(F)))
+
+    return serve(trace, K, choose)
 
 
 def regression_probe(full, val, K: int, meta: bool, epochs: int = 6) -> int:

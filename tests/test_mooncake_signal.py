@@ -56,3 +56,30 @@ def test_conversation_turns_and_returns_match_a_loop(tmp_path):
         later = [j for j in range(i + 1, len(roots)) if roots[j] == r]
         assert conv["gap"][i] == (later[0] - i if later else 0)
         assert conv["length"][i] == len(calls[i])
+
+
+def test_regression_rollout_records_features_and_true_next_uses(tmp_path):
+    """The regressor's data: an LFU rollout (equal to the registry's LFU) recording every decision's features
+    of the resident blocks and log2 of their next-use distances, checked against a loop over the trace."""
+    mod = _script()
+    trace, _ = _conversation_file(tmp_path, seed=2)
+    K = 8
+    record = []
+    ref = int(simulate(torch.from_numpy(trace.ids)[None], "lfu", K).faults[0]) - trace.distinct
+    assert mod._rollout(trace, K, meta=True, every=1, record=record) == ref
+    ids = trace.ids.tolist()
+    assert len(record) > 10
+    for F, y in record:
+        assert F.shape == (K, 9) and y.shape == (K,)
+    # the first decision: the first fault on a full cache
+    resident, t = [], 0
+    for t, x in enumerate(ids):
+        if x not in resident:
+            if len(resident) == K:
+                break
+            resident.append(x)
+    F, y = record[0]
+    want = [min(next((j for j in range(t, len(ids)) if ids[j] == b), 1 << 40) - t, 1 << 17) for b in resident]
+    assert np.array_equal(y, np.log2(np.array(want, dtype=np.float64)).astype(np.float32))
+    assert np.array_equal(F[:, 0], np.log2(np.array([t - max(j for j in range(t) if ids[j] == b) for b in resident])
+                                           + 1.0).astype(np.float32))
