@@ -86,6 +86,20 @@ def release(slot_of, blk, n):
 
 
 @njit(inline="always", cache=True)
+def lane_next_uses(trace, seen, nxt):
+    """nxt[t] = the next index of request t's block in one lane (pads' entries untouched); ``seen``, the
+    chunk's [n_ids] map, holds NEVER for every block on entry and again on return."""
+    for t in range(trace.shape[0] - 1, -1, -1):
+        x = trace[t]
+        if x >= 0:
+            nxt[t] = seen[x]
+            seen[x] = t
+    for t in range(trace.shape[0]):
+        if trace[t] >= 0:
+            seen[trace[t]] = NEVER
+
+
+@njit(inline="always", cache=True)
 def _tree_update(tree, keys, leaves, s):
     """tree[i] holds the slot of the smallest key below node i; leaves at leaves + s."""
     i = (leaves + s) >> 1
@@ -101,14 +115,7 @@ def _run_lane(trace, k, code, rkey, want_hits, hits_row, want_victims, victims_r
               slot_of, count, nxt, seen, blk, keys, tree):
     T = trace.shape[0]
     if code == BELADY:
-        for t in range(T - 1, -1, -1):
-            x = trace[t]
-            if x >= 0:
-                nxt[t] = seen[x]
-                seen[x] = t
-        for t in range(T):
-            if trace[t] >= 0:
-                seen[trace[t]] = NEVER
+        lane_next_uses(trace, seen, nxt)
     use_tree = k >= TREE_MIN_K and code != RANDOM and code != FIXED and code != FIFO
     leaves = 1
     while leaves < k:

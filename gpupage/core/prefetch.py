@@ -28,7 +28,7 @@ import torch
 from numba import njit, prange
 
 from . import limits, rng
-from .cpu import SHIFT, argmin_key, evict, lane_chunks, max_k, place, release
+from .cpu import NEVER, SHIFT, argmin_key, evict, lane_chunks, lane_next_uses, max_k, place, release
 from .policies import FIFO, LFU, LRU, PREFETCH_RULES, get_policy
 
 RULES = PREFETCH_RULES
@@ -39,7 +39,6 @@ OTHER_LOOPS = {"adaptive": "gpupage.zoo.prefetching:serve_cpu"}
 TRITON = "kernels.prefetch:serve"
 TRITON_EVICTIONS = ("lru", "lfu", "fifo", "adaptive")
 """Evictions the Triton kernel serves, with every rule; it serves the lookahead oracle too."""
-NEVER = 1 << 30  # next use of a block never requested again
 
 
 def check_costs(lam_fetch: float, lam_evict: float, P: int) -> None:
@@ -156,11 +155,7 @@ def _serve_lane(trace, target, off, k, code, L, ws, shift, slot_of, last, count,
     T = trace.shape[0]
     W = ws.shape[1]
     if code == ORACLE:
-        for t in range(T - 1, -1, -1):
-            x = trace[t]
-            if x >= 0:
-                nxt[t] = seen[x]
-                seen[x] = t
+        lane_next_uses(trace, seen, nxt)
     n = 0
     faults = 0
     prefetches = 0
@@ -215,7 +210,6 @@ def _serve_lane(trace, target, off, k, code, L, ws, shift, slot_of, last, count,
         if x >= 0:
             last[x] = -1
             count[x] = 0
-            seen[x] = NEVER
     if phase >= 0:
         for r in range(W):
             rank[ws[phase, r]] = W
