@@ -78,6 +78,41 @@ def test_cpu_equals_naive_on_zipf_with_long_gaps():
     assert int(res.faults[0]) == f and res.victims[0].tolist() == v
 
 
+def adaptive_net() -> LearnedNet:
+    """score = epoch priority + 256 * 255 when protected: adaptive's key while counts stay below 256."""
+    W1 = np.zeros((2, L.N_IN), dtype=np.int64)
+    W1[0, L.FEATURES.index("epoch")] = 1
+    W1[1, L.FEATURES.index("protected")] = 1
+    return LearnedNet(W1, [0, 0], 0, np.eye(2, dtype=np.int64), [0, 0], 0, [1, 256])
+
+
+def test_the_change_detector_features_make_adaptive():
+    """Features 8 and 10 are adaptive's priority and protection, computed after request t's access: a network
+    reading only them evicts adaptive's victim at every fault (phase changes of every length, several K)."""
+    for shift, K in ((200, 4), (500, 8), (2000, 16), (90, 6)):
+        tr = zipf_traces(ZipfParams(M=64, W=16, shift=shift, T=3000), seed=[11, 12])
+        got = simulate(tr, "learned", K, return_hits=True, options={"checkpoint": adaptive_net()})
+        ref = simulate(tr, "adaptive", K, return_hits=True)
+        assert torch.equal(got.victims, ref.victims), (shift, K)
+        assert torch.equal(got.faults, ref.faults)
+    f, _, v = naive_learned(tr[0].tolist(), 6, adaptive_net())
+    assert v == ref.victims[0].tolist() and f == int(ref.faults[0])
+
+
+def test_a_version_1_checkpoint_loads_with_zero_weights_on_the_new_features(tmp_path):
+    net = random_net(np.random.default_rng(9))
+    v1_cols = [L.FEATURES.index(f) for f in L.FEATURES_V1]
+    d = L.checkpoint_dict(net)
+    d["spec_version"], d["features"] = 1, list(L.FEATURES_V1)
+    d["network"]["W1"] = d["network"]["W1"][:, v1_cols]
+    torch.save(d, tmp_path / "v1.pt")
+    back = L.load_network(tmp_path / "v1.pt")
+    assert np.array_equal(back.W1[:, v1_cols], net.W1[:, v1_cols])
+    assert not back.W1[:, [i for i in range(L.N_IN) if i not in v1_cols]].any()
+    raw = torch.load(SHIPPED, weights_only=True)
+    assert raw["spec_version"] == 1 and L.load_network(SHIPPED).W1.shape[1] == L.N_IN
+
+
 def test_log2fx_is_mitchell_with_three_fraction_bits():
     vals = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 255, 256, 65535, 65536, 2**30, 2**31 - 2, 2**31 - 1]
     vals += list(np.random.default_rng(0).integers(0, 2**31 - 1, 200))
@@ -122,7 +157,7 @@ def test_network_bounds():
                        (dict(args, W1=np.zeros((33, L.N_IN)), b1=np.zeros(33), W2=np.zeros((4, 33))), "H1, H2 <= 32")]:
         with pytest.raises(ValueError, match=words):
             LearnedNet(**bad)
-    assert net.macs_per_decision(8) == 8 * (8 * 8 + 8 * 4 + 4) + 7 * 8
+    assert net.macs_per_decision(8) == 8 * (11 * 8 + 8 * 4 + 4) + 9 * 8
 
 
 def test_checkpoint_round_trip_and_one_line_errors(tmp_path):
@@ -178,7 +213,7 @@ def test_collect_rolls_out_belady_or_the_network_itself():
     assert feats.shape == (decisions.sum(), 8, L.N_IN) and dist.shape == (decisions.sum(), 8)
     rows = np.repeat(K, decisions)
     assert ((dist >= 0).sum(1) == rows).all() and (dist[rows == 4, 4:] == -1).all()
-    assert (feats[:, :, 14][dist >= 0] == np.repeat([L.log2fx(k) for k in K], decisions * K)).all()
+    assert (feats[:, :, L.FEATURES.index("log2_k")][dist >= 0] == np.repeat([L.log2fx(k) for k in K], decisions * K)).all()
     net = random_net(np.random.default_rng(8))
     _, _, learner, _ = L.collect(tr, K, net, 0.0, seeds)
     assert np.array_equal(learner, simulate(torch.from_numpy(tr), "learned", torch.from_numpy(K),

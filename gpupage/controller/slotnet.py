@@ -1,7 +1,7 @@
 """The float twin of the ``learned`` policy: its model, training on Belady's labels, and the export.
 
 :class:`SlotNet` has exactly the integer network's structure (``gpupage/zoo/learned.py``): the
-15 integer features of a slot (divided by ``2**IN_SHIFT``), two ReLU layers and one output, the
+20 integer features of a slot (divided by ``2**IN_SHIFT``), two ReLU layers and one output, the
 same for every slot; the slot with the lowest score is evicted.  :func:`train` runs behaviour
 cloning with DAgger at simulator speed:
 

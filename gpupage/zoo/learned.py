@@ -1,6 +1,6 @@
 """``learned``: a small integer network scores each resident slot on its own; the lowest score goes.
 
-Specification, version 1 (``SPEC_VERSION``)
+Specification, version 2 (``SPEC_VERSION``)
 ===========================================
 
 Every backend -- the numba CPU path below, the Triton kernel ``kernels/learned.py`` and the
@@ -19,6 +19,12 @@ accessed block.  Times are request indices t (pads count, and do nothing); T < 2
 * per resident slot: its block, ``ins`` (time of insertion), ``hits`` (hits since insertion).
 * context: ``fc_h`` decayed count of faults (cold fills included) and ``nc_h`` decayed count
   of novel requests (a block's first request), each with the time of its last event; 0 at 0.
+* ``adaptive``'s change detector (:mod:`gpupage.zoo.heuristics`, its default constants
+  NOVEL_GAP 200, NOVEL_GAIN 8, CALM_DECAY 1, ALARM 16, REFRACTORY 50, STALE 100, SUSPECT 8):
+  per block an *epoch* count (accesses since the last declared change) and a *candidate*
+  count (accesses since the CUSUM last left 0), reset lazily by generation stamps; per lane
+  the CUSUM level S, ``resume`` (detection pauses while t < resume) and ``t_change``, the time
+  of the last declared change (0 before the first).
 
 **Decay**, for h a power of two: ``D_h(dt) = FRAC_h[dt & (h-1)] >> min(dt >> log2 h, 17)``
 with ``FRAC_h[r] = floor(2**16 * 2**(-r/h))`` (a host table, computed once in float64, like
@@ -28,6 +34,12 @@ The products need 64 bits; every counter and value stays below 2**31.
 
 **Request** t of block x:
 
+0. ``adaptive``'s access, exactly ``heuristics.access``: x is *novel* when ``count[x] == 0`` or
+   ``last_use[x] <= t - NOVEL_GAP`` (both before step 3); both of x's counts grow by 1; if
+   t >= resume, S grows by 8 when novel and shrinks by 1 otherwise; at S <= 0, S = 0 and the
+   candidate restarts; at S >= 16 the candidate becomes the epoch, a new candidate starts,
+   S = 0, resume = t + 50 and t_change = t.  So a decision at t sees request t here, as
+   ``adaptive``'s own victim choice does.
 1. A fault (x not resident) is an event of every ``fc_h`` at t; a novel request
    (``count[x] == 0``) is an event of every ``nc_h`` at t.
 2. A hit decides nothing.  A fault with n < K filled slots takes slot n.  A fault on a full
@@ -45,13 +57,18 @@ Per slot s holding block b:
 
 * 0 ``L(t - last_use[b])`` recency, 1 ``L(t - ins)`` age, 2 ``L(hits)``, 3 ``L(count[b])``,
   4 ``L(gap[b])``, 5-7 ``L(V_h(dc_h[b]) >> 10)`` for h = 16, 128, 1024;
+* 8 ``min(P, 255)`` with P b's epoch count when ``last_use[b] >= t - STALE``, else 0
+  (``adaptive``'s priority), 9 ``min(c, 255)`` with c b's candidate count, 10 255 when
+  S >= SUSPECT and b's candidate count is not 0 (``adaptive``'s protection), else 0;
 
-and the context, the same for every slot: 8-10 ``R_h(fc_h)``, 11-13 ``R_h(nc_h)``, 14 ``L(K)``.
-No feature compares slots, and none depends on the trace length.  A later version may append
-inputs (e.g. a Mooncake request's position in its call): ``FEATURES`` names them, and a
-checkpoint whose feature list differs is refused.
+and the context, the same for every slot: 11-13 ``R_h(fc_h)``, 14-16 ``R_h(nc_h)``, 17 ``L(K)``,
+18 ``min(16 S, 255)``, 19 ``L(t - t_change)``.  No feature compares slots, and none depends on
+the trace length.  ``FEATURES`` names them; a checkpoint whose feature list differs is refused,
+except that a version-1 checkpoint (features 0-7 and 11-17) loads with zero weights on the
+others, so it makes the decisions it made under version 1.  A network reading only features 8
+and 10 as ``P + 256 [protected]`` is ``adaptive`` exactly while epoch counts stay below 256.
 
-**Network** (weights from the checkpoint), inputs x_0..x_14:
+**Network** (weights from the checkpoint), inputs x_0..x_19:
 
 * ``h1_j = min(max((b1_j + sum_i W1[j,i] x_i) >> s1, 0), 255)`` for j < H1,
 * ``h2_m = min(max((b2_m + sum_j W2[m,j] h1_j) >> s2, 0), 255)`` for m < H2,
@@ -66,7 +83,7 @@ and so is float32 arithmetic (the CPU path's, for its vector FMAs).  ``>>`` is t
 **Victim**: the smallest (score, last access) among the candidates: every resident slot, or
 with option ``candidates=C`` the C least recently accessed ones (all when C >= K).
 
-Cost per decision: ``8 H1 + H1 H2 + H2`` multiply-adds per scored slot, plus ``7 H1`` for the
+Cost per decision: ``11 H1 + H1 H2 + H2`` multiply-adds per scored slot, plus ``9 H1`` for the
 context's share of the first layer (the same for every slot, computed once); per request O(1).
 """
 
@@ -80,24 +97,30 @@ from numba import njit, prange
 
 from ..core import rng
 from ..core.cpu import alloc_outputs, cpu_result, fill_next_uses, lane_chunks, max_k
+from .heuristics import FAR_PAST, resolve_params
+from .heuristics import access as ada_access
+from .heuristics import forget as ada_forget
 
-SPEC_VERSION = 1
-FORMAT = "gpupage-learned-1"
+SPEC_VERSION = 2
+FORMAT = "gpupage-learned-1"  # the file format; the spec version is recorded apart
 HALF_LIVES = (16, 128, 1024)
 LOG2_HALF_LIVES = (4, 7, 10)
 FRAC_OFFSETS = (0, 16, 144)  # where each half-life's FRAC_h starts in the flat table
 ONE = 1 << 16
 MAX_DECAY_SHIFT = 17  # 2**16 >> 17 == 0: a count this old has decayed to nothing
 FEATURES = ("recency", "age", "hits", "count", "gap", "decayed_16", "decayed_128", "decayed_1024",
+            "epoch", "candidate", "protected",
             "fault_rate_16", "fault_rate_128", "fault_rate_1024", "novel_rate_16", "novel_rate_128",
-            "novel_rate_1024", "log2_k")
-N_SLOT = 8  # features 0..7 are per slot; the rest are the context
+            "novel_rate_1024", "log2_k", "cusum", "since_change")
+N_SLOT = 11  # features 0..10 are per slot; the rest are the context
+FEATURES_V1 = FEATURES[:8] + FEATURES[11:18]  # a version-1 checkpoint's inputs, widened on load
 N_IN = len(FEATURES)
 MAX_HIDDEN = 32
 WEIGHT_MAX = 32767
 SUM_LIMIT = 1 << 24  # |b| + 255 * sum |w| stays below this: sums are exact in int32 and float32
 MAX_SHIFT = 30
 MAX_T = 1 << 30
+ADA = resolve_params(None)  # adaptive's default constants, the change detector's in features 8-10 and 18-19
 
 
 def decay_fracs() -> np.ndarray:
@@ -203,17 +226,24 @@ def load_network(source) -> LearnedNet:
     if not isinstance(source, dict) or source.get("format") != FORMAT:
         found = source.get("format") if isinstance(source, dict) else type(source).__name__
         raise ValueError(f"{name}: not a learned-policy checkpoint (format {found!r}, expected {FORMAT!r})")
-    if source.get("spec_version") != SPEC_VERSION:
-        raise ValueError(f"{name}: exported for learned spec version {source.get('spec_version')}, "
-                         f"this gpupage implements version {SPEC_VERSION}")
-    if list(source.get("features", ())) != list(FEATURES):
-        raise ValueError(f"{name}: its features {source.get('features')} differ from this version's "
-                         f"{list(FEATURES)}")
+    version = source.get("spec_version")
+    features = {1: FEATURES_V1, SPEC_VERSION: FEATURES}.get(version)
+    if features is None:
+        raise ValueError(f"{name}: exported for learned spec version {version}, "
+                         f"this gpupage implements versions 1 and {SPEC_VERSION}")
+    if list(source.get("features", ())) != list(features):
+        raise ValueError(f"{name}: its features {source.get('features')} differ from version {version}'s "
+                         f"{list(features)}")
     w = source.get("network")
     try:
-        return LearnedNet(*(np.asarray(w[k]) for k in ("W1", "b1", "s1", "W2", "b2", "s2", "w3")))
+        W1, b1, s1, W2, b2, s2, w3 = (np.asarray(w[k]) for k in ("W1", "b1", "s1", "W2", "b2", "s2", "w3"))
     except (KeyError, TypeError):
         raise ValueError(f"{name}: learned checkpoint without a complete network") from None
+    if version == 1 and W1.ndim == 2 and W1.shape[1] == len(FEATURES_V1):
+        wide = np.zeros((W1.shape[0], N_IN), dtype=W1.dtype)
+        wide[:, [FEATURES.index(f) for f in FEATURES_V1]] = W1
+        W1 = wide
+    return LearnedNet(W1, b1, s1, W2, b2, s2, w3)
 
 
 def policy_options(options: dict | None) -> tuple[LearnedNet, int]:
@@ -278,19 +308,21 @@ def _event(c, tc, t, frac, h):
 
 
 @njit(inline="always", cache=True)
-def _context(t, k, fc, fct, nc, nct, frac, rmul, g):
-    """The context features 8..14 into g[0:7]."""
+def _context(t, k, fc, fct, nc, nct, frac, rmul, S, t_change, g):
+    """The context features 11..19 into g[0:9]."""
     for h in range(3):
         v = (fc[h] * _decay(frac, h, t - fct)) >> 16
         g[h] = min((v * rmul[h]) >> 24, 255)
         v = (nc[h] * _decay(frac, h, t - nct)) >> 16
         g[3 + h] = min((v * rmul[h]) >> 24, 255)
     g[6] = log2fx(k)
+    g[7] = min(16 * S, 255)
+    g[8] = log2fx(t - t_change)
 
 
 @njit(inline="always", cache=True)
-def _slot_features(t, s, blk, last, ins, hits, count, gap, dc, frac, f):
-    """Features 0..7 of slot s into f[0:8]."""
+def _slot_features(t, s, blk, last, ins, hits, count, gap, dc, frac, acnt, astamp, clock, f):
+    """Features 0..10 of slot s into f[0:11] (clock: adaptive's, see heuristics.access)."""
     b = blk[s]
     dt = t - last[s]
     f[0] = log2fx(dt)
@@ -300,6 +332,11 @@ def _slot_features(t, s, blk, last, ins, hits, count, gap, dc, frac, f):
     f[4] = log2fx(gap[b])
     for h in range(3):
         f[5 + h] = log2fx(((dc[b, h] * _decay(frac, h, dt)) >> 16) >> 10)
+    gen0, gen1, cur, S = clock[0], clock[1], clock[3], clock[4]
+    in_cand = astamp[1 - cur, b] == gen1
+    f[8] = min(acnt[cur, b], 255) if astamp[cur, b] == gen0 and dt <= ADA[5] else 0
+    f[9] = min(acnt[1 - cur, b], 255) if in_cand else 0
+    f[10] = 255 if in_cand and S >= ADA[6] else 0
 
 
 @njit(inline="always", cache=True)
@@ -359,7 +396,8 @@ def _lru_move(s, lprev, lnext, ends):
 @njit(cache=True, fastmath=True)
 def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_row,
               expert, nxt_row, mkey, beta_thr, record, feat_out, dist_out, row0,
-              slot_of, count, last_use, gap, dc, blk, last, ins, hits, snu, lprev, lnext, order, f, g, b1g, h1):
+              slot_of, count, last_use, gap, dc, alast, acnt, astamp, blk, last, ins, hits, snu, lprev, lnext, order,
+              f, g, b1g, h1):
     """One lane of the specification.  Returns (faults, decisions).
 
     ``expert``: DAgger collection -- at each decision Belady (farthest next use by ``nxt_row``,
@@ -376,6 +414,8 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
     nc = np.zeros(3, dtype=np.int64)
     fct = 0
     nct = 0
+    clock = (0, 1, 2, 0, 0, 0)  # adaptive's (gen0, gen1, nextgen, cur, S, resume)
+    t_change = 0
     n = 0
     faults = 0
     decisions = 0
@@ -383,6 +423,10 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
         x = trace[t]
         if x < 0:
             continue
+        cur = clock[3]
+        clock = ada_access(t, x, ADA, alast, acnt, astamp, clock)
+        if clock[3] != cur:
+            t_change = t
         s = slot_of[x]
         if s < 0:
             faults += 1
@@ -408,7 +452,7 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
                 else:
                     for i in range(k):
                         order[i] = i
-                _context(t, k, fc, fct, nc, nct, frac, rmul, g)
+                _context(t, k, fc, fct, nc, nct, frac, rmul, clock[4], t_change, g)
                 use_expert = expert and rng.draw(mkey, decisions) < beta_thr
                 rec = record > 0 and decisions % record == 0
                 row = row0 + decisions // max(record, 1)
@@ -423,7 +467,7 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
                 for i in range(m):
                     c = order[i]
                     if rec or not use_expert:
-                        _slot_features(t, c, blk, last, ins, hits, count, gap, dc, frac, f)
+                        _slot_features(t, c, blk, last, ins, hits, count, gap, dc, frac, acnt, astamp, clock, f)
                     if rec:  # candidate i's row (slot i's when every slot is a candidate)
                         for q in range(N_SLOT):
                             feat_out[row, i, q] = f[q]
@@ -475,6 +519,7 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
             gap[x] = 0
             for h in range(3):
                 dc[x, h] = 0
+    ada_forget(trace, alast, astamp)
     for i in range(k):
         lprev[i] = -1
         lnext[i] = -1
@@ -493,6 +538,9 @@ def _batch(traces, K, cand, net, exact, frac, rmul, n_ids, want, hits, victims, 
         last_use = np.zeros(n_ids, dtype=np.int64)
         gap = np.zeros(n_ids, dtype=np.int64)
         dc = np.zeros((n_ids, 3), dtype=np.int64)
+        alast = np.full(n_ids, FAR_PAST, dtype=np.int64)
+        acnt = np.zeros((2, n_ids), dtype=np.int64)
+        astamp = np.full((2, n_ids), -1, dtype=np.int64)
         blk = np.empty(kmax, dtype=np.int64)
         last = np.empty(kmax, dtype=np.int64)
         ins = np.empty(kmax, dtype=np.int64)
@@ -511,7 +559,8 @@ def _batch(traces, K, cand, net, exact, frac, rmul, n_ids, want, hits, victims, 
             faults[b], decisions[b] = _run_lane(
                 traces[b], K[b], cand, net, exact, frac, rmul, want, hits[row], victims[row],
                 expert, nxt[nrow], mkeys[b], beta_thr, record, feat_out, dist_out, rows[b],
-                slot_of, count, last_use, gap, dc, blk, last, ins, hts, snu, lprev, lnext, order, f, g, b1g, h1)
+                slot_of, count, last_use, gap, dc, alast, acnt, astamp, blk, last, ins, hts, snu, lprev, lnext, order,
+                f, g, b1g, h1)
 
 
 _FRAC = decay_fracs()

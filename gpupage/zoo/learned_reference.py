@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from .heuristics import NaiveAdaptive
 from .learned import HALF_LIVES, LearnedNet
 
 
@@ -37,11 +38,16 @@ def naive_learned(trace: list[int], K: int, net: LearnedNet, candidates: int | N
     blocks: dict[int, dict] = {}  # per block: count, last_use, gap, dc
     slots: list[dict] = []  # per slot: block, ins, hits
     fault_c, fault_t, novel_c, novel_t = [0, 0, 0], 0, [0, 0, 0], 0
+    ada, t_change = NaiveAdaptive(), 0  # adaptive's change detector, at its default constants
     faults, hits, victims = 0, [False] * len(trace), [-1] * len(trace)
     for t, x in enumerate(trace):
         if x < 0:
             continue
         st = blocks.setdefault(x, {"count": 0, "last_use": 0, "gap": 0, "dc": [0, 0, 0]})
+        resume = ada.resume
+        ada.access(x, t)
+        if ada.resume != resume:  # a declared change
+            t_change = t
         where = [i for i, sl in enumerate(slots) if sl["block"] == x]
         if where:
             s = where[0]
@@ -59,7 +65,8 @@ def naive_learned(trace: list[int], K: int, net: LearnedNet, candidates: int | N
                 s = len(slots) - 1
             else:
                 ctx = ([rate(i, fault_c[i], fault_t, t) for i in range(3)]
-                       + [rate(i, novel_c[i], novel_t, t) for i in range(3)] + [L(K)])
+                       + [rate(i, novel_c[i], novel_t, t) for i in range(3)] + [L(K), min(16 * ada.S, 255),
+                                                                                L(t - t_change)])
                 by_age = sorted(range(K), key=lambda i: blocks[slots[i]["block"]]["last_use"])
                 pool = by_age[:candidates] if candidates else by_age
                 keys = {}
@@ -67,6 +74,8 @@ def naive_learned(trace: list[int], K: int, net: LearnedNet, candidates: int | N
                     sl, b = slots[i], blocks[slots[i]["block"]]
                     x_in = [L(t - b["last_use"]), L(t - sl["ins"]), L(sl["hits"]), L(b["count"]), L(b["gap"])]
                     x_in += [L(value(h, b["dc"][h], b["last_use"], t) >> 10) for h in range(3)]
+                    x_in += [min(ada.in_window(sl["block"], t), 255), min(ada.cand.get(sl["block"], 0), 255),
+                             255 if ada.protected(sl["block"]) else 0]
                     h2 = layer(W2, b2, net.s2, layer(W1, b1, net.s1, x_in + ctx))
                     keys[i] = (sum(w * h for w, h in zip(w3, h2)), b["last_use"])
                 s = min(keys, key=keys.get)
