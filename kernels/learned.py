@@ -48,6 +48,7 @@ MAX_K = 16384
 SCRATCH_LIMIT = 1 << 28  # per-block scratch entries beyond which ids are remapped to 0..n-1
 NF = 6  # per-block fields: count, last_use, gap, dc_16, dc_128, dc_1024
 _NF = tl.constexpr(NF)
+NOVEL_GAP, GAIN, DECAY, ALARM, REFRACTORY, STALE, SUSPECT = (tl.constexpr(v) for v in _L.ADA)
 _RM = [int(v) for v in _L.rate_muls()]
 RM0, RM1, RM2 = tl.constexpr(_RM[0]), tl.constexpr(_RM[1]), tl.constexpr(_RM[2])
 _BIG64 = tl.constexpr(0x7FFFFFFFFFFFFFFF)
@@ -111,22 +112,65 @@ def _features(t, last, ins, hits, cnt, gap, d0, d1, d2, frac_ptr):
 
 
 @triton.jit
-def _context(t, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, frac_ptr):
-    """Features 8..14 of each lane."""
+def _context(t, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, S, t_change, frac_ptr):
+    """Features 11..19 of each lane, each ``[1, BB]``."""
     df = t - fct
     dn = t - nct
-    return (_rate(fc0, df, frac_ptr, 0, 4, RM0), _rate(fc1, df, frac_ptr, 16, 7, RM1),
-            _rate(fc2, df, frac_ptr, 144, 10, RM2), _rate(nc0, dn, frac_ptr, 0, 4, RM0),
-            _rate(nc1, dn, frac_ptr, 16, 7, RM1), _rate(nc2, dn, frac_ptr, 144, 10, RM2), _log2fx(Kl))
+    return (_rate(fc0, df, frac_ptr, 0, 4, RM0)[None, :], _rate(fc1, df, frac_ptr, 16, 7, RM1)[None, :],
+            _rate(fc2, df, frac_ptr, 144, 10, RM2)[None, :], _rate(nc0, dn, frac_ptr, 0, 4, RM0)[None, :],
+            _rate(nc1, dn, frac_ptr, 16, 7, RM1)[None, :], _rate(nc2, dn, frac_ptr, 144, 10, RM2)[None, :],
+            _log2fx(Kl)[None, :], tl.minimum(16 * S, 255)[None, :], _log2fx(t - t_change)[None, :])
 
 
 @triton.jit
-def _score(f, g, w_ptr, s1, s2, H1: tl.constexpr, H2: tl.constexpr):
-    """The network's score of every slot ``[BK, BB]``: f the slot features ``[8, BK, BB]``, g the 7
-    context features ``[1, BB]``.  The first layer is one ``[H1, BK, BB]`` tile (hidden units in-thread:
-    the second layer's sums over them need no shuffles); the second layer runs unit by unit.
-    Weights (see network_buffer): W1 transposed [15, H1], b1 [H1], W2 [H2, H1], b2 [H2], w3 [H2]."""
-    B1: tl.constexpr = H1 * 15
+def _detector(ada_ptr, x, active, novel, t, lanes, bb, cur, gen_ep, gen_cd, nextgen, S, resume, t_change):
+    """Step 0 of request t (``gpupage.zoo.heuristics.access``): x's epoch and candidate counts, packed
+    ``generation << 32 | count`` in ada int64 ``[n_ids, 2, B]`` (array ``cur`` is the epoch), then the CUSUM.
+    Returns (the two counts' addresses and new values, for the caller to store after a barrier, and the
+    lane's detector state cur, gen_ep, gen_cd, nextgen, S, resume, t_change)."""
+    base = ada_ptr + tl.where(active, x, 0).to(tl.int64) * 2 * bb + lanes
+    ep_p = base + cur.to(tl.int64) * bb
+    cd_p = base + (1 - cur).to(tl.int64) * bb
+    ev = tl.load(ep_p, mask=active, other=-1)
+    cv = tl.load(cd_p, mask=active, other=-1)
+    ep_x = tl.where((ev >> 32) == gen_ep, (ev & 0xFFFFFFFF) + 1, 1)
+    cd_x = tl.where((cv >> 32) == gen_cd, (cv & 0xFFFFFFFF) + 1, 1)
+    ep_v = (gen_ep.to(tl.int64) << 32) | ep_x
+    cd_v = (gen_cd.to(tl.int64) << 32) | cd_x
+    watch = active & (t >= resume)
+    S = tl.where(watch, S + tl.where(novel, GAIN, -DECAY), S)
+    restart = watch & (S <= 0)
+    promote = watch & (S >= ALARM)
+    S = tl.where(restart | promote, 0, S)
+    cur = tl.where(promote, 1 - cur, cur)
+    gen_ep = tl.where(promote, gen_cd, gen_ep)
+    resume = tl.where(promote, t + REFRACTORY, resume)
+    t_change = tl.where(promote, t, t_change)
+    fresh = restart | promote
+    gen_cd = tl.where(fresh, nextgen, gen_cd)
+    nextgen = tl.where(fresh, nextgen + 1, nextgen)
+    return ep_p, cd_p, ep_v, cd_v, cur, gen_ep, gen_cd, nextgen, S, resume, t_change
+
+
+@triton.jit
+def _detector_features(ada_ptr, blk, last, t, ok, lanes, bb, cur, gen_ep, gen_cd, S):
+    """Features 8..10 of every slot ``[BK, BB]`` (blk its block, last its last access; ok: gather there)."""
+    base = ada_ptr + tl.where(ok, blk, 0).to(tl.int64) * 2 * bb + lanes[None, :]
+    ev = tl.load(base + cur.to(tl.int64)[None, :] * bb, mask=ok, other=-1)
+    cv = tl.load(base + (1 - cur).to(tl.int64)[None, :] * bb, mask=ok, other=-1)
+    in_cd = (cv >> 32) == gen_cd[None, :]
+    epoch = tl.where(((ev >> 32) == gen_ep[None, :]) & (t - last <= STALE), tl.minimum(ev & 0xFFFFFFFF, 255), 0)
+    cand = tl.where(in_cd, tl.minimum(cv & 0xFFFFFFFF, 255), 0)
+    return epoch.to(tl.int32), cand.to(tl.int32), tl.where(in_cd & (S >= SUSPECT)[None, :], 255, 0)
+
+
+@triton.jit
+def _score(f, e, g, w_ptr, s1, s2, H1: tl.constexpr, H2: tl.constexpr):
+    """The network's score of every slot ``[BK, BB]``: f the L-features 0..7 ``[8, BK, BB]``, e features
+    8..10 (three ``[BK, BB]``), g the 9 context features ``[1, BB]``.  The first layer is one ``[H1, BK, BB]``
+    tile (hidden units in-thread: the second layer's sums over them need no shuffles); the second layer runs
+    unit by unit.  Weights (see network_buffer): W1 transposed [20, H1], b1 [H1], W2 [H2, H1], b2 [H2], w3 [H2]."""
+    B1: tl.constexpr = H1 * 20
     W2: tl.constexpr = B1 + H1
     B2: tl.constexpr = W2 + H2 * H1
     W3: tl.constexpr = B2 + H2
@@ -136,8 +180,10 @@ def _score(f, g, w_ptr, s1, s2, H1: tl.constexpr, H2: tl.constexpr):
     a = tl.load(w_ptr + B1 + units)[:, None, None] + zero[None, :, :]
     for i in tl.static_range(8):
         a += tl.load(w_ptr + i * H1 + units)[:, None, None] * tl.sum(tl.where(fi == i, f, 0), axis=0)[None, :, :]
-    for i in tl.static_range(7):
-        a += tl.load(w_ptr + (8 + i) * H1 + units)[:, None, None] * g[i][None, :, :]
+    for i in tl.static_range(3):
+        a += tl.load(w_ptr + (8 + i) * H1 + units)[:, None, None] * e[i][None, :, :]
+    for i in tl.static_range(9):
+        a += tl.load(w_ptr + (11 + i) * H1 + units)[:, None, None] * g[i][None, :, :]
     h = tl.minimum(tl.maximum(a >> s1, 0), 255)
     score = zero
     for m in tl.static_range(H2):
@@ -149,7 +195,8 @@ def _score(f, g, w_ptr, s1, s2, H1: tl.constexpr, H2: tl.constexpr):
 @triton.jit
 def _block_read(scratch_ptr, x, active, t, lanes, bb, frac_ptr):
     """Request t of block x (per lane, where active): its per-block state after step 3.
-    Returns (its scratch address, novel, count, gap, dc_16, dc_128, dc_1024)."""
+    Returns (its scratch address, novel (a first request), novel to the detector (also: idle NOVEL_GAP
+    requests or more), count, gap, dc_16, dc_128, dc_1024)."""
     base = scratch_ptr + tl.where(active, x, 0).to(tl.int64) * _NF * bb + lanes
     cnt = tl.load(base, mask=active, other=0)
     dt = t - tl.load(base + bb, mask=active, other=0)
@@ -157,7 +204,7 @@ def _block_read(scratch_ptr, x, active, t, lanes, bb, frac_ptr):
     d0 = _value(tl.load(base + 3 * bb, mask=active, other=0), dt, frac_ptr, 0, 4) + 65536
     d1 = _value(tl.load(base + 4 * bb, mask=active, other=0), dt, frac_ptr, 16, 7) + 65536
     d2 = _value(tl.load(base + 5 * bb, mask=active, other=0), dt, frac_ptr, 144, 10) + 65536
-    return base, active & (cnt == 0), cnt + 1, gap, d0, d1, d2
+    return base, active & (cnt == 0), active & ((cnt == 0) | (dt >= NOVEL_GAP)), cnt + 1, gap, d0, d1, d2
 
 
 @triton.jit
@@ -203,11 +250,14 @@ def _counters(miss, novel, t, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, frac_ptr):
 
 
 @triton.jit
-def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, faults_ptr, hits_ptr, victims_ptr,
+def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_ptr, faults_ptr, hits_ptr, victims_ptr,
                     B, T, want_hits, s1, s2, cand, wstep,
                     H1: tl.constexpr, H2: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr):
     """Register tiles.  trace/hits/victims ``[T, B]``; k ``[B]``; w the network (see _score);
-    frac the decay fractions; scratch int32 ``[n_ids, 6, B]`` zeros; cand C, or 0 for all slots.
+    frac the decay fractions; scratch int32 ``[n_ids, 6, B]`` zeros; ada int64 ``[n_ids, 2, B]`` all -1
+    (see _detector); cand C, or 0 for all slots.  Barriers separate each step's loads of the requested
+    block's state from its stores, and the stores from the next step's loads: a lane's scalars are
+    replicated over the two warps, which need not run in step.
     wstep = 0: the weights' address moves by it each step, so the compiler cannot hoist the
     ~1000 weight loads out of the time loop into registers (they would spill)."""
     lanes = tl.program_id(0).to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -222,6 +272,7 @@ def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, faults_ptr, 
     n = zero
     faults = zero
     fc0, fc1, fc2, fct, nc0, nc1, nc2, nct = zero, zero, zero, zero, zero, zero, zero, zero
+    cur, gen_ep, gen_cd, nextgen, S, resume, t_change = zero, zero, zero + 1, zero + 2, zero, zero, zero
     tile = tl.zeros([BLOCK_K, BLOCK_B], tl.int32)
     blk = tile - 1
     last, ins, hits, cnt, gap, d0, d1, d2 = tile, tile, tile, tile, tile, tile, tile, tile
@@ -232,8 +283,13 @@ def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, faults_ptr, 
         x = tl.load(trace_ptr, mask=lmask, other=-1)
         now = zero + t
         active, eq, hit, miss = _lookup(blk, x)
-        bp, novel, bc, bg, b0, b1, b2 = _block_read(scratch_ptr, x, active, t, lanes, bb, frac_ptr)
+        bp, novel, dnovel, bc, bg, b0, b1, b2 = _block_read(scratch_ptr, x, active, t, lanes, bb, frac_ptr)
+        ep_p, cd_p, ep_v, cd_v, cur, gen_ep, gen_cd, nextgen, S, resume, t_change = _detector(
+            ada_ptr, x, active, dnovel, t, lanes, bb, cur, gen_ep, gen_cd, nextgen, S, resume, t_change)
+        tl.debug_barrier()
         _block_write(bp, active, t, bb, bc, bg, b0, b1, b2)
+        tl.store(ep_p, ep_v, mask=active)
+        tl.store(cd_p, cd_v, mask=active)
         fc0, fc1, fc2, fct, nc0, nc1, nc2, nct = _counters(miss, novel, t, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct,
                                                            frac_ptr)
         hits = tl.where(eq, hits + 1, hits)
@@ -247,11 +303,10 @@ def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, faults_ptr, 
         evict = miss & (n >= Kl)
         s_ev = zero
         if tl.max(evict.to(tl.int32), axis=0) > 0:  # most steps of a warm cache skip the network
-            g = _context(now, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, frac_ptr)
-            g = (g[0][None, :], g[1][None, :], g[2][None, :], g[3][None, :], g[4][None, :], g[5][None, :],
-                 g[6][None, :])
+            g = _context(now, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, S, t_change, frac_ptr)
             f = _features(now[None, :], last, ins, hits, cnt, gap, d0, d1, d2, frac_ptr)
-            key = (_score(f, g, w_ptr, s1, s2, H1, H2).to(tl.int64) << 32) + last.to(tl.int64)
+            e = _detector_features(ada_ptr, blk, last, now[None, :], valid, lanes, bb, cur, gen_ep, gen_cd, S)
+            key = (_score(f, e, g, w_ptr, s1, s2, H1, H2).to(tl.int64) << 32) + last.to(tl.int64)
             ok = valid
             if any_cand:
                 tau = _threshold(last, valid, cand, now)
@@ -273,11 +328,12 @@ def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, faults_ptr, 
         faults += miss.to(tl.int32)
         hits_ptr, victims_ptr = _store_step(hits_ptr, victims_ptr, hit, victim, store, B)
         trace_ptr += B
+        tl.debug_barrier()
     tl.store(faults_ptr + lanes, faults.to(tl.int64), mask=lmask)
 
 
 @triton.jit
-def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, slots_ptr, slot_of_ptr,
+def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_ptr, slots_ptr, slot_of_ptr,
                             faults_ptr, hits_ptr, victims_ptr, B, T, want_hits, s1, s2, cand, wstep, krow,
                             H1: tl.constexpr, H2: tl.constexpr, CHUNK: tl.constexpr):
     """One lane per program.  As _learned_kernel, plus slots int32 ``[B, 4, krow]`` (block, last
@@ -293,6 +349,7 @@ def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, slot
     n = zero
     faults = zero
     fc0, fc1, fc2, fct, nc0, nc1, nc2, nct = zero, zero, zero, zero, zero, zero, zero, zero
+    cur, gen_ep, gen_cd, nextgen, S, resume, t_change = zero, zero, zero + 1, zero + 2, zero, zero, zero
     slot = tl.arange(0, CHUNK)[:, None]
     row = slots_ptr + lanes * 4 * kr  # [1]: this lane's block | last | ins | hits rows
     tile = row[None, :] + slot  # [CHUNK, 1]
@@ -309,7 +366,9 @@ def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, slot
         miss = active & (s_hit < 0)
         evict = miss & (n >= Kl)
         old_hits = tl.load(row + 3 * kr + tl.maximum(s_hit, 0), mask=hit, other=0)
-        xp, novel, bc, bg, b0, b1, b2 = _block_read(scratch_ptr, x, active, t, lanes, bb, frac_ptr)
+        xp, novel, dnovel, bc, bg, b0, b1, b2 = _block_read(scratch_ptr, x, active, t, lanes, bb, frac_ptr)
+        ep_p, cd_p, ep_v, cd_v, cur, gen_ep, gen_cd, nextgen, S, resume, t_change = _detector(
+            ada_ptr, x, active, dnovel, t, lanes, bb, cur, gen_ep, gen_cd, nextgen, S, resume, t_change)
         fc0, fc1, fc2, fct, nc0, nc1, nc2, nct = _counters(miss, novel, t, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct,
                                                            frac_ptr)
         s_ev = zero
@@ -329,9 +388,7 @@ def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, slot
                     hi = tl.where(ge, mid, hi)
                     lo = tl.where(ge, lo, mid + 1)
                 tau = hi
-            g = _context(now, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, frac_ptr)
-            g = (g[0][None, :], g[1][None, :], g[2][None, :], g[3][None, :], g[4][None, :], g[5][None, :],
-                 g[6][None, :])
+            g = _context(now, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, S, t_change, frac_ptr)
             best = zero.to(tl.int64) + _BIG64
             for c0 in range(0, k_lane, CHUNK):
                 w_ptr += wstep  # (see _learned_kernel)
@@ -343,7 +400,8 @@ def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, slot
                               tl.load(tile + 3 * kr + c0, mask=v, other=0), tl.load(bp, mask=v, other=0),
                               tl.load(bp + 2 * bb, mask=v, other=0), tl.load(bp + 3 * bb, mask=v, other=0),
                               tl.load(bp + 4 * bb, mask=v, other=0), tl.load(bp + 5 * bb, mask=v, other=0), frac_ptr)
-                key = (_score(f, g, w_ptr, s1, s2, H1, H2).to(tl.int64) << 32) + cl.to(tl.int64)
+                e = _detector_features(ada_ptr, cb, cl, now[None, :], v, lanes, bb, cur, gen_ep, gen_cd, S)
+                key = (_score(f, e, g, w_ptr, s1, s2, H1, H2).to(tl.int64) << 32) + cl.to(tl.int64)
                 key = tl.where(v & (cl <= tau[None, :]), key, _BIG64)
                 kmin = tl.min(key, axis=0)
                 smin = tl.min(tl.where(key == kmin[None, :], slot + c0, 0x7FFFFFFF), axis=0)
@@ -353,6 +411,8 @@ def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, slot
         victim = tl.where(evict, tl.load(row + s, mask=evict, other=-1), -1)
         tl.debug_barrier()  # every warp has read what this step overwrites
         _block_write(xp, active, t, bb, bc, bg, b0, b1, b2)
+        tl.store(ep_p, ep_v, mask=active)
+        tl.store(cd_p, cd_v, mask=active)
         tl.store(slot_of_ptr + tl.where(evict, victim, 0).to(tl.int64) * bb + lanes, zero - 1, mask=evict)
         tl.store(slot_of_ptr + xs * bb + lanes, s, mask=miss)
         hs = tl.where(miss, s, s_hit)
@@ -378,7 +438,7 @@ def block_shape(kmax: int):
 
 
 def network_buffer(net: _L.LearnedNet, device) -> torch.Tensor:
-    """int32 [15 * H1 + H1 + H2 * H1 + 2 * H2]: W1 transposed, b1, W2, b2, w3 (row-major), as _score reads them."""
+    """int32 [20 * H1 + H1 + H2 * H1 + 2 * H2]: W1 transposed, b1, W2, b2, w3 (row-major), as _score reads them."""
     parts = [net.W1.T.reshape(-1), net.b1, net.W2.reshape(-1), net.b2, net.w3]
     return torch.from_numpy(np.concatenate(parts).astype(np.int32)).to(device)
 
@@ -401,17 +461,18 @@ def launch(traces_tb: torch.Tensor, K: torch.Tensor, net: _L.LearnedNet, cand: i
     w = network_buffer(net, dev)
     frac = torch.from_numpy(_L.decay_fracs()).to(dev, torch.int32)
     scratch = torch.zeros((n_ids, NF, B), dtype=torch.int32, device=dev)
+    ada = torch.full((n_ids, 2, B), -1, dtype=torch.int64, device=dev)
     faults, hits, victims = alloc_outputs(T, B, return_hits, dev)
     shape = block_shape(kmax)
     common = (faults, hits, victims, B, T, int(return_hits), net.s1, net.s2, cand, 0)
     if shape is not None:
         BK, BB, warps = shape
-        _learned_kernel[(triton.cdiv(B, BB),)](traces_tb, K, w, frac, scratch, *common, H1=H1, H2=H2,
+        _learned_kernel[(triton.cdiv(B, BB),)](traces_tb, K, w, frac, scratch, ada, *common, H1=H1, H2=H2,
                                                BLOCK_K=BK, BLOCK_B=BB, num_warps=warps)
     else:
         slots = torch.zeros((B, 4, kmax), dtype=torch.int32, device=dev)
         slot_of = torch.full((n_ids, B), -1, dtype=torch.int32, device=dev)
-        _learned_chunked_kernel[(B,)](traces_tb, K, w, frac, scratch, slots, slot_of, *common, kmax, H1=H1, H2=H2,
+        _learned_chunked_kernel[(B,)](traces_tb, K, w, frac, scratch, ada, slots, slot_of, *common, kmax, H1=H1, H2=H2,
                                       CHUNK=chunk, num_warps=CHUNK_WARPS)
     return launch_outputs(faults, hits, victims, return_hits)
 
@@ -437,24 +498,24 @@ def simulate(traces: torch.Tensor, policy, K: torch.Tensor, keys: torch.Tensor, 
     B, T = traces.shape
     K = K.to(device=traces.device, dtype=torch.int64).clamp(max=max(T, 1)).contiguous()
     n_ids = max(int(traces.max()) + 1, 1) if traces.numel() else 1
-    if n_ids * B * NF > SCRATCH_LIMIT:
+    if n_ids * B * (NF + 4) > SCRATCH_LIMIT:
         traces, u = remap_ids(traces)
         uniq = u if uniq is None else uniq[u.long()]
         n_ids = max(int(u.numel()), 1)
-        if n_ids * B * NF > SCRATCH_LIMIT:
+        if n_ids * B * (NF + 4) > SCRATCH_LIMIT:
             raise ValueError(f"{n_ids} distinct ids x {B} lanes exceed the learned kernel's scratch; use backend='cpu'")
     faults, hits, victims = launch(traces.t().contiguous(), K, net, cand, n_ids, int(K.max()), return_hits)
     return kernel_result(faults, hits, victims, uniq)
 
 
-_SIG = {"trace_ptr": "*i32", "k_ptr": "*i64", "w_ptr": "*i32", "frac_ptr": "*i32", "scratch_ptr": "*i32"}
+_SIG = {"trace_ptr": "*i32", "k_ptr": "*i64", "w_ptr": "*i32", "frac_ptr": "*i32", "scratch_ptr": "*i32",
+        "ada_ptr": "*i64"}
 _TAIL = {"s1": "i32", "s2": "i32", "cand": "i32", "wstep": "i32"}
-SHIPPED_HIDDEN = (32, 16)  # the widths of checkpoints/learned_v1.pt
+SHIPPED_HIDDEN = ((32, 16), (32, 32))  # the widths of checkpoints/learned_v1.pt and of the per-K checkpoints
 # Every specialisation `simulate` can launch with the shipped widths, for scripts/compile_kernels.py.
 AOT_SPECS = [
-    aot_spec(f"learned K<={bk}", _learned_kernel, {**_SIG, **OUT_SIG, **_TAIL}, block_shape(bk),
-             H1=SHIPPED_HIDDEN[0], H2=SHIPPED_HIDDEN[1])
-    for bk in SMALL_BLOCK_K
-] + [dict(name=f"learned chunked K<={MAX_K}", fn=_learned_chunked_kernel,
+    aot_spec(f"learned {h1}x{h2} K<={bk}", _learned_kernel, {**_SIG, **OUT_SIG, **_TAIL}, block_shape(bk), H1=h1, H2=h2)
+    for h1, h2 in SHIPPED_HIDDEN for bk in SMALL_BLOCK_K
+] + [dict(name=f"learned {h1}x{h2} chunked K<={MAX_K}", fn=_learned_chunked_kernel,
           signature={**_SIG, "slots_ptr": "*i32", "slot_of_ptr": "*i32", **OUT_SIG, **_TAIL, "krow": "i32"},
-          constexprs=dict(H1=SHIPPED_HIDDEN[0], H2=SHIPPED_HIDDEN[1], CHUNK=CHUNK), num_warps=CHUNK_WARPS)]
+          constexprs=dict(H1=h1, H2=h2, CHUNK=CHUNK), num_warps=CHUNK_WARPS) for h1, h2 in SHIPPED_HIDDEN]

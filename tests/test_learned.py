@@ -382,6 +382,36 @@ def test_triton_equals_cpu_with_the_shipped_widths():
     assert torch.equal(tri.faults.cpu(), cpu.faults) and torch.equal(tri.victims.cpu(), cpu.victims)
 
 
+@pytest.mark.interpreter
+@interpreter
+@pytest.mark.parametrize("chunk", [None, 8])
+def test_triton_change_detector_features_equal_cpu(chunk):
+    """Phase changes, idle blocks past NOVEL_GAP and STALE, alarms and refractory pauses (T = 260): a random
+    network whose weights on features 8-10 and 18-19 are large (both kernels), and the adaptive-mimic network,
+    which must also evict adaptive's victims (register tiles)."""
+    from kernels import learned as KL
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    traces = zipf_traces(ZipfParams(M=32, W=8, shift=50, T=260), seed=[3, 4])
+    K = [5, 20] if chunk is None else [12, 20]
+    net = random_net(np.random.default_rng(14), 4, 4, scale=150)
+    W1 = net.W1.copy()
+    for name in ("epoch", "candidate", "protected", "cusum", "since_change"):
+        W1[:, L.FEATURES.index(name)] = np.random.default_rng(15).integers(-900, 901, W1.shape[0])
+    net = LearnedNet(W1, net.b1, net.s1, net.W2, net.b2, net.s2, net.w3)
+    for n in (net, adaptive_net()) if chunk is None else (net,):
+        cpu = simulate(traces, "learned", torch.tensor(K), return_hits=True, options={"checkpoint": n})
+        if chunk is None:
+            victims = simulate(traces.to(dev), "learned", torch.tensor(K), backend="triton", return_hits=True,
+                               options={"checkpoint": n}).victims.cpu()
+        else:
+            victims = KL.launch(traces.t().contiguous().to(dev), torch.tensor(K).to(dev), n, 0,
+                                int(traces.max()) + 1, max(K), True, chunk=chunk)[2].t().long().cpu()
+        assert torch.equal(victims, cpu.victims)
+    if chunk is None:
+        assert torch.equal(cpu.victims, simulate(traces, "adaptive", torch.tensor(K), return_hits=True).victims)
+
+
 def test_triton_rejects_non_power_of_two_width():
     from kernels import learned as KL
 
