@@ -5,16 +5,20 @@ gathered from global memory, the network in int32 with its weights loaded from a
 buffer (L1-resident) right where they are used.  The first layer is one ``[H1, BK, BB]`` tile
 with the hidden units in-thread, so the second layer's sums over them need no shuffles; its H2
 units run one at a time.  Per-block state (count, last use, reuse gap, three decayed counts:
-int32 ``[n_ids, 6, B]``, lanes fastest) is gathered and scattered once per request.  Two kernels:
+int32 ``[n_ids, 6, B]``, lanes fastest) is gathered and scattered once per request, and so are the
+change detector's epoch and candidate counts (int64 ``[n_ids, 2, B]``, ``generation << 32 | count``);
+its CUSUM is per-lane registers, and a decision gathers the resident blocks' counts.  Two kernels:
 
 * ``_learned_kernel`` (K <= 64): a program owns ``BLOCK_B`` lanes and ``[BLOCK_K, BLOCK_B]``
   register tiles of per-slot state (block, last access, insertion, hits, and copies of the
   block's count, gap and decayed counts), 64 elements a tile over two warps (8 lanes up to K = 8,
-  4 up to 16, one lane up to 64); a step where no lane of the program evicts skips the network.
+  one lane up to 64: 16- and 32-slot shapes spilled); a step where no lane of the program evicts
+  skips the network.
 * ``_learned_chunked_kernel`` (K up to 16384): one lane per program over 8 warps; per-slot
   state (block, last access, insertion, hits) in a global ``[B, 4, Kmax]`` scratch and a
   block -> slot map, so a request costs O(1); a decision scores the slots ``CHUNK`` at a time,
-  keeping the running arg-min.
+  keeping the running arg-min.  The context's share of the first layer is computed once a decision
+  and reloaded per chunk from a ``[B, H1]`` row (kept in registers across chunks it spilled on sm_90).
 
 ``candidates = C``: the C least recently accessed slots are those whose last access is at most
 the C-th smallest, found by a 30-step binary search on that time (last accesses are distinct).
@@ -23,8 +27,9 @@ still scored.
 
 The first hidden width must be a power of two here (``tl.arange``); the CPU path takes any width.
 
-ptxas (sm_80 / sm_90, shipped widths 32/16): 128 / 128 registers at K <= 8 and 16, 168 / 168 at
-K <= 64, 128 / 206 chunked; no spills.
+ptxas, Triton 3.9 (sm_80 / sm_90): widths 32x16 160 / 157 registers at K <= 8, 255 / 255 at K <= 64,
+255 / 109 chunked; widths 32x32 198 / 201, 255 / 255 and 255 / 153; no spills.  Triton 3.6 spills at
+K <= 64 (18-20 KB: it hoists the weight loads) and 20-120 bytes chunked on sm_80 (tests/test_kernels_compile.py).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from .launch import (OUT_SIG, KernelResult, _lookup, _out_rows, _store_step, all
 
 TILE = 64  # elements of a register tile (two warps, one per thread: the [H1] hidden column of each lives in-thread)
 TILE_WARPS = 2
-SMALL_BLOCK_K = (8, 16, 64)  # a 32-slot shape (two lanes) spilled 8 bytes on sm_90
+SMALL_BLOCK_K = (8, 64)  # 32-slot (two lanes) and, with spec v2's inputs, 16-slot (four lanes) shapes spill
 CHUNK = 256
 CHUNK_WARPS = 8
 MAX_K = 16384
@@ -165,25 +170,41 @@ def _detector_features(ada_ptr, blk, last, t, ok, lanes, bb, cur, gen_ep, gen_cd
 
 
 @triton.jit
-def _score(f, e, g, w_ptr, s1, s2, H1: tl.constexpr, H2: tl.constexpr):
+def _context_share(g, w_ptr, H1: tl.constexpr):
+    """b1 plus the context's share of the first layer, ``[H1, 1, BB]``: the same for every slot, so a decision
+    computes it once (g the 9 context features, each ``[1, BB]``).  Weights: see _score."""
+    units = tl.arange(0, H1)
+    a = tl.load(w_ptr + H1 * 20 + units)[:, None, None] + (g[0] * 0)[None, :, :]
+    for i in tl.static_range(9):
+        a += tl.load(w_ptr + (11 + i) * H1 + units)[:, None, None] * g[i][None, :, :]
+    return a
+
+
+@triton.jit
+def _score(f, e, ctx, w_ptr, s1, s2, H1: tl.constexpr, H2: tl.constexpr, SHARED_CTX: tl.constexpr):
     """The network's score of every slot ``[BK, BB]``: f the L-features 0..7 ``[8, BK, BB]``, e features
-    8..10 (three ``[BK, BB]``), g the 9 context features ``[1, BB]``.  The first layer is one ``[H1, BK, BB]``
-    tile (hidden units in-thread: the second layer's sums over them need no shuffles); the second layer runs
-    unit by unit.  Weights (see network_buffer): W1 transposed [20, H1], b1 [H1], W2 [H2, H1], b2 [H2], w3 [H2]."""
-    B1: tl.constexpr = H1 * 20
-    W2: tl.constexpr = B1 + H1
+    8..10 (three ``[BK, BB]``), ctx the 9 context features (each ``[1, BB]``) or, with SHARED_CTX, their
+    _context_share.  The first layer is one ``[H1, BK, BB]`` tile (hidden units in-thread: the second layer's
+    sums over them need no shuffles); the second layer runs unit by unit.  Weights (see network_buffer):
+    W1 transposed [20, H1], b1 [H1], W2 [H2, H1], b2 [H2], w3 [H2].  (The register kernel adds the context
+    inside the tile: computed apart, ptxas gives its 32x16 shapes 128 registers and spills.)"""
+    W2: tl.constexpr = H1 * 21
     B2: tl.constexpr = W2 + H2 * H1
     W3: tl.constexpr = B2 + H2
     units = tl.arange(0, H1)
     fi = tl.arange(0, 8)[:, None, None]
     zero = tl.sum(f, axis=0) * 0
-    a = tl.load(w_ptr + B1 + units)[:, None, None] + zero[None, :, :]
+    if SHARED_CTX:
+        a = ctx + zero[None, :, :]
+    else:
+        a = tl.load(w_ptr + H1 * 20 + units)[:, None, None] + zero[None, :, :]
     for i in tl.static_range(8):
         a += tl.load(w_ptr + i * H1 + units)[:, None, None] * tl.sum(tl.where(fi == i, f, 0), axis=0)[None, :, :]
     for i in tl.static_range(3):
         a += tl.load(w_ptr + (8 + i) * H1 + units)[:, None, None] * e[i][None, :, :]
-    for i in tl.static_range(9):
-        a += tl.load(w_ptr + (11 + i) * H1 + units)[:, None, None] * g[i][None, :, :]
+    if not SHARED_CTX:
+        for i in tl.static_range(9):
+            a += tl.load(w_ptr + (11 + i) * H1 + units)[:, None, None] * ctx[i][None, :, :]
     h = tl.minimum(tl.maximum(a >> s1, 0), 255)
     score = zero
     for m in tl.static_range(H2):
@@ -306,7 +327,7 @@ def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_ptr, fau
             g = _context(now, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, S, t_change, frac_ptr)
             f = _features(now[None, :], last, ins, hits, cnt, gap, d0, d1, d2, frac_ptr)
             e = _detector_features(ada_ptr, blk, last, now[None, :], valid, lanes, bb, cur, gen_ep, gen_cd, S)
-            key = (_score(f, e, g, w_ptr, s1, s2, H1, H2).to(tl.int64) << 32) + last.to(tl.int64)
+            key = (_score(f, e, g, w_ptr, s1, s2, H1, H2, False).to(tl.int64) << 32) + last.to(tl.int64)
             ok = valid
             if any_cand:
                 tau = _threshold(last, valid, cand, now)
@@ -333,11 +354,12 @@ def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_ptr, fau
 
 
 @triton.jit
-def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_ptr, slots_ptr, slot_of_ptr,
+def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_ptr, slots_ptr, slot_of_ptr, ctx_ptr,
                             faults_ptr, hits_ptr, victims_ptr, B, T, want_hits, s1, s2, cand, wstep, krow,
                             H1: tl.constexpr, H2: tl.constexpr, CHUNK: tl.constexpr):
     """One lane per program.  As _learned_kernel, plus slots int32 ``[B, 4, krow]`` (block, last
-    access, insertion, hits of each slot) and slot_of int32 ``[n_ids, B]`` all -1.  Barriers
+    access, insertion, hits of each slot), slot_of int32 ``[n_ids, B]`` all -1 and ctx int32 ``[B, H1]``
+    (a decision's _context_share).  Barriers
     separate each step's loads from its stores: the lane's scalars are replicated over warps."""
     lanes = tl.program_id(0).to(tl.int64) + tl.arange(0, 1)
     Kl = tl.load(k_ptr + lanes).to(tl.int32)
@@ -388,10 +410,16 @@ def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_
                     hi = tl.where(ge, mid, hi)
                     lo = tl.where(ge, lo, mid + 1)
                 tau = hi
-            g = _context(now, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, S, t_change, frac_ptr)
+            # the context's share goes through the lane's ctx row: held in registers across the chunk loop
+            # it would spill on sm_90; reloaded per chunk (its address moves by wstep, like the weights') it does not
+            cptr = ctx_ptr + (lanes * H1)[None, None, :] + tl.arange(0, H1)[:, None, None]
+            tl.store(cptr, _context_share(_context(now, Kl, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, S, t_change,
+                                                   frac_ptr), w_ptr, H1))
+            tl.debug_barrier()
             best = zero.to(tl.int64) + _BIG64
             for c0 in range(0, k_lane, CHUNK):
                 w_ptr += wstep  # (see _learned_kernel)
+                cptr += wstep
                 v = (slot + c0) < k_lane
                 cb = tl.load(tile + c0, mask=v, other=0)
                 cl = tl.load(tile + kr + c0, mask=v, other=0)
@@ -401,7 +429,7 @@ def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_
                               tl.load(bp + 2 * bb, mask=v, other=0), tl.load(bp + 3 * bb, mask=v, other=0),
                               tl.load(bp + 4 * bb, mask=v, other=0), tl.load(bp + 5 * bb, mask=v, other=0), frac_ptr)
                 e = _detector_features(ada_ptr, cb, cl, now[None, :], v, lanes, bb, cur, gen_ep, gen_cd, S)
-                key = (_score(f, e, g, w_ptr, s1, s2, H1, H2).to(tl.int64) << 32) + cl.to(tl.int64)
+                key = (_score(f, e, tl.load(cptr), w_ptr, s1, s2, H1, H2, True).to(tl.int64) << 32) + cl.to(tl.int64)
                 key = tl.where(v & (cl <= tau[None, :]), key, _BIG64)
                 kmin = tl.min(key, axis=0)
                 smin = tl.min(tl.where(key == kmin[None, :], slot + c0, 0x7FFFFFFF), axis=0)
@@ -472,7 +500,8 @@ def launch(traces_tb: torch.Tensor, K: torch.Tensor, net: _L.LearnedNet, cand: i
     else:
         slots = torch.zeros((B, 4, kmax), dtype=torch.int32, device=dev)
         slot_of = torch.full((n_ids, B), -1, dtype=torch.int32, device=dev)
-        _learned_chunked_kernel[(B,)](traces_tb, K, w, frac, scratch, ada, slots, slot_of, *common, kmax, H1=H1, H2=H2,
+        ctx = torch.empty((B, H1), dtype=torch.int32, device=dev)
+        _learned_chunked_kernel[(B,)](traces_tb, K, w, frac, scratch, ada, slots, slot_of, ctx, *common, kmax, H1=H1, H2=H2,
                                       CHUNK=chunk, num_warps=CHUNK_WARPS)
     return launch_outputs(faults, hits, victims, return_hits)
 
@@ -517,5 +546,5 @@ AOT_SPECS = [
     aot_spec(f"learned {h1}x{h2} K<={bk}", _learned_kernel, {**_SIG, **OUT_SIG, **_TAIL}, block_shape(bk), H1=h1, H2=h2)
     for h1, h2 in SHIPPED_HIDDEN for bk in SMALL_BLOCK_K
 ] + [dict(name=f"learned {h1}x{h2} chunked K<={MAX_K}", fn=_learned_chunked_kernel,
-          signature={**_SIG, "slots_ptr": "*i32", "slot_of_ptr": "*i32", **OUT_SIG, **_TAIL, "krow": "i32"},
+          signature={**_SIG, "slots_ptr": "*i32", "slot_of_ptr": "*i32", "ctx_ptr": "*i32", **OUT_SIG, **_TAIL, "krow": "i32"},
           constexprs=dict(H1=h1, H2=h2, CHUNK=CHUNK), num_warps=CHUNK_WARPS) for h1, h2 in SHIPPED_HIDDEN]

@@ -23,8 +23,10 @@ SPILLS_36 = {("kernels.heuristics:_adaptive_kernel", "adaptive_K<=64"): 1208,
              ("kernels.closedloop:_closed_loop_kernel", "closed_loop_fifo_k64"): 8,
              ("kernels.closedloop:_closed_loop_kernel", "closed_loop_fixed_k64"): 8,
              # 3.6 hoists the weight loads that 3.9 keeps in the time loop: a known cost on 3.6 GPUs, to fix
-             ("kernels.learned:_learned_kernel", "learned_K<=8"): 20,
-             ("kernels.learned:_learned_kernel", "learned_K<=64"): 16292}
+             ("kernels.learned:_learned_kernel", "learned_32x16_K<=64"): 18360,
+             ("kernels.learned:_learned_kernel", "learned_32x32_K<=64"): 20232,
+             ("kernels.learned:_learned_chunked_kernel", "learned_32x16_chunked_K<=16384"): 20,
+             ("kernels.learned:_learned_chunked_kernel", "learned_32x32_chunked_K<=16384"): 120}
 
 
 def _compile_all(env: dict) -> dict:

@@ -382,39 +382,78 @@ def test_triton_equals_cpu_with_the_shipped_widths():
     assert torch.equal(tri.faults.cpu(), cpu.faults) and torch.equal(tri.victims.cpu(), cpu.victims)
 
 
-@pytest.mark.interpreter
-@interpreter
-@pytest.mark.parametrize("chunk", [None, 8])
-def test_triton_change_detector_features_equal_cpu(chunk):
-    """Phase changes, idle blocks past NOVEL_GAP and STALE, alarms and refractory pauses (T = 260): a random
-    network whose weights on features 8-10 and 18-19 are large (both kernels), and the adaptive-mimic network,
-    which must also evict adaptive's victims (register tiles)."""
-    from kernels import learned as KL
-
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    traces = zipf_traces(ZipfParams(M=32, W=8, shift=50, T=260), seed=[3, 4])
-    K = [5, 20] if chunk is None else [12, 20]
-    net = random_net(np.random.default_rng(14), 4, 4, scale=150)
-    W1 = net.W1.copy()
-    for name in ("epoch", "candidate", "protected", "cusum", "since_change"):
-        W1[:, L.FEATURES.index(name)] = np.random.default_rng(15).integers(-900, 901, W1.shape[0])
-    net = LearnedNet(W1, net.b1, net.s1, net.W2, net.b2, net.s2, net.w3)
-    for n in (net, adaptive_net()) if chunk is None else (net,):
-        cpu = simulate(traces, "learned", torch.tensor(K), return_hits=True, options={"checkpoint": n})
-        if chunk is None:
-            victims = simulate(traces.to(dev), "learned", torch.tensor(K), backend="triton", return_hits=True,
-                               options={"checkpoint": n}).victims.cpu()
-        else:
-            victims = KL.launch(traces.t().contiguous().to(dev), torch.tensor(K).to(dev), n, 0,
-                                int(traces.max()) + 1, max(K), True, chunk=chunk)[2].t().long().cpu()
-        assert torch.equal(victims, cpu.victims)
-    if chunk is None:
-        assert torch.equal(cpu.victims, simulate(traces, "adaptive", torch.tensor(K), return_hits=True).victims)
-
-
 def test_triton_rejects_non_power_of_two_width():
     from kernels import learned as KL
 
     net = random_net(np.random.default_rng(13), 6, 2)
     with pytest.raises(ValueError, match="power-of-two"):
         KL.launch(torch.zeros((4, 1), dtype=torch.int32), torch.tensor([2]), net, 0, 1, 2, False)
+
+
+def _phased(gen, K, T, M, W, shift, pad_prob=0.0):
+    """Zipf phases for lanes of cache sizes K (working-set changes fire the change detector), with pads."""
+    tr = zipf_traces(ZipfParams(M=M, W=W, shift=shift, T=T), seed=gen.integers(0, 2**31, len(K)).tolist())
+    tr[torch.from_numpy(gen.random(tr.shape) < pad_prob)] = -1
+    return tr.to(torch.int32), K
+
+
+def _v1_of(net: LearnedNet) -> LearnedNet:
+    """net without its weights on the change detector's features (as a version-1 checkpoint loads)."""
+    W1 = net.W1.copy()
+    W1[:, [i for i, f in enumerate(L.FEATURES) if f not in L.FEATURES_V1]] = 0
+    return LearnedNet(W1, net.b1, net.s1, net.W2, net.b2, net.s2, net.w3)
+
+
+def _phased_cases():
+    """(traces, K, network, candidates, chunk): K = 1, 3, 8, 17, 64 on the register kernel and a chunked
+    case with several chunks per decision, each with per-lane K, pads and phase changes."""
+    gen = np.random.default_rng(21)
+    return [(*_phased(gen, [1, 3], 300, 24, 4, 90, 0.1), random_net(gen, 8, 4), None, None),
+            (*_phased(gen, [8, 3, 5], 300, 40, 10, 100, 0.05), random_net(gen, 8, 4), None, None),
+            (*_phased(gen, [17, 12], 300, 60, 20, 100), random_net(gen, 4, 4), 6, None),
+            (*_phased(gen, [64, 40], 300, 200, 70, 100, 0.05), random_net(gen, 4, 2), None, None),
+            (*_phased(gen, [80, 66], 300, 300, 90, 100, 0.05), random_net(gen, 4, 2), 30, 32)]
+
+
+@pytest.mark.interpreter
+@interpreter
+@pytest.mark.parametrize("case", range(5))
+def test_triton_equals_cpu_through_working_set_changes(case):
+    from kernels import learned as KL
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    traces, K, net, cand, chunk = _phased_cases()[case]
+    cpu = simulate(traces, "learned", torch.tensor(K), backend="cpu", return_hits=True, options=_options(net, cand))
+    v1 = simulate(traces, "learned", torch.tensor(K), backend="cpu", return_hits=True,
+                  options=_options(_v1_of(net), cand))
+    assert not torch.equal(v1.victims, cpu.victims)  # the new features change decisions: the check can fail
+    if chunk is None:
+        tri = simulate(traces.to(dev), "learned", torch.tensor(K), backend="triton", return_hits=True,
+                       options=_options(net, cand))
+        faults, hits, victims = tri.faults, tri.hits, tri.victims
+    else:
+        faults, hits, victims = KL.launch(traces.t().contiguous().to(dev), torch.tensor(K).to(dev), net, cand or 0,
+                                          int(traces.max()) + 1, max(K), True, chunk=chunk)
+        hits, victims = hits.t().bool(), victims.t().long()
+    assert torch.equal(faults.cpu(), cpu.faults)
+    assert torch.equal(hits.cpu(), cpu.hits)
+    assert torch.equal(victims.cpu(), cpu.victims)
+
+
+@pytest.mark.interpreter
+@interpreter
+def test_triton_adaptive_mimic_is_adaptive():
+    """The network reading only features 8 and 10 evicts adaptive's victims on both kernels."""
+    from kernels import learned as KL
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    tr = zipf_traces(ZipfParams(M=160, W=40, shift=150, T=400), seed=[31, 32])
+    K = torch.tensor([4, 16])
+    ref = simulate(tr, "adaptive", K, return_hits=True)
+    got = simulate(tr.to(dev), "learned", K, backend="triton", return_hits=True, options={"checkpoint": adaptive_net()})
+    assert torch.equal(got.victims.cpu(), ref.victims) and torch.equal(got.faults.cpu(), ref.faults)
+    K = torch.tensor([70, 65])
+    ref = simulate(tr[:2], "adaptive", K, return_hits=True)
+    faults, _, victims = KL.launch(tr[:2].t().contiguous().to(torch.int32).to(dev), K.to(dev), adaptive_net(), 0,
+                                   160, 70, True, chunk=32)
+    assert torch.equal(victims.t().long().cpu(), ref.victims) and torch.equal(faults.cpu(), ref.faults)
