@@ -352,22 +352,28 @@ def _triton_cases():
 @interpreter
 @pytest.mark.parametrize("case", range(8))
 def test_triton_equals_cpu(case):
+    _assert_triton_equals_cpu(*_triton_cases()[case])
+
+
+def _assert_triton_equals_cpu(traces, K, net, cand, chunk):
+    """Faults, hits and victims of the kernel equal the CPU path's (chunk: the chunked kernel with chunks small
+    enough to need several per decision); returns the CPU result."""
     from kernels import learned as KL
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    traces, K, net, cand, chunk = _triton_cases()[case]
     options = _options(net, cand)
     cpu = simulate(traces, "learned", torch.tensor(K), backend="cpu", return_hits=True, options=options)
     if chunk is None:
         tri = simulate(traces.to(dev), "learned", torch.tensor(K), backend="triton", return_hits=True, options=options)
         faults, hits, victims = tri.faults, tri.hits, tri.victims
-    else:  # the chunked kernel with chunks small enough to need several per decision
+    else:
         faults, hits, victims = KL.launch(traces.t().contiguous().to(dev), torch.tensor(K).to(dev), net, cand or 0,
                                           int(traces.max()) + 1, max(K), True, chunk=chunk)
         hits, victims = hits.t().bool(), victims.t().long()
     assert torch.equal(faults.cpu(), cpu.faults)
     assert torch.equal(hits.cpu(), cpu.hits)
     assert torch.equal(victims.cpu(), cpu.victims)
+    return cpu
 
 
 @pytest.mark.interpreter
@@ -419,25 +425,11 @@ def _phased_cases():
 @interpreter
 @pytest.mark.parametrize("case", range(5))
 def test_triton_equals_cpu_through_working_set_changes(case):
-    from kernels import learned as KL
-
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
     traces, K, net, cand, chunk = _phased_cases()[case]
-    cpu = simulate(traces, "learned", torch.tensor(K), backend="cpu", return_hits=True, options=_options(net, cand))
+    cpu = _assert_triton_equals_cpu(traces, K, net, cand, chunk)
     v1 = simulate(traces, "learned", torch.tensor(K), backend="cpu", return_hits=True,
                   options=_options(_v1_of(net), cand))
     assert not torch.equal(v1.victims, cpu.victims)  # the new features change decisions: the check can fail
-    if chunk is None:
-        tri = simulate(traces.to(dev), "learned", torch.tensor(K), backend="triton", return_hits=True,
-                       options=_options(net, cand))
-        faults, hits, victims = tri.faults, tri.hits, tri.victims
-    else:
-        faults, hits, victims = KL.launch(traces.t().contiguous().to(dev), torch.tensor(K).to(dev), net, cand or 0,
-                                          int(traces.max()) + 1, max(K), True, chunk=chunk)
-        hits, victims = hits.t().bool(), victims.t().long()
-    assert torch.equal(faults.cpu(), cpu.faults)
-    assert torch.equal(hits.cpu(), cpu.hits)
-    assert torch.equal(victims.cpu(), cpu.victims)
 
 
 @pytest.mark.interpreter
