@@ -110,20 +110,29 @@ def access(t, x, prm, last, cnt, stamp, clock):
 
 
 @njit(inline="always", cache=True)
+def standing(t, b, lb, stale, cnt, stamp, clock):
+    """Block b's (last access lb) epoch count as the victim scores it, 0 once idle for more than ``stale``,
+    and whether the candidate has touched it (``learned`` reads both as features)."""
+    gen0, gen1, cur = clock[0], clock[1], clock[3]
+    p = np.int64(0)
+    if stamp[cur, b] == gen0 and lb >= t - stale:
+        p = cnt[cur, b]
+    return p, stamp[1 - cur, b] == gen1
+
+
+@njit(inline="always", cache=True)
 def victim(t, k, prm, blk, last, cnt, stamp, clock):
     """The slot to evict at a fault at t: smallest (priority, last access), ties to the lowest slot.
     (One int64 key: a block never requested, last access FAR_PAST, keys as -1, before any request.)"""
     stale, suspect = prm[5], prm[6]
-    gen0, gen1, cur, S = clock[0], clock[1], clock[3], clock[4]
+    S = clock[4]
     s = 0
     best = np.int64(0)
     for i in range(k):
         b = blk[i]
         lb = last[b]
-        p = np.int64(0)
-        if stamp[cur, b] == gen0 and lb >= t - stale:
-            p = cnt[cur, b]
-        if S >= suspect and stamp[1 - cur, b] == gen1:
+        p, touched = standing(t, b, lb, stale, cnt, stamp, clock)
+        if S >= suspect and touched:
             p += PROTECT
         key = p * SHIFT + max(lb, -1)
         if i == 0 or key < best:

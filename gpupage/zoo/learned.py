@@ -100,6 +100,7 @@ from ..core.cpu import alloc_outputs, cpu_result, fill_next_uses, lane_chunks, m
 from .heuristics import FAR_PAST, resolve_params
 from .heuristics import access as ada_access
 from .heuristics import forget as ada_forget
+from .heuristics import standing as ada_standing
 
 SPEC_VERSION = 2
 FORMAT = "gpupage-learned-1"  # the file format; the spec version is recorded apart
@@ -332,11 +333,10 @@ def _slot_features(t, s, blk, last, ins, hits, count, gap, dc, frac, acnt, astam
     f[4] = log2fx(gap[b])
     for h in range(3):
         f[5 + h] = log2fx(((dc[b, h] * _decay(frac, h, dt)) >> 16) >> 10)
-    gen0, gen1, cur, S = clock[0], clock[1], clock[3], clock[4]
-    in_cand = astamp[1 - cur, b] == gen1
-    f[8] = min(acnt[cur, b], 255) if astamp[cur, b] == gen0 and dt <= ADA[5] else 0
-    f[9] = min(acnt[1 - cur, b], 255) if in_cand else 0
-    f[10] = 255 if in_cand and S >= ADA[6] else 0
+    p, touched = ada_standing(t, b, last[s], ADA[5], acnt, astamp, clock)
+    f[8] = min(p, 255)
+    f[9] = min(acnt[1 - clock[3], b], 255) if touched else 0
+    f[10] = 255 if touched and clock[4] >= ADA[6] else 0
 
 
 @njit(inline="always", cache=True)
