@@ -102,26 +102,29 @@ def test_listwise_loss_with_the_lru_tie_rule_matches_a_plain_loop():
     dist = torch.randint(1, 4, (N, K), generator=g)  # few values: many optimal ties
     dist[::3, -2:] = -1  # slots that do not exist
     rec = torch.randint(0, 3, (N, K), generator=g, dtype=torch.uint8)
-    for recency in (None, rec):
+    for recency, horizon in ((None, 0), (rec, 0), (None, 2), (rec, 2)):
         want = 0.0
         for n in range(N):
             valid = [k for k in range(K) if dist[n, k] >= 0]
             far = max(int(dist[n, k]) for k in valid)
-            best = [k for k in valid if dist[n, k] == far]
+            best = [k for k in valid if dist[n, k] == far or (horizon and dist[n, k] >= horizon)]
             if recency is not None:
                 oldest = max(int(recency[n, k]) for k in best)
                 best = [k for k in best if recency[n, k] == oldest]
             mass = sum(math.exp(-score[n, k]) for k in best) / sum(math.exp(-score[n, k]) for k in valid)
             want -= math.log(mass) / N
-        assert float(listwise_loss(score, dist, recency)) == pytest.approx(want, rel=1e-9)
+        assert float(listwise_loss(score, dist, recency, horizon)) == pytest.approx(want, rel=1e-9)
     assert float(listwise_loss(score, dist, rec)) > float(listwise_loss(score, dist))  # a subset: less mass
+    assert float(listwise_loss(score, dist, None, 2)) < float(listwise_loss(score, dist))  # a superset: more
 
 
-def test_unknown_tie_rule_is_refused():
+def test_bad_training_options_are_refused():
     from gpupage.controller.slotnet import TrainConfig, train
 
     with pytest.raises(ValueError, match="tie_rule"):
         train(TrainConfig(tie_rule="mru"))
+    with pytest.raises(ValueError, match="far_horizon"):
+        train(TrainConfig(far_horizon=-1))
 
 
 @pytest.mark.parametrize("K", [4, 8, 16])

@@ -110,6 +110,8 @@ class TrainConfig:
     """Target among Belady's optimal slots: "any" of them, or "lru": the least recently used."""
     variant_frac: float = 0.0
     """Fraction of lanes drawn from :data:`VARIANTS` exactly (uniformly) instead of the randomised family."""
+    far_horizon: int = 0
+    """Slots next used at least this many times the decision's slot count ahead are targets too (0: Belady's only)."""
     trace_file: str = ""
     """Train on windows of this trace file instead of Zipf lanes."""
     trace_format: str = "auto"
@@ -173,15 +175,21 @@ def trace_batch(part, seed: int, lanes: int, cfg: TrainConfig) -> tuple[np.ndarr
     return trace_windows(ids, lanes, cfg.window, seed, starts), K
 
 
-def listwise_loss(score: torch.Tensor, dist: torch.Tensor, recency: torch.Tensor | None = None) -> torch.Tensor:
+def listwise_loss(score: torch.Tensor, dist: torch.Tensor, recency: torch.Tensor | None = None,
+                  horizon: int = 0) -> torch.Tensor:
     """Mean over decisions of -log (softmax(-score) mass on Belady's optimal slots).
 
     score float [N, K]; dist int [N, K] next-use distance, -1 on slots that do not exist;
     recency [N, K] (feature 0), optional: only the least recently used optimal slots (to the
-    feature's resolution) are the target -- the contract's tie rule, LRU among equals."""
+    feature's resolution) are the target -- the contract's tie rule, LRU among equals;
+    horizon > 0: every slot next used at least this far ahead counts as optimal too (which of
+    them Belady would pick is a guess about the distant future no online policy can make)."""
     valid = dist >= 0
     logits = (-score).masked_fill(~valid, float("-inf"))
-    best = dist == dist.max(1, keepdim=True).values
+    far = dist.max(1, keepdim=True).values
+    if horizon:
+        far = far.clamp(max=horizon)
+    best = dist >= far
     if recency is not None:
         r = recency.long().masked_fill(~best, -1)
         best = r == r.max(1, keepdim=True).values
@@ -218,7 +226,8 @@ def fit(model: SlotNet, pool: dict, cfg: TrainConfig, gen: torch.Generator) -> f
             idx = perms[K][i:i + cfg.batch_size]
             feats, dist = pool[K][0][idx], pool[K][1][idx]
             score = model(feats)
-            loss = listwise_loss(score, dist, feats[..., 0] if cfg.tie_rule == "lru" else None)
+            loss = listwise_loss(score, dist, feats[..., 0] if cfg.tie_rule == "lru" else None,
+                                 cfg.far_horizon * dist.shape[1])
             if cfg.rank_coef:
                 loss = loss + cfg.rank_coef * rank_loss(score, dist, cfg.rank_tau)
             opt.zero_grad()
@@ -306,6 +315,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     Returns (float model, integer network, report: per round and the quantisation check)."""
     if cfg.tie_rule not in ("any", "lru"):
         raise ValueError(f"tie_rule must be 'any' or 'lru', got {cfg.tie_rule!r}")
+    if cfg.far_horizon < 0:
+        raise ValueError(f"far_horizon must be >= 0, got {cfg.far_horizon}")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.torch_seed)
     gen = torch.Generator().manual_seed(cfg.torch_seed)
