@@ -15,21 +15,25 @@ its CUSUM is per-lane registers, and a decision gathers the resident blocks' cou
   one lane up to 64: 16- and 32-slot shapes spilled); a step where no lane of the program evicts
   skips the network.
 * ``_learned_chunked_kernel`` (K up to 16384): one lane per program over 8 warps; per-slot
-  state (block, last access, insertion, hits) in a global ``[B, 4, Kmax]`` scratch and a
-  block -> slot map, so a request costs O(1); a decision scores the slots ``CHUNK`` at a time,
-  keeping the running arg-min.  The context's share of the first layer is computed once a decision
-  and reloaded per chunk from a ``[B, H1]`` row (kept in registers across chunks it spilled on sm_90).
+  state (block, last access, insertion, hits, then a decision's candidates) in a global
+  ``[B, 5, Kmax]`` scratch and a block -> slot map, so a request costs O(1); a decision scores
+  the slots (or the candidates) ``CHUNK`` at a time, keeping the running arg-min.  The context's
+  share of the first layer is computed once a decision and reloaded per chunk from a ``[B, H1]``
+  row (kept in registers across chunks it spilled on sm_90).
 
 ``candidates = C``: the C least recently accessed slots are those whose last access is at most
 the C-th smallest, found by a 30-step binary search on that time (last accesses are distinct).
-On the GPU this restricts the choice exactly as on the CPU but saves no work: every slot is
-still scored.
+The register kernel masks the others out of its tile.  The chunked kernel gathers the C slot
+numbers into a per-lane list (a prefix sum a chunk) and scores only those: at K = 4096 and C = 64
+one 256-slot tile of network work a decision instead of 16 (the search's compares remain, 30 passes
+over the K last-access times).
 
 The first hidden width must be a power of two here (``tl.arange``); the CPU path takes any width.
 
 ptxas, Triton 3.9 (sm_80 / sm_90): widths 32x16 160 / 157 registers at K <= 8, 255 / 255 at K <= 64,
-255 / 109 chunked; widths 32x32 198 / 201, 255 / 255 and 255 / 153; no spills.  Triton 3.6 spills at
-K <= 64 (18-20 KB: it hoists the weight loads) and 20-120 bytes chunked on sm_80 (tests/test_kernels_compile.py).
+255 / 120 chunked; widths 32x32 198 / 201, 255 / 255 and 255 / 151; no spills.  Triton 3.6 spills at
+K <= 64 (18-20 KB: it hoists the weight loads) and 76-152 bytes chunked on sm_80 (20-120 before the
+candidate list; none on sm_90) (tests/test_kernels_compile.py).
 """
 
 from __future__ import annotations
@@ -357,9 +361,9 @@ def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_ptr, fau
 def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_ptr, slots_ptr, slot_of_ptr, ctx_ptr,
                             faults_ptr, hits_ptr, victims_ptr, B, T, want_hits, s1, s2, cand, wstep, krow,
                             H1: tl.constexpr, H2: tl.constexpr, CHUNK: tl.constexpr):
-    """One lane per program.  As _learned_kernel, plus slots int32 ``[B, 4, krow]`` (block, last
-    access, insertion, hits of each slot), slot_of int32 ``[n_ids, B]`` all -1 and ctx int32 ``[B, H1]``
-    (a decision's _context_share).  Barriers
+    """One lane per program.  As _learned_kernel, plus slots int32 ``[B, 5, krow]`` (block, last
+    access, insertion, hits of each slot; then a decision's candidates), slot_of int32 ``[n_ids, B]``
+    all -1 and ctx int32 ``[B, H1]`` (a decision's _context_share).  Barriers
     separate each step's loads from its stores: the lane's scalars are replicated over warps."""
     lanes = tl.program_id(0).to(tl.int64) + tl.arange(0, 1)
     Kl = tl.load(k_ptr + lanes).to(tl.int32)
@@ -373,7 +377,7 @@ def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_
     fc0, fc1, fc2, fct, nc0, nc1, nc2, nct = zero, zero, zero, zero, zero, zero, zero, zero
     cur, gen_ep, gen_cd, nextgen, S, resume, t_change = zero, zero, zero + 1, zero + 2, zero, zero, zero
     slot = tl.arange(0, CHUNK)[:, None]
-    row = slots_ptr + lanes * 4 * kr  # [1]: this lane's block | last | ins | hits rows
+    row = slots_ptr + lanes * 5 * kr  # [1]: this lane's block | last | ins | hits | candidates rows
     tile = row[None, :] + slot  # [CHUNK, 1]
     hits_ptr, victims_ptr, store = _out_rows(hits_ptr, victims_ptr, lanes, lanes < B, want_hits, 1)
     trace_ptr += lanes
@@ -395,7 +399,6 @@ def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_
                                                            frac_ptr)
         s_ev = zero
         if tl.max(evict.to(tl.int32), axis=0) > 0:
-            tau = now + 0x3FFFFFFF
             if use_cand:  # binary search for the C-th smallest last access, chunk by chunk
                 lo = zero
                 hi = now - 1
@@ -410,6 +413,15 @@ def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_
                     hi = tl.where(ge, mid, hi)
                     lo = tl.where(ge, lo, mid + 1)
                 tau = hi
+                # gather the C candidates' slot numbers into the lane's fifth row (exactly C: last accesses are
+                # distinct), so the network scores C slots, not K
+                base = zero
+                for c0 in range(0, k_lane, CHUNK):
+                    v = (slot + c0) < k_lane
+                    m = v & (tl.load(tile + kr + c0, mask=v, other=0x3FFFFFFF) <= tau[None, :])
+                    pos = base[None, :] + tl.cumsum(m.to(tl.int32), axis=0) - 1
+                    tl.store(row[None, :] + 4 * kr + pos, slot + c0, mask=m)
+                    base += tl.sum(m.to(tl.int32), axis=0)
             # the context's share goes through the lane's ctx row: held in registers across the chunk loop
             # it would spill on sm_90; reloaded per chunk (its address moves by wstep, like the weights') it does not
             cptr = ctx_ptr + (lanes * H1)[None, None, :] + tl.arange(0, H1)[:, None, None]
@@ -417,22 +429,27 @@ def _learned_chunked_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_
                                                    frac_ptr), w_ptr, H1))
             tl.debug_barrier()
             best = zero.to(tl.int64) + _BIG64
-            for c0 in range(0, k_lane, CHUNK):
+            n_score = tl.where(use_cand, cand, k_lane)
+            for c0 in range(0, n_score, CHUNK):
                 w_ptr += wstep  # (see _learned_kernel)
                 cptr += wstep
-                v = (slot + c0) < k_lane
-                cb = tl.load(tile + c0, mask=v, other=0)
-                cl = tl.load(tile + kr + c0, mask=v, other=0)
+                v = (slot + c0) < n_score
+                idx = slot + c0
+                if use_cand:
+                    idx = tl.load(tile + 4 * kr + c0, mask=v, other=0)
+                sp = row[None, :] + idx
+                cb = tl.load(sp, mask=v, other=0)
+                cl = tl.load(sp + kr, mask=v, other=0)
                 bp = scratch_ptr + cb.to(tl.int64) * _NF * bb + lanes[None, :]
-                f = _features(now[None, :], cl, tl.load(tile + 2 * kr + c0, mask=v, other=0),
-                              tl.load(tile + 3 * kr + c0, mask=v, other=0), tl.load(bp, mask=v, other=0),
+                f = _features(now[None, :], cl, tl.load(sp + 2 * kr, mask=v, other=0),
+                              tl.load(sp + 3 * kr, mask=v, other=0), tl.load(bp, mask=v, other=0),
                               tl.load(bp + 2 * bb, mask=v, other=0), tl.load(bp + 3 * bb, mask=v, other=0),
                               tl.load(bp + 4 * bb, mask=v, other=0), tl.load(bp + 5 * bb, mask=v, other=0), frac_ptr)
                 e = _detector_features(ada_ptr, cb, cl, now[None, :], v, lanes, bb, cur, gen_ep, gen_cd, S)
                 key = (_score(f, e, tl.load(cptr), w_ptr, s1, s2, H1, H2, True).to(tl.int64) << 32) + cl.to(tl.int64)
-                key = tl.where(v & (cl <= tau[None, :]), key, _BIG64)
+                key = tl.where(v, key, _BIG64)
                 kmin = tl.min(key, axis=0)
-                smin = tl.min(tl.where(key == kmin[None, :], slot + c0, 0x7FFFFFFF), axis=0)
+                smin = tl.min(tl.where(key == kmin[None, :], idx, 0x7FFFFFFF), axis=0)
                 s_ev = tl.where(kmin < best, smin, s_ev)
                 best = tl.minimum(best, kmin)
         s = tl.where(n < Kl, n, s_ev)
@@ -498,7 +515,7 @@ def launch(traces_tb: torch.Tensor, K: torch.Tensor, net: _L.LearnedNet, cand: i
         _learned_kernel[(triton.cdiv(B, BB),)](traces_tb, K, w, frac, scratch, ada, *common, H1=H1, H2=H2,
                                                BLOCK_K=BK, BLOCK_B=BB, num_warps=warps)
     else:
-        slots = torch.zeros((B, 4, kmax), dtype=torch.int32, device=dev)
+        slots = torch.zeros((B, 5, kmax), dtype=torch.int32, device=dev)
         slot_of = torch.full((n_ids, B), -1, dtype=torch.int32, device=dev)
         ctx = torch.empty((B, H1), dtype=torch.int32, device=dev)
         _learned_chunked_kernel[(B,)](traces_tb, K, w, frac, scratch, ada, slots, slot_of, ctx, *common, kmax, H1=H1, H2=H2,

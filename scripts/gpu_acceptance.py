@@ -292,7 +292,35 @@ def equality(run: Run, deadline: float) -> dict:
     checks += [(f"prefetch follow_hint {ev}, {s.lanes} lanes", lambda ev=ev: _prefetch_check(run, ev, *zipf(s.lanes, s.T, s.Ks)))
                for ev in ("lru", "adaptive")]
     checks += [("prefetch env (kernels.prefetch_env)", lambda: _prefetch_env_check(run, deadline))]
+    if run.cuda:  # a whole real trace: too long for the interpreter
+        checks += [(f"learned cloudPhysics K={k} candidates=64", lambda k=k: _learned_trace_check(run, k))
+                   for k in (1024, 4096)]
     return _checks(run, checks, deadline)
+
+
+def _learned_trace_check(run: Run, K: int) -> dict:
+    """The chunked learned kernel scoring only its 64 candidates on the whole cloudPhysics trace: hits and
+    victims against the CPU path, and both wall-clock times."""
+    import torch
+
+    from gpupage.core.io import read_trace
+    from gpupage.core.simulate import simulate
+
+    path = os.path.join(ROOT, "..", "shared", "traces", "cloudPhysicsIO.txt")
+    if not os.path.exists(path):
+        raise Unsupported(f"no {path}")
+    ids = torch.from_numpy(read_trace(path).ids)
+    options = {"checkpoint": os.path.join(ROOT, "checkpoints", "learned_k16.pt"), "candidates": 64}
+    out = {}
+    for backend, tr in (("triton", ids.to(run.dev)), ("cpu", ids)):
+        t0 = time.time()
+        out[backend] = simulate(tr, "learned", K, backend=backend, return_hits=True, options=options)
+        if backend == "triton":
+            torch.cuda.synchronize()
+        out[f"{backend}_s"] = round(time.time() - t0, 2)  # the first call includes compilation
+    same = {k: torch.equal(getattr(out["triton"], k).cpu(), getattr(out["cpu"], k)) for k in ("faults", "hits", "victims")}
+    return {"equal": all(same.values()), **{f"{k}_equal": v for k, v in same.items()}, "K": K,
+            "faults": int(out["cpu"].faults[0]), "triton_s": out["triton_s"], "cpu_s": out["cpu_s"]}
 
 
 def _prefetch_check(run: Run, eviction: str, traces, K, seeds) -> dict:

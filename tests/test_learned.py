@@ -31,6 +31,13 @@ def random_net(gen, H1=8, H2=4, scale=300) -> LearnedNet:
                       int(gen.integers(0, 9)), gen.integers(-scale, scale + 1, H2))
 
 
+def mru_net(H1=4, H2=2) -> LearnedNet:
+    """Scores a slot by its recency feature alone: evicts the most recently used (whatever the candidates allow)."""
+    W1, W2, w3 = np.zeros((H1, L.N_IN), np.int64), np.zeros((H2, H1), np.int64), np.zeros(H2, np.int64)
+    W1[0, 0] = W2[0, 0] = w3[0] = 1
+    return LearnedNet(W1, np.zeros(H1, np.int64), 0, W2, np.zeros(H2, np.int64), 0, w3)
+
+
 def _batch(gen, B, T, M, pad_prob=0.0):
     tr = gen.integers(0, M, size=(B, T))
     tr[gen.random((B, T)) < pad_prob] = -1
@@ -334,7 +341,7 @@ def test_cli_simulate_and_sweep(tmp_path):
 def _triton_cases():
     """Both kernels: register tiles (K <= 8, 16, 64, mixed K and pads, an all-pad lane, T = 1, K = 1)
     and the chunked scan (small chunks, so several per decision), with and without candidates
-    (one candidate: LRU; C >= K on some lanes: every slot)."""
+    (one candidate: LRU; C >= K on some lanes: every slot; C over several chunks)."""
     gen = np.random.default_rng(11)
     cases = [(_batch(gen, 9, 36, 14, 0.1), [1, 2, 3, 5, 8, 8, 7, 4, 6], random_net(gen, 4, 2), None, None),
              (_batch(gen, 5, 40, 24), [9, 16, 12, 3, 16], random_net(gen, 8, 3), 4, None),
@@ -343,14 +350,15 @@ def _triton_cases():
              (_batch(gen, 1, 60, 100), [75], random_net(gen, 2, 2), 19, 32),
              (_batch(gen, 8, 1, 5), [1, 2, 3, 4, 5, 6, 7, 8], random_net(gen, 2, 1), None, None),
              (_batch(gen, 6, 33, 9, 0.2), [1, 1, 2, 3, 5, 7], random_net(gen, 4, 4), 1, None),
-             (_batch(gen, 1, 45, 80), [65], random_net(gen, 2, 2), 1, 64)]
+             (_batch(gen, 1, 45, 80), [65], random_net(gen, 2, 2), 1, 64),
+             (_batch(gen, 2, 160, 100, 0.05), [60, 37], mru_net(), 40, 16)]
     cases[0][0][3] = -1
     return cases
 
 
 @pytest.mark.interpreter
 @interpreter
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(9))
 def test_triton_equals_cpu(case):
     _assert_triton_equals_cpu(*_triton_cases()[case])
 
