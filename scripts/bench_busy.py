@@ -13,7 +13,7 @@ own process with default settings:
 
 * ``simulate``: ``gpupage.simulate`` LRU on 1000 lanes x 5000 requests (K = 8),
   timed inside the process after a warm-up call (median of 5 calls);
-* ``evaluate``: ``gpupage evaluate --checkpoint checkpoints/blackbox_k8.pt`` on one
+* ``evaluate``: ``gpupage evaluate --checkpoint checkpoints/pagecontroller_k8.pt`` on one
   2000-request trace file, wall-clock of the whole command;
 * ``reproduce``: ``gpupage reproduce``, wall-clock of the whole command.
 
@@ -55,7 +55,7 @@ def run_case(case: str, tmp: str, env: dict) -> tuple[float, float]:
         wall, cpu = out.stdout.split()[-2:]
         return float(wall), float(cpu)
     if case == "evaluate":
-        cmd = ["evaluate", "--checkpoint", "checkpoints/blackbox_k8.pt", "--trace-file", os.path.join(tmp, "t.txt"),
+        cmd = ["evaluate", "--checkpoint", "checkpoints/pagecontroller_k8.pt", "--trace-file", os.path.join(tmp, "t.txt"),
                "--K", "8", "--json"]
     else:
         cmd = ["reproduce", "--out", os.path.join(tmp, "reproduce"), "--quiet"]

@@ -141,7 +141,7 @@ def bench_evaluate(repeats: int) -> None:
     from gpupage.cli import main
     from gpupage.core.limits import configure_threads
 
-    args = ["evaluate", "--checkpoint", os.path.join(ROOT, "checkpoints", "blackbox_k8.pt"), "--K", "8",
+    args = ["evaluate", "--checkpoint", os.path.join(ROOT, "checkpoints", "pagecontroller_k8.pt"), "--K", "8",
             "--seeds", "1000-1039", "--device", "cpu", "--json", "--threads", "1"]
 
     def evaluate_seconds():

@@ -5,7 +5,7 @@ competitive ratio per seed, its paired difference (mean ± s.e., and on how many
 better/worse), each against the best baseline on those seeds, and how often the two greedy
 policies decide differently on the states ``before`` visits (the greedy change rate).
 
-    python scripts/ppo_finetune_eval.py --before checkpoints/blackbox_k8.pt \\
+    python scripts/ppo_finetune_eval.py --before checkpoints/pagecontroller_k8.pt \\
         --after checkpoints/ppo_finetune_k8.pt [--K 8] [--seeds 1000-1039] [--json]
 """
 

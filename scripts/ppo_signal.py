@@ -9,7 +9,7 @@ g_j = grad of -mean(A log pi(a)) is taken.  Reported: the signal-to-noise ratio 
 rms_j ||g_j - mean g|| (below 1, a minibatch step is mostly noise), the mean pairwise cosine of the
 g_j, and the sampled policy's entropy and rollout CR beside the greedy one's.
 
-    python scripts/ppo_signal.py --checkpoint checkpoints/blackbox_k8.pt [--lanes 32] [--minibatches 16] [--sharpen 4]
+    python scripts/ppo_signal.py --checkpoint checkpoints/pagecontroller_k8.pt [--lanes 32] [--minibatches 16] [--sharpen 4]
 """
 
 from __future__ import annotations

@@ -10,15 +10,16 @@ from gpupage.controller.network import load_controller
 from gpupage.core.simulate import simulate
 from gpupage.core.traces import ZipfParams, zipf_traces
 
-# the learned policy's checkpoints (learned_*.pt, llm_*.pt) and the prefetch controller's (prefetch_*.pt) are other
-# formats, tested in tests/test_learned.py, tests/test_evaluate_learned.py and tests/test_prefetch_controller.py
+# the learned policy's checkpoints (learned_*.pt, their copies blackbox_*.pt, llm_*.pt) and the prefetch controller's
+# (prefetch_*.pt) are other formats, tested in tests/test_learned.py, tests/test_learned_families.py,
+# tests/test_evaluate_learned.py and tests/test_prefetch_controller.py
 SHIPPED = sorted(p for p in (Path(__file__).resolve().parents[1] / "checkpoints").glob("*.pt")
-                 if not p.name.startswith(("learned_", "llm_", "prefetch_")))
+                 if not p.name.startswith(("learned_", "blackbox_", "llm_", "prefetch_")))
 HELD_OUT = [1000, 1001, 1002, 1003]  # evaluation seeds, never trained or tuned on
 
 
 def test_every_controller_the_readme_promises_ships():
-    assert {p.name for p in SHIPPED} >= {"blackbox_k8.pt", "whitebox_k8.pt", "blackbox_k16.pt"}
+    assert {p.name for p in SHIPPED} >= {"pagecontroller_k8.pt", "whitebox_k8.pt", "pagecontroller_k16.pt"}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -28,7 +29,7 @@ def test_shipped_controller(path):
     assert sum(p.numel() for p in model.parameters()) <= 20_000
     assert meta["command"].startswith("gpupage train ")
     K = meta["bc"]["K"]
-    assert path.stem.endswith(f"_k{K}") and path.stem.startswith(ck["config"]["mode"])
+    assert path.stem.endswith(f"_k{K}") and ck["config"]["mode"] == ("whitebox" if "whitebox" in path.stem else "blackbox")
     traces, latent = zipf_traces(ZipfParams(), seed=HELD_OUT, return_latent=True)
     faults = controller_rollout(model, traces, K, latent if ck["config"]["mode"] == "whitebox" else None)[0]
     lru = simulate(traces, "lru", K).faults

@@ -76,7 +76,7 @@ def test_evaluate_learned_bad_input(calls_file):
                               "--candidates", "0"), "--candidates")
     assert_one_line_error(run("simulate", calls_file, "--format", "mooncake", "--policy", "learned",
                               "--K", "8"), "checkpoint")
-    blackbox = str(ROOT / "checkpoints" / "blackbox_k8.pt")
+    blackbox = str(ROOT / "checkpoints" / "pagecontroller_k8.pt")
     assert_one_line_error(run("evaluate", "--checkpoint", blackbox, "--candidates", "4"), "--candidates")
 
 

@@ -24,7 +24,7 @@ from gpupage.experiments.multiagent import MultiAgentParams
 from gpupage.controller.ppo import PPOConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CKPT = str(ROOT / "checkpoints" / "blackbox_k8.pt")
+CKPT = str(ROOT / "checkpoints" / "pagecontroller_k8.pt")
 BIG = str(2**64)  # fits no 64-bit seed
 
 

@@ -242,7 +242,7 @@ def test_libcachesim_reads_the_same_zstd_trace(tmp_path):
 
 
 def test_evaluate_takes_format_and_its_old_name(tmp_path):
-    ckpt = os.path.join(os.path.dirname(__file__), "..", "checkpoints", "blackbox_k8.pt")
+    ckpt = os.path.join(os.path.dirname(__file__), "..", "checkpoints", "pagecontroller_k8.pt")
     path = write(tmp_path, "calls", compress(encode(sparse_trace(T=300), "mooncake"), ".gz"))
     for opt in ("--format", "--trace-format"):
         res = run("evaluate", "--checkpoint", ckpt, "--K", "8", "--trace-file", path, opt, "mooncake",

@@ -318,7 +318,7 @@ def test_cli_simulate_and_sweep(tmp_path):
     res = run("simulate", trace, "--policy", "learned", "--K", "4", "--checkpoint", ckpt, "--candidates", "1")
     lru = simulate(torch.tensor(ids), "lru", 4).faults
     assert res.exit_code == 0 and f"faults={int(lru[0])} " in res.output
-    for args, words in [((), "needs a checkpoint"), (("--checkpoint", ROOT / "checkpoints" / "blackbox_k8.pt"),
+    for args, words in [((), "needs a checkpoint"), (("--checkpoint", ROOT / "checkpoints" / "pagecontroller_k8.pt"),
                                                      "not a learned-policy checkpoint"),
                         (("--checkpoint", ckpt, "--candidates", "0"), "candidates")]:
         res = run("simulate", trace, "--policy", "learned", "--K", "4", *args)

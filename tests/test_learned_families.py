@@ -128,6 +128,12 @@ def test_bad_training_options_are_refused():
 
 
 @pytest.mark.parametrize("K", [4, 8, 16])
+def test_the_issues_names_are_copies_of_the_per_k_networks(K):
+    ckpt = ROOT / "checkpoints"
+    assert (ckpt / f"blackbox_k{K}.pt").read_bytes() == (ckpt / f"learned_k{K}.pt").read_bytes()
+
+
+@pytest.mark.parametrize("K", [4, 8, 16])
 def test_shipped_per_k_checkpoints(K):
     import torch
 
@@ -150,3 +156,63 @@ def test_shipped_per_k_checkpoints(K):
     f, _, v = naive_learned(tr[0, :1200].tolist(), K, L.load_network(path))
     res = simulate(tr[:1, :1200], "learned", K, return_hits=True, options={"checkpoint": str(path)})
     assert int(res.faults[0]) == f and res.victims[0].tolist() == v
+
+
+def test_collect_returns_each_decisions_time_and_candidate_blocks():
+    from gpupage.zoo import learned as L
+
+    seeds = [10001, 10002, 10003]
+    tr = zipf_traces(ZipfParams(M=40, W=12, shift=150, T=1500), seed=seeds).numpy()
+    K = np.array([4, 6, 8])
+    net = L.load_network(CKPT)
+    feats, dist, faults, decisions, t, ids = L.collect(tr, K, net, 0.3, seeds, return_ids=True)
+    same = L.collect(tr, K, net, 0.3, seeds)
+    assert np.array_equal(feats, same[0]) and np.array_equal(dist, same[1]) and np.array_equal(faults, same[2])
+    lane = np.repeat(np.arange(3), decisions)
+    assert (np.diff(t)[np.diff(lane) == 0] > 0).all() and ((ids >= 0) == (dist >= 0)).all()
+    for i, j in zip(*np.nonzero((dist >= 0) & (dist < tr.shape[1] - t[:, None]))):
+        assert tr[lane[i], t[i] + dist[i, j]] == ids[i, j]  # the block of that slot is next requested there
+    for i in range(0, len(t), 50):  # resident blocks were requested before t
+        assert all(ids[i, j] in tr[lane[i], :t[i]] for j in range(K[lane[i]]))
+
+
+def test_latent_values_match_a_plain_loop_and_the_generators_requests():
+    from gpupage.controller.slotnet import lane_batch, latent_values
+    from gpupage.zoo import learned as L
+
+    seeds, Ks, h = list(range(10000, 10012)), (8,), 4
+    tr, K = lane_batch(seeds, Ks, 1.0)
+    _, _, _, decisions, t, ids = L.collect(tr, K, L.load_network(CKPT), 0.0, seeds, return_ids=True)
+    value = latent_values(seeds, Ks, 1.0, K, decisions, t, ids, h) / 65536
+    lane = np.repeat(np.arange(len(seeds)), decisions)
+    realised = np.zeros(value.shape)
+    for b, s in enumerate(seeds):
+        zp, _ = lane_params(s, Ks, 1.0)
+        ws = zipf_traces(zp, seed=[s], return_latent=True)[1].working_sets[0].tolist()
+        w = [(r + 1) ** -zp.alpha for r in range(zp.W)]
+        for i in np.nonzero(lane == b)[0][::23]:
+            for j in range(K[b]):
+                want = sum(w[ws[u // zp.shift].index(ids[i, j])] / sum(w)
+                           for u in range(t[i] + 1, min(t[i] + h * K[b], zp.T - 1) + 1)
+                           if ids[i, j] in ws[u // zp.shift])
+                assert value[i, j] == pytest.approx(want, abs=2e-5)
+        for i in np.nonzero(lane == b)[0]:
+            window = tr[b, t[i] + 1:t[i] + 1 + h * K[b]]
+            realised[i] = [(window == x).sum() for x in ids[i]]
+    # the expectation is the generator's: its mean over some 10^5 slots matches what was requested
+    assert value.mean() == pytest.approx(realised.mean(), rel=0.02)
+
+
+def test_latent_teacher_options_are_checked():
+    from gpupage.controller.slotnet import TrainConfig, train
+
+    with pytest.raises(ValueError, match="teacher must be"):
+        train(TrainConfig(teacher="oracle"))
+    with pytest.raises(ValueError, match="latent_min"):
+        train(TrainConfig(teacher="latent_min", far_horizon=64))
+    with pytest.raises(ValueError, match="latent_min"):
+        train(TrainConfig(teacher="latent_min", candidates=4))
+    cfg = dict(lanes=6, rounds=1, epochs=1, check_lanes=4, batch_size=256, Ks=(8,), tie_rule="lru")
+    _, latent, report = train(TrainConfig(teacher="latent_min", **cfg))
+    _, belady, _ = train(TrainConfig(**cfg))
+    assert [r["round"] for r in report["rounds"]] == [0, 1] and not np.array_equal(latent.W1, belady.W1)

@@ -40,7 +40,7 @@ def _bar(quiet: bool, total: int, unit: str):
 @click.option("--eta", "etas", default=None, callback=_floats("--eta"),
               help="Prediction-noise scales of the eta plot, e.g. 0,0.5,1,2 (each >= 0).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Controller checkpoint for Prop. 6 [default: checkpoints/blackbox_k{K}.pt, else a noisy-Belady policy].")
+              help="Controller checkpoint for Prop. 6 [default: checkpoints/pagecontroller_k{K}.pt, else a noisy-Belady policy].")
 @click.option("--prefetch-checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Prefetch controller for Lemma 2 [default: checkpoints/prefetch_blackbox_k{K}.pt, else follow-the-hint "
                    "alone].")

@@ -11,7 +11,10 @@ cloning with DAgger at simulator speed:
   slot features and each slot's next-use distance;
 * after each round the aggregated decisions fit the model: ``-log sum_{optimal} softmax(-score)``
   over the resident slots (Belady's optimal set: every slot at the farthest next use), plus an
-  optional ListNet term on the next-use distances;
+  optional ListNet term on the next-use distances.  With ``teacher="latent_min"`` the target is
+  instead the slot whose block the Zipf generator expects to request least over the next
+  ``teacher_horizon`` K requests (:func:`latent_values`, from the lanes' working sets): privileged
+  information, like Belady's, but without the noise of which requests happened to be drawn;
 * :func:`quantise` exports per-layer power-of-two scales: activation scales calibrated on the
   collected features (largest activation -> 255), int16 weights as large as the specification's
   bounds allow.
@@ -112,6 +115,12 @@ class TrainConfig:
     """Fraction of lanes drawn from :data:`VARIANTS` exactly (uniformly) instead of the randomised family."""
     far_horizon: int = 0
     """Slots next used at least this many times the decision's slot count ahead are targets too (0: Belady's only)."""
+    teacher: str = "belady"
+    """Whose choice the listwise loss targets: "belady" (farthest next use), or "latent_min": the slot whose block
+    has the fewest expected requests over the next ``teacher_horizon`` K requests, computed from the Zipf
+    generator's working sets and probabilities (privileged, but free of the realised future's noise)."""
+    teacher_horizon: int = 4
+    """The latent teacher's horizon in units of the decision's K."""
     trace_file: str = ""
     """Train on windows of this trace file instead of Zipf lanes."""
     trace_format: str = "auto"
@@ -202,6 +211,31 @@ def rank_loss(score: torch.Tensor, dist: torch.Tensor, tau: float) -> torch.Tens
     target = torch.softmax((dist.clamp(min=1).double().log() / tau).masked_fill(~valid, float("-inf")), 1).float()
     logp = torch.log_softmax((-score).masked_fill(~valid, float("-inf")), 1).masked_fill(~valid, 0)
     return -(target * logp).sum(1).mean()
+
+
+def latent_values(seeds, Ks, variant_frac: float, K: np.ndarray, decisions: np.ndarray, t: np.ndarray,
+                  ids: np.ndarray, horizon: int) -> np.ndarray:
+    """int64 [N, S]: each decision's candidates' expected requests over the next ``horizon`` K requests
+    (x 2^16), from the working sets and Zipf probabilities of the lanes of ``seeds``; -1 where ``ids`` is."""
+    lane = np.repeat(np.arange(len(seeds)), decisions)
+    out = np.full(ids.shape, -1, dtype=np.int64)
+    for b, s in enumerate(seeds):
+        rows = np.nonzero(lane == b)[0]
+        if not rows.size:
+            continue
+        zp, _ = lane_params(int(s), Ks, variant_frac)
+        ws = zipf_traces(zp, seed=[int(s)], return_latent=True)[1].working_sets[0].numpy()  # [P, W]
+        p = np.arange(1, zp.W + 1, dtype=np.float64) ** -zp.alpha
+        prob = np.zeros((ws.shape[0], zp.M))
+        prob[np.arange(ws.shape[0])[:, None], ws] = p / p.sum()
+        tb, xb = t[rows], np.maximum(ids[rows], 0)
+        val = np.zeros(xb.shape)
+        lo, hi = tb + 1, np.minimum(tb + horizon * int(K[b]), zp.T - 1)  # the requests t+1 .. t+h
+        for ph in range(ws.shape[0]):
+            n = np.clip(np.minimum(hi, (ph + 1) * zp.shift - 1) - np.maximum(lo, ph * zp.shift) + 1, 0, None)
+            val += n[:, None] * prob[ph][xb]
+        out[rows] = np.where(ids[rows] >= 0, np.round(val * 65536).astype(np.int64), -1)
+    return out
 
 
 def fit(model: SlotNet, pool: dict, cfg: TrainConfig, gen: torch.Generator) -> float:
@@ -317,6 +351,12 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         raise ValueError(f"tie_rule must be 'any' or 'lru', got {cfg.tie_rule!r}")
     if cfg.far_horizon < 0:
         raise ValueError(f"far_horizon must be >= 0, got {cfg.far_horizon}")
+    if cfg.teacher not in ("belady", "latent_min"):
+        raise ValueError(f"teacher must be 'belady' or 'latent_min', got {cfg.teacher!r}")
+    if cfg.teacher == "latent_min" and (cfg.trace_file or cfg.candidates or cfg.stride != 1 or cfg.far_horizon
+                                        or cfg.teacher_horizon < 1):
+        raise ValueError("teacher 'latent_min' needs Zipf lanes, every slot, every decision, no far_horizon "
+                         "and teacher_horizon >= 1")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.torch_seed)
     gen = torch.Generator().manual_seed(cfg.torch_seed)
@@ -331,7 +371,12 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         traces, K = (trace_batch(part, cfg.seed_start + rnd, cfg.lanes, cfg) if part
                      else lane_batch(seeds, cfg.Ks, cfg.variant_frac))
         beta = 1.0 if rnd == 0 else cfg.beta * 0.5 ** (rnd - 1)
-        feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds, cfg.candidates, cfg.stride)
+        if cfg.teacher == "latent_min":
+            feats, dist, faults, decisions, t, ids = L.collect(traces, K, net, beta, seeds, return_ids=True)
+            value = latent_values(seeds, cfg.Ks, cfg.variant_frac, K, decisions, t, ids, cfg.teacher_horizon)
+            dist = np.where(value >= 0, (1 << 40) - value, -1)  # the loss's 'farthest': the fewest expected requests
+        else:
+            feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds, cfg.candidates, cfg.stride)
         _pool_add(pool, feats, dist, K, -(-decisions // cfg.stride))
         _pool_trim(pool, cfg.max_decisions)
         collect_s = time.time() - start

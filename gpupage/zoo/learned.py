@@ -395,7 +395,7 @@ def _lru_move(s, lprev, lnext, ends):
 # fastmath: the network's float32 sums are exact in any order (see _score)
 @njit(cache=True, fastmath=True)
 def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_row,
-              expert, nxt_row, mkey, beta_thr, record, feat_out, dist_out, row0,
+              expert, nxt_row, mkey, beta_thr, record, feat_out, dist_out, aux_out, row0,
               slot_of, count, last_use, gap, dc, alast, acnt, astamp, blk, last, ins, hits, snu, lprev, lnext, order,
               f, g, b1g, h1):
     """One lane of the specification.  Returns (faults, decisions).
@@ -404,7 +404,9 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
     ties to the least recently accessed) acts when ``draw(mkey, decision) < beta_thr``, the
     network otherwise; with ``record`` r > 0 every r-th decision d's features go to
     ``feat_out[row0 + d // r]`` (all N_IN per candidate, in candidate order) and each candidate's next-use distance to
-    ``dist_out`` (-1: no candidate); with ``cand`` the expert too picks among the candidates."""
+    ``dist_out`` (-1: no candidate), and when ``aux_out`` has more than one column the decision's time
+    and each candidate's block to ``aux_out[row, 0]`` and ``aux_out[row, 1 + i]``; with ``cand`` the expert
+    too picks among the candidates."""
     W1s, W1g, b1, k1, W2, b2, k2, w3 = net
     T = trace.shape[0]
     H1 = b1.shape[0]
@@ -474,6 +476,9 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
                         for q in range(N_IN - N_SLOT):
                             feat_out[row, i, N_SLOT + q] = g[q]
                         dist_out[row, i] = snu[c] - t
+                        if aux_out.shape[1] > 1:
+                            aux_out[row, 0] = t
+                            aux_out[row, 1 + i] = blk[c]
                     if use_expert:
                         # Belady: farthest next use, ties to the least recently accessed
                         if snu[c] > far or (snu[c] == far and last[c] < last[best]):
@@ -528,7 +533,7 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
 
 @njit(parallel=True, cache=True)
 def _batch(traces, K, cand, net, exact, frac, rmul, n_ids, want, hits, victims, faults, decisions,
-           expert, nxt, mkeys, beta_thr, record, feat_out, dist_out, rows, nchunks):
+           expert, nxt, mkeys, beta_thr, record, feat_out, dist_out, aux_out, rows, nchunks):
     B = traces.shape[0]
     kmax = max_k(K)
     H1 = net[2].shape[0]
@@ -558,7 +563,7 @@ def _batch(traces, K, cand, net, exact, frac, rmul, n_ids, want, hits, victims, 
             nrow = b if expert else 0
             faults[b], decisions[b] = _run_lane(
                 traces[b], K[b], cand, net, exact, frac, rmul, want, hits[row], victims[row],
-                expert, nxt[nrow], mkeys[b], beta_thr, record, feat_out, dist_out, rows[b],
+                expert, nxt[nrow], mkeys[b], beta_thr, record, feat_out, dist_out, aux_out, rows[b],
                 slot_of, count, last_use, gap, dc, alast, acnt, astamp, blk, last, ins, hts, snu, lprev, lnext, order,
                 f, g, b1g, h1)
 
@@ -588,7 +593,7 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     dummy = np.zeros((1, 1), dtype=np.int64)
     _batch(np.ascontiguousarray(traces), K, cand, net.cpu_args(), True, _FRAC, _RMUL, max(n_ids, 1), return_hits, hits,
            victims, faults, decisions, False, dummy, np.zeros(B, dtype=np.int64), np.int64(0), 0,
-           np.zeros((1, 1, 1), dtype=np.uint8), np.zeros((1, 1), dtype=np.int32), np.zeros(B, dtype=np.int64),
+           np.zeros((1, 1, 1), dtype=np.uint8), np.zeros((1, 1), dtype=np.int32), dummy, np.zeros(B, dtype=np.int64),
            lane_chunks(B))
     return cpu_result(faults, hits, victims, return_hits)
 
@@ -621,10 +626,10 @@ class FloatNet:
         return self.args
 
 
-def _rollout(traces, K, net, exact, beta, seeds, record, cand=0):
+def _rollout(traces, K, net, exact, beta, seeds, record, cand=0, ids=False):
     """Run _batch over a whole batch (DAgger mixing with Belady when ``seeds`` is given):
-    (faults, decisions, features, distances), the last two (every ``record``-th decision) only
-    when ``record`` > 0."""
+    (faults, decisions, features, distances, aux), the last three (every ``record``-th decision) only
+    when ``record`` > 0; aux int64 ``[N, 1 + S]`` (time, candidates' blocks) only with ``ids``."""
     traces = np.ascontiguousarray(traces)
     B, T = traces.shape
     _check_length(T)
@@ -641,21 +646,22 @@ def _rollout(traces, K, net, exact, beta, seeds, record, cand=0):
     common = (net.cpu_args(), exact, _FRAC, _RMUL, n_ids, False, np.zeros((1, 1), dtype=np.uint8),
               np.zeros((1, 1), dtype=np.int64), faults, decisions, expert, nxt, mkeys, thr)
     rows = np.zeros(B, dtype=np.int64)
-    _batch(traces, K, cand, *common, 0, np.zeros((1, 1, 1), dtype=np.uint8),
-           np.zeros((1, 1), dtype=np.int64), rows, lane_chunks(B))
+    none = np.zeros((1, 1), dtype=np.int64)
+    _batch(traces, K, cand, *common, 0, np.zeros((1, 1, 1), dtype=np.uint8), none, none, rows, lane_chunks(B))
     if not record:
-        return faults, decisions, None, None
+        return faults, decisions, None, None, None
     kept = -(-decisions // record)
     rows[1:] = np.cumsum(kept)[:-1]
     width = int(K.max()) if cand == 0 else min(int(K.max()), cand)
     feats = np.zeros((int(kept.sum()), width, N_IN), dtype=np.uint8)
     dist = np.full(feats.shape[:2], -1, dtype=np.int64)
-    _batch(traces, K, cand, *common, record, feats, dist, rows, lane_chunks(B))
-    return faults, decisions, feats, dist
+    aux = np.full((feats.shape[0], width + 1), -1, dtype=np.int64) if ids else none
+    _batch(traces, K, cand, *common, record, feats, dist, aux, rows, lane_chunks(B))
+    return faults, decisions, feats, dist, (aux if ids else None)
 
 
 def collect(traces: np.ndarray, K: np.ndarray, net: LearnedNet | None, beta: float, seeds, candidates: int = 0,
-            stride: int = 1):
+            stride: int = 1, return_ids: bool = False):
     """Roll out the integer network mixed with Belady and record every decision (DAgger).
 
     At each decision Belady acts when a draw of stream ``rng.STREAM_EXPERT_MIX`` of the lane's
@@ -671,12 +677,17 @@ def collect(traces: np.ndarray, K: np.ndarray, net: LearnedNet | None, beta: flo
         (features uint8 ``[N, S, N_IN]``, next-use distance int64 ``[N, S]`` (-1 where a lane has
         no such slot; about NEVER_USED when never), faults int64 ``[B]``, decisions int64 ``[B]``),
         S = max K (or C when smaller); the N = sum ceil(decisions / r) recorded decisions in lane order.
+        With ``return_ids`` also each decision's time int64 ``[N]`` and its candidates' blocks int64 ``[N, S]``
+        (-1: no candidate), for labels from a generator's latent state.
     """
     if net is None:
         net, beta = LearnedNet(np.zeros((1, N_IN)), [0], 0, [[0]], [0], 0, [0]), 1.0
     if stride < 1:
         raise ValueError(f"collect: stride must be >= 1, got {stride}")
-    faults, decisions, feats, dist = _rollout(traces, K, net, True, beta, np.asarray(seeds), stride, candidates)
+    faults, decisions, feats, dist, aux = _rollout(traces, K, net, True, beta, np.asarray(seeds), stride, candidates,
+                                                   return_ids)
+    if return_ids:
+        return feats, dist, faults, decisions, aux[:, 0], aux[:, 1:]
     return feats, dist, faults, decisions
 
 

@@ -58,7 +58,7 @@ class BoundsConfig:
     replaces: tuple = (0.0, 0.1, 0.25, 0.5, 1.0)
     """Shares of predictions replaced by a random arrival (second panel of the eta plot)."""
     checkpoint: str | None = None
-    """Controller checkpoint for Prop. 6 (default: checkpoints/blackbox_k{K}.pt if it exists, else a noisy-Belady
+    """Controller checkpoint for Prop. 6 (default: checkpoints/pagecontroller_k{K}.pt if it exists, else a noisy-Belady
     policy)."""
     prefetch_checkpoint: str | None = None
     """Prefetch controller for Lemma 2 (default: checkpoints/prefetch_blackbox_k{K}.pt if it exists, else
@@ -110,7 +110,7 @@ def tick(progress):
 
 def default_checkpoint(K: int) -> str:
     """The shipped black-box controller for cache size K (run from the repository root)."""
-    return os.path.join("checkpoints", f"blackbox_k{K}.pt")
+    return os.path.join("checkpoints", f"pagecontroller_k{K}.pt")
 
 
 def checkpoint_path(cfg: BoundsConfig) -> str | None:
