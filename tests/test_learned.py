@@ -271,6 +271,26 @@ def test_quantised_export_tracks_the_float_model():
     assert abs(quant.sum() / flt.sum() - 1) < 0.02
 
 
+def test_a_quantile_export_saturates_outliers_and_keeps_levels_for_the_rest():
+    from gpupage.controller.slotnet import SlotNet, quantise
+
+    torch.manual_seed(0)
+    model = SlotNet((16, 8))
+    bulk = torch.randint(0, 40, (20000, L.N_IN), dtype=torch.uint8)
+    calib = torch.cat([bulk, torch.full((4, L.N_IN), 255, dtype=torch.uint8)])  # a few outlier rows
+    a1 = model.activations(calib)[0].detach()
+    assert float(a1.max()) > 2 * float(torch.quantile(a1.flatten(), 0.999))  # the outliers dominate the maximum
+    top, q = quantise(model, calib), quantise(model, calib, 0.999)
+    x = bulk.long().numpy()
+
+    def levels(net):
+        return len(np.unique(np.clip((x @ net.W1.T.astype(np.int64) + net.b1) >> net.s1, 0, 255)))
+
+    assert q.s1 < top.s1 and levels(q) > levels(top)  # a finer activation scale: more levels on the bulk
+    h = np.clip((np.full(L.N_IN, 255) @ q.W1.T.astype(np.int64) + q.b1) >> q.s1, 0, 255)
+    assert h.max() == 255  # and the outliers saturate
+
+
 def test_training_round_trip(tmp_path):
     from gpupage.controller.slotnet import TrainConfig, checkpoint, train
 

@@ -206,6 +206,8 @@ def test_latent_values_match_a_plain_loop_and_the_generators_requests():
 def test_latent_teacher_options_are_checked():
     from gpupage.controller.slotnet import TrainConfig, train
 
+    with pytest.raises(ValueError, match="calib_quantile"):
+        train(TrainConfig(calib_quantile=0))
     with pytest.raises(ValueError, match="teacher must be"):
         train(TrainConfig(teacher="oracle"))
     with pytest.raises(ValueError, match="latent_min"):

@@ -121,6 +121,9 @@ class TrainConfig:
     generator's working sets and probabilities (privileged, but free of the realised future's noise)."""
     teacher_horizon: int = 4
     """The latent teacher's horizon in units of the decision's K."""
+    calib_quantile: float = 1.0
+    """The export maps this quantile of each hidden layer's calibration activations to 255 (1.0: the maximum;
+    below it, outliers saturate and the bulk keeps more levels)."""
     trace_file: str = ""
     """Train on windows of this trace file instead of Zipf lanes."""
     trace_format: str = "auto"
@@ -280,19 +283,27 @@ def _exponent(limit: float, value: float) -> int:
 
 
 @torch.no_grad()
-def quantise(model: SlotNet, calib: torch.Tensor) -> L.LearnedNet:
+def quantise(model: SlotNet, calib: torch.Tensor, quantile: float = 1.0) -> L.LearnedNet:
     """The integer network closest to ``model`` under the specification's bounds.
 
     Each hidden layer's activations get the scale 2**e that maps the largest activation seen on
-    ``calib`` (uint8 features [N, N_IN]) to 255; weights get the largest power-of-two scale that
-    keeps them int16 and every unit's |b| + 255 sum |w| below 2**24; the shift between is the
-    difference of the exponents."""
-    peaks = [tuple(float(a.max()) for a in model.activations(calib[i:i + CALIB_CHUNK])[:2])
-             for i in range(0, calib.shape[0], CALIB_CHUNK)]
+    ``calib`` (uint8 features [N, N_IN]) -- or, with ``quantile`` < 1, that quantile of a fixed
+    subsample of them -- to 255; weights get the largest power-of-two scale that keeps them int16
+    and every unit's |b| + 255 sum |w| below 2**24; the shift between is the difference of the
+    exponents."""
+    tops, samples = [], []  # per chunk: each layer's maximum and every 97th activation
+    for i in range(0, calib.shape[0], CALIB_CHUNK):
+        acts = model.activations(calib[i:i + CALIB_CHUNK])[:2]
+        tops.append([float(a.max()) for a in acts])
+        samples.append([a.flatten()[::97] for a in acts])
+    if quantile < 1:  # torch.quantile takes at most 2**24 values
+        peaks = [float(torch.quantile(torch.cat([c[j] for c in samples])[:1 << 24], quantile)) for j in range(2)]
+    else:
+        peaks = [max(t[j] for t in tops) for j in range(2)]
     W1 = model.l1.weight.double() * 2.0 ** -IN_SHIFT  # per integer input
     b1 = model.l1.bias.double()
-    e1 = _exponent(255, max(max(p[0] for p in peaks), 1e-6))
-    e2 = _exponent(255, max(max(p[1] for p in peaks), 1e-6))
+    e1 = _exponent(255, max(peaks[0], 1e-6))
+    e2 = _exponent(255, max(peaks[1], 1e-6))
     W2 = model.l2.weight.double() * 2.0 ** -e1  # per integer h1
     b2 = model.l2.bias.double()
     w3 = model.l3.weight.double()[0]
@@ -351,6 +362,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         raise ValueError(f"tie_rule must be 'any' or 'lru', got {cfg.tie_rule!r}")
     if cfg.far_horizon < 0:
         raise ValueError(f"far_horizon must be >= 0, got {cfg.far_horizon}")
+    if not 0 < cfg.calib_quantile <= 1:
+        raise ValueError(f"calib_quantile must be in (0, 1], got {cfg.calib_quantile}")
     if cfg.teacher not in ("belady", "latent_min"):
         raise ValueError(f"teacher must be 'belady' or 'latent_min', got {cfg.teacher!r}")
     if cfg.teacher == "latent_min" and (cfg.trace_file or cfg.candidates or cfg.stride != 1 or cfg.far_horizon
@@ -382,7 +395,7 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         collect_s = time.time() - start
         loss = fit(model, pool, cfg, gen)
         calib = torch.cat([f.reshape(-1, L.N_IN) for f, _ in pool.values()])
-        net = quantise(model, calib)
+        net = quantise(model, calib, cfg.calib_quantile)
         info = {"round": rnd, "beta": beta, "decisions": int(sum(d.shape[0] for _, d in pool.values())),
                 "rollout_faults": int(faults.sum()), "loss": loss, "collect_s": collect_s,
                 "fit_s": time.time() - start - collect_s}
