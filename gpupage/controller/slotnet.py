@@ -291,11 +291,12 @@ def quantise(model: SlotNet, calib: torch.Tensor, quantile: float = 1.0) -> L.Le
     subsample of them -- to 255; weights get the largest power-of-two scale that keeps them int16
     and every unit's |b| + 255 sum |w| below 2**24; the shift between is the difference of the
     exponents."""
-    tops, samples = [], []  # per chunk: each layer's maximum and every 97th activation
+    tops, samples = [], []  # per chunk: each layer's maximum (and, for a quantile, every 97th activation)
     for i in range(0, calib.shape[0], CALIB_CHUNK):
         acts = model.activations(calib[i:i + CALIB_CHUNK])[:2]
         tops.append([float(a.max()) for a in acts])
-        samples.append([a.flatten()[::97] for a in acts])
+        if quantile < 1:
+            samples.append([a.flatten()[::97] for a in acts])
     if quantile < 1:  # torch.quantile takes at most 2**24 values
         peaks = [float(torch.quantile(torch.cat([c[j] for c in samples])[:1 << 24], quantile)) for j in range(2)]
     else:
