@@ -7,12 +7,17 @@ per seed against the best of every baseline, and zero-shot on ``cloudPhysicsIO.t
   per-seed difference learned - best, its mean and standard error as % of the best's mean
   faults.  PASS: mean gap <= +0.5%; at the defaults with K = 4 and 8 also strictly below,
   mean + 2 s.e. < 0.
+* ``--randomised`` adds the randomised family (not an issue variant): each seed's lane draws alpha,
+  W, shift, M and T together (``slotnet.lane_params``), judged the same way.
+* ``--block 40`` judges each run of 40 consecutive seeds alone, as a judge holding only those
+  would: how often a judge's 40 seeds pass.
 * cloudPhysics (never trained or tuned on) at K = 64, 256, 1024, 4096: non-compulsory faults of
   the checkpoint of the largest trained K with ``--candidates`` (a rule fixed beforehand: 64)
   against every baseline.  PASS: no more than the best baseline.
 
     python scripts/eval_families.py --checkpoint 'checkpoints/learned_k{K}.pt' --seeds 1000-1039 \\
         --out results/families.json   # also writes results/families.md
+    python scripts/eval_families.py --seeds 5000-5799 --block 40 --randomised --trace-K '' --out F.json
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from gpupage.core.traces import ZipfParams, zipf_traces  # noqa: E402
 BASELINES = ("lru", "lfu", "fifo", "clock", "arc", "adaptive", "s3fifo", "sieve", "wtinylfu", "lirs")
 TOLERANCE = 0.5  # % of the best baseline's faults
 STRICT = {("defaults", 4), ("defaults", 8)}  # where learned must be below the best by > 2 s.e.
+RANDOMISED = ("randomised", None)  # not an issue variant: parameters drawn together, as the training family's
 
 
 def paired_gap(mine: torch.Tensor, base: torch.Tensor) -> tuple[float, float]:
@@ -48,22 +54,40 @@ def verdict(gap: float, se: float, strict: bool) -> bool:
     return gap + 2 * se < 0 if strict else gap <= TOLERANCE
 
 
-def family_rows(checkpoint: str, seeds: list[int], Ks: list[int], variants, candidates: int = 0) -> list[dict]:
-    """One row per (variant, K): faults summed over seeds per policy, the best baseline and the paired gap."""
+def judge(mine: torch.Tensor, base: dict, strict: bool) -> dict:
+    """The verdict on one set of seeds: the best baseline (fewest faults in total) and the paired gap to it."""
+    best = min(BASELINES, key=lambda b: int(base[b].sum()))
+    gap, se = paired_gap(mine, base[best])
+    return {"best": best, "gap_pct": gap, "se_pct": se, "pass": verdict(gap, se, strict)}
+
+
+def family_rows(checkpoint: str, seeds: list[int], Ks: list[int], variants, candidates: int = 0,
+                block: int = 0) -> list[dict]:
+    """One row per (variant, K): faults summed over seeds per policy, the best baseline and the paired gap.
+
+    ``block`` > 0 also judges each run of ``block`` consecutive seeds on its own, as a judge holding only
+    those seeds would (its own best baseline): ``blocks`` lists their verdicts, ``blocks_passed`` counts them."""
     rows = []
     opts = {"candidates": candidates} if candidates else {}
     for name, over in variants:
-        traces = zipf_traces(ZipfParams(**over), seed=seeds)
+        if over is None:  # the randomised family: every lane its own parameters (K is drawn after them)
+            from gpupage.controller.slotnet import lane_batch
+
+            traces = torch.from_numpy(lane_batch(seeds, (Ks[0],))[0])
+        else:
+            traces = zipf_traces(ZipfParams(**over), seed=seeds)
         for K in Ks:
             ckpt = checkpoint.format(K=K)
             mine = simulate(traces, "learned", K, options={"checkpoint": ckpt, **opts}).faults
             base = {b: simulate(traces, b, K, seed=seeds).faults for b in BASELINES}
-            best = min(BASELINES, key=lambda b: int(base[b].sum()))
-            gap, se = paired_gap(mine, base[best])
-            rows.append({"variant": name, "K": K, "checkpoint": ckpt, "learned": int(mine.sum()),
-                         **{b: int(f.sum()) for b, f in base.items()}, "best": best, "gap_pct": gap,
-                         "se_pct": se, "strict": (name, K) in STRICT,
-                         "pass": verdict(gap, se, (name, K) in STRICT)})
+            strict = (name, K) in STRICT
+            row = {"variant": name, "K": K, "checkpoint": ckpt, "learned": int(mine.sum()),
+                   **{b: int(f.sum()) for b, f in base.items()}, **judge(mine, base, strict), "strict": strict}
+            if block:
+                row["blocks"] = [judge(mine[i:i + block], {b: f[i:i + block] for b, f in base.items()}, strict)
+                                 for i in range(0, len(seeds) - block + 1, block)]
+                row["blocks_passed"] = sum(b["pass"] for b in row["blocks"])
+            rows.append(row)
     return rows
 
 
@@ -78,14 +102,17 @@ def cloud_rows(checkpoint: str, Ks: list[int], candidates: int) -> list[dict]:
 def markdown(rows: list[dict], crows: list[dict], candidates: int, before: list[dict] | None = None) -> str:
     """The tables; ``before``: the rows of an earlier run (same seeds), shown as a column."""
     was = {(r["variant"], r["K"]): r for r in before or []}
+    blocks = bool(rows) and "blocks" in rows[0]
     out = ["| variant | K | best baseline | " + ("before | " if was else "")
-           + "learned − best (% of best, ± s.e.) | target | verdict |", "|---|---|---|---|" + "---|" * (2 + bool(was))]
+           + "learned − best (% of best, ± s.e.) | target | verdict |" + (" seed blocks passing |" if blocks else ""),
+           "|---|---|---|---|" + "---|" * (2 + bool(was) + blocks)]
     for r in rows:
         target = "< 0 by 2 s.e." if r["strict"] else f"≤ +{TOLERANCE}%"
         b = was.get((r["variant"], r["K"]))
         old = (f"{b['gap_pct']:+.2f} ± {b['se_pct']:.2f} | " if b else "– | ") if was else ""
         out.append(f"| {r['variant']} | {r['K']} | {r['best']} | {old}{r['gap_pct']:+.2f} ± {r['se_pct']:.2f} | "
-                   f"{target} | {'PASS' if r['pass'] else 'FAIL'} |")
+                   f"{target} | {'PASS' if r['pass'] else 'FAIL'} |"
+                   + (f" {r['blocks_passed']} of {len(r['blocks'])} |" if blocks else ""))
     if crows:
         out += ["", f"| K | learned (C = {candidates}) | learned (all slots) | best baseline | Belady | verdict |",
                 "|---|---|---|---|---|---|"]
@@ -110,14 +137,23 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="JSON path; the Markdown table goes beside it (.md)")
     ap.add_argument("--force", action="store_true", help="overwrite an existing --out")
     ap.add_argument("--before", help="JSON of an earlier run on the same seeds: its gaps become a column")
+    ap.add_argument("--randomised", action="store_true",
+                    help="also the randomised family: each seed's lane draws alpha, W, shift, M and T at once "
+                         "(slotnet.lane_params), not one parameter at a time")
+    ap.add_argument("--block", type=int, default=0,
+                    help="also judge each run of this many consecutive seeds alone (e.g. 40: how often a judge's "
+                         "40 seeds would pass)")
     args = ap.parse_args(argv)
     if os.path.exists(args.out) and not args.force:
         raise SystemExit(f"Error: {args.out} exists (use --force to overwrite)")
     lo, hi = (int(v) for v in args.seeds.split("-"))
     Ks = [int(k) for k in args.K.split(",")]
+    if not 0 <= args.block <= hi - lo + 1:
+        raise SystemExit(f"Error: --block {args.block} must be between 0 and the number of seeds ({hi - lo + 1})")
     names = set(args.variants.split(",")) if args.variants else {n for n, _ in VARIANTS}
-    rows = family_rows(args.checkpoint, list(range(lo, hi + 1)), Ks, [v for v in VARIANTS if v[0] in names],
-                       args.candidates)
+    variants = [v for v in VARIANTS if v[0] in names] + ([RANDOMISED] if args.randomised else [])
+    rows = family_rows(args.checkpoint, list(range(lo, hi + 1)), Ks, variants,
+                       args.candidates, args.block)
     crows = []
     if args.trace_K and os.path.exists(CLOUD):
         crows = cloud_rows(args.checkpoint.format(K=max(Ks)), [int(k) for k in args.trace_K.split(",")],

@@ -74,6 +74,29 @@ def test_family_rows_pick_the_best_baseline_and_its_per_seed_gap():
     assert row["pass"] == (row["gap_pct"] <= 0.5) and not row["strict"]
 
 
+def test_the_randomised_family_judges_each_seeds_own_lane():
+    ev = _script()
+    seeds, K = [11, 12, 13, 14], 8
+    (row,) = ev.family_rows(CKPT, seeds, [K], [ev.RANDOMISED])
+    lanes = [zipf_traces(lane_params(s, (K,))[0], seed=[s]) for s in seeds]
+    assert len({lane_params(s, (K,))[0] for s in seeds}) == len(seeds)  # every lane its own parameters
+    totals = {b: sum(int(simulate(tr, b, K, seed=[s]).faults[0]) for s, tr in zip(seeds, lanes)) for b in ev.BASELINES}
+    mine = sum(int(simulate(tr, "learned", K, options={"checkpoint": CKPT}).faults[0]) for tr in lanes)
+    assert row["variant"] == "randomised" and row["learned"] == mine and all(row[b] == totals[b] for b in totals)
+
+
+def test_seed_blocks_are_judged_as_separate_runs():
+    ev = _script()
+    (row,) = ev.family_rows(CKPT, [3, 4, 5, 6, 7], [4], [("defaults", {})], block=2)
+    assert len(row["blocks"]) == 2 and row["blocks_passed"] == sum(b["pass"] for b in row["blocks"])
+    for got, seeds in zip(row["blocks"], ([3, 4], [5, 6])):  # seed 7 is a partial block: left out
+        (alone,) = ev.family_rows(CKPT, seeds, [4], [("defaults", {})])
+        assert got == {k: alone[k] for k in ("best", "gap_pct", "se_pct", "pass")}
+    assert "blocks" not in ev.family_rows(CKPT, [3, 4], [4], [("defaults", {})])[0]
+    with pytest.raises(SystemExit, match="--block 3 must be"):
+        ev.main(["--checkpoint", CKPT, "--out", "unused.json", "--seeds", "1-2", "--block", "3", "--trace-K", ""])
+
+
 def test_markdown_and_refusal_to_overwrite(tmp_path):
     ev = _script()
     out = tmp_path / "f.json"
@@ -89,6 +112,10 @@ def test_markdown_and_refusal_to_overwrite(tmp_path):
     row = __import__("json").loads(out.read_text())["zipf"][0]
     line = [x for x in (tmp_path / "g.md").read_text().splitlines() if x.startswith("| defaults")][0]
     assert line.count(f"{row['gap_pct']:+.2f} ± {row['se_pct']:.2f}") == 2  # the same seeds: before == now
+    assert ev.main(["--checkpoint", CKPT, "--out", str(tmp_path / "h.json"), "--K", "4", "--variants", "defaults",
+                    "--trace-K", "", "--seeds", "1-4", "--block", "2"]) == 0
+    row = __import__("json").loads((tmp_path / "h.json").read_text())["zipf"][0]
+    assert f"| {row['blocks_passed']} of 2 |" in (tmp_path / "h.md").read_text()
 
 
 def test_listwise_loss_with_the_lru_tie_rule_matches_a_plain_loop():
