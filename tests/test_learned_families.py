@@ -78,8 +78,9 @@ def test_the_randomised_family_judges_each_seeds_own_lane():
     ev = _script()
     seeds, K = [11, 12, 13, 14], 8
     (row,) = ev.family_rows(CKPT, seeds, [K], [ev.RANDOMISED])
-    lanes = [zipf_traces(lane_params(s, (K,))[0], seed=[s]) for s in seeds]
-    assert len({lane_params(s, (K,))[0] for s in seeds}) == len(seeds)  # every lane its own parameters
+    params = [lane_params(s, (K,))[0] for s in seeds]
+    assert len(set(params)) == len(seeds)  # every lane its own parameters
+    lanes = [zipf_traces(zp, seed=[s]) for zp, s in zip(params, seeds)]
     totals = {b: sum(int(simulate(tr, b, K, seed=[s]).faults[0]) for s, tr in zip(seeds, lanes)) for b in ev.BASELINES}
     mine = sum(int(simulate(tr, "learned", K, options={"checkpoint": CKPT}).faults[0]) for tr in lanes)
     assert row["variant"] == "randomised" and row["learned"] == mine and all(row[b] == totals[b] for b in totals)
