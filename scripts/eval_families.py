@@ -33,11 +33,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from eval_learned import ROOT, CLOUD, trace_table  # noqa: E402
 
+from gpupage.controller.slotnet import BASELINES  # noqa: E402
 from gpupage.core.results import atomic_path  # noqa: E402
 from gpupage.core.simulate import simulate  # noqa: E402
 from gpupage.core.traces import ZipfParams, zipf_traces  # noqa: E402
 
-BASELINES = ("lru", "lfu", "fifo", "clock", "arc", "adaptive", "s3fifo", "sieve", "wtinylfu", "lirs")
 TOLERANCE = 0.5  # % of the best baseline's faults
 STRICT = {("defaults", 4), ("defaults", 8)}  # where learned must be below the best by > 2 s.e.
 RANDOMISED = ("randomised", None)  # not an issue variant: parameters drawn together, as the training family's

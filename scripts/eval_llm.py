@@ -16,13 +16,13 @@ import os
 
 import torch
 
+from gpupage.controller.slotnet import BASELINES
 from gpupage.core.io import read_trace
 from gpupage.core.simulate import simulate
 from gpupage.core.traces import call_slice
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MOONCAKE = os.path.join(ROOT, "..", "shared", "traces", "mooncake_conversation_train.jsonl")
-BASELINES = ("lru", "lfu", "fifo", "clock", "arc", "adaptive", "s3fifo", "sieve", "wtinylfu", "lirs")
 
 
 def validation_table(trace, Ks: list[int], checkpoints: dict, candidates: int) -> dict:

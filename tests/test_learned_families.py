@@ -174,6 +174,9 @@ def test_shipped_per_k_checkpoints(K):
     # the recipe of scripts/train_learned.sh: K = 4 trains on half randomised lanes, K = 8 and 16 on the variants only
     assert raw["spec_version"] == 2 and cfg["Ks"] == [K] and cfg["tie_rule"] == "lru" and cfg["seed_start"] >= 10000
     assert cfg["variant_frac"] == (0.5 if K == 4 else 1.0)
+    if K == 8:  # 36 rounds, and the round whose export did best on the validation lanes is the one shipped
+        val = [r["val_excess_pct"] for r in raw["meta"]["report"]["rounds"]]
+        assert cfg["val_lanes"] == 128 and len(val) == 37 and raw["meta"]["report"]["kept_round"] == int(np.argmin(val))
     seeds = list(range(1000, 1010))  # held out
     tr = zipf_traces(ZipfParams(), seed=seeds)
     mine = simulate(tr, "learned", K, options={"checkpoint": str(path)}).faults
@@ -248,3 +251,22 @@ def test_latent_teacher_options_are_checked():
     _, latent, report = train(TrainConfig(teacher="latent_min", **cfg))
     _, belady, _ = train(TrainConfig(**cfg))
     assert [r["round"] for r in report["rounds"]] == [0, 1] and not np.array_equal(latent.W1, belady.W1)
+
+
+def test_validation_keeps_the_round_whose_export_is_closest_to_the_best_baseline():
+    from gpupage.controller.slotnet import BASELINES, TrainConfig, train
+
+    with pytest.raises(ValueError, match="val_lanes"):
+        train(TrainConfig(val_lanes=-1))
+    cfg = TrainConfig(lanes=6, rounds=3, epochs=1, check_lanes=4, batch_size=256, Ks=(8,), tie_rule="lru",
+                      val_lanes=3, val_seed=40000)
+    _, net, report = train(cfg)
+    val = [r["val_excess_pct"] for r in report["rounds"]]
+    assert len(val) == 4 and report["kept_round"] == int(np.argmin(val))
+    excess = []  # a plain loop: each variant alone, the best baseline by total faults
+    for _, over in VARIANTS:
+        traces = zipf_traces(ZipfParams(**over), seed=[40000, 40001, 40002])
+        best = min(int(simulate(traces, b, 8).faults.sum()) for b in BASELINES)
+        mine = int(simulate(traces, "learned", 8, options={"checkpoint": net}).faults.sum())
+        excess.append(mine / best - 1)
+    assert math.isclose(100 * sum(excess) / len(excess), min(val), rel_tol=1e-9, abs_tol=1e-9)

@@ -46,6 +46,8 @@ VARIANTS = (("defaults", {}), ("alpha=0.8", {"alpha": 0.8}), ("alpha=1.6", {"alp
             ("W=32", {"W": 32}), ("shift=200", {"shift": 200}), ("shift=2000", {"shift": 2000}),
             ("M=128", {"M": 128}), ("T=20000", {"T": 20000}))
 """Issue 12's App. B family: the defaults and each parameter varied alone (``ZipfParams`` overrides)."""
+BASELINES = ("lru", "lfu", "fifo", "clock", "arc", "adaptive", "s3fifo", "sieve", "wtinylfu", "lirs")
+"""The policies a learned network is judged against (issue 12): the best of them per variant."""
 CALIB_CHUNK = 1 << 18  # calibration rows per forward pass: bounds quantise's memory
 
 
@@ -136,6 +138,12 @@ class TrainConfig:
     """Record and train on the C least recently accessed slots of each decision (0: every slot)."""
     stride: int = 1
     """Record every this many-th decision of a lane (consecutive decisions of a long window are alike)."""
+    val_lanes: int = 0
+    """Validation lanes per variant and K (seeds from ``val_seed``): each round's export is scored on the nine
+    :data:`VARIANTS` against the best of :data:`BASELINES` there, and the best round is kept (0: the last round)."""
+    val_seed: int = 40000
+    """First seed of the validation lanes (training seeds run from ``seed_start`` up to ``seed_start + (rounds + 1)
+    * lanes``)."""
 
 
 def lane_params(seed: int, Ks=(4, 8, 16), variant_frac: float = 0.0) -> tuple[ZipfParams, int]:
@@ -355,6 +363,32 @@ def _pool_trim(pool: dict, limit: int):
             pool[k] = (f[-keep:], d[-keep:])
 
 
+class Validation:
+    """The nine :data:`VARIANTS` at each of ``Ks``, ``lanes`` seeds from ``seed`` each: ``self(net)`` is the mean over
+    (variant, K) of the network's excess faults over the best of :data:`BASELINES` there, in % of that baseline's."""
+
+    def __init__(self, Ks, lanes: int, seed: int):
+        from ..core.simulate import simulate
+
+        seeds = list(range(seed, seed + lanes))
+        groups = [(zipf_traces(ZipfParams(**over), seed=seeds), K) for _, over in VARIANTS for K in Ks]
+        self.traces = torch.full((len(groups) * lanes, max(t.shape[1] for t, _ in groups)), -1, dtype=torch.int32)
+        for g, (t, _) in enumerate(groups):
+            self.traces[g * lanes:(g + 1) * lanes, :t.shape[1]] = t
+        self.K = torch.tensor([K for _, K in groups]).repeat_interleave(lanes)
+        self.groups, self.lanes = len(groups), lanes
+        self.best = torch.stack([self._totals(simulate(self.traces, b, self.K).faults) for b in BASELINES]).min(0).values
+
+    def _totals(self, faults: torch.Tensor) -> torch.Tensor:
+        return faults.reshape(self.groups, self.lanes).sum(1)
+
+    def __call__(self, net: L.LearnedNet) -> float:
+        from ..core.simulate import simulate
+
+        mine = self._totals(simulate(self.traces, "learned", self.K, options={"checkpoint": net}).faults)
+        return float((mine.double() / self.best.double() - 1).mean()) * 100
+
+
 def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     """Behaviour cloning + DAgger, then the export.  ``log(round, info)`` after each round.
 
@@ -367,6 +401,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         raise ValueError(f"calib_quantile must be in (0, 1], got {cfg.calib_quantile}")
     if cfg.teacher not in ("belady", "latent_min"):
         raise ValueError(f"teacher must be 'belady' or 'latent_min', got {cfg.teacher!r}")
+    if cfg.val_lanes < 0 or (cfg.val_lanes and cfg.trace_file):
+        raise ValueError(f"val_lanes must be >= 0, and 0 with a trace file, got {cfg.val_lanes}")
     if cfg.teacher == "latent_min" and (cfg.trace_file or cfg.candidates or cfg.stride != 1 or cfg.far_horizon
                                         or cfg.teacher_horizon < 1):
         raise ValueError("teacher 'latent_min' needs Zipf lanes, every slot, every decision, no far_horizon "
@@ -379,6 +415,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     report = {"rounds": []}
     net = None
     part = training_part(cfg) if cfg.trace_file else None
+    validation = Validation(cfg.Ks, cfg.val_lanes, cfg.val_seed) if cfg.val_lanes else None
+    kept = None  # (validation excess, round, float weights, integer network) of the best round so far
     for rnd in range(cfg.rounds + 1):
         start = time.time()
         seeds = np.arange(cfg.lanes) + cfg.seed_start + rnd * cfg.lanes
@@ -400,9 +438,17 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         info = {"round": rnd, "beta": beta, "decisions": int(sum(d.shape[0] for _, d in pool.values())),
                 "rollout_faults": int(faults.sum()), "loss": loss, "collect_s": collect_s,
                 "fit_s": time.time() - start - collect_s}
+        if validation is not None:
+            info["val_excess_pct"] = validation(net)
+            if kept is None or info["val_excess_pct"] < kept[0]:
+                kept = (info["val_excess_pct"], rnd, {k: v.clone() for k, v in model.state_dict().items()}, net)
         report["rounds"].append(info)
         if log is not None:
             log(rnd, info)
+    if kept is not None:
+        report["kept_round"] = kept[1]
+        model.load_state_dict(kept[2])
+        net = kept[3]
     report["check"] = quantisation_check(model, net, cfg, part)
     return model, net, report
 
@@ -471,7 +517,7 @@ def main(argv=None) -> int:
     model, net, report = train(cfg, log=lambda r, info: print(json.dumps(info), flush=True))
     report["seconds"] = round(time.time() - start, 1)
     torch.save(checkpoint(model, net, cfg, report, "python -m gpupage.controller.slotnet " + " ".join(argv)), args.out)
-    print(json.dumps({"check": report["check"], "seconds": report["seconds"],
+    print(json.dumps({"check": report["check"], "seconds": report["seconds"], "kept_round": report.get("kept_round"),
                       "macs_per_decision_K8": net.macs_per_decision(8)}))
     return 0
 
