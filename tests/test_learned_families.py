@@ -174,9 +174,10 @@ def test_shipped_per_k_checkpoints(K):
     # the recipe of scripts/train_learned.sh: K = 4 trains on half randomised lanes, K = 8 and 16 on the variants only
     assert raw["spec_version"] == 2 and cfg["Ks"] == [K] and cfg["tie_rule"] == "lru" and cfg["seed_start"] >= 10000
     assert cfg["variant_frac"] == (0.5 if K == 4 else 1.0)
-    if K == 8:  # 36 rounds, and the round whose export did best on the validation lanes is the one shipped
+    if K > 4:  # the round whose export did best on the validation lanes is the one shipped
         val = [r["val_excess_pct"] for r in raw["meta"]["report"]["rounds"]]
-        assert cfg["val_lanes"] == 128 and len(val) == 37 and raw["meta"]["report"]["kept_round"] == int(np.argmin(val))
+        assert cfg["val_lanes"] == 128 and len(val) == cfg["rounds"] + 1 == (37 if K == 8 else 25)
+        assert raw["meta"]["report"]["kept_round"] == int(np.argmin(val))
     seeds = list(range(1000, 1010))  # held out
     tr = zipf_traces(ZipfParams(), seed=seeds)
     mine = simulate(tr, "learned", K, options={"checkpoint": str(path)}).faults
