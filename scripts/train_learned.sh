@@ -30,7 +30,8 @@ python -m gpupage.controller.slotnet --out checkpoints/learned_v1.pt --lanes 128
 # and were not.  Last, K = 8 and 16 were retrained with --rounds 36 --val-lanes 128 (each round's export scored on
 # 128 lanes of each variant, seeds 40000+; the best round is saved) and other torch seeds, judged the same way: K = 8
 # with 36 rounds was kept (89 of 90 cells against 86, round 26 saved), and at K = 16 torch seed 4 (88 against 87,
-# round 22 saved; seeds 1-3 and 36 rounds were not; README, "Runs of one recipe").  These are the kept runs; 4-17 min each on the shared 2-core machine, two at a time.
+# round 22 saved; seeds 1-3 and 36 rounds were not; README, "Runs of one recipe").  These are the kept runs; 4-17 min
+# each on the shared 2-core machine, two at a time.
 python -m gpupage.controller.slotnet --out checkpoints/learned_k4.pt --Ks 4 --variant-frac 0.5 --hidden 32,32 \
     --tie-rule lru --lanes 256 --rounds 24 --epochs 2 --batch-size 1024 --max-decisions 4800000 --threads 1 \
     --teacher latent_min --teacher-horizon 4
