@@ -158,17 +158,24 @@ def lane_params(seed: int, Ks=(4, 8, 16), variant_frac: float = 0.0) -> tuple[Zi
     return zp, K
 
 
+def _stack_padded(blocks) -> np.ndarray:
+    """int32 [total rows, longest]: the 2-D request blocks one under another, shorter rows padded with -1."""
+    out = np.full((sum(b.shape[0] for b in blocks), max(b.shape[1] for b in blocks)), -1, dtype=np.int32)
+    row = 0
+    for b in blocks:
+        out[row:row + b.shape[0], :b.shape[1]] = b
+        row += b.shape[0]
+    return out
+
+
 def lane_batch(seeds, Ks=(4, 8, 16), variant_frac: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(traces int32 [B, Tmax] padded with -1, K int64 [B]) of the training lanes of ``seeds``."""
-    rows, Kl = [], []
+    blocks, Kl = [], []
     for s in seeds:
         zp, K = lane_params(int(s), Ks, variant_frac)
-        rows.append(zipf_traces(zp, seed=[int(s)])[0].numpy())
+        blocks.append(zipf_traces(zp, seed=[int(s)]).numpy())
         Kl.append(K)
-    out = np.full((len(rows), max(r.shape[0] for r in rows)), -1, dtype=np.int32)
-    for i, r in enumerate(rows):
-        out[i, :r.shape[0]] = r
-    return out, np.array(Kl, dtype=np.int64)
+    return _stack_padded(blocks), np.array(Kl, dtype=np.int64)
 
 
 def training_part(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -371,10 +378,9 @@ class Validation:
         from ..core.simulate import simulate
 
         seeds = list(range(seed, seed + lanes))
-        groups = [(zipf_traces(ZipfParams(**over), seed=seeds), K) for _, over in VARIANTS for K in Ks]
-        self.traces = torch.full((len(groups) * lanes, max(t.shape[1] for t, _ in groups)), -1, dtype=torch.int32)
-        for g, (t, _) in enumerate(groups):
-            self.traces[g * lanes:(g + 1) * lanes, :t.shape[1]] = t
+        variants = [zipf_traces(ZipfParams(**over), seed=seeds).numpy() for _, over in VARIANTS]
+        groups = [(t, K) for t in variants for K in Ks]
+        self.traces = torch.from_numpy(_stack_padded([t for t, _ in groups]))
         self.K = torch.tensor([K for _, K in groups]).repeat_interleave(lanes)
         self.groups, self.lanes = len(groups), lanes
         self.best = torch.stack([self._totals(simulate(self.traces, b, self.K).faults) for b in BASELINES]).min(0).values
