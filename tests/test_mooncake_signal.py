@@ -83,3 +83,47 @@ def test_regression_rollout_records_features_and_true_next_uses(tmp_path):
     assert np.array_equal(y, np.log2(np.array(want, dtype=np.float64)).astype(np.float32))
     assert np.array_equal(F[:, 0], np.log2(np.array([t - max(j for j in range(t) if ids[j] == b) for b in resident])
                                            + 1.0).astype(np.float32))
+
+
+def test_hit_density_matches_its_definition_in_a_loop():
+    """Hits still to come over the space-time still to be spent, each end at age x costing
+    mid[x] - mid[a] + 1 from age a."""
+    mod = _script()
+    g = np.random.default_rng(3)
+    hits = g.integers(0, 5, (3, mod.N_AGES)).astype(float)
+    evictions = g.integers(0, 5, (3, mod.N_AGES)).astype(float)
+    evictions[2] = hits[2] = 0  # a class never seen has density 0
+    mid = mod._bucket_age()
+    D = mod.hit_density(hits, evictions)
+    for c in range(3):
+        for a in range(mod.N_AGES):
+            life = sum((hits[c, x] + evictions[c, x]) * (mid[x] - mid[a] + 1) for x in range(a, mod.N_AGES))
+            want = hits[c, a:].sum() / life if life > 0 else 0.0
+            assert np.isclose(D[c, a], want, rtol=1e-12, atol=0)
+    assert not D[2].any()
+
+
+def test_density_rollout_counts_every_hit_and_eviction_and_a_falling_table_is_lru(tmp_path):
+    """A table falling with age evicts the oldest bucket, ties to the least recently accessed: LRU exactly.
+    Its hit and eviction counts, by count class and age bucket, match a plain LRU loop."""
+    mod = _script()
+    trace, _ = _conversation_file(tmp_path, seed=4, n_calls=200)
+    ids = trace.ids.tolist()
+    for K in (2, 8, 32):
+        table = np.tile(-np.arange(mod.N_AGES, dtype=float), (5, 1))
+        faults, hits, evictions = mod._density_rollout(trace, K, False, table)
+        assert faults == int(simulate(torch.from_numpy(trace.ids)[None], "lru", K).faults[0]) - trace.distinct
+        want_h, want_e = np.zeros_like(hits), np.zeros_like(evictions)
+        cache, count, last = [], {}, {}
+        klass = lambda b: [1, 2, 3, 4, 4, 4, 4].index(min(count[b], 4)) if count[b] < 8 else 4  # noqa: E731
+        for t, x in enumerate(ids):
+            if x in cache:
+                want_h[klass(x), mod.age_bucket(t - last[x])] += 1
+                cache.remove(x)
+            elif len(cache) == K:
+                v = cache.pop(0)
+                want_e[klass(v), mod.age_bucket(t - last[v])] += 1
+            cache.append(x)
+            count[x], last[x] = count.get(x, 0) + 1, t
+        assert np.array_equal(hits, want_h) and np.array_equal(evictions, want_e)
+        assert want_h.sum() > 10 and want_e.sum() > 10
