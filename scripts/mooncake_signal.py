@@ -11,9 +11,9 @@ measures how much signal the trace offers a policy that sees the past and the pe
   plain loop: ``lfu`` (checked against the registry's), LFU evicting a call's last (partial) block first,
   LFU keyed by the conversation's turns and activity instead of the block's, and LFU protecting blocks whose
   conversation has been re-entered since they were last used (they are about to be requested).
-* ``--hit-density``: LHD's ranking (hit density per class and age) as a table estimated on the training calls
-  (0..6399) only, then frozen: how far a rule gets that reads a block's count and age alone (and, in a second
-  probe, also whether its last access was its call's last block).
+* ``--hit-density``: LHD's ranking (hit density per class and age, ``gpupage.controller.hit_density``) as a
+  table estimated on the training calls (0..6399) only, then frozen: how far a rule gets that reads a block's
+  count and age alone (and, in a second probe, also whether its last access was its call's last block).
 * ``--regression``: a float MLP regressing log2 of each resident block's next-use distance, trained on
   LFU rollouts of training calls (0..6399 only), evicting the largest prediction, with and without the
   metadata features (about 15 minutes on one core).
@@ -59,9 +59,9 @@ def conversations(trace) -> dict:
     return {"turn": turn, "gap": gap, "length": length}
 
 
-def serve(trace, K: int, choose, hit=None) -> int:
+def serve(trace, K: int, choose) -> int:
     """Non-compulsory faults of demand paging at size K; on a fault on a full cache ``choose(blk, t, s)``
-    returns the victim's slot, and on a hit ``hit(x, t, s)`` (if given) sees the block before its update.
+    returns the victim's slot.
 
     ``s`` holds, per block, its access ``count``, ``last`` access (-1 before its first), last reuse ``gap`` (0
     until reused), insertion time ``ins`` and ``root`` (the block at position 1 of its last call: its
@@ -88,8 +88,6 @@ def serve(trace, K: int, choose, hit=None) -> int:
                 slot = choose(blk, t, s)
                 slot_of[blk[slot]] = -1
             blk[slot], slot_of[x], s["ins"][x] = x, slot, t
-        elif hit is not None:
-            hit(x, t, s)
         s["count"][x] += 1
         s["last"][x] = t
         if pos[t] >= 1:
@@ -125,72 +123,17 @@ PROBES = {
 }
 
 
-N_AGES = 96  # age buckets: exact below 16, then 8 an octave; the last one (from 15,360) is open
-
-
-def age_bucket(age):
-    """Each age's bucket (vectorised)."""
-    age = np.asarray(age, np.int64)
-    e = np.floor(np.log2(np.maximum(age, 1))).astype(np.int64)
-    b = 16 + 8 * (e - 4) + (age >> np.maximum(e - 3, 0)) - 8
-    return np.minimum(np.where(age < 16, age, b), N_AGES - 1)
-
-
-def _bucket_age():
-    b = np.arange(N_AGES)
-    e, v = (b - 16) // 8 + 4, (b - 16) % 8 + 8
-    return np.where(b < 16, b, (v + 0.5) * 2.0 ** (e - 3))
-
-
-def density_class(b, s, last_flag: bool):
-    """A resident block's class: its count (1, 2, 3, 4-7, 8+), times whether its last access was its call's
-    last (partial) block."""
-    c = np.searchsorted([2, 3, 4, 8], s["count"][b], side="right")
-    return 2 * c + _is_last(b, s) if last_flag else c
-
-
-def hit_density(hits, evictions):
-    """LHD's ranking (Beckmann et al., NSDI 2018): per class and age, the hits still to come over the cache
-    space-time still to be spent, from counts of the ages at which blocks were hit or evicted."""
-    mid = _bucket_age()
-    rev = lambda a: np.cumsum(a[:, ::-1], axis=1)[:, ::-1]  # noqa: E731  sums over ages >= a
-    ends = hits + evictions
-    life = rev(ends * mid) - (mid - 1.0) * rev(ends)  # each end at age x costs mid[x] - mid[a] + 1 from age a
-    return np.divide(rev(hits), life, out=np.zeros_like(life), where=life > 0)
-
-
-def _density_rollout(trace, K: int, last_flag: bool, table=None):
-    """:func:`serve` evicting as LFU (``table`` None) or the lowest ``table[class, age bucket]`` (ties to the
-    least recently accessed); returns the faults and the (hits, evictions) counts per class and age bucket."""
-    shape = (10 if last_flag else 5, N_AGES)
-    hits, evictions = np.zeros(shape), np.zeros(shape)
-
-    def hit(x, t, s):
-        hits[density_class(np.array([x]), s, last_flag)[0], age_bucket(t - s["last"][x])] += 1
-
-    def choose(blk, t, s):
-        c, a = density_class(blk, s, last_flag), age_bucket(t - s["last"][blk])
-        if table is None:
-            j = int(np.argmin(PROBES["lfu"](blk, s)))
-        else:
-            d = table[c, a]
-            low = np.flatnonzero(d == d.min())
-            j = int(low[np.argmin(s["last"][blk[low]])])
-        evictions[c[j], a[j]] += 1
-        return j
-
-    return serve(trace, K, choose, hit), hits, evictions
-
-
 def density_probe(full, val, K: int, last_flag: bool, rounds: int = 4) -> int:
-    """Validation non-compulsory faults of a hit-density table estimated on calls 0..6399 only: from an LFU
-    rollout, then re-estimated ``rounds - 1`` times from rollouts of the table itself (as LHD re-estimates
-    online), and frozen."""
+    """Validation non-compulsory faults of a hit-density table (``gpupage.controller.hit_density``) estimated
+    on calls 0..6399 only, its classes the count's, split by the last-block flag if ``last_flag``."""
+    from gpupage.controller.hit_density import count_classes, estimate, rollout
+
+    def classes(tr):
+        c = count_classes(tr.ids)
+        return 2 * c + (tr.meta["pos_in_call"] == tr.meta["call_len"] - 1) if last_flag else c
+
     train = call_slice(full, 0, 6400)
-    _, hits, evictions = _density_rollout(train, K, last_flag)
-    for _ in range(rounds - 1):
-        _, hits, evictions = _density_rollout(train, K, last_flag, hit_density(hits, evictions))
-    return _density_rollout(val, K, last_flag, hit_density(hits, evictions))[0]
+    return rollout(val.ids, K, estimate(train.ids, K, rounds, classes(train)), classes(val))[0]
 
 
 def _features(b, t, s, meta: bool) -> np.ndarray:

@@ -5,6 +5,7 @@ environment (``env``), the float features (``features``), the permutation-equiva
 network and its checkpoints (``network``), behaviour cloning with DAgger (``imitation``),
 PPO (``ppo``), evaluation against the registry and Prop. 6 (``evaluate``), and the
 told-phase rules that bound what a black-box controller can learn (``observability``),
+LHD's hit-density ranking estimated on a trace (``hit_density``),
 and gymnasium adapters over the env (``gym``: gymnasium is an optional extra, imported there only).
 
 May import: ``gpupage.core``, ``gpupage.zoo``.  ``state`` imports nothing of gpupage, so

@@ -1,0 +1,127 @@
+"""LHD's ranking as a table, estimated on a trace: how far a rule that reads a block's count and age gets.
+
+LHD (Beckmann, Chen and Cidon, NSDI 2018) evicts the block of lowest *hit density*: for its class and
+age, the hits still to come over the cache space-time still to be spent, both estimated from the ages
+at which blocks of that class were hit or evicted.  Here a block's class comes from its access count
+(1, 2, 3, 4-7, 8+; optionally split further by the caller) and its age is bucketed by the
+specification's ``L`` (``gpupage.zoo.learned.log2fx``: 8 buckets an octave).  Both are functions of
+the learned policy's inputs 0 (``L(recency)``) and 3 (``L(count)``).
+
+:func:`estimate` fits the table on a trace from an LFU rollout, then re-estimates it from rollouts of
+the table itself (as LHD re-estimates online) and returns it frozen; :func:`rollout` replays a trace
+under it.  ``scripts/mooncake_signal.py --hit-density`` uses both on the Mooncake trace.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..zoo.learned import log2fx
+
+N_AGES = 249
+"""Age buckets: ``L(age)`` for ages below 2**31."""
+COUNT_BOUNDS = (2, 3, 4, 8)
+"""A block's count class: 0 for one access, 1, 2, then 3 for 4-7 and 4 for 8 or more."""
+N_COUNT = len(COUNT_BOUNDS) + 1
+
+
+def count_classes(ids: np.ndarray) -> np.ndarray:
+    """int64 [T]: the count class each request gives its block (its accesses so far, this one included)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    s = ids[order]
+    start = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
+    occ = np.empty(len(ids), dtype=np.int64)
+    occ[order] = np.arange(len(ids)) - np.repeat(start, np.diff(np.r_[start, len(ids)]))
+    return np.searchsorted(COUNT_BOUNDS, occ + 1, side="right").astype(np.int64)
+
+
+def bucket_ages() -> np.ndarray:
+    """float64 [N_AGES]: the middle of the ages each ``L`` bucket holds (0 for the buckets below L(7) that
+    hold none)."""
+    mid = np.zeros(N_AGES)
+    for b in range(24, N_AGES):  # L = 8 e + f holds u = age + 1 in [(8 + f) << (e - 3), (9 + f) << (e - 3))
+        e, f = divmod(b, 8)
+        mid[b] = ((8 + f) << (e - 3)) - 1 + ((1 << (e - 3)) - 1) / 2
+    for a in range(7):  # below, each bucket holds one age
+        mid[log2fx(a)] = a
+    return mid
+
+
+def hit_density(hits: np.ndarray, evictions: np.ndarray) -> np.ndarray:
+    """float64 [C, N_AGES]: per class and age bucket a, the hits at ages >= a over the space-time their
+    ends still cost, an end (hit or eviction) at age x costing ``mid[x] - mid[a] + 1``; 0 where no block
+    of the class lived that long."""
+    mid = bucket_ages()
+    rev = lambda a: np.cumsum(a[:, ::-1], axis=1)[:, ::-1]  # noqa: E731  sums over ages >= a
+    ends = hits + evictions
+    life = rev(ends * mid) - (mid - 1.0) * rev(ends)
+    return np.divide(rev(hits), life, out=np.zeros_like(life), where=life > 0)
+
+
+@njit(cache=True)
+def _rollout(ids, cls_at, K, table, use_table, hits, evictions):
+    n = ids.max() + 1
+    slot_of = np.full(n, -1, np.int64)
+    blk = np.zeros(K, np.int64)
+    seen = np.zeros(n, np.bool_)
+    count = np.zeros(n, np.int64)
+    last = np.zeros(n, np.int64)
+    cls = np.zeros(n, np.int64)
+    filled = 0
+    faults = 0
+    for t in range(ids.shape[0]):
+        x = ids[t]
+        if slot_of[x] >= 0:
+            hits[cls[x], log2fx(t - last[x])] += 1
+        else:
+            faults += seen[x]
+            if filled < K:
+                s = filled
+                filled += 1
+            else:
+                s = 0
+                for j in range(1, K):  # the lowest key; ties to the least recently accessed
+                    a, b = blk[j], blk[s]
+                    if use_table:
+                        ka, kb = table[cls[a], log2fx(t - last[a])], table[cls[b], log2fx(t - last[b])]
+                    else:  # LFU
+                        ka, kb = count[a], count[b]
+                    if ka < kb or (ka == kb and last[a] < last[b]):
+                        s = j
+                v = blk[s]
+                evictions[cls[v], log2fx(t - last[v])] += 1
+                slot_of[v] = -1
+            blk[s] = x
+            slot_of[x] = s
+        seen[x] = True
+        count[x] += 1
+        last[x] = t
+        cls[x] = cls_at[t]
+    return faults
+
+
+def rollout(ids: np.ndarray, K: int, table: np.ndarray | None = None, cls_at: np.ndarray | None = None):
+    """Demand paging of one trace at size K, evicting the lowest ``table[class, L(age)]`` (None: LFU), ties
+    to the least recently accessed.  A block's class is ``cls_at[t]`` of its last access t (default
+    :func:`count_classes`).  Returns (non-compulsory faults, hits, evictions), the last two float64
+    ``[C, N_AGES]`` counts by the block's class and ``L(age)`` at the event."""
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    cls_at = count_classes(ids) if cls_at is None else np.ascontiguousarray(cls_at, dtype=np.int64)
+    C = int(cls_at.max()) + 1 if table is None else table.shape[0]
+    hits, evictions = np.zeros((C, N_AGES)), np.zeros((C, N_AGES))
+    tab = np.zeros((1, 1)) if table is None else np.ascontiguousarray(table, dtype=np.float64)
+    faults = _rollout(ids, cls_at, int(K), tab, table is not None, hits, evictions)
+    return int(faults), hits, evictions
+
+
+def estimate(ids: np.ndarray, K: int, rounds: int = 4, cls_at: np.ndarray | None = None) -> np.ndarray:
+    """float64 [C, N_AGES]: the hit-density table of ``ids`` at size K, from an LFU rollout and then
+    ``rounds - 1`` rollouts of the table itself."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    _, hits, evictions = rollout(ids, K, None, cls_at)
+    for _ in range(rounds - 1):
+        _, hits, evictions = rollout(ids, K, hit_density(hits, evictions), cls_at)
+    return hit_density(hits, evictions)

@@ -1,0 +1,95 @@
+"""gpupage.controller.hit_density: the LHD table and its rollout, against plain loops and the registry."""
+
+import numpy as np
+import pytest
+import torch
+
+from gpupage.controller import hit_density as H
+from gpupage.core.simulate import simulate
+from gpupage.zoo.learned import log2fx
+
+
+def _trace(seed, T=3000, n=200):
+    """Zipf-like requests with a moving hot set: hits and evictions at many ages."""
+    g = np.random.default_rng(seed)
+    base = (g.zipf(1.3, T) % n + (np.arange(T) // 700) * 37) % (2 * n)
+    return base.astype(np.int64)
+
+
+def test_bucket_ages_are_the_middles_of_the_ages_each_bucket_holds():
+    mid = H.bucket_ages()
+    ages = np.arange(1 << 17)
+    L = np.array([log2fx(int(a)) for a in ages])
+    for b in np.unique(L[L < L[-1]]):  # the buckets held whole below 2**17
+        held = ages[L == b]
+        assert mid[b] == (held[0] + held[-1]) / 2
+    assert np.all(np.diff(mid[24:]) > 0)
+
+
+def test_count_classes_match_a_loop():
+    ids = _trace(0)
+    seen = {}
+    for t, x in enumerate(ids.tolist()):
+        seen[x] = seen.get(x, 0) + 1
+        c = seen[x]
+        assert H.count_classes(ids)[t] == (0 if c == 1 else 1 if c == 2 else 2 if c == 3 else 3 if c < 8 else 4)
+
+
+def test_hit_density_matches_its_definition_in_a_loop():
+    """Hits still to come over the space-time still to be spent, an end at age x costing mid[x] - mid[a] + 1."""
+    g = np.random.default_rng(3)
+    hits = g.integers(0, 5, (3, H.N_AGES)).astype(float)
+    evictions = g.integers(0, 5, (3, H.N_AGES)).astype(float)
+    hits[2] = evictions[2] = 0  # a class never seen has density 0
+    mid = H.bucket_ages()
+    D = H.hit_density(hits, evictions)
+    for c in range(2):
+        for a in range(0, H.N_AGES, 7):
+            life = sum((hits[c, x] + evictions[c, x]) * (mid[x] - mid[a] + 1) for x in range(a, H.N_AGES))
+            assert np.isclose(D[c, a], hits[c, a:].sum() / life, rtol=1e-12, atol=0)
+    assert not D[2].any()
+
+
+@pytest.mark.parametrize("K", [1, 5, 32])
+def test_rollout_counts_events_like_a_loop_and_is_lfu_or_lru(K):
+    """Without a table the rollout is the registry's LFU; with a table falling in age it is LRU.  Either way its
+    hit and eviction counts, by count class and L(age), are a plain loop's."""
+    ids = _trace(K)
+    x = torch.from_numpy(ids)[None]
+    distinct = len(np.unique(ids))
+    falling = np.tile(-np.arange(H.N_AGES, dtype=float), (H.N_COUNT, 1))
+    for table, name in ((None, "lfu"), (falling, "lru")):
+        faults, hits, evictions = H.rollout(ids, K, table)
+        assert faults == int(simulate(x, name, K).faults[0]) - distinct
+        want_h, want_e = np.zeros_like(hits), np.zeros_like(evictions)
+        cache, count, last = [], {}, {}
+        klass = lambda b: int(np.searchsorted(H.COUNT_BOUNDS, count[b], side="right"))  # noqa: E731
+        for t, b in enumerate(ids.tolist()):
+            if b in cache:
+                want_h[klass(b), log2fx(t - last[b])] += 1
+            elif len(cache) == K:
+                if name == "lru":
+                    v = min(cache, key=lambda c: last[c])
+                else:
+                    v = min(cache, key=lambda c: (count[c], last[c]))
+                want_e[klass(v), log2fx(t - last[v])] += 1
+                cache.remove(v)
+            if b not in cache:
+                cache.append(b)
+            count[b], last[b] = count.get(b, 0) + 1, t
+        assert np.array_equal(hits, want_h) and np.array_equal(evictions, want_e)
+        assert want_h.sum() > 50 and want_e.sum() > 50
+
+
+def test_estimate_is_a_ranking_of_its_own():
+    """The estimated table is a real ranking (here it is neither LFU nor LRU), and rounds < 1 are refused."""
+    ids = _trace(7, T=6000)
+    K = 16
+    table = H.estimate(ids, K, rounds=3)
+    assert table.shape == (H.N_COUNT, H.N_AGES) and table.max() > 0
+    faults = H.rollout(ids, K, table)[0]
+    x = torch.from_numpy(ids)[None]
+    distinct = len(np.unique(ids))
+    assert faults not in {int(simulate(x, p, K).faults[0]) - distinct for p in ("lfu", "lru")}
+    with pytest.raises(ValueError, match="rounds"):
+        H.estimate(ids, K, rounds=0)
