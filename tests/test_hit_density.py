@@ -93,3 +93,23 @@ def test_estimate_is_a_ranking_of_its_own():
     assert faults not in {int(simulate(x, p, K).faults[0]) - distinct for p in ("lfu", "lru")}
     with pytest.raises(ValueError, match="rounds"):
         H.estimate(ids, K, rounds=0)
+
+
+def test_the_teacher_reads_the_table_off_the_features():
+    """L(count) gives the count class exactly; the teacher's target for a recorded slot is the table at that class
+    and L(recency), lower density = farther."""
+    for c in range(1, 300):
+        assert (np.searchsorted(H.L_COUNT_BOUNDS, log2fx(c), side="right")
+                == np.searchsorted(H.COUNT_BOUNDS, c, side="right"))
+    table = H.estimate(_trace(7, T=6000), 16, rounds=2)
+    g = np.random.default_rng(1)
+    count, age = g.integers(1, 40, (4, 6)), g.integers(0, 5000, (4, 6))
+    feats = np.zeros((4, 6, 20), dtype=np.uint8)
+    feats[..., 3] = np.vectorize(log2fx)(count)
+    feats[..., 0] = np.vectorize(log2fx)(age)
+    dist = H.teacher_distance(feats, table)
+    d = table[np.searchsorted(H.COUNT_BOUNDS, count, side="right"), feats[..., 0]]
+    for i in range(4):
+        for j in range(6):
+            for k in range(6):
+                assert (dist[i, j] > dist[i, k]) == (d[i, j] < d[i, k])

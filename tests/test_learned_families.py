@@ -130,18 +130,23 @@ def test_listwise_loss_with_the_lru_tie_rule_matches_a_plain_loop():
     dist = torch.randint(1, 4, (N, K), generator=g)  # few values: many optimal ties
     dist[::3, -2:] = -1  # slots that do not exist
     rec = torch.randint(0, 3, (N, K), generator=g, dtype=torch.uint8)
-    for recency, horizon in ((None, 0), (rec, 0), (None, 2), (rec, 2)):
-        want = 0.0
+    for recency, horizon, hard in ((None, 0, 1.0), (rec, 0, 1.0), (None, 2, 1.0), (rec, 2, 1.0), (rec, 0, 5.0)):
+        total = weights = 0.0
         for n in range(N):
             valid = [k for k in range(K) if dist[n, k] >= 0]
             far = max(int(dist[n, k]) for k in valid)
             best = [k for k in valid if dist[n, k] == far or (horizon and dist[n, k] >= horizon)]
+            w = 1.0
             if recency is not None:
+                lru = max(int(recency[n, k]) for k in valid)
+                w = 1.0 if any(recency[n, k] == lru for k in best) else hard
                 oldest = max(int(recency[n, k]) for k in best)
                 best = [k for k in best if recency[n, k] == oldest]
             mass = sum(math.exp(-score[n, k]) for k in best) / sum(math.exp(-score[n, k]) for k in valid)
-            want -= math.log(mass) / N
-        assert float(listwise_loss(score, dist, recency, horizon)) == pytest.approx(want, rel=1e-9)
+            total -= w * math.log(mass)
+            weights += w
+        assert float(listwise_loss(score, dist, recency, horizon, hard)) == pytest.approx(total / weights, rel=1e-9)
+    assert float(listwise_loss(score, dist, rec, 0, 5.0)) != pytest.approx(float(listwise_loss(score, dist, rec)))
     assert float(listwise_loss(score, dist, rec)) > float(listwise_loss(score, dist))  # a subset: less mass
     assert float(listwise_loss(score, dist, None, 2)) < float(listwise_loss(score, dist))  # a superset: more
 
@@ -271,3 +276,29 @@ def test_validation_keeps_the_round_whose_export_is_closest_to_the_best_baseline
         mine = int(simulate(traces, "learned", 8, options={"checkpoint": net}).faults.sum())
         excess.append(mine / best - 1)
     assert math.isclose(100 * sum(excess) / len(excess), min(val), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_the_hit_density_teacher_targets_each_rows_table(tmp_path):
+    """Each recorded decision's targets come from the table of its lane's K; missing slots stay -1.  The teacher
+    needs a trace file, and a run with it trains another network than Belady's."""
+    from gpupage.controller import hit_density as H
+    from gpupage.controller.slotnet import TrainConfig, density_targets, train
+
+    g = np.random.default_rng(0)
+    feats = g.integers(0, 200, (5, 4, 20)).astype(np.uint8)
+    dist = g.integers(-1, 50, (5, 4))
+    row_k = np.array([8, 8, 16, 8, 16])
+    tables = {8: g.random((H.N_COUNT, H.N_AGES)), 16: g.random((H.N_COUNT, H.N_AGES))}
+    out = density_targets(tables, feats, dist, row_k)
+    for i in range(5):
+        want = H.teacher_distance(feats[i:i + 1], tables[int(row_k[i])])[0]
+        assert np.array_equal(out[i], np.where(dist[i] >= 0, want, -1))
+    with pytest.raises(ValueError, match="hit_density"):
+        train(TrainConfig(teacher="hit_density"))
+    path = tmp_path / "t.txt"
+    path.write_text("\n".join(str(v) for v in (g.zipf(1.2, 6000) % 300)) + "\n")
+    cfg = dict(trace_file=str(path), trace_format="txt", window=2000, lanes=2, rounds=1, epochs=1, check_lanes=2,
+               batch_size=128, Ks=(16, 32), tie_rule="lru")
+    _, hd, _ = train(TrainConfig(teacher="hit_density", **cfg))
+    _, belady, _ = train(TrainConfig(**cfg))
+    assert not np.array_equal(hd.W1, belady.W1)

@@ -23,6 +23,8 @@ N_AGES = 249
 """Age buckets: ``L(age)`` for ages below 2**31."""
 COUNT_BOUNDS = (2, 3, 4, 8)
 """A block's count class: 0 for one access, 1, 2, then 3 for 4-7 and 4 for 8 or more."""
+L_COUNT_BOUNDS = (12, 16, 18, 25)
+"""The same bounds on ``L(count)`` (L(2) = 12, L(3) = 16, L(4) = 18, L(8) = 25)."""
 N_COUNT = len(COUNT_BOUNDS) + 1
 
 
@@ -125,3 +127,12 @@ def estimate(ids: np.ndarray, K: int, rounds: int = 4, cls_at: np.ndarray | None
     for _ in range(rounds - 1):
         _, hits, evictions = rollout(ids, K, hit_density(hits, evictions), cls_at)
     return hit_density(hits, evictions)
+
+
+def teacher_distance(feats: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """int64 [N, S]: the listwise loss's "farthest" score of each recorded slot (features uint8
+    ``[N, S, N_IN]``): larger for lower density, equal for equal."""
+    cls = np.searchsorted(L_COUNT_BOUNDS, feats[..., 3], side="right")
+    d = table[cls, feats[..., 0]]
+    top = max(float(table.max()), np.finfo(float).tiny)
+    return (1 << 40) - np.round(d / top * (1 << 30)).astype(np.int64)

@@ -40,6 +40,7 @@ from torch import nn
 
 from ..core.traces import ZipfParams, trace_windows, zipf_traces
 from ..zoo import learned as L
+from . import hit_density
 
 IN_SHIFT = 5  # the float model reads feature / 32: inputs in [0, 8)
 VARIANTS = (("defaults", {}), ("alpha=0.8", {"alpha": 0.8}), ("alpha=1.6", {"alpha": 1.6}), ("W=8", {"W": 8}),
@@ -115,6 +116,8 @@ class TrainConfig:
     """Target among Belady's optimal slots: "any" of them, or "lru": the least recently used."""
     variant_frac: float = 0.0
     """Fraction of lanes drawn from :data:`VARIANTS` exactly (uniformly) instead of the randomised family."""
+    hard_weight: float = 1.0
+    """With the "lru" tie rule: the weight of a decision whose least recently used slot is not a target."""
     far_horizon: int = 0
     """Slots next used at least this many times the decision's slot count ahead are targets too (0: Belady's only)."""
     teacher: str = "belady"
@@ -203,24 +206,32 @@ def trace_batch(part, seed: int, lanes: int, cfg: TrainConfig) -> tuple[np.ndarr
 
 
 def listwise_loss(score: torch.Tensor, dist: torch.Tensor, recency: torch.Tensor | None = None,
-                  horizon: int = 0) -> torch.Tensor:
+                  horizon: int = 0, hard: float = 1.0) -> torch.Tensor:
     """Mean over decisions of -log (softmax(-score) mass on Belady's optimal slots).
 
     score float [N, K]; dist int [N, K] next-use distance, -1 on slots that do not exist;
     recency [N, K] (feature 0), optional: only the least recently used optimal slots (to the
     feature's resolution) are the target -- the contract's tie rule, LRU among equals;
     horizon > 0: every slot next used at least this far ahead counts as optimal too (which of
-    them Belady would pick is a guess about the distant future no online policy can make)."""
+    them Belady would pick is a guess about the distant future no online policy can make);
+    hard != 1 (with ``recency``): a decision whose least recently used slot is not a target weighs this much
+    (the mean is then weighted), so the decisions where the teacher departs from LRU are not drowned."""
     valid = dist >= 0
     logits = (-score).masked_fill(~valid, float("-inf"))
     far = dist.max(1, keepdim=True).values
     if horizon:
         far = far.clamp(max=horizon)
     best = dist >= far
+    weight = None
     if recency is not None:
+        if hard != 1.0:
+            r = recency.long().masked_fill(~valid, -1)
+            lru_is_target = (best & (r == r.max(1, keepdim=True).values)).any(1)
+            weight = torch.where(lru_is_target, 1.0, hard)
         r = recency.long().masked_fill(~best, -1)
         best = r == r.max(1, keepdim=True).values
-    return (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~best, float("-inf")), 1)).mean()
+    per = torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~best, float("-inf")), 1)
+    return per.mean() if weight is None else (per * weight).sum() / weight.sum()
 
 
 def rank_loss(score: torch.Tensor, dist: torch.Tensor, tau: float) -> torch.Tensor:
@@ -256,6 +267,16 @@ def latent_values(seeds, Ks, variant_frac: float, K: np.ndarray, decisions: np.n
     return out
 
 
+def density_targets(tables: dict, feats: np.ndarray, dist: np.ndarray, row_k: np.ndarray) -> np.ndarray:
+    """The hit-density teacher's targets in place of next-use distances: int64 [N, S], each recorded slot's
+    :func:`hit_density.teacher_distance` under the table of its row's K (``row_k`` [N]), -1 where ``dist`` is."""
+    out = np.full(dist.shape, -1, dtype=np.int64)
+    for k, table in tables.items():
+        rows = row_k == k
+        out[rows] = np.where(dist[rows] >= 0, hit_density.teacher_distance(feats[rows], table), -1)
+    return out
+
+
 def fit(model: SlotNet, pool: dict, cfg: TrainConfig, gen: torch.Generator) -> float:
     """Minibatch AdamW over the pool ({K: (feats uint8 [N, K, N_IN], dist int64 [N, K])}), each
     minibatch from one K; returns the last epoch's mean loss."""
@@ -279,7 +300,7 @@ def fit(model: SlotNet, pool: dict, cfg: TrainConfig, gen: torch.Generator) -> f
             feats, dist = pool[K][0][idx], pool[K][1][idx]
             score = model(feats)
             loss = listwise_loss(score, dist, feats[..., 0] if cfg.tie_rule == "lru" else None,
-                                 cfg.far_horizon * dist.shape[1])
+                                 cfg.far_horizon * dist.shape[1], cfg.hard_weight)
             if cfg.rank_coef:
                 loss = loss + cfg.rank_coef * rank_loss(score, dist, cfg.rank_tau)
             opt.zero_grad()
@@ -405,8 +426,10 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         raise ValueError(f"far_horizon must be >= 0, got {cfg.far_horizon}")
     if not 0 < cfg.calib_quantile <= 1:
         raise ValueError(f"calib_quantile must be in (0, 1], got {cfg.calib_quantile}")
-    if cfg.teacher not in ("belady", "latent_min"):
-        raise ValueError(f"teacher must be 'belady' or 'latent_min', got {cfg.teacher!r}")
+    if cfg.teacher not in ("belady", "latent_min", "hit_density"):
+        raise ValueError(f"teacher must be 'belady', 'latent_min' or 'hit_density', got {cfg.teacher!r}")
+    if cfg.teacher == "hit_density" and not cfg.trace_file:
+        raise ValueError("teacher 'hit_density' needs a trace file")
     if cfg.val_lanes < 0 or (cfg.val_lanes and cfg.trace_file):
         raise ValueError(f"val_lanes must be >= 0, and 0 with a trace file, got {cfg.val_lanes}")
     if cfg.teacher == "latent_min" and (cfg.trace_file or cfg.candidates or cfg.stride != 1 or cfg.far_horizon
@@ -421,6 +444,7 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     report = {"rounds": []}
     net = None
     part = training_part(cfg) if cfg.trace_file else None
+    tables = {k: hit_density.estimate(part[0], k) for k in cfg.Ks} if cfg.teacher == "hit_density" else None
     validation = Validation(cfg.Ks, cfg.val_lanes, cfg.val_seed) if cfg.val_lanes else None
     kept = None  # (validation excess, round, float weights, integer network) of the best round so far
     for rnd in range(cfg.rounds + 1):
@@ -435,6 +459,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
             dist = np.where(value >= 0, (1 << 40) - value, -1)  # the loss's 'farthest': the fewest expected requests
         else:
             feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds, cfg.candidates, cfg.stride)
+            if tables is not None:
+                dist = density_targets(tables, feats, dist, np.repeat(K, -(-decisions // cfg.stride)))
         _pool_add(pool, feats, dist, K, -(-decisions // cfg.stride))
         _pool_trim(pool, cfg.max_decisions)
         collect_s = time.time() - start
