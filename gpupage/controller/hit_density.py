@@ -9,7 +9,8 @@ the learned policy's inputs 0 (``L(recency)``) and 3 (``L(count)``).
 
 :func:`estimate` fits the table on a trace from an LFU rollout, then re-estimates it from rollouts of
 the table itself (as LHD re-estimates online) and returns it frozen; :func:`rollout` replays a trace
-under it.  ``scripts/mooncake_signal.py --hit-density`` uses both on the Mooncake trace.
+under it (``scripts/mooncake_signal.py --hit-density``), and :func:`teacher_distance` makes it the
+listwise loss's target (``slotnet``, ``teacher="hit_density"``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ cloning with DAgger at simulator speed:
   instead the slot whose block the Zipf generator expects to request least over the next
   ``teacher_horizon`` K requests (:func:`latent_values`, from the lanes' working sets): privileged
   information, like Belady's, but without the noise of which requests happened to be drawn;
+  with ``teacher="hit_density"`` (trace files) it is the slot of lowest hit density in LHD's table
+  estimated on the training part (:mod:`gpupage.controller.hit_density`), a function of two inputs;
 * :func:`quantise` exports per-layer power-of-two scales: activation scales calibrated on the
   collected features (largest activation -> 255), int16 weights as large as the specification's
   bounds allow.
