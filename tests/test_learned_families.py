@@ -158,6 +158,10 @@ def test_bad_training_options_are_refused():
         train(TrainConfig(tie_rule="mru"))
     with pytest.raises(ValueError, match="far_horizon"):
         train(TrainConfig(far_horizon=-1))
+    with pytest.raises(ValueError, match="hard_weight"):
+        train(TrainConfig(hard_weight=0))
+    with pytest.raises(ValueError, match="hard_weight"):
+        train(TrainConfig(hard_weight=8))  # the "any" tie rule: no least recently used target to weigh by
 
 
 @pytest.mark.parametrize("K", [4, 8, 16])

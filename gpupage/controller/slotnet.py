@@ -426,6 +426,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         raise ValueError(f"tie_rule must be 'any' or 'lru', got {cfg.tie_rule!r}")
     if cfg.far_horizon < 0:
         raise ValueError(f"far_horizon must be >= 0, got {cfg.far_horizon}")
+    if cfg.hard_weight <= 0 or (cfg.hard_weight != 1 and cfg.tie_rule != "lru"):
+        raise ValueError(f"hard_weight must be > 0, and 1 unless tie_rule is 'lru', got {cfg.hard_weight}")
     if not 0 < cfg.calib_quantile <= 1:
         raise ValueError(f"calib_quantile must be in (0, 1], got {cfg.calib_quantile}")
     if cfg.teacher not in ("belady", "latent_min", "hit_density"):
