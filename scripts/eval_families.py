@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from eval_learned import ROOT, CLOUD, trace_table  # noqa: E402
 
-from gpupage.controller.slotnet import BASELINES  # noqa: E402
+from gpupage.controller.evaluate import BASELINES  # noqa: E402
 from gpupage.core.results import atomic_path  # noqa: E402
 from gpupage.core.simulate import simulate  # noqa: E402
 from gpupage.core.traces import ZipfParams, zipf_traces  # noqa: E402

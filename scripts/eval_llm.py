@@ -16,7 +16,7 @@ import os
 
 import torch
 
-from gpupage.controller.slotnet import BASELINES
+from gpupage.controller.evaluate import BASELINES
 from gpupage.core.io import read_trace
 from gpupage.core.simulate import simulate
 from gpupage.core.traces import call_slice

@@ -264,7 +264,8 @@ def test_latent_teacher_options_are_checked():
 
 
 def test_validation_keeps_the_round_whose_export_is_closest_to_the_best_baseline():
-    from gpupage.controller.slotnet import BASELINES, TrainConfig, train
+    from gpupage.controller.evaluate import BASELINES
+    from gpupage.controller.slotnet import TrainConfig, train
 
     with pytest.raises(ValueError, match="val_lanes"):
         train(TrainConfig(val_lanes=-1))

@@ -24,8 +24,8 @@ N_AGES = 249
 """Age buckets: ``L(age)`` for ages below 2**31."""
 COUNT_BOUNDS = (2, 3, 4, 8)
 """A block's count class: 0 for one access, 1, 2, then 3 for 4-7 and 4 for 8 or more."""
-L_COUNT_BOUNDS = (12, 16, 18, 25)
-"""The same bounds on ``L(count)`` (L(2) = 12, L(3) = 16, L(4) = 18, L(8) = 25)."""
+L_COUNT_BOUNDS = tuple(log2fx(c) for c in COUNT_BOUNDS)
+"""The same bounds on ``L(count)`` (12, 16, 18, 25): ``L`` is monotone, so it keeps the classes."""
 N_COUNT = len(COUNT_BOUNDS) + 1
 
 
@@ -85,14 +85,12 @@ def _rollout(ids, cls_at, K, table, use_table, hits, evictions):
                 filled += 1
             else:
                 s = 0
-                for j in range(1, K):  # the lowest key; ties to the least recently accessed
-                    a, b = blk[j], blk[s]
-                    if use_table:
-                        ka, kb = table[cls[a], log2fx(t - last[a])], table[cls[b], log2fx(t - last[b])]
-                    else:  # LFU
-                        ka, kb = count[a], count[b]
-                    if ka < kb or (ka == kb and last[a] < last[b]):
-                        s = j
+                kb = 0.0
+                for j in range(K):  # the lowest key; ties to the least recently accessed
+                    a = blk[j]
+                    ka = table[cls[a], log2fx(t - last[a])] if use_table else float(count[a])  # else LFU
+                    if j == 0 or ka < kb or (ka == kb and last[a] < last[blk[s]]):
+                        s, kb = j, ka
                 v = blk[s]
                 evictions[cls[v], log2fx(t - last[v])] += 1
                 slot_of[v] = -1

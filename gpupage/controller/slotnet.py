@@ -43,14 +43,13 @@ from torch import nn
 from ..core.traces import ZipfParams, trace_windows, zipf_traces
 from ..zoo import learned as L
 from . import hit_density
+from .evaluate import BASELINES
 
 IN_SHIFT = 5  # the float model reads feature / 32: inputs in [0, 8)
 VARIANTS = (("defaults", {}), ("alpha=0.8", {"alpha": 0.8}), ("alpha=1.6", {"alpha": 1.6}), ("W=8", {"W": 8}),
             ("W=32", {"W": 32}), ("shift=200", {"shift": 200}), ("shift=2000", {"shift": 2000}),
             ("M=128", {"M": 128}), ("T=20000", {"T": 20000}))
 """Issue 12's App. B family: the defaults and each parameter varied alone (``ZipfParams`` overrides)."""
-BASELINES = ("lru", "lfu", "fifo", "clock", "arc", "adaptive", "s3fifo", "sieve", "wtinylfu", "lirs")
-"""The policies a learned network is judged against (issue 12): the best of them per variant."""
 CALIB_CHUNK = 1 << 18  # calibration rows per forward pass: bounds quantise's memory
 
 
