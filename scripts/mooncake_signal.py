@@ -14,11 +14,15 @@ measures how much signal the trace offers a policy that sees the past and the pe
 * ``--hit-density``: LHD's ranking (hit density per class and age, ``gpupage.controller.hit_density``) as a
   table estimated on the training calls (0..6399) only, then frozen: how far a rule gets that reads a block's
   count and age alone (and, in a second probe, also whether its last access was its call's last block).
+* ``--density-sizes``: hit-density tables estimated at another cache size than the one they serve, the size
+  chosen on an inner split of the training calls (``density_sizes``).
+* ``--lrfu``: LRFU (a decayed access count: Lee et al., 2001), its half-life chosen on calls 0..6399 among
+  K * 2**j, j = 0..6, then frozen.
 * ``--regression``: a float MLP regressing log2 of each resident block's next-use distance, trained on
   LFU rollouts of training calls (0..6399 only), evicting the largest prediction, with and without the
   metadata features (about 15 minutes on one core).
 
-    python scripts/mooncake_signal.py [--K 1024,4096] [--hit-density] [--regression]
+    python scripts/mooncake_signal.py [--K 1024,4096] [--hit-density] [--density-sizes] [--lrfu] [--regression]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import argparse
 import os
 
 import numpy as np
+from numba import njit
 
 from gpupage.core.io import read_trace
 from gpupage.core.traces import call_slice
@@ -136,6 +141,72 @@ def density_probe(full, val, K: int, last_flag: bool, rounds: int = 4) -> int:
     return rollout(val.ids, K, estimate(train.ids, K, rounds, classes(train)), classes(val))[0]
 
 
+@njit(cache=True)
+def lrfu(ids, K: int, half_life: float) -> int:
+    """Non-compulsory faults of LRFU: evict the resident block whose access count, each access decayed by
+    2**(-age / half_life), is smallest; ties to the least recent (half_life 0: undecayed, that is LFU)."""
+    n = ids.max() + 1
+    dc, last, slot_of = np.zeros(n), np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    blk, key = np.zeros(K, np.int64), np.zeros((K, 2))
+    filled = faults = distinct = 0
+    for t in range(ids.shape[0]):
+        x = ids[t]
+        if last[x] < 0:
+            distinct += 1
+            dc[x] = 1.0
+        elif half_life > 0:
+            dc[x] = dc[x] * 2.0 ** (-(t - last[x]) / half_life) + 1.0
+        else:
+            dc[x] += 1.0
+        last[x] = t
+        s = slot_of[x]
+        if s < 0:
+            faults += 1
+            if filled < K:
+                s = filled
+                filled += 1
+            else:
+                s = 0
+                for j in range(1, K):  # decayed counts compare at any common time as log2(dc) + last / h
+                    if key[j, 0] < key[s, 0] or (key[j, 0] == key[s, 0] and key[j, 1] < key[s, 1]):
+                        s = j
+                slot_of[blk[s]] = -1
+            blk[s] = x
+            slot_of[x] = s
+        key[s, 0] = np.log2(dc[x]) + t / half_life if half_life > 0 else dc[x]
+        key[s, 1] = t
+    return faults - distinct
+
+
+def lrfu_probe(full, val, K: int) -> tuple[float, int]:
+    """(half-life, validation non-compulsory faults) of LRFU, the half-life K * 2**j (j = 0..6) with the fewest
+    faults on calls 0..6399."""
+    train = call_slice(full, 0, 6400).ids.astype(np.int64)
+    h = min((float(K << j) for j in range(7)), key=lambda h: lrfu(train, K, h))
+    return h, lrfu(val.ids.astype(np.int64), K, h)
+
+
+def density_sizes(full, val, Ks: list[int]) -> None:
+    """Print hit-density tables estimated at other cache sizes than the one they serve: each K's table rolled out
+    at every K of ``Ks`` on the validation calls, then the estimation size K * 2**j (j = 0..4) chosen per K on an
+    inner split (estimated on calls 0..4799, judged on 4800..6399 from an empty cache), re-estimated on calls
+    0..6399 and measured once on the validation calls."""
+    from gpupage.controller.hit_density import count_classes, estimate, rollout
+
+    train, fit, inner = call_slice(full, 0, 6400), call_slice(full, 0, 4800), call_slice(full, 4800, 6400)
+    serve = lambda tr, K, table: rollout(tr.ids, K, table, count_classes(tr.ids))[0]  # noqa: E731
+    fitted = lambda tr, K: estimate(tr.ids, K, 4, count_classes(tr.ids))  # noqa: E731
+    for k_est in Ks:
+        table = fitted(train, k_est)
+        print(f"  table estimated at K = {k_est}, rolled out at K = {Ks}:", *(serve(val, K, table) for K in Ks))
+    for K in Ks:
+        scores = [serve(inner, K, fitted(fit, K << j)) for j in range(5)]
+        j = int(np.argmin(scores))  # ties: the smaller size
+        got = serve(val, K, fitted(train, K << j))
+        print(f"  K = {K}: inner split {scores} (lfu {serve(inner, K, None)}), chose K * 2**{j}: validation {got}",
+              flush=True)
+
+
 def _features(b, t, s, meta: bool) -> np.ndarray:
     lg = lambda v: np.log2(v + 1.0)  # noqa: E731
     cols = [lg(t - s["last"][b]), lg(s["count"][b]), lg(s["gap"][b]), (s["gap"][b] > 0) * 1.0, lg(t - s["ins"][b])]
@@ -199,6 +270,9 @@ def main(argv=None) -> int:
     ap.add_argument("--trace", default=MOONCAKE)
     ap.add_argument("--K", default="1024,4096")
     ap.add_argument("--hit-density", action="store_true", help="also the hit-density tables (~3 min)")
+    ap.add_argument("--density-sizes", action="store_true",
+                    help="also hit-density tables estimated at other cache sizes (~2 min)")
+    ap.add_argument("--lrfu", action="store_true", help="also LRFU, its half-life chosen on calls 0..6399 (~10 s)")
     ap.add_argument("--regression", action="store_true", help="also the float next-use regressor (~15 min)")
     args = ap.parse_args(argv)
     full = read_trace(args.trace, "mooncake")
@@ -223,6 +297,12 @@ def main(argv=None) -> int:
         for last_flag in (False, True):
             print(f"  {'hit density by count' + (' and last block' if last_flag else ''):40s}",
                   *(density_probe(full, val, K, last_flag) for K in Ks), flush=True)
+    if args.density_sizes:
+        density_sizes(full, val, Ks)
+    if args.lrfu:
+        for K in Ks:
+            h, f = lrfu_probe(full, val, K)
+            print(f"  lrfu at K = {K}, half-life {h:.0f} (chosen on calls 0..6399): {f}", flush=True)
     if args.regression:
         for meta in (False, True):
             print(f"  {'next-use regressor' + (' + metadata' if meta else ''):40s}",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The exact commands that trained the shipped `learned` checkpoints (CPU, one torch thread each).
 # Evaluation seeds 1000-1039 and 2000-2039 and tuning seeds 20000-20039 are never trained on.
+# Each command refuses to overwrite an existing checkpoint: remove the shipped files first (git restores them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NUMBA_NUM_THREADS=1

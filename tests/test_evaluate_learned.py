@@ -84,12 +84,16 @@ def test_train_learned_on_a_trace_file_then_evaluate(calls_file, tmp_path):
     out = tmp_path / "llm.pt"
     args = ["train", "--policy", "learned", "--trace-file", calls_file, "--format", "mooncake", "--bc-Ks", "6,10",
             "--train-calls", "0.75", "--window", "150", "--candidates", "4", "--stride", "2", "--bc-rounds", "1",
-            "--bc-lanes", "4", "--bc-epochs", "1", "--learned-hidden", "8,4", "--quiet", "--out", out]
+            "--bc-lanes", "4", "--bc-epochs", "1", "--learned-hidden", "8,4", "--teacher", "hit_density",
+            "--tie-rule", "lru", "--hard-weight", "4", "--batch-size", "64", "--max-decisions", "5000",
+            "--check-lanes", "2", "--quiet", "--out", out]
     res = run(*args)
     assert res.exit_code == 0, res.output
     ck = torch.load(out, weights_only=True)
     cfg = ck["meta"]["config"]
     assert (cfg["trace_file"], cfg["Ks"], cfg["candidates"], cfg["stride"], cfg["window"]) == (calls_file, [6, 10], 4, 2, 150)
+    got = [cfg[k] for k in ("teacher", "tie_rule", "hard_weight", "batch_size", "max_decisions", "check_lanes")]
+    assert got == ["hit_density", "lru", 4.0, 64, 5000, 2]
     # its windows came from calls 0..89 only
     from gpupage.controller.slotnet import TrainConfig, training_part
     ids, starts = training_part(TrainConfig(trace_file=calls_file, train_calls=0.75, window=150))
@@ -101,6 +105,24 @@ def test_train_learned_on_a_trace_file_then_evaluate(calls_file, tmp_path):
     assert_one_line_error(run("train", "--out", tmp_path / "x.pt", "--trace-file", calls_file), "--policy learned")
     assert_one_line_error(run("train", "--policy", "learned", "--out", tmp_path / "y.pt", "--learned-hidden", "8"),
                           "two widths")
+    # an option the chosen policy would ignore is refused, not ignored
+    assert_one_line_error(run("train", "--policy", "learned", "--out", tmp_path / "z.pt", "--alpha", "0.8"),
+                          "--alpha", "--policy learned")
+    assert_one_line_error(run("train", "--out", tmp_path / "w.pt", "--teacher", "hit_density"), "--teacher",
+                          "add --policy learned")
+    assert not any((tmp_path / f).exists() for f in ("y.pt", "z.pt", "w.pt"))
+
+
+def test_train_learned_options_default_to_the_trainers():
+    """The CLI's defaults for the learned trainer are TrainConfig's own (they are written twice so that --help
+    need not import torch)."""
+    from gpupage.cli.rlcmds import LEARNED_ONLY, train
+    from gpupage.controller.slotnet import TrainConfig
+
+    defaults = {p.name: p.default for p in train.params}
+    for name in sorted(LEARNED_ONLY - {"trace_file", "trace_format", "candidates", "learned_hidden"}):
+        assert defaults[name] == getattr(TrainConfig, name), name
+    assert defaults["learned_hidden"] == ",".join(map(str, TrainConfig.hidden))
 
 
 @pytest.mark.parametrize("name", ["llm_k1024.pt", "llm_k4096.pt"])

@@ -287,7 +287,7 @@ def test_sparse_ids_are_remapped_in_chunks(T):
 @pytest.mark.parametrize("make, words", [
     (lambda: BCConfig(epochs=0), "epochs must be an integer >= 1"),
     (lambda: BCConfig(dagger_rounds=-2), "dagger_rounds"),
-    (lambda: BCConfig(beta=2), "beta must be a finite number >= 0 <= 1"),
+    (lambda: BCConfig(beta=2), "beta must be a finite number in \\[0, 1\\]"),
     (lambda: BCConfig(lr=float("nan")), "lr must be a finite number > 0"),
     (lambda: BCConfig(hidden=0), "hidden"),
     (lambda: BCConfig(K=6000), "K must be an integer in \\[1, 5000\\]"),

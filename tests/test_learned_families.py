@@ -307,3 +307,45 @@ def test_the_hit_density_teacher_targets_each_rows_table(tmp_path):
     _, hd, _ = train(TrainConfig(teacher="hit_density", **cfg))
     _, belady, _ = train(TrainConfig(**cfg))
     assert not np.array_equal(hd.W1, belady.W1)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--hard-weight", "0"], "hard_weight must be > 0"),
+    (["--rounds", "-1"], "rounds must be an integer >= 0"),
+    (["--hidden", "40,8"], "hidden width must be an integer in [1, 32]"),
+    (["--balance-k", "maybe"], "invalid boolean value"),
+    (["--teacher", "hit_density"], "needs a trace file"),
+])
+def test_the_trainer_module_refuses_bad_input_in_one_line(tmp_path, capsys, args, words):
+    from gpupage.controller.slotnet import main
+
+    out = tmp_path / "x.pt"
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", str(out), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and words in err[0], err
+    assert not out.exists()
+
+
+def test_the_trainer_module_never_overwrites_its_out(tmp_path, capsys):
+    from gpupage.controller.slotnet import main
+
+    out = tmp_path / "mine.pt"
+    out.write_text("a user's results")
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", str(out), "--rounds", "0", "--lanes", "2"])
+    assert exc.value.code == 2 and "exists" in capsys.readouterr().err and out.read_text() == "a user's results"
+
+
+def test_the_trainer_module_writes_a_loadable_checkpoint(tmp_path, capsys):
+    import torch
+
+    from gpupage.controller.slotnet import main
+    from gpupage.zoo.learned import load_network
+
+    out = tmp_path / "new.pt"
+    assert main(["--out", str(out), "--rounds", "0", "--lanes", "2", "--epochs", "1", "--check-lanes", "1",
+                 "--Ks", "4", "--hidden", "4,4", "--balance-k", "false"]) == 0
+    cfg = torch.load(out, weights_only=True)["meta"]["config"]
+    assert cfg["balance_k"] is False and cfg["Ks"] == [4] and load_network(str(out)).W1.shape[0] == 4
+    assert not [p for p in tmp_path.iterdir() if p != out]  # no temporary file left beside it

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _script():
     spec = importlib.util.spec_from_file_location("mooncake_signal", ROOT / "scripts" / "mooncake_signal.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # numba's cache finds its jitted functions' module by name
     spec.loader.exec_module(mod)
     return mod
 
@@ -83,3 +85,24 @@ def test_regression_rollout_records_features_and_true_next_uses(tmp_path):
     assert np.array_equal(y, np.log2(np.array(want, dtype=np.float64)).astype(np.float32))
     assert np.array_equal(F[:, 0], np.log2(np.array([t - max(j for j in range(t) if ids[j] == b) for b in resident])
                                            + 1.0).astype(np.float32))
+
+
+def test_lrfu_probe_is_lfu_undecayed_and_matches_a_loop(tmp_path):
+    mod = _script()
+    trace, _ = _conversation_file(tmp_path, seed=3)
+    ids = trace.ids.astype(np.int64)
+    for K in (3, 8):
+        ref = int(simulate(torch.from_numpy(trace.ids)[None], "lfu", K).faults[0]) - trace.distinct
+        assert mod.lrfu(ids, K, 0.0) == ref
+        for h in (2.0, 16.0, 200.0):  # a plain loop: decayed counts recomputed from every past access
+            cache, faults = [], 0
+            for t, x in enumerate(ids.tolist()):
+                if x not in cache:
+                    faults += 1
+                    if len(cache) == K:
+                        def score(b):
+                            past = [j for j in range(t) if ids[j] == b]
+                            return sum(2.0 ** (-(t - j) / h) for j in past), past[-1]
+                        cache.remove(min(cache, key=score))
+                    cache.append(x)
+            assert mod.lrfu(ids, K, h) == faults - trace.distinct, (K, h)

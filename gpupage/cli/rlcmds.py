@@ -86,9 +86,27 @@ from .prefetchcmds import evaluate_prefetch_checkpoint, prefetch_eval_options
 @click.option("--stride", type=click.IntRange(1), default=1, show_default=True,
               help="learned: record every this many-th decision of a window.")
 @click.option("--learned-hidden", default="32,16", show_default=True, help="learned: widths of its two hidden layers.")
+@click.option("--teacher", type=click.Choice(["belady", "latent_min", "hit_density"]), default="belady",
+              show_default=True,
+              help="learned: whose choice is cloned: Belady's (farthest next use); the Zipf generator's expected "
+                   "requests (Zipf lanes only); or LHD's hit-density table, estimated on the training part of "
+                   "--trace-file at each cache size (gpupage.controller.hit_density).")
+@click.option("--tie-rule", type=click.Choice(["any", "lru"]), default="any", show_default=True,
+              help="learned: the target among the teacher's equally good slots: any of them, or the least "
+                   "recently used (the policy's own tie rule).")
+@click.option("--hard-weight", type=Finite(0, min_open=True), default=1.0, show_default=True,
+              help="learned, with --tie-rule lru: loss weight of a decision whose least recently used slot is "
+                   "not a target.")
+@click.option("--batch-size", type=click.IntRange(1), default=512, show_default=True,
+              help="learned: decisions per gradient step.")
+@click.option("--max-decisions", type=click.IntRange(1), default=1_500_000, show_default=True,
+              help="learned: the DAgger pool keeps the most recent this many decisions (memory grows with it).")
+@click.option("--check-lanes", type=click.IntRange(1), default=64, show_default=True,
+              help="learned: held-out lanes (windows of a trace file's training part) of the quantisation check.")
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
           lanes, lr, ent_coef, critic_warmup, reward_baseline, init, init_sharpen, val_every, val_seeds, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
-          nproc, device, quiet, policy, trace_file, trace_format, train_calls, window, candidates, stride, learned_hidden):
+          nproc, device, quiet, policy, trace_file, trace_format, train_calls, window, candidates, stride, learned_hidden,
+          teacher, tie_rule, hard_weight, batch_size, max_decisions, check_lanes):
     """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO.
 
     Under torchrun (or with --nproc) each rank trains its share of the lanes; rank 0 writes the
@@ -96,12 +114,12 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
 
     --policy learned trains the registry's ``learned`` policy instead (gpupage.controller.slotnet).
     """
+    _refuse_foreign_options(click.get_current_context(), policy)
     if policy == "learned":
         return _train_learned(out, K, bc_Ks, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, seed_start,
                               torch_seed, threads, trace_file, trace_format, train_calls, window, candidates, stride,
-                              learned_hidden, quiet)
-    if trace_file is not None:
-        raise ValueError("--trace-file trains the learned policy only: add --policy learned")
+                              learned_hidden, teacher, tie_rule, hard_weight, batch_size, max_decisions, check_lanes,
+                              quiet)
     if nproc != 1:
         return _launch_ranks(nproc, out, lanes, bc_lanes, bc_rounds, device)
     from ..core.limits import configure_threads
@@ -178,8 +196,28 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         click.echo(f"wrote {out} (trained in {meta['train_seconds']:.0f} s)")
 
 
+# options that train only one of the two policies; the other's command refuses them rather than ignore them
+LEARNED_ONLY = {"trace_file", "trace_format", "train_calls", "window", "candidates", "stride", "learned_hidden",
+                "teacher", "tie_rule", "hard_weight", "batch_size", "max_decisions", "check_lanes"}
+CONTROLLER_ONLY = {"mode", "hidden", "ppo_iterations", "lanes", "lr", "ent_coef", "critic_warmup", "reward_baseline",
+                   "init", "init_sharpen", "val_every", "val_seeds", "M", "alpha", "W", "shift", "T", "resume",
+                   "log_dir", "nproc", "device"}
+
+
+def _refuse_foreign_options(ctx, policy: str) -> None:
+    """A one-line error for an option given on the command line that the chosen --policy would ignore."""
+    from click.core import ParameterSource
+
+    other = CONTROLLER_ONLY if policy == "learned" else LEARNED_ONLY
+    for p in ctx.command.params:
+        if p.name in other and ctx.get_parameter_source(p.name) not in (ParameterSource.DEFAULT, None):
+            fix = "add --policy learned" if policy != "learned" else "it trains the torch controller (--policy controller)"
+            raise click.UsageError(f"{p.opts[0]} does not apply to --policy {policy}: {fix}")
+
+
 def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, seed_start, torch_seed, threads,
-                   trace_file, trace_format, train_calls, window, candidates, stride, hidden, quiet):
+                   trace_file, trace_format, train_calls, window, candidates, stride, hidden, teacher, tie_rule,
+                   hard_weight, batch_size, max_decisions, check_lanes, quiet):
     """``train --policy learned``: :func:`gpupage.controller.slotnet.train`, the checkpoint written atomically."""
     import os
 
@@ -202,7 +240,8 @@ def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, se
         hidden=widths,
         Ks=tuple(parse_int_list(bc_Ks, "--bc-Ks", lo=1)) if bc_Ks else (K,), torch_seed=torch_seed % 2**63,
         threads=threads, trace_file=trace_file or "", trace_format=trace_format, train_calls=train_calls,
-        window=window, candidates=candidates or 0, stride=stride)
+        window=window, candidates=candidates or 0, stride=stride, teacher=teacher, tie_rule=tie_rule,
+        hard_weight=hard_weight, batch_size=batch_size, max_decisions=max_decisions, check_lanes=check_lanes)
     log = None if quiet else (lambda r, info: click.echo(json.dumps(info), err=True))
     model, net, report = slotnet.train(cfg, log=log)
     with atomic_path(out) as tmp:

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core import limits
 from ..core.traces import ZipfParams, trace_windows, zipf_traces
 from ..zoo import learned as L
 from . import hit_density
@@ -421,6 +422,21 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     """Behaviour cloning + DAgger, then the export.  ``log(round, info)`` after each round.
 
     Returns (float model, integer network, report: per round and the quantisation check)."""
+    for name in ("lanes", "epochs", "batch_size", "max_decisions", "check_lanes", "threads", "window", "stride"):
+        limits.check_int(name, getattr(cfg, name), 1)
+    for name in ("rounds", "candidates", "teacher_horizon", "seed_start", "check_seed", "val_seed", "torch_seed"):
+        limits.check_int(name, getattr(cfg, name), 0)
+    if not cfg.Ks or len(cfg.hidden) != 2:
+        raise ValueError(f"Ks must name a cache size and hidden two widths, got {cfg.Ks} and {cfg.hidden}")
+    for k in cfg.Ks:
+        limits.check_int("a cache size in Ks", k, 1)
+    for h in cfg.hidden:
+        limits.check_int("a hidden width", h, 1, L.MAX_HIDDEN)
+    limits.check_number("beta", cfg.beta, 0, 1)
+    limits.check_number("lr", cfg.lr, 0, lo_open=True)
+    for name in ("weight_decay", "rank_coef", "variant_frac"):
+        limits.check_number(name, getattr(cfg, name), 0, 1 if name == "variant_frac" else None)
+    limits.check_number("rank_tau", cfg.rank_tau, 0, lo_open=True)
     if cfg.tie_rule not in ("any", "lru"):
         raise ValueError(f"tie_rule must be 'any' or 'lru', got {cfg.tie_rule!r}")
     if cfg.far_horizon < 0:
@@ -531,27 +547,64 @@ def checkpoint(model: SlotNet, net: L.LearnedNet, cfg: TrainConfig, report: dict
     return L.checkpoint_dict(net, meta)
 
 
+def _field_docs() -> dict:
+    """{field: the first sentence of its docstring} of :class:`TrainConfig`, for ``--help``."""
+    import ast
+    import inspect
+
+    body = ast.parse(inspect.getsource(TrainConfig)).body[0].body
+    return {a.target.id: d.value.value.split(". ")[0].replace("%", "%%") for a, d in zip(body, body[1:])
+            if isinstance(a, ast.AnnAssign) and isinstance(d, ast.Expr) and isinstance(d.value, ast.Constant)}
+
+
 def main(argv=None) -> int:
     """``python -m gpupage.controller.slotnet --out PATH [--lanes N ...]``: train, export, save the checkpoint
-    (one option per :class:`TrainConfig` field) and print the report."""
+    (one option per :class:`TrainConfig` field) and print the report.  Bad input is a one-line error (exit 2);
+    an existing ``--out`` is never overwritten, and the checkpoint appears only when it is complete."""
     import argparse
     import json
+    import os
     import sys
     from dataclasses import fields
 
-    ap = argparse.ArgumentParser(description="Train the learned policy's network (behaviour cloning + DAgger).")
-    ap.add_argument("--out", required=True, help="checkpoint path")
+    from ..core.results import atomic_path
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):  # one line, without the long usage
+            self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def int_list(text):
+        return tuple(int(v) for v in text.split(","))
+
+    def boolean(text):  # bool("False") is True
+        if text.lower() not in ("true", "1", "false", "0"):
+            raise ValueError(text)
+        return text.lower() in ("true", "1")
+
+    def kind(default):
+        return int_list if isinstance(default, tuple) else boolean if isinstance(default, bool) else type(default)
+
+    ap = Parser(prog="python -m gpupage.controller.slotnet",
+                description="Train the learned policy's network (behaviour cloning + DAgger).")
+    ap.add_argument("--out", required=True, help="checkpoint path (must not exist)")
+    docs = _field_docs()
     for f in fields(TrainConfig):
         default = getattr(TrainConfig, f.name)
-        kind = (lambda s: tuple(int(v) for v in s.split(","))) if isinstance(default, tuple) else type(default)
-        ap.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default)
+        ap.add_argument(f"--{f.name.replace('_', '-')}", type=kind(default), default=default,
+                        help=f"{docs.get(f.name, '')} (default: {default})")
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
+    if os.path.exists(args.out):
+        ap.error(f"{args.out} exists; remove it or choose another --out")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     start = time.time()
-    model, net, report = train(cfg, log=lambda r, info: print(json.dumps(info), flush=True))
+    try:
+        model, net, report = train(cfg, log=lambda r, info: print(json.dumps(info), flush=True))
+    except (ValueError, OSError) as exc:  # bad input, said in the library's words
+        ap.error(str(exc).splitlines()[0])
     report["seconds"] = round(time.time() - start, 1)
-    torch.save(checkpoint(model, net, cfg, report, "python -m gpupage.controller.slotnet " + " ".join(argv)), args.out)
+    with atomic_path(args.out) as tmp:
+        torch.save(checkpoint(model, net, cfg, report, "python -m gpupage.controller.slotnet " + " ".join(argv)), tmp)
     print(json.dumps({"check": report["check"], "seconds": report["seconds"], "kept_round": report.get("kept_round"),
                       "macs_per_decision_K8": net.macs_per_decision(8)}))
     return 0

@@ -147,8 +147,11 @@ def check_number(name: str, value, lo: float | None = None, hi: float | None = N
     if ok and hi is not None:
         ok = value <= hi
     if not ok:
-        span = ([f"{'>' if lo_open else '>='} {lo}"] if lo is not None else []) + ([f"<= {hi}"] if hi is not None else [])
-        raise ValueError(f"{name} must be a finite number{''.join(' ' + p for p in span)}, got {value!r}")
+        if lo is not None and hi is not None:
+            span = f" in {'(' if lo_open else '['}{lo}, {hi}]"
+        else:
+            span = f" {'>' if lo_open else '>='} {lo}" if lo is not None else f" <= {hi}" if hi is not None else ""
+        raise ValueError(f"{name} must be a finite number{span}, got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------- threads
