@@ -349,3 +349,14 @@ def test_the_trainer_module_writes_a_loadable_checkpoint(tmp_path, capsys):
     cfg = torch.load(out, weights_only=True)["meta"]["config"]
     assert cfg["balance_k"] is False and cfg["Ks"] == [4] and load_network(str(out)).W1.shape[0] == 4
     assert not [p for p in tmp_path.iterdir() if p != out]  # no temporary file left beside it
+
+
+def test_the_training_curves_plot_the_shipped_reports(tmp_path):
+    """scripts/plot_learned.py draws every round of each checkpoint's report; runs without validation (K = 4,
+    the Mooncake network) draw their loss only."""
+    spec = importlib.util.spec_from_file_location("plot_learned", ROOT / "scripts" / "plot_learned.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "curves.png"
+    assert mod.main(["--out", str(out)] + [f"--checkpoint={ROOT / 'checkpoints' / n}" for n in mod.SHIPPED]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in tmp_path.iterdir()] == ["curves.png"]
