@@ -138,3 +138,29 @@ def test_shipped_mooncake_checkpoints_saw_only_the_training_calls(name):
     # predates the teacher option)
     want = {"llm_k1024.pt": ("hit_density", [4096]), "llm_k4096.pt": ("belady", [1024])}[name]
     assert cfg["candidates"] == 0 and (cfg.get("teacher", "belady"), cfg["Ks"]) == want
+
+
+def test_train_learned_is_the_trainer_modules_recipe_bit_for_bit(tmp_path):
+    """Every option `train --policy learned` maps reaches TrainConfig: the CLI and `python -m
+    gpupage.controller.slotnet` given the same recipe write the same config and the same weights."""
+    from gpupage.controller.slotnet import main as slotnet_main
+
+    cli, mod = tmp_path / "cli.pt", tmp_path / "mod.pt"
+    res = run("train", "--policy", "learned", "--out", cli, "--bc-Ks", "4,8", "--bc-rounds", "1", "--bc-lanes", "6",
+              "--bc-epochs", "1", "--bc-lr", "0.002", "--bc-beta", "0.4", "--bc-rank-coef", "0.5", "--seed-start", "10100",
+              "--torch-seed", "3", "--learned-hidden", "8,4", "--tie-rule", "lru", "--hard-weight", "2",
+              "--batch-size", "128", "--max-decisions", "4000", "--check-lanes", "2", "--variant-frac", "0.5",
+              "--val-lanes", "2", "--far-horizon", "8", "--teacher-horizon", "3", "--candidates", "3", "--stride", "2",
+              "--quiet")
+    assert res.exit_code == 0, res.output
+    assert slotnet_main(["--out", str(mod), "--Ks", "4,8", "--rounds", "1", "--lanes", "6", "--epochs", "1",
+                         "--lr", "0.002", "--beta", "0.4", "--rank-coef", "0.5", "--seed-start", "10100",
+                         "--torch-seed", "3", "--hidden", "8,4", "--tie-rule", "lru", "--hard-weight", "2",
+                         "--batch-size", "128", "--max-decisions", "4000", "--check-lanes", "2", "--variant-frac", "0.5",
+                         "--val-lanes", "2", "--far-horizon", "8", "--teacher-horizon", "3", "--candidates", "3",
+                         "--stride", "2"]) == 0
+    a, b = (torch.load(p, weights_only=True) for p in (cli, mod))
+    assert a["meta"]["config"] == b["meta"]["config"]
+    assert all(np.array_equal(np.asarray(a["network"][k]), np.asarray(b["network"][k])) for k in a["network"])
+    assert all(torch.equal(v, b["meta"]["float_state_dict"][k]) for k, v in a["meta"]["float_state_dict"].items())
+    assert a["meta"]["report"]["kept_round"] == b["meta"]["report"]["kept_round"] is not None

@@ -103,10 +103,22 @@ from .prefetchcmds import evaluate_prefetch_checkpoint, prefetch_eval_options
               help="learned: the DAgger pool keeps the most recent this many decisions (memory grows with it).")
 @click.option("--check-lanes", type=click.IntRange(1), default=64, show_default=True,
               help="learned: held-out lanes (windows of a trace file's training part) of the quantisation check.")
+@click.option("--variant-frac", type=Finite(0, 1), default=0.0, show_default=True,
+              help="learned, Zipf lanes: the share of lanes drawn from the App. B defaults and one-at-a-time variants "
+                   "(the rest from the randomised family).")
+@click.option("--val-lanes", type=click.IntRange(0), default=0, show_default=True,
+              help="learned, Zipf lanes: validation lanes per variant; each round's export is scored on them and "
+                   "the best round is kept (0: the last).")
+@click.option("--far-horizon", type=click.IntRange(0), default=0, show_default=True,
+              help="learned: slots next used at least this many K requests ahead are targets too (0: the "
+                   "teacher's choice only).")
+@click.option("--teacher-horizon", type=click.IntRange(1), default=4, show_default=True,
+              help="learned, --teacher latent_min: its horizon, in K requests.")
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
           lanes, lr, ent_coef, critic_warmup, reward_baseline, init, init_sharpen, val_every, val_seeds, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
           nproc, device, quiet, policy, trace_file, trace_format, train_calls, window, candidates, stride, learned_hidden,
-          teacher, tie_rule, hard_weight, batch_size, max_decisions, check_lanes):
+          teacher, tie_rule, hard_weight, batch_size, max_decisions, check_lanes, variant_frac, val_lanes, far_horizon,
+          teacher_horizon):
     """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO.
 
     Under torchrun (or with --nproc) each rank trains its share of the lanes; rank 0 writes the
@@ -119,7 +131,7 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         return _train_learned(out, K, bc_Ks, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, seed_start,
                               torch_seed, threads, trace_file, trace_format, train_calls, window, candidates, stride,
                               learned_hidden, teacher, tie_rule, hard_weight, batch_size, max_decisions, check_lanes,
-                              quiet)
+                              variant_frac, val_lanes, far_horizon, teacher_horizon, quiet)
     if nproc != 1:
         return _launch_ranks(nproc, out, lanes, bc_lanes, bc_rounds, device)
     from ..core.limits import configure_threads
@@ -198,7 +210,8 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
 
 # options that train only one of the two policies; the other's command refuses them rather than ignore them
 LEARNED_ONLY = {"trace_file", "trace_format", "train_calls", "window", "candidates", "stride", "learned_hidden",
-                "teacher", "tie_rule", "hard_weight", "batch_size", "max_decisions", "check_lanes"}
+                "teacher", "tie_rule", "hard_weight", "batch_size", "max_decisions", "check_lanes", "variant_frac",
+                "val_lanes", "far_horizon", "teacher_horizon"}
 CONTROLLER_ONLY = {"mode", "hidden", "ppo_iterations", "lanes", "lr", "ent_coef", "critic_warmup", "reward_baseline",
                    "init", "init_sharpen", "val_every", "val_seeds", "M", "alpha", "W", "shift", "T", "resume",
                    "log_dir", "nproc", "device"}
@@ -217,7 +230,8 @@ def _refuse_foreign_options(ctx, policy: str) -> None:
 
 def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, seed_start, torch_seed, threads,
                    trace_file, trace_format, train_calls, window, candidates, stride, hidden, teacher, tie_rule,
-                   hard_weight, batch_size, max_decisions, check_lanes, quiet):
+                   hard_weight, batch_size, max_decisions, check_lanes, variant_frac, val_lanes, far_horizon,
+                   teacher_horizon, quiet):
     """``train --policy learned``: :func:`gpupage.controller.slotnet.train`, the checkpoint written atomically."""
     import os
 
@@ -241,7 +255,8 @@ def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, se
         Ks=tuple(parse_int_list(bc_Ks, "--bc-Ks", lo=1)) if bc_Ks else (K,), torch_seed=torch_seed % 2**63,
         threads=threads, trace_file=trace_file or "", trace_format=trace_format, train_calls=train_calls,
         window=window, candidates=candidates or 0, stride=stride, teacher=teacher, tie_rule=tie_rule,
-        hard_weight=hard_weight, batch_size=batch_size, max_decisions=max_decisions, check_lanes=check_lanes)
+        hard_weight=hard_weight, batch_size=batch_size, max_decisions=max_decisions, check_lanes=check_lanes,
+        variant_frac=variant_frac, val_lanes=val_lanes, far_horizon=far_horizon, teacher_horizon=teacher_horizon)
     log = None if quiet else (lambda r, info: click.echo(json.dumps(info), err=True))
     model, net, report = slotnet.train(cfg, log=log)
     with atomic_path(out) as tmp:
