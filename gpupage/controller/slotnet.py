@@ -424,7 +424,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     Returns (float model, integer network, report: per round and the quantisation check)."""
     for name in ("lanes", "epochs", "batch_size", "max_decisions", "check_lanes", "threads", "window", "stride"):
         limits.check_int(name, getattr(cfg, name), 1)
-    for name in ("rounds", "candidates", "teacher_horizon", "seed_start", "check_seed", "val_seed", "torch_seed"):
+    for name in ("rounds", "candidates", "far_horizon", "teacher_horizon", "seed_start", "check_seed", "val_seed",
+                 "torch_seed"):
         limits.check_int(name, getattr(cfg, name), 0)
     if not cfg.Ks or len(cfg.hidden) != 2:
         raise ValueError(f"Ks must name a cache size and hidden two widths, got {cfg.Ks} and {cfg.hidden}")
@@ -439,8 +440,6 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     limits.check_number("rank_tau", cfg.rank_tau, 0, lo_open=True)
     if cfg.tie_rule not in ("any", "lru"):
         raise ValueError(f"tie_rule must be 'any' or 'lru', got {cfg.tie_rule!r}")
-    if cfg.far_horizon < 0:
-        raise ValueError(f"far_horizon must be >= 0, got {cfg.far_horizon}")
     if cfg.hard_weight <= 0 or (cfg.hard_weight != 1 and cfg.tie_rule != "lru"):
         raise ValueError(f"hard_weight must be > 0, and 1 unless tie_rule is 'lru', got {cfg.hard_weight}")
     if not 0 < cfg.calib_quantile <= 1:
