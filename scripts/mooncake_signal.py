@@ -190,8 +190,8 @@ def density_sizes(full, val, Ks: list[int]) -> None:
     """Print hit-density tables estimated at other cache sizes than the one they serve: each K's table rolled out
     at every K of ``Ks`` on the validation calls, then the estimation size K * 2**j (j = 0..4) chosen per K on an
     inner split (estimated on calls 0..4799, judged on 4800..6399 from an empty cache), re-estimated on calls
-    0..6399 and measured once on the validation calls."""
-    from gpupage.controller.hit_density import count_classes, estimate, rollout
+    0..6399 and measured once on the validation calls; and the mean of the five tables, which chooses nothing."""
+    from gpupage.controller.hit_density import bagged, count_classes, estimate, rollout
 
     train, fit, inner = call_slice(full, 0, 6400), call_slice(full, 0, 4800), call_slice(full, 4800, 6400)
     serve = lambda tr, K, table: rollout(tr.ids, K, table, count_classes(tr.ids))[0]  # noqa: E731
@@ -199,6 +199,10 @@ def density_sizes(full, val, Ks: list[int]) -> None:
     for k_est in Ks:
         table = fitted(train, k_est)
         print(f"  table estimated at K = {k_est}, rolled out at K = {Ks}:", *(serve(val, K, table) for K in Ks))
+    for K in Ks:  # no choice at all: the mean of the five tables (hit_density.bagged)
+        bag = lambda tr: bagged(tr.ids, K, 5, count_classes(tr.ids))  # noqa: E731
+        print(f"  K = {K}: the mean of the tables at K..16K: inner split {serve(inner, K, bag(fit))} (lfu "
+              f"{serve(inner, K, None)}), validation {serve(val, K, bag(train))}", flush=True)
     for K in Ks:
         scores = [serve(inner, K, fitted(fit, K << j)) for j in range(5)]
         j = int(np.argmin(scores))  # ties: the smaller size

@@ -86,14 +86,15 @@ def test_train_learned_on_a_trace_file_then_evaluate(calls_file, tmp_path):
             "--train-calls", "0.75", "--window", "150", "--candidates", "4", "--stride", "2", "--bc-rounds", "1",
             "--bc-lanes", "4", "--bc-epochs", "1", "--learned-hidden", "8,4", "--teacher", "hit_density",
             "--tie-rule", "lru", "--hard-weight", "4", "--batch-size", "64", "--max-decisions", "5000",
-            "--check-lanes", "2", "--quiet", "--out", out]
+            "--check-lanes", "2", "--density-sizes", "2", "--quiet", "--out", out]
     res = run(*args)
     assert res.exit_code == 0, res.output
     ck = torch.load(out, weights_only=True)
     cfg = ck["meta"]["config"]
     assert (cfg["trace_file"], cfg["Ks"], cfg["candidates"], cfg["stride"], cfg["window"]) == (calls_file, [6, 10], 4, 2, 150)
-    got = [cfg[k] for k in ("teacher", "tie_rule", "hard_weight", "batch_size", "max_decisions", "check_lanes")]
-    assert got == ["hit_density", "lru", 4.0, 64, 5000, 2]
+    got = [cfg[k] for k in ("teacher", "tie_rule", "hard_weight", "batch_size", "max_decisions", "check_lanes",
+                            "density_sizes")]
+    assert got == ["hit_density", "lru", 4.0, 64, 5000, 2, 2]
     # its windows came from calls 0..89 only
     from gpupage.controller.slotnet import TrainConfig, training_part
     ids, starts = training_part(TrainConfig(trace_file=calls_file, train_calls=0.75, window=150))
@@ -134,10 +135,9 @@ def test_shipped_mooncake_checkpoints_saw_only_the_training_calls(name):
     load_network(str(path))
     cfg = torch.load(path, weights_only=True)["meta"]["config"]
     assert Path(cfg["trace_file"]).name == "mooncake_conversation_train.jsonl" and cfg["train_calls"] == 0.8
-    # llm_k1024.pt learned the hit-density table at K = 4096; llm_k4096.pt Belady's choices at K = 1024 (its config
-    # predates the teacher option)
-    want = {"llm_k1024.pt": ("hit_density", [4096]), "llm_k4096.pt": ("belady", [1024])}[name]
-    assert cfg["candidates"] == 0 and (cfg.get("teacher", "belady"), cfg["Ks"]) == want
+    # one network under both names: it learned the mean of the hit-density tables at K..16K, trained at K = 1024
+    assert cfg["candidates"] == 0 and (cfg["teacher"], cfg["density_sizes"], cfg["Ks"]) == ("hit_density", 5, [1024])
+    assert path.read_bytes() == (ROOT / "checkpoints" / "llm_k1024.pt").read_bytes()
 
 
 def test_train_learned_is_the_trainer_modules_recipe_bit_for_bit(tmp_path):

@@ -114,3 +114,14 @@ def test_the_teacher_reads_the_table_off_the_features():
         for j in range(6):
             for k in range(6):
                 assert (dist[i, j] > dist[i, k]) == (d[i, j] < d[i, k])
+
+
+def test_bagged_is_the_mean_of_the_scaled_tables_at_doubling_sizes():
+    g = np.random.default_rng(5)
+    ids = (g.zipf(1.3, 5000) % 400).astype(np.int64)
+    tables = [H.estimate(ids, k) for k in (16, 32, 64)]
+    want = sum(t / t.max() for t in tables) / 3
+    assert np.allclose(H.bagged(ids, 16, 3), want, rtol=1e-12, atol=0)
+    assert np.array_equal(H.bagged(ids, 16, 1), tables[0] / tables[0].max())
+    with pytest.raises(ValueError, match="sizes"):
+        H.bagged(ids, 16, 0)

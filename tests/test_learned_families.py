@@ -307,6 +307,11 @@ def test_the_hit_density_teacher_targets_each_rows_table(tmp_path):
     _, hd, _ = train(TrainConfig(teacher="hit_density", **cfg))
     _, belady, _ = train(TrainConfig(**cfg))
     assert not np.array_equal(hd.W1, belady.W1)
+    # the bagged tables (hit_density.bagged, tested there) teach another network; they are the density teacher's only
+    _, bag, _ = train(TrainConfig(teacher="hit_density", density_sizes=3, **cfg))
+    assert not np.array_equal(bag.W1, hd.W1)
+    with pytest.raises(ValueError, match="density_sizes"):
+        train(TrainConfig(density_sizes=2, **cfg))
 
 
 @pytest.mark.parametrize("args, words", [

@@ -114,11 +114,13 @@ from .prefetchcmds import evaluate_prefetch_checkpoint, prefetch_eval_options
                    "teacher's choice only).")
 @click.option("--teacher-horizon", type=click.IntRange(1), default=4, show_default=True,
               help="learned, --teacher latent_min: its horizon, in K requests.")
+@click.option("--density-sizes", type=click.IntRange(1), default=1, show_default=True,
+              help="learned, --teacher hit_density: average the tables estimated at K, 2K, ..., 2^(N-1) K.")
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
           lanes, lr, ent_coef, critic_warmup, reward_baseline, init, init_sharpen, val_every, val_seeds, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
           nproc, device, quiet, policy, trace_file, trace_format, train_calls, window, candidates, stride, learned_hidden,
           teacher, tie_rule, hard_weight, batch_size, max_decisions, check_lanes, variant_frac, val_lanes, far_horizon,
-          teacher_horizon):
+          teacher_horizon, density_sizes):
     """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO.
 
     Under torchrun (or with --nproc) each rank trains its share of the lanes; rank 0 writes the
@@ -131,7 +133,7 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         return _train_learned(out, K, bc_Ks, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, seed_start,
                               torch_seed, threads, trace_file, trace_format, train_calls, window, candidates, stride,
                               learned_hidden, teacher, tie_rule, hard_weight, batch_size, max_decisions, check_lanes,
-                              variant_frac, val_lanes, far_horizon, teacher_horizon, quiet)
+                              variant_frac, val_lanes, far_horizon, teacher_horizon, density_sizes, quiet)
     if nproc != 1:
         return _launch_ranks(nproc, out, lanes, bc_lanes, bc_rounds, device)
     from ..core.limits import configure_threads
@@ -211,7 +213,7 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
 # options that train only one of the two policies; the other's command refuses them rather than ignore them
 LEARNED_ONLY = {"trace_file", "trace_format", "train_calls", "window", "candidates", "stride", "learned_hidden",
                 "teacher", "tie_rule", "hard_weight", "batch_size", "max_decisions", "check_lanes", "variant_frac",
-                "val_lanes", "far_horizon", "teacher_horizon"}
+                "val_lanes", "far_horizon", "teacher_horizon", "density_sizes"}
 CONTROLLER_ONLY = {"mode", "hidden", "ppo_iterations", "lanes", "lr", "ent_coef", "critic_warmup", "reward_baseline",
                    "init", "init_sharpen", "val_every", "val_seeds", "M", "alpha", "W", "shift", "T", "resume",
                    "log_dir", "nproc", "device"}
@@ -231,7 +233,7 @@ def _refuse_foreign_options(ctx, policy: str) -> None:
 def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, seed_start, torch_seed, threads,
                    trace_file, trace_format, train_calls, window, candidates, stride, hidden, teacher, tie_rule,
                    hard_weight, batch_size, max_decisions, check_lanes, variant_frac, val_lanes, far_horizon,
-                   teacher_horizon, quiet):
+                   teacher_horizon, density_sizes, quiet):
     """``train --policy learned``: :func:`gpupage.controller.slotnet.train`, the checkpoint written atomically."""
     import os
 
@@ -256,7 +258,8 @@ def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, se
         threads=threads, trace_file=trace_file or "", trace_format=trace_format, train_calls=train_calls,
         window=window, candidates=candidates or 0, stride=stride, teacher=teacher, tie_rule=tie_rule,
         hard_weight=hard_weight, batch_size=batch_size, max_decisions=max_decisions, check_lanes=check_lanes,
-        variant_frac=variant_frac, val_lanes=val_lanes, far_horizon=far_horizon, teacher_horizon=teacher_horizon)
+        variant_frac=variant_frac, val_lanes=val_lanes, far_horizon=far_horizon, teacher_horizon=teacher_horizon,
+        density_sizes=density_sizes)
     log = None if quiet else (lambda r, info: click.echo(json.dumps(info), err=True))
     model, net, report = slotnet.train(cfg, log=log)
     with atomic_path(out) as tmp:

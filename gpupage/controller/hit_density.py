@@ -10,7 +10,8 @@ the learned policy's inputs 0 (``L(recency)``) and 3 (``L(count)``).
 :func:`estimate` fits the table on a trace from an LFU rollout, then re-estimates it from rollouts of
 the table itself (as LHD re-estimates online) and returns it frozen; :func:`rollout` replays a trace
 under it (``scripts/mooncake_signal.py --hit-density``), and :func:`teacher_distance` makes it the
-listwise loss's target (``slotnet``, ``teacher="hit_density"``).
+listwise loss's target (``slotnet``, ``teacher="hit_density"``); :func:`bagged` averages the tables estimated
+at several cache sizes.
 """
 
 from __future__ import annotations
@@ -126,6 +127,17 @@ def estimate(ids: np.ndarray, K: int, rounds: int = 4, cls_at: np.ndarray | None
     for _ in range(rounds - 1):
         _, hits, evictions = rollout(ids, K, hit_density(hits, evictions), cls_at)
     return hit_density(hits, evictions)
+
+
+def bagged(ids: np.ndarray, K: int, sizes: int, cls_at: np.ndarray | None = None) -> np.ndarray:
+    """float64 [C, N_AGES]: the mean of the tables :func:`estimate` gives at sizes K, 2K, ..., 2**(sizes-1) K, each
+    divided by its largest density.  One table's ranking swings by several percent of faults with the size it
+    was estimated at (README, "Trained on Mooncake"); the mean is steadier.  ``sizes`` 1 is :func:`estimate`'s table
+    at K, scaled."""
+    if sizes < 1:
+        raise ValueError(f"sizes must be >= 1, got {sizes}")
+    tables = [estimate(ids, K << j, cls_at=cls_at) for j in range(sizes)]
+    return np.mean([t / max(float(t.max()), np.finfo(float).tiny) for t in tables], axis=0)
 
 
 def teacher_distance(feats: np.ndarray, table: np.ndarray) -> np.ndarray:

@@ -128,6 +128,9 @@ class TrainConfig:
     generator's working sets and probabilities (privileged, but free of the realised future's noise)."""
     teacher_horizon: int = 4
     """The latent teacher's horizon in units of the decision's K."""
+    density_sizes: int = 1
+    """The hit-density teacher's table: the mean of those estimated at K, 2K, ..., 2**(density_sizes-1) K (1: at the
+    lane's K only; :func:`hit_density.bagged`)."""
     calib_quantile: float = 1.0
     """The export maps this quantile of each hidden layer's calibration activations to 255 (1.0: the maximum;
     below it, outliers saturate and the bulk keeps more levels)."""
@@ -422,7 +425,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     """Behaviour cloning + DAgger, then the export.  ``log(round, info)`` after each round.
 
     Returns (float model, integer network, report: per round and the quantisation check)."""
-    for name in ("lanes", "epochs", "batch_size", "max_decisions", "check_lanes", "threads", "window", "stride"):
+    for name in ("lanes", "epochs", "batch_size", "max_decisions", "check_lanes", "threads", "window", "stride",
+                 "density_sizes"):
         limits.check_int(name, getattr(cfg, name), 1)
     for name in ("rounds", "candidates", "far_horizon", "teacher_horizon", "seed_start", "check_seed", "val_seed",
                  "torch_seed"):
@@ -448,6 +452,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         raise ValueError(f"teacher must be 'belady', 'latent_min' or 'hit_density', got {cfg.teacher!r}")
     if cfg.teacher == "hit_density" and not cfg.trace_file:
         raise ValueError("teacher 'hit_density' needs a trace file")
+    if cfg.density_sizes != 1 and cfg.teacher != "hit_density":
+        raise ValueError(f"density_sizes is the hit-density teacher's: 1 with teacher {cfg.teacher!r}")
     if cfg.val_lanes < 0 or (cfg.val_lanes and cfg.trace_file):
         raise ValueError(f"val_lanes must be >= 0, and 0 with a trace file, got {cfg.val_lanes}")
     if cfg.teacher == "latent_min" and (cfg.trace_file or cfg.candidates or cfg.stride != 1 or cfg.far_horizon
@@ -462,7 +468,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     report = {"rounds": []}
     net = None
     part = training_part(cfg) if cfg.trace_file else None
-    tables = {k: hit_density.estimate(part[0], k) for k in cfg.Ks} if cfg.teacher == "hit_density" else None
+    tables = ({k: hit_density.bagged(part[0], k, cfg.density_sizes) if cfg.density_sizes > 1
+               else hit_density.estimate(part[0], k) for k in cfg.Ks} if cfg.teacher == "hit_density" else None)
     validation = Validation(cfg.Ks, cfg.val_lanes, cfg.val_seed) if cfg.val_lanes else None
     kept = None  # (validation excess, round, float weights, integer network) of the best round so far
     for rnd in range(cfg.rounds + 1):
