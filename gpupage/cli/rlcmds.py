@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import shlex
 import sys
@@ -118,9 +119,7 @@ from .prefetchcmds import evaluate_prefetch_checkpoint, prefetch_eval_options
               help="learned, --teacher hit_density: average the tables estimated at K, 2K, ..., 2^(N-1) K.")
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
           lanes, lr, ent_coef, critic_warmup, reward_baseline, init, init_sharpen, val_every, val_seeds, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
-          nproc, device, quiet, policy, trace_file, trace_format, train_calls, window, candidates, stride, learned_hidden,
-          teacher, tie_rule, hard_weight, batch_size, max_decisions, check_lanes, variant_frac, val_lanes, far_horizon,
-          teacher_horizon, density_sizes):
+          nproc, device, quiet, policy, **learned):
     """Train a Page Controller: behaviour cloning on Belady (+ DAgger), then PPO.
 
     Under torchrun (or with --nproc) each rank trains its share of the lanes; rank 0 writes the
@@ -131,9 +130,7 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
     _refuse_foreign_options(click.get_current_context(), policy)
     if policy == "learned":
         return _train_learned(out, K, bc_Ks, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, seed_start,
-                              torch_seed, threads, trace_file, trace_format, train_calls, window, candidates, stride,
-                              learned_hidden, teacher, tie_rule, hard_weight, batch_size, max_decisions, check_lanes,
-                              variant_frac, val_lanes, far_horizon, teacher_horizon, density_sizes, quiet)
+                              torch_seed, threads, quiet, **learned)
     if nproc != 1:
         return _launch_ranks(nproc, out, lanes, bc_lanes, bc_rounds, device)
     from ..core.limits import configure_threads
@@ -211,9 +208,6 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
 
 
 # options that train only one of the two policies; the other's command refuses them rather than ignore them
-LEARNED_ONLY = {"trace_file", "trace_format", "train_calls", "window", "candidates", "stride", "learned_hidden",
-                "teacher", "tie_rule", "hard_weight", "batch_size", "max_decisions", "check_lanes", "variant_frac",
-                "val_lanes", "far_horizon", "teacher_horizon", "density_sizes"}
 CONTROLLER_ONLY = {"mode", "hidden", "ppo_iterations", "lanes", "lr", "ent_coef", "critic_warmup", "reward_baseline",
                    "init", "init_sharpen", "val_every", "val_seeds", "M", "alpha", "W", "shift", "T", "resume",
                    "log_dir", "nproc", "device"}
@@ -230,11 +224,10 @@ def _refuse_foreign_options(ctx, policy: str) -> None:
             raise click.UsageError(f"{p.opts[0]} does not apply to --policy {policy}: {fix}")
 
 
-def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, seed_start, torch_seed, threads,
-                   trace_file, trace_format, train_calls, window, candidates, stride, hidden, teacher, tie_rule,
-                   hard_weight, batch_size, max_decisions, check_lanes, variant_frac, val_lanes, far_horizon,
-                   teacher_horizon, density_sizes, quiet):
-    """``train --policy learned``: :func:`gpupage.controller.slotnet.train`, the checkpoint written atomically."""
+def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, seed_start, torch_seed, threads, quiet,
+                   trace_file, candidates, learned_hidden, **fields):
+    """``train --policy learned``: :func:`gpupage.controller.slotnet.train`, the checkpoint written atomically.
+    ``fields`` are the learned-only options named as the TrainConfig fields they set."""
     import os
 
     from ..core.limits import configure_threads
@@ -248,23 +241,23 @@ def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, se
 
     if os.path.exists(out):
         raise ValueError(f"{out} exists; remove it or choose another --out")
-    widths = tuple(parse_int_list(hidden, "--learned-hidden", lo=1, hi=32))
+    widths = tuple(parse_int_list(learned_hidden, "--learned-hidden", lo=1, hi=32))
     if len(widths) != 2:
-        raise ValueError(f"--learned-hidden takes two widths (H1,H2), got {hidden!r}")
+        raise ValueError(f"--learned-hidden takes two widths (H1,H2), got {learned_hidden!r}")
     cfg = slotnet.TrainConfig(
         seed_start=seed_start, lanes=lanes, rounds=max(rounds, 0), beta=beta, epochs=epochs, lr=lr, rank_coef=rank_coef,
         hidden=widths,
         Ks=tuple(parse_int_list(bc_Ks, "--bc-Ks", lo=1)) if bc_Ks else (K,), torch_seed=torch_seed % 2**63,
-        threads=threads, trace_file=trace_file or "", trace_format=trace_format, train_calls=train_calls,
-        window=window, candidates=candidates or 0, stride=stride, teacher=teacher, tie_rule=tie_rule,
-        hard_weight=hard_weight, batch_size=batch_size, max_decisions=max_decisions, check_lanes=check_lanes,
-        variant_frac=variant_frac, val_lanes=val_lanes, far_horizon=far_horizon, teacher_horizon=teacher_horizon,
-        density_sizes=density_sizes)
+        threads=threads, trace_file=trace_file or "", candidates=candidates or 0, **fields)
     log = None if quiet else (lambda r, info: click.echo(json.dumps(info), err=True))
     model, net, report = slotnet.train(cfg, log=log)
     with atomic_path(out) as tmp:
         torch.save(slotnet.checkpoint(model, net, cfg, report, shlex.join(["gpupage"] + sys.argv[1:])), tmp)
     click.echo(f"wrote {out}: {json.dumps(report['check'])}")
+
+
+LEARNED_ONLY = {p.name for p in train.params if p.expose_value} - set(inspect.signature(train.callback).parameters)
+"""The options that land in ``train``'s ``**learned``: the learned trainer's alone."""
 
 
 # what a resumed run may change; every other option must be the checkpoint's (the ranks split the
