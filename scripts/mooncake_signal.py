@@ -188,10 +188,11 @@ def lrfu_probe(full, val, K: int) -> tuple[float, int]:
 
 def density_sizes(full, val, Ks: list[int]) -> None:
     """Print hit-density tables estimated at other cache sizes than the one they serve: each K's table rolled out
-    at every K of ``Ks`` on the validation calls, then the estimation size K * 2**j (j = 0..4) chosen per K on an
-    inner split (estimated on calls 0..4799, judged on 4800..6399 from an empty cache), re-estimated on calls
-    0..6399 and measured once on the validation calls; and the mean of the five tables, which chooses nothing."""
-    from gpupage.controller.hit_density import bagged, count_classes, estimate, rollout
+    at every K of ``Ks`` on the validation calls; then per K the mean of the tables estimated at K * 2**j
+    (j = 0..4), which chooses nothing, and the one size chosen on an inner split (estimated on calls 0..4799,
+    judged on 4800..6399 from an empty cache), each re-estimated on calls 0..6399 and measured once on the
+    validation calls."""
+    from gpupage.controller.hit_density import count_classes, estimate, mean_table, rollout
 
     train, fit, inner = call_slice(full, 0, 6400), call_slice(full, 0, 4800), call_slice(full, 4800, 6400)
     serve = lambda tr, K, table: rollout(tr.ids, K, table, count_classes(tr.ids))[0]  # noqa: E731
@@ -199,15 +200,13 @@ def density_sizes(full, val, Ks: list[int]) -> None:
     for k_est in Ks:
         table = fitted(train, k_est)
         print(f"  table estimated at K = {k_est}, rolled out at K = {Ks}:", *(serve(val, K, table) for K in Ks))
-    for K in Ks:  # no choice at all: the mean of the five tables (hit_density.bagged)
-        bag = lambda tr: bagged(tr.ids, K, 5, count_classes(tr.ids))  # noqa: E731
-        print(f"  K = {K}: the mean of the tables at K..16K: inner split {serve(inner, K, bag(fit))} (lfu "
-              f"{serve(inner, K, None)}), validation {serve(val, K, bag(train))}", flush=True)
     for K in Ks:
-        scores = [serve(inner, K, fitted(fit, K << j)) for j in range(5)]
+        on_fit, on_train = ([fitted(tr, K << j) for j in range(5)] for tr in (fit, train))  # each table once
+        scores = [serve(inner, K, t) for t in on_fit]
         j = int(np.argmin(scores))  # ties: the smaller size
-        got = serve(val, K, fitted(train, K << j))
-        print(f"  K = {K}: inner split {scores} (lfu {serve(inner, K, None)}), chose K * 2**{j}: validation {got}",
+        print(f"  K = {K}: inner split {scores} (lfu {serve(inner, K, None)}); the mean of the five "
+              f"(hit_density.bagged) {serve(inner, K, mean_table(on_fit))}, validation "
+              f"{serve(val, K, mean_table(on_train))}; chose K * 2**{j}: validation {serve(val, K, on_train[j])}",
               flush=True)
 
 
@@ -275,7 +274,7 @@ def main(argv=None) -> int:
     ap.add_argument("--K", default="1024,4096")
     ap.add_argument("--hit-density", action="store_true", help="also the hit-density tables (~3 min)")
     ap.add_argument("--density-sizes", action="store_true",
-                    help="also hit-density tables estimated at other cache sizes (~2 min)")
+                    help="also hit-density tables estimated at other cache sizes (~6 min)")
     ap.add_argument("--lrfu", action="store_true", help="also LRFU, its half-life chosen on calls 0..6399 (~10 s)")
     ap.add_argument("--regression", action="store_true", help="also the float next-use regressor (~15 min)")
     args = ap.parse_args(argv)

@@ -12,6 +12,7 @@ import os
 import torch
 
 from gpupage.controller.trainlog import plot_rounds
+from gpupage.core.results import atomic_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = ["learned_k4.pt", "learned_k8.pt", "learned_k16.pt", "llm_k1024.pt"]
@@ -24,7 +25,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     paths = args.checkpoint or [os.path.join(ROOT, "checkpoints", n) for n in SHIPPED]
     runs = {os.path.basename(p).removesuffix(".pt"): torch.load(p, weights_only=True)["meta"]["report"] for p in paths}
-    plot_rounds(runs, args.out)
+    with atomic_path(args.out) as tmp:  # as plot_log's caller does
+        plot_rounds(runs, tmp)
     print(f"wrote {args.out}")
     return 0
 

@@ -129,21 +129,28 @@ def estimate(ids: np.ndarray, K: int, rounds: int = 4, cls_at: np.ndarray | None
     return hit_density(hits, evictions)
 
 
+def scaled(table: np.ndarray) -> np.ndarray:
+    """``table`` divided by its largest density (a table of zeros stays zeros)."""
+    return table / max(float(table.max()), np.finfo(float).tiny)
+
+
+def mean_table(tables) -> np.ndarray:
+    """float64 [C, N_AGES]: the mean of the :func:`scaled` ``tables``."""
+    return np.mean([scaled(t) for t in tables], axis=0)
+
+
 def bagged(ids: np.ndarray, K: int, sizes: int, cls_at: np.ndarray | None = None) -> np.ndarray:
-    """float64 [C, N_AGES]: the mean of the tables :func:`estimate` gives at sizes K, 2K, ..., 2**(sizes-1) K, each
-    divided by its largest density.  One table's ranking swings by several percent of faults with the size it
-    was estimated at (README, "Trained on Mooncake"); the mean is steadier.  ``sizes`` 1 is :func:`estimate`'s table
-    at K, scaled."""
+    """float64 [C, N_AGES]: :func:`mean_table` of the tables :func:`estimate` gives at sizes K, 2K, ...,
+    2**(sizes-1) K.  One table's ranking swings by several percent of faults with the size it was estimated at
+    (README, "Trained on Mooncake"); the mean is steadier.  ``sizes`` 1 is :func:`estimate`'s table at K, scaled,
+    which ranks as that table does."""
     if sizes < 1:
         raise ValueError(f"sizes must be >= 1, got {sizes}")
-    tables = [estimate(ids, K << j, cls_at=cls_at) for j in range(sizes)]
-    return np.mean([t / max(float(t.max()), np.finfo(float).tiny) for t in tables], axis=0)
+    return mean_table(estimate(ids, K << j, cls_at=cls_at) for j in range(sizes))
 
 
 def teacher_distance(feats: np.ndarray, table: np.ndarray) -> np.ndarray:
     """int64 [N, S]: the listwise loss's "farthest" score of each recorded slot (features uint8
     ``[N, S, N_IN]``): larger for lower density, equal for equal."""
     cls = np.searchsorted(L_COUNT_BOUNDS, feats[..., 3], side="right")
-    d = table[cls, feats[..., 0]]
-    top = max(float(table.max()), np.finfo(float).tiny)
-    return (1 << 40) - np.round(d / top * (1 << 30)).astype(np.int64)
+    return (1 << 40) - np.round(scaled(table)[cls, feats[..., 0]] * (1 << 30)).astype(np.int64)

@@ -468,8 +468,8 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
     report = {"rounds": []}
     net = None
     part = training_part(cfg) if cfg.trace_file else None
-    tables = ({k: hit_density.bagged(part[0], k, cfg.density_sizes) if cfg.density_sizes > 1
-               else hit_density.estimate(part[0], k) for k in cfg.Ks} if cfg.teacher == "hit_density" else None)
+    tables = ({k: hit_density.bagged(part[0], k, cfg.density_sizes) for k in cfg.Ks} if cfg.teacher == "hit_density"
+              else None)
     validation = Validation(cfg.Ks, cfg.val_lanes, cfg.val_seed) if cfg.val_lanes else None
     kept = None  # (validation excess, round, float weights, integer network) of the best round so far
     for rnd in range(cfg.rounds + 1):

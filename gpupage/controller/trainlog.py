@@ -111,6 +111,5 @@ def plot_rounds(runs: dict, path) -> None:
         if ax.lines:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    fig.savefig(path, dpi=100)
     plt.close(fig)
