@@ -65,7 +65,7 @@ def test_kernel_equals_cpu_on_random_small_batches(eviction, case):
 @pytest.mark.parametrize("eviction", ["lru", "adaptive"])
 def test_kernel_equals_cpu_on_zipf_with_phase_changes_and_large_k(eviction):
     # T past adaptive's alarm and refractory windows, K past the one-warp tile (one lane per program)
-    traces = zipf_traces(ZipfParams(M=40, W=12, shift=150, T=450), seed=[7, 8])
+    traces = zipf_traces(ZipfParams(M=40, W=12, shift=100, T=280), seed=[7, 8])
     hints = make_hints(traces, 4, 0.1, 40, seed=[7, 8])
     for K in (8, 40):
         _assert_same(traces, K, "follow_hint", eviction, hints=hints, L=4)
@@ -80,7 +80,7 @@ def test_lfu_and_fifo_kernels_equal_cpu_across_cache_sizes_windows_and_noise(evi
     # M = 96 blocks so that K = 64 still evicts; K = 17 runs the widest one-warp tile (32 slots), K = 64 one
     # lane per program
     gen = np.random.default_rng(K)
-    traces = _padded(zipf_traces(ZipfParams(M=96, W=70, shift=60, T=160), seed=[K, K + 1, K + 2]), gen, 0.05)
+    traces = _padded(zipf_traces(ZipfParams(M=96, W=70, shift=60, T=110), seed=[K, K + 1, K + 2]), gen, 0.05)
     Ks = torch.tensor([K, max(1, K // 2), K])  # per-lane K
     for L, eps in ((1, 0.0), (4, 0.1), (16, 0.4)):
         hints = make_hints(traces, L, eps, 96, seed=K)
@@ -92,7 +92,7 @@ def test_lfu_and_fifo_kernels_equal_cpu_across_cache_sizes_windows_and_noise(evi
 def test_oracle_kernel_equals_cpu_across_cache_sizes_and_windows(K):
     gen = np.random.default_rng(100 + K)
     # short phases of a small working set over many blocks: K = 64 still evicts, ranks change every 5 requests
-    traces, latent = zipf_traces(ZipfParams(M=300, W=12, shift=5, T=200), seed=[K, K + 1], return_latent=True)
+    traces, latent = zipf_traces(ZipfParams(M=300, W=12, shift=5, T=120), seed=[K, K + 1], return_latent=True)
     traces = _padded(traces, gen, 0.05)
     Ks = torch.tensor([K, max(1, K - 2)])  # per-lane K
     # with the working set's ranks, and in LRU order without them
