@@ -460,6 +460,21 @@ def test_triton_equals_cpu_through_working_set_changes(case):
     assert not torch.equal(v1.victims, cpu.victims)  # the new features change decisions: the check can fail
 
 
+def _fresh_residents(Ks, n=150, seed=0):
+    """Lanes where adaptive is not LRU at large K: K - 1 blocks, one block twice, the K - 1 again (every resident
+    block is fresh and their epoch counts differ), then new blocks (40%), five hot ones (20%) and revisits."""
+    gen, rows = np.random.default_rng(seed), []
+    for K in Ks:
+        old, new = list(range(10, 9 + K)), iter(range(500, 500 + n))
+        tail = [next(new) if u < 0.4 else int(gen.integers(0, 5)) if u < 0.6 else int(gen.choice(old))
+                for u in gen.random(n)]
+        rows.append(old + [0, 0] + old + tail)
+    tr = torch.full((len(rows), max(map(len, rows))), -1, dtype=torch.int64)
+    for i, row in enumerate(rows):
+        tr[i, :len(row)] = torch.tensor(row)
+    return tr
+
+
 @pytest.mark.interpreter
 @interpreter
 def test_triton_adaptive_mimic_is_adaptive():
@@ -473,9 +488,10 @@ def test_triton_adaptive_mimic_is_adaptive():
     assert not torch.equal(simulate(tr, "lru", K, return_hits=True).victims, ref.victims)  # the check can fail
     got = simulate(tr.to(dev), "learned", K, backend="triton", return_hits=True, options={"checkpoint": adaptive_net()})
     assert torch.equal(got.victims.cpu(), ref.victims) and torch.equal(got.faults.cpu(), ref.faults)
-    tr = zipf_traces(ZipfParams(M=160, W=40, shift=150, T=400), seed=[31, 32])  # long enough for K = 70 to evict
-    K = torch.tensor([70, 65])
-    ref = simulate(tr[:2], "adaptive", K, return_hits=True)
-    faults, _, victims = KL.launch(tr[:2].t().contiguous().to(torch.int32).to(dev), K.to(dev), adaptive_net(), 0,
-                                   160, 70, True, chunk=32)
+    K = torch.tensor([70, 65])  # the chunked kernel
+    tr = _fresh_residents(K.tolist())
+    ref = simulate(tr, "adaptive", K, return_hits=True)
+    assert all(not torch.equal(a, b) for a, b in zip(simulate(tr, "lru", K, return_hits=True).victims, ref.victims))
+    faults, _, victims = KL.launch(tr.t().contiguous().to(torch.int32).to(dev), K.to(dev), adaptive_net(), 0,
+                                   int(tr.max()) + 1, 70, True, chunk=32)
     assert torch.equal(victims.t().long().cpu(), ref.victims) and torch.equal(faults.cpu(), ref.faults)
