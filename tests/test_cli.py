@@ -155,3 +155,11 @@ def test_help_is_fast_and_imports_no_heavy_module():
             "print(sorted(m for m in ('torch', 'triton', 'numba', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_commands_help_describes_its_ranges():
+    """click writes an unbounded FloatRange as "[x<=None]"; `Finite()` (no bounds) must show no range."""
+    for name in main.commands:
+        res = CliRunner().invoke(main, [name, "--help"])
+        assert res.exit_code == 0 and "Usage:" in res.output, name
+        assert "None]" not in res.output, (name, [ln for ln in res.output.splitlines() if "None]" in ln])

@@ -156,6 +156,10 @@ class Finite(click.FloatRange):
 
     name = "finite float range"
 
+    def _describe_range(self) -> str:
+        # click describes an unbounded range as "x<=None" in --help; there is no range to describe
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
     def convert(self, value, param, ctx):
         rv = super().convert(value, param, ctx)
         if not math.isfinite(rv):

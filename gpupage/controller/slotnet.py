@@ -381,6 +381,8 @@ def _pool_add(pool: dict, feats: np.ndarray, dist: np.ndarray, K: np.ndarray, de
     rows = np.repeat(K, decisions)
     for k in np.unique(K):
         sel = rows == k
+        if not sel.any():  # a size whose lanes never evicted: no group (fit cycles through each group's rows)
+            continue
         f, d = torch.from_numpy(feats[sel, :k]), torch.from_numpy(dist[sel, :k])
         if k in pool:
             f, d = torch.cat([pool[k][0], f]), torch.cat([pool[k][1], d])
@@ -488,6 +490,9 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
                 dist = density_targets(tables, feats, dist, np.repeat(K, -(-decisions // cfg.stride)))
         _pool_add(pool, feats, dist, K, -(-decisions // cfg.stride))
         _pool_trim(pool, cfg.max_decisions)
+        if not any(d.shape[0] for _, d in pool.values()):  # nothing to fit, and a schedule of 0 steps divides by 0
+            raise ValueError(f"no eviction to learn from: no lane of {traces.shape[1]} requests overflows a cache of "
+                             f"K = {', '.join(map(str, cfg.Ks))} (use a longer --window or a smaller --K)")
         collect_s = time.time() - start
         loss = fit(model, pool, cfg, gen)
         calib = torch.cat([f.reshape(-1, L.N_IN) for f, _ in pool.values()])
