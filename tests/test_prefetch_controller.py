@@ -106,6 +106,9 @@ def test_a_no_hints_controller_decides_victims_only(tmp_path):
 @pytest.mark.parametrize("args,word", [
     (["--hint-noise", "1.5"], "epsilon"), (["--hint-noise=-0.1"], "epsilon"), (["--lambda-fetch", "0"], "lambda_fetch"),
     (["--lambda-fetch", "1.2"], "lambda_fetch"), (["--lambda-evict=-1"], "lambda_evict"), (["--lookahead", "0"], "lookahead"),
+    # options of the other checkpoints' evaluations are refused, not ignored (a trace file used to run Zipf lanes)
+    (["--trace-file", __file__], "--trace-file"), (["--candidates", "4"], "--candidates"),
+    (["--policies", "lru"], "--policies"), (["--warmup", "10"], "--warmup"),
 ])
 def test_bad_settings_are_one_line_errors(tmp_path, args, word):
     path = _fixed(tmp_path, 1.0, "c.pt")

@@ -358,6 +358,13 @@ def evaluate(checkpoint, K, seeds, M, alpha, W, shift, T, trace_file, trace_form
     if fmt == PREFETCH_FORMAT:  # issue 13's prefetch controller: its own table
         from ..core.traces import ZipfParams
 
+        given = {"--trace-file": trace_file, "--policies": policies, "--candidates": candidates,
+                 "--warmup": warmup or None}  # refused, not silently ignored: its table is Zipf lanes, every policy
+        bad = [k for k, v in given.items() if v is not None]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to a prefetch controller "
+                             "checkpoint (it is evaluated on Zipf lanes against its own policies)")
+
         return evaluate_prefetch_checkpoint(checkpoint, K, seeds, ZipfParams(M=M, alpha=alpha, W=W, shift=shift, T=T),
                                             as_json, **prefetch)
     if any(v is not None for v in prefetch.values()):
