@@ -1,6 +1,7 @@
 """The bounds report: each measurement against a plain reference, and the report's files."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from gpupage.core.traces import ZipfParams, cyclic_traces, zipf_traces
 from gpupage.experiments.bounds import prop6 as bounds_prop6
 from gpupage.experiments.bounds.config import BoundsConfig
 from gpupage.experiments.bounds.corollary1 import first_in_phase
-from gpupage.experiments.bounds.run import run_bounds
+from gpupage.experiments.bounds.run import OUTPUTS, run_bounds
 from gpupage.experiments.bounds.search import fault_delta, search_counterexample, shrink, smallest_counterexample
 from gpupage.experiments.bounds.theorem3 import belady_cyclic_faults
 from gpupage.experiments.bounds.theorem4 import theorem4
@@ -163,6 +164,9 @@ def test_theorem4_beta_hat_is_zero_without_feedback_and_grows_with_sigma():
 
 def test_run_bounds_writes_every_entry(tmp_path):
     entries = run_bounds(_tiny(), str(tmp_path))
+    assert set(os.listdir(tmp_path)) <= set(OUTPUTS) and "report.md" in os.listdir(tmp_path)
+    with pytest.raises(ValueError, match="bounds.json.*--overwrite"):  # never replaced without being asked
+        run_bounds(_tiny(), str(tmp_path))
     on_disk = json.loads((tmp_path / "bounds.json").read_text())
     assert IDS <= {e["id"] for e in on_disk}
     for e in on_disk:
@@ -174,6 +178,18 @@ def test_run_bounds_writes_every_entry(tmp_path):
     for png in ("lemma1a_cascade.png", "lemma1b_noise.png", "lemma2_hints.png", "theorem3_cyclic.png", "theorem4_closed_loop.png",
                 "corollary1_thrashing.png", "instance_ratio.png"):
         assert (tmp_path / png).stat().st_size > 0 and png in report
+
+
+def test_an_earlier_runs_files_are_replaced_only_when_asked(tmp_path):
+    (tmp_path / "report.md").write_text("a user's report")
+    res = CliRunner().invoke(main, ["bounds", "--out", str(tmp_path), "--quick", "--quiet"])
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("Error")]
+    assert res.exit_code != 0 and len(errors) == 1 and "report.md" in errors[0] and "--overwrite" in errors[0]
+    assert os.listdir(tmp_path) == ["report.md"] and (tmp_path / "report.md").read_text() == "a user's report"
+    res = CliRunner().invoke(main, ["bounds", "--out", str(tmp_path), "--quick", "--quiet", "--overwrite", "--lanes", "1",
+                                    "--T", "300"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "report.md").read_text().startswith("# ") and (tmp_path / "bounds.json").exists()
 
 
 @pytest.mark.parametrize("args,word", [

@@ -98,8 +98,16 @@ def test_sweep_rows_and_ratio(tmp_path):
 
 
 def test_reproduce_writes_everything(tmp_path):
+    from gpupage.experiments.reproduce import OUTPUTS
+
     res = run("reproduce", "--out", tmp_path, "--quiet")
     assert res.exit_code == 0, res.output
+    assert sorted(os.listdir(tmp_path)) == sorted(OUTPUTS)  # the list the refusal below checks is whole
+    before = (tmp_path / "summary.json").read_text()
+    (tmp_path / "summary.json").write_text("a user's file")
+    assert_one_line_error(run("reproduce", "--out", tmp_path, "--quiet"), "summary.json", "--overwrite")
+    assert (tmp_path / "summary.json").read_text() == "a user's file"
+    (tmp_path / "summary.json").write_text(before)
     for name in ("summary.json", "fault_rates.csv", "beta_sweep.csv", "fig4a_fault_rate.png",
                  "fig4b_competitive_ratio.png", "fig5a_fault_stability.png", "fig5b_theorem4.png"):
         assert (tmp_path / name).stat().st_size > 0, name

@@ -44,9 +44,10 @@ def _bar(quiet: bool, total: int, unit: str):
 @click.option("--prefetch-checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Prefetch controller for Lemma 2 [default: checkpoints/prefetch_blackbox_k{K}.pt, else follow-the-hint "
                    "alone].")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier run's files in --out (default: refuse).")
 @quiet_option
 @resource_options
-def bounds(out_dir, quick, lanes, T, K, seed, sigmas, etas, checkpoint, prefetch_checkpoint, quiet):
+def bounds(out_dir, quick, lanes, T, K, seed, sigmas, etas, checkpoint, prefetch_checkpoint, overwrite, quiet):
     """Measure every result of the paper into DIR: bounds.json, report.md, PNG plots."""
     from ..experiments.bounds.run import BoundsConfig, progress_steps, run_bounds
 
@@ -55,7 +56,7 @@ def bounds(out_dir, quick, lanes, T, K, seed, sigmas, etas, checkpoint, prefetch
     kw = {k: v for k, v in kw.items() if v is not None}
     cfg = BoundsConfig.quick(**kw) if quick else BoundsConfig(**kw)
     with _bar(quiet, progress_steps(cfg), "step") as bar:
-        entries = run_bounds(cfg, out_dir, progress=lambda: bar.update(1))
+        entries = run_bounds(cfg, out_dir, progress=lambda: bar.update(1), overwrite=overwrite)
     for e in entries:
         click.echo(f"{e['id']:>15}  holds={'yes' if e['holds'] else 'NO '}  slack={e['slack']:.4g}")
     click.echo(f"wrote {out_dir}/bounds.json, report.md and plots")

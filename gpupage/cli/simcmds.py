@@ -127,14 +127,16 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
 @click.command()
 @click.option("--out", "out_dir", default="out/reproduce", show_default=True, type=click.Path(file_okay=False),
               help="Directory for tables, summary.json and plots.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier run's files in --out (default: refuse).")
 @device_option
 @quiet_option
 @resource_options
-def reproduce(out_dir, device, quiet):
+def reproduce(out_dir, overwrite, device, quiet):
     """Reproduce the paper's §6 validation: Figures 4 and 5, tables and summary.json."""
     from ..experiments.reproduce import comparison_rows, reproduce as run
 
-    summary = run(out_dir, device=resolve_device(device), progress_factory=_progress(quiet, "step"))
+    summary = run(out_dir, device=resolve_device(device), progress_factory=_progress(quiet, "step"),
+                  overwrite=overwrite)
     click.echo(f"{'':40} {'ours (mean ± sd)':>18}   paper")
     for metric, ours, paper in comparison_rows(summary):
         click.echo(f"{metric:40} {ours:>18}   {paper}")

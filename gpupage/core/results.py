@@ -66,6 +66,15 @@ def write_text_atomic(path, text: str) -> None:
         Path(tmp).write_text(text)
 
 
+def claim_dir(out_dir, names, overwrite: bool = False) -> None:
+    """Refuse to write a run's files ``names`` into ``out_dir`` where any already exists, unless ``overwrite``:
+    a whole-directory command never replaces an earlier run's results without being asked."""
+    found = [n for n in names if os.path.lexists(os.path.join(out_dir, n))]
+    if found and not overwrite:
+        raise ValueError(f"{out_dir} holds an earlier run's {', '.join(found)}; "
+                         "pass --overwrite to replace them or choose another --out")
+
+
 def spec_path(path) -> Path:
     """The sidecar recording the specification of the run that writes ``path``."""
     path = Path(path)

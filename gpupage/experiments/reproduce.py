@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..core.results import atomic_path, write_text_atomic
+from ..core.results import atomic_path, claim_dir, write_text_atomic
 from ..core.simulate import first_touches, simulate
 from ..core.traces import ZipfParams, hamming_count, perturb, zipf_traces
 
@@ -203,11 +203,19 @@ def plot(summary: dict, cfg: ReproduceConfig, out_dir: str) -> list[str]:
     return paths
 
 
-def reproduce(out_dir: str, cfg: ReproduceConfig | None = None, progress_factory=None, device: str | None = None) -> dict:
-    """Run everything and write tables, summary.json and the four figures into ``out_dir``."""
+OUTPUTS = ("fault_rates.csv", "beta_sweep.csv", "summary_by_policy_K.csv", "summary.json", "fig4a_fault_rate.png",
+           "fig4b_competitive_ratio.png", "fig5a_fault_stability.png", "fig5b_theorem4.png")
+"""Every file :func:`reproduce` writes into its directory."""
+
+
+def reproduce(out_dir: str, cfg: ReproduceConfig | None = None, progress_factory=None, device: str | None = None,
+              overwrite: bool = False) -> dict:
+    """Run everything and write tables, summary.json and the four figures (:data:`OUTPUTS`) into ``out_dir``;
+    a directory that holds any of them already is refused unless ``overwrite``."""
     cfg = cfg or ReproduceConfig()
     if device is not None:
         cfg.device = device
+    claim_dir(out_dir, OUTPUTS, overwrite)
     os.makedirs(out_dir, exist_ok=True)
     steps = len(cfg.policies) + len(cfg.betas) + 1
     progress = progress_factory(steps) if progress_factory else None

@@ -11,7 +11,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ...core import limits
-from ...core.results import write_text_atomic
+from ...core.results import claim_dir, write_text_atomic
 from .config import BoundsConfig
 from .corollary1 import corollary1
 from .eta import eta_sweep
@@ -35,10 +35,18 @@ def progress_steps(cfg: BoundsConfig) -> int:
             + len([k for k in cfg.Ks if k <= 16] or cfg.Ks) + 1 + 1)
 
 
-def run_bounds(cfg: BoundsConfig, out_dir: str, progress=None) -> list[dict]:
-    """Measure every section, write bounds.json, report.md and the PNGs into ``out_dir``; return the entries."""
+OUTPUTS = ("bounds.json", "config.json", "report.md", "lemma1a_cascade.png", "lemma1b_noise.png", "lemma2_hints.png",
+           "theorem3_cyclic.png", "theorem4_closed_loop.png", "corollary1_thrashing.png", "instance_ratio.png",
+           "eta_ratio.png")
+"""Every file :func:`run_bounds` may write into its directory."""
+
+
+def run_bounds(cfg: BoundsConfig, out_dir: str, progress=None, overwrite: bool = False) -> list[dict]:
+    """Measure every section, write bounds.json, report.md and the PNGs (:data:`OUTPUTS`) into ``out_dir``; return
+    the entries.  A directory that holds any of them already is refused unless ``overwrite``."""
     if cfg.checkpoint and not os.path.isfile(cfg.checkpoint):
         raise OSError(f"no checkpoint at {cfg.checkpoint}")
+    claim_dir(out_dir, OUTPUTS, overwrite)
     # the largest section holds a few copies of its traces, hits, victims and next uses at once
     limits.require(64 * cfg.lanes * max(cfg.T, *cfg.cyclic_T), f"bounds over {cfg.lanes} lanes x {cfg.T} requests")
     os.makedirs(out_dir, exist_ok=True)
