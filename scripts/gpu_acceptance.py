@@ -38,6 +38,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -624,6 +625,7 @@ def train(run: Run, deadline: float) -> dict:
     cli = all(run.report["environment"]["packages"].get(p) for p in ("click", "tqdm", "matplotlib"))
     if cli:
         out = os.path.join(run.out, "train")
+        shutil.rmtree(out, ignore_errors=True)  # this script's own scratch run; `train` refuses to replace a checkpoint
         cmd = [sys.executable, "-m", "gpupage", "train", "--out", os.path.join(out, "c.pt"), "--device", run.dev,
                "--bc-rounds", "0", "--bc-lanes", str(max(16, s.train_lanes // 16)), "--bc-epochs", "1",
                "--ppo-iterations", str(iters), "--lanes", str(s.train_lanes), "--val-every", "0",

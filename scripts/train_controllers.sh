@@ -2,6 +2,7 @@
 # The exact commands that trained the shipped controllers (CPU, --threads 1 each; see the README).
 # Training seeds start at 10000 (behaviour cloning, then PPO's); tuning used 20000-20019;
 # the evaluation seeds 1000-1019 and 42-51 are never seen.
+# Each command refuses to overwrite an existing checkpoint or log: remove the shipped files first (git restores them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -32,6 +32,22 @@ def test_finished_run_resumed_with_the_same_totals_is_a_no_op(tmp_path):
     assert out.read_bytes() == before and (tmp_path / "train_log.csv").read_bytes() == log
 
 
+def test_a_fresh_run_never_replaces_an_earlier_runs_checkpoint_or_log(tmp_path):
+    out = tmp_path / "c.pt"
+    train_controller(out, BCConfig(**BC, dagger_rounds=0), None)
+    before, log = out.read_bytes(), (tmp_path / "train_log.csv").read_bytes()
+    with pytest.raises(ValueError, match="c.pt exists.*--resume"):
+        train_controller(out, BCConfig(**BC, dagger_rounds=0), None)
+    with pytest.raises(ValueError, match="train_log.csv holds an earlier run's log"):  # another --out, same log dir
+        train_controller(tmp_path / "d.pt", BCConfig(**BC, dagger_rounds=0), None)
+    with pytest.raises(ValueError, match="c.pt exists; remove it or choose another --out"):  # resumed into another file
+        train_controller(out, BCConfig(**BC, dagger_rounds=1), None, resume=tmp_path / "e.pt")
+    assert out.read_bytes() == before and (tmp_path / "train_log.csv").read_bytes() == log
+    assert not (tmp_path / "d.pt").exists()
+    res = CliRunner().invoke(main, ["train", "--out", str(out), "--K", "4", "--T", "60", "--bc-rounds", "0", "--quiet"])
+    assert res.exit_code == 1 and res.output.count("Error") == 1 and "exists" in res.output
+
+
 def test_more_bc_rounds_continue_to_an_uninterrupted_runs_weights(tmp_path):
     full = tmp_path / "full.pt"
     train_controller(full, BCConfig(**BC, dagger_rounds=2), None, log_dir=tmp_path / "a")

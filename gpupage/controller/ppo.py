@@ -394,6 +394,12 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
     out = Path(out)
     log_dir = Path(log_dir) if log_dir else out.parent
     csv_path = log_dir / "train_log.csv"
+    # an earlier run's checkpoint or log is never replaced unasked: only a resumed run continues its own files
+    if out.exists() and (resume is None or out.resolve() != Path(resume).resolve()):
+        raise ValueError(f"{out} exists; remove it or choose another --out" if resume else
+                         f"{out} exists; remove it, choose another --out, or continue it with --resume {out}")
+    if resume is None and csv_path.exists():
+        raise ValueError(f"{csv_path} holds an earlier run's log; give this run another --log-dir (or remove it)")
     meta = dict(meta or {})
     model, resume_bc, resume_ppo, elapsed, rows = init, None, None, 0.0, []
     run_bc, run_ppo = bc is not None, ppo is not None and ppo.iterations > 0
