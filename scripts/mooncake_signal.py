@@ -18,11 +18,16 @@ measures how much signal the trace offers a policy that sees the past and the pe
   chosen on an inner split of the training calls (``density_sizes``).
 * ``--lrfu``: LRFU (a decayed access count: Lee et al., 2001), its half-life chosen on calls 0..6399 among
   K * 2**j, j = 0..6, then frozen.
+* ``--classes``: those tables with classes split by the call's turn, the calls since its conversation's previous
+  turn and the last-block flag, fitted on calls 0..4799 and judged on 4800..6399 (``class_probe``).
+* ``--hindsight``: tables fitted on the very calls they are judged on, a bound for frozen count-and-age tables
+  (``hindsight_probe``).
 * ``--regression``: a float MLP regressing log2 of each resident block's next-use distance, trained on
   LFU rollouts of training calls (0..6399 only), evicting the largest prediction, with and without the
   metadata features (about 15 minutes on one core).
 
     python scripts/mooncake_signal.py [--K 1024,4096] [--hit-density] [--density-sizes] [--lrfu] [--regression]
+        [--classes] [--hindsight]
 """
 
 from __future__ import annotations
@@ -42,15 +47,16 @@ NEVER = 1 << 40
 
 
 def conversations(trace) -> dict:
-    """Per call: its turn in its conversation (1 = first) and the calls until the conversation's next call
-    (0 if none), keyed by the block at position 1 (calls of one block belong to none)."""
+    """Per call: its turn in its conversation (1 = first), the calls until the conversation's next call
+    (``gap``, 0 if none) and since its previous one (``since``, 0 for a first call: known when the call
+    arrives), keyed by the block at position 1 (calls of one block belong to none)."""
     ids, pos, call = trace.ids, trace.meta["pos_in_call"], trace.meta["call"]
     n_calls = int(call.max()) + 1
     root = np.full(n_calls, -1, dtype=np.int64)
     at1 = pos == 1
     root[call[at1]] = ids[at1]
     length = np.bincount(call, minlength=n_calls)
-    turn, gap = np.zeros(n_calls, dtype=np.int64), np.zeros(n_calls, dtype=np.int64)
+    turn, gap, since = (np.zeros(n_calls, dtype=np.int64) for _ in range(3))
     seen, last_call = {}, {}
     for c in range(n_calls):
         r = int(root[c])
@@ -59,9 +65,9 @@ def conversations(trace) -> dict:
         seen[r] = seen.get(r, 0) + 1
         turn[c] = seen[r]
         if r in last_call:
-            gap[last_call[r]] = c - last_call[r]
+            gap[last_call[r]] = since[c] = c - last_call[r]
         last_call[r] = c
-    return {"turn": turn, "gap": gap, "length": length}
+    return {"turn": turn, "gap": gap, "since": since, "length": length}
 
 
 def serve(trace, K: int, choose) -> int:
@@ -139,6 +145,48 @@ def density_probe(full, val, K: int, last_flag: bool, rounds: int = 4) -> int:
 
     train = call_slice(full, 0, 6400)
     return rollout(val.ids, K, estimate(train.ids, K, rounds, classes(train)), classes(val))[0]
+
+
+def class_schemes(trace) -> dict:
+    """int64 [T] hit-density classes per request, from what is known when the request arrives: the count class
+    alone, and split by the call's turn (1, 2, 3, 4+), by the calls since its conversation's previous turn
+    (none, 1-19, 20-99, 100-399, 400+) and by whether the block is its call's last."""
+    from gpupage.controller.hit_density import count_classes
+
+    c, conv, call = count_classes(trace.ids), conversations(trace), trace.meta["call"]
+    turn = np.minimum(conv["turn"][call], 4)
+    since = np.searchsorted([1, 20, 100, 400], conv["since"][call], side="right")
+    last = (trace.meta["pos_in_call"] == trace.meta["call_len"] - 1).astype(np.int64)
+    return {"count": c, "count x turn": 5 * c + turn, "count x since": 5 * c + since,
+            "count x turn x last": 2 * (5 * c + turn) + last, "count x since x last": 2 * (5 * c + since) + last}
+
+
+def class_probe(full, Ks: list[int]) -> None:
+    """Bagged hit-density tables (``hit_density.bagged``, 5 sizes) over each of :func:`class_schemes`' classes,
+    estimated on calls 0..4799 and judged on 4800..6399 from an empty cache: does what a conversation has shown
+    so far sharpen the count-and-age rule?  (The validation calls are not read.)"""
+    from gpupage.controller.hit_density import bagged, rollout
+
+    fit, inner = call_slice(full, 0, 4800), call_slice(full, 4800, 6400)
+    on_fit, on_inner = class_schemes(fit), class_schemes(inner)
+    print(f"  inner split (calls 4800..6399), lfu: {[rollout(inner.ids, K, None, on_inner['count'])[0] for K in Ks]}")
+    for name in on_fit:
+        print(f"  bagged table, classes {name:26s}", *(rollout(inner.ids, K, bagged(fit.ids, K, 5, on_fit[name]),
+                                                               on_inner[name])[0] for K in Ks), flush=True)
+
+
+def hindsight_probe(full, Ks: list[int]) -> None:
+    """Hit-density tables fitted on the very calls they are judged on (a look-ahead no policy has): the most a
+    frozen count-and-age table could do there, against LFU.  Chooses nothing."""
+    from gpupage.controller.hit_density import bagged, estimate, rollout
+
+    for a, b in ((4800, 6400), (6400, 8000)):
+        tr = call_slice(full, a, b)
+        c = class_schemes(tr)["count"]
+        for K in Ks:
+            print(f"  calls {a}..{b - 1}, K = {K}: lfu {rollout(tr.ids, K, None, c)[0]}, table fitted there "
+                  f"{rollout(tr.ids, K, estimate(tr.ids, K, 4, c), c)[0]}, bagged tables fitted there "
+                  f"{rollout(tr.ids, K, bagged(tr.ids, K, 5, c), c)[0]}", flush=True)
 
 
 @njit(cache=True)
@@ -277,6 +325,10 @@ def main(argv=None) -> int:
                     help="also hit-density tables estimated at other cache sizes (~6 min)")
     ap.add_argument("--lrfu", action="store_true", help="also LRFU, its half-life chosen on calls 0..6399 (~10 s)")
     ap.add_argument("--regression", action="store_true", help="also the float next-use regressor (~15 min)")
+    ap.add_argument("--classes", action="store_true",
+                    help="also hit-density tables with classes split by the conversation, on an inner split (~13 min)")
+    ap.add_argument("--hindsight", action="store_true",
+                    help="also hit-density tables fitted on the calls they are judged on (~8 min)")
     args = ap.parse_args(argv)
     full = read_trace(args.trace, "mooncake")
     conv = conversations(full)
@@ -306,6 +358,10 @@ def main(argv=None) -> int:
         for K in Ks:
             h, f = lrfu_probe(full, val, K)
             print(f"  lrfu at K = {K}, half-life {h:.0f} (chosen on calls 0..6399): {f}", flush=True)
+    if args.classes:
+        class_probe(full, Ks)
+    if args.hindsight:
+        hindsight_probe(full, Ks)
     if args.regression:
         for meta in (False, True):
             print(f"  {'next-use regressor' + (' + metadata' if meta else ''):40s}",

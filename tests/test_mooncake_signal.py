@@ -57,6 +57,8 @@ def test_conversation_turns_and_returns_match_a_loop(tmp_path):
         assert conv["turn"][i] == roots[: i + 1].count(r)
         later = [j for j in range(i + 1, len(roots)) if roots[j] == r]
         assert conv["gap"][i] == (later[0] - i if later else 0)
+        earlier = [j for j in range(i) if roots[j] == r]
+        assert conv["since"][i] == (i - earlier[-1] if earlier else 0)
         assert conv["length"][i] == len(calls[i])
 
 
@@ -106,3 +108,18 @@ def test_lrfu_probe_is_lfu_undecayed_and_matches_a_loop(tmp_path):
                         cache.remove(min(cache, key=score))
                     cache.append(x)
             assert mod.lrfu(ids, K, h) == faults - trace.distinct, (K, h)
+
+
+def test_class_schemes_read_only_the_past(tmp_path):
+    """Every class a request gets is known when it arrives: the same on any prefix of the calls."""
+    from gpupage.core.traces import call_slice
+
+    mod = _script()
+    trace, calls = _conversation_file(tmp_path, seed=2)
+    full = mod.class_schemes(trace)
+    assert len(np.unique(full["count x since x last"])) > 10  # the splits do split
+    for n in (1, 7, 40, 119):
+        part = mod.class_schemes(call_slice(trace, 0, n))
+        t = len(part["count"])
+        assert t == sum(len(c) for c in calls[:n])
+        assert all(np.array_equal(part[k], full[k][:t]) for k in full)
