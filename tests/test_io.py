@@ -120,6 +120,18 @@ def test_oracle_ids_are_unsigned_64_bit(tmp_path):
     assert tr.original.dtype == np.uint64 and tr.original[tr.ids].tolist() == ids
 
 
+@pytest.mark.parametrize("fmt", ["txt", "csv", "mooncake"])
+def test_text_ids_up_to_2_64_read_as_unsigned(tmp_path, fmt):
+    """64-bit hashes written in decimal reach 2**63 half the time: they read as uint64, and ids that equal only
+    as bit patterns (2**63 and -2**63) never meet, since negative ids are refused."""
+    ids = [2**64 - 1, 2**63, 5, 2**63 - 1, 2**63, 2**64 - 1, 0]
+    tr = read_trace(write(tmp_path, "t" + EXT[fmt], encode(ids, fmt)), column="obj")
+    assert tr.original.dtype == np.uint64 and tr.original[tr.ids].tolist() == ids
+    assert tr.ids.tolist() == first_appearance(ids)[0]
+    small = read_trace(write(tmp_path, "s" + EXT[fmt], encode([2**63 - 1, 3, 2**63 - 1], fmt)), column="obj")
+    assert small.original.dtype == np.int64 and small.original.tolist() == [2**63 - 1, 3]
+
+
 def test_mooncake_call_structure(tmp_path):
     lines = ['{"timestamp": 0, "input_length": 1500, "output_length": 3, "hash_ids": [10, 11, 12]}', "",
              '{"timestamp": 5, "input_length": 10, "output_length": 3, "hash_ids": []}',
@@ -269,9 +281,12 @@ def _bad_files(tmp_path):
         ("/dev/null", "txt", ["not a regular file"]),
         (str(tmp_path / "dir"), "txt", ["not a regular file"]),
         (str(tmp_path / "missing.txt"), "txt", ["not found"]),
-        (write(tmp_path, "big.txt", b"1\n\n9223372036854775807\n9223372036854775808\n"), "auto",
-         ["line 4", "does not fit in int64"]),
-        (write(tmp_path, "big.csv", b"obj\n1\n18446744073709551616\n"), "csv", ["line 3", "does not fit in int64"]),
+        (write(tmp_path, "big.txt", b"1\n\n18446744073709551615\n18446744073709551616\n"), "auto",
+         ["line 4", "does not fit in 64 bits"]),
+        (write(tmp_path, "huge.txt", b"1\n" + b"9" * 30 + b"\n"), "auto", ["line 2", "does not fit in 64 bits"]),
+        (write(tmp_path, "big.csv", b"obj\n1\n18446744073709551616\n"), "csv", ["line 3", "does not fit in 64 bits"]),
+        (write(tmp_path, "neg.csv", b"obj\n18446744073709551615\n-2\n"), "csv", ["line 3", "negative block id -2"]),
+        (write(tmp_path, "m8.jsonl", b'{"hash_ids": [18446744073709551616]}\n'), "auto", ["line 1", "not a block id"]),
         (write(tmp_path, "neg.txt", b"1\n-5\n"), "auto", ["line 2", "negative block id -5"]),
         (write(tmp_path, "word.txt.gz", gzip.compress(b"1\n2\nabc\n")), "auto", ["line 3", "not an integer"]),
         (write(tmp_path, "m1.jsonl", b'{"hash_ids": [1]}\n\n{"input_length": 5}\n'), "auto", ["line 3", "hash_ids"]),

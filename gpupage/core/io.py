@@ -29,6 +29,7 @@ COMPRESSION_NAMES = {"zst": "zstd", "gz": "gzip"}
 _CHUNK = 1 << 22  # bytes handed to a parser at once
 _INT32_DISTINCT = 2**31  # dense ids 0..2**31-1 fit int32; more distinct ids switch to int64
 _INT64_MAX = np.iinfo(np.int64).max
+_UINT64_MAX = np.uint64(np.iinfo(np.uint64).max)
 _log = logging.getLogger(__name__)
 
 
@@ -37,7 +38,8 @@ class FileTrace:
     ids: np.ndarray
     """int32 [T] (int64 past 2**31 distinct ids): dense block ids 0..distinct-1, in order of first appearance."""
     original: np.ndarray
-    """[distinct]: the file's id for each dense id (int64; uint64 for oracleGeneral, whose ids are unsigned)."""
+    """[distinct]: the file's id for each dense id (int64; uint64 for oracleGeneral, whose ids are unsigned, and for a
+    text, CSV or Mooncake file with an id of 2**63 or more, as 64-bit hashes often are)."""
     path: str
     format: str = "txt"
     """The format the file was read as (``auto`` resolved)."""
@@ -107,8 +109,9 @@ def read_trace(path: str | os.PathLike, fmt: str = "auto", column: str | int = 0
     ids, original = dense.finish()
     if ids.size == 0:
         raise ValueError(f"trace file has no requests: {path}")
-    if fmt == "oracle":
+    if fmt == "oracle" or dense.unsigned:
         original = original.view(np.uint64)
+    if fmt == "oracle":
         _check_next_access(path, comp, ids, original.size)
     return FileTrace(ids, original, path, fmt, meta or {})
 
@@ -236,6 +239,8 @@ class _Dense:
         self.original = np.empty(1 << 12, dtype=np.int64)
         self.nd = 0
         self.table = np.full(1 << 13, -1, dtype=np.int32)
+        self.unsigned = False
+        """A text reader saw an id of 2**63 or more: keys are uint64 bit patterns, ``original`` reads as uint64."""
 
     @property
     def limit(self) -> int:
@@ -324,6 +329,14 @@ def _ingest(keys, i, out, n, table, original, nd, limit):
 _TXT_NOT_INT, _TXT_NEGATIVE, _TXT_TOO_BIG = 1, 2, 3
 
 
+def _unsigned_keys(keys, dense: _Dense) -> np.ndarray:
+    """int64 bit patterns of ids in [0, 2**64) (a list, or a uint64 array: not copied), flagging
+    ``dense.unsigned`` once one reaches 2**63."""
+    arr = np.asarray(keys, dtype=np.uint64)
+    dense.unsigned |= bool(arr.size) and int(arr.max()) > _INT64_MAX
+    return arr.view(np.int64)
+
+
 @njit(cache=True)
 def _parse_txt(buf, final, keys):
     """The ids of buf's whole lines (the last one too when final), one decimal id per line, blanks
@@ -347,15 +360,15 @@ def _parse_txt(buf, final, keys):
             d = s + 1 if buf[s] == 43 or buf[s] == 45 else s  # '+' / '-'
             if d == t:
                 return pos, line, k, _TXT_NOT_INT, s, t
-            v = np.int64(0)
+            v = np.uint64(0)
             for j in range(d, t):
-                c = np.int64(buf[j]) - 48
-                if c < 0 or c > 9:
+                c = np.uint64(buf[j]) - np.uint64(48)  # wraps above 9 below '0': one compare
+                if c > np.uint64(9):
                     return pos, line, k, _TXT_NOT_INT, s, t
-                if v > (_INT64_MAX - c) // 10:
+                if v > (_UINT64_MAX - c) // np.uint64(10):
                     return pos, line, k, _TXT_TOO_BIG, s, t
-                v = v * 10 + c
-            if buf[s] == 45 and v != 0:
+                v = v * np.uint64(10) + c
+            if buf[s] == 45 and v != np.uint64(0):
                 return pos, line, k, _TXT_NEGATIVE, s, t
             keys[k] = v
             k += 1
@@ -366,7 +379,7 @@ def _parse_txt(buf, final, keys):
 def _read_txt(stream, path, dense, column):
     # parsing and densifying in one numba loop ran 5x slower than the two loops apart
     carry = np.empty(0, dtype=np.uint8)
-    keys = np.empty(0, dtype=np.int64)
+    keys = np.empty(0, dtype=np.uint64)
     lines = 0
     while True:
         chunk = stream.read(_CHUNK)
@@ -374,15 +387,15 @@ def _read_txt(stream, path, dense, column):
         buf = np.concatenate([carry, np.frombuffer(chunk, dtype=np.uint8)]) if carry.size else \
             np.frombuffer(chunk, dtype=np.uint8)
         if keys.size < buf.size // 2 + 1:
-            keys = np.empty(buf.size // 2 + 1, dtype=np.int64)
+            keys = np.empty(buf.size // 2 + 1, dtype=np.uint64)
         pos, line, k, status, s, t = _parse_txt(buf, final, keys)
-        dense.add(keys[:k])
+        dense.add(_unsigned_keys(keys[:k], dense))
         lines += line
         if status:
             tok = bytes(buf[s:t]).decode("utf-8", errors="replace")
             what = {_TXT_NOT_INT: f"{tok[:40]!r} is not an integer block id",
                     _TXT_NEGATIVE: f"negative block id {tok[:40]}",
-                    _TXT_TOO_BIG: f"block id {tok[:40]} does not fit in int64 (ids must be < 2**63)"}[status]
+                    _TXT_TOO_BIG: f"block id {tok[:40]} does not fit in 64 bits (ids must be < 2**64)"}[status]
             raise ValueError(f"{path}: line {lines}: {what}")
         if final:
             return None
@@ -416,24 +429,29 @@ def _read_csv(stream, path, dense, column):
         cells.append(row[idx].strip())
         lines.append(rows.line_num)
         if len(cells) == _CHUNK // 8:
-            dense.add(_parse_cells(cells, lines, path))
+            dense.add(_parse_cells(cells, lines, path, dense))
             cells, lines = [], []
-    dense.add(_parse_cells(cells, lines, path))
+    dense.add(_parse_cells(cells, lines, path, dense))
     return None
 
 
-def _parse_cells(cells: list[str], lines: list[int], path: str) -> np.ndarray:
+def _parse_cells(cells: list[str], lines: list[int], path: str, dense: _Dense) -> np.ndarray:
+    """int64 keys of a chunk of CSV cells (uint64 bit patterns once an id reaches 2**63: ``dense.unsigned``)."""
     try:
         arr = np.array(cells, dtype=np.int64)
     except (ValueError, OverflowError):
+        vals = []
         for tok, ln in zip(cells, lines):
             try:
                 v = int(tok)
             except ValueError:
                 raise ValueError(f"{path}: line {ln}: {tok[:40]!r} is not an integer block id") from None
-            if v >= 2**63:
-                raise ValueError(f"{path}: line {ln}: block id {tok[:40]} does not fit in int64 (ids must be < 2**63)")
-        raise
+            if v < 0:
+                raise ValueError(f"{path}: line {ln}: negative block id {tok[:40]}") from None
+            if v >= 2**64:
+                raise ValueError(f"{path}: line {ln}: block id {tok[:40]} does not fit in 64 bits (ids must be < 2**64)")
+            vals.append(v)
+        return _unsigned_keys(vals, dense)  # int64 failed on valid ids: one is 2**63 or more
     if arr.size and arr.min() < 0:
         i = int(np.argmax(arr < 0))
         raise ValueError(f"{path}: line {lines[i]}: negative block id {arr[i]}")
@@ -529,15 +547,15 @@ def _read_mooncake(stream, path, dense, column):
         if not isinstance(blocks, list):
             raise ValueError(f"{path}: line {lineno}: \"hash_ids\" is a {type(blocks).__name__}, not a list")
         for j, b in enumerate(blocks):
-            if type(b) is not int or not 0 <= b < 2**63:  # bool is an int subclass: excluded
+            if type(b) is not int or not 0 <= b < 2**64:  # bool is an int subclass: excluded
                 raise ValueError(f"{path}: line {lineno}: hash_ids[{j}] = {json.dumps(b)[:40]} is not a block id "
-                                 f"(an integer in [0, 2**63))")
+                                 f"(an integer in [0, 2**64))")
         keys.extend(blocks)
         lens.append(len(blocks))
         if len(keys) >= _CHUNK // 8:
-            dense.add(np.array(keys, dtype=np.int64))
+            dense.add(_unsigned_keys(keys, dense))
             keys = []
-    dense.add(np.array(keys, dtype=np.int64))
+    dense.add(_unsigned_keys(keys, dense))
     call_len = np.array(lens, dtype=np.int32)
     starts = np.cumsum(call_len, dtype=np.int64) - call_len
     T = int(call_len.sum(dtype=np.int64))
