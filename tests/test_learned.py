@@ -354,6 +354,48 @@ def test_cli_simulate_and_sweep(tmp_path):
     assert [int(r[6]) for r in rows if r[0] == "learned"] == mine.tolist()
 
 
+def test_cli_mrc_runs_learned_and_records_the_checkpoints_content(tmp_path):
+    """``mrc --policies learned --checkpoint C [--candidates N]`` against the plain-Python reference; the
+    results' specification names the checkpoint by its SHA-256, so a resume after the file changed is refused
+    (as a sweep's is) instead of mixing two networks' rows."""
+    from gpupage.cli import main
+
+    trace = tmp_path / "t.txt"
+    ids = zipf_traces(ZipfParams(T=500), seed=[4])[0].tolist()
+    trace.write_text("\n".join(str(i) for i in ids) + "\n")
+    dense = {}
+    lane = [dense.setdefault(i, len(dense)) for i in ids]  # the file's ids, densified as read_trace does
+    net = random_net(np.random.default_rng(11))
+    ckpt = tmp_path / "n.pt"
+    torch.save(L.checkpoint_dict(net), ckpt)
+    run = lambda *a: CliRunner().invoke(main, [str(x) for x in a])  # noqa: E731
+    out = tmp_path / "m"
+    res = run("mrc", trace, "--policies", "learned,lru", "--K", "3,8", "--checkpoint", ckpt, "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    rows = {(r.split(",")[0], int(r.split(",")[1])): int(r.split(",")[3])
+            for r in (out / "mrc.csv").read_text().splitlines()[1:]}
+    for K in (3, 8):
+        assert rows[("learned", K)] == naive_learned(lane, K, net)[0]
+    res = run("mrc", trace, "--policies", "learned", "--K", "8", "--checkpoint", ckpt, "--candidates", "1",
+              "--out", tmp_path / "c1", "--quiet")
+    assert res.exit_code == 0 and (tmp_path / "c1" / "mrc.csv").read_text().splitlines()[1].split(",")[3] == \
+        str(rows[("lru", 8)])  # one candidate is LRU
+    torch.save(L.checkpoint_dict(random_net(np.random.default_rng(12))), ckpt)  # retrained in place
+    res = run("mrc", trace, "--policies", "learned,lru", "--K", "3,8", "--checkpoint", ckpt, "--out", out, "--quiet")
+    assert res.exit_code != 0 and "different run" in res.output and "Traceback" not in res.output
+    sweep = tmp_path / "s.csv"
+    args = ["sweep", "--policies", "learned", "--K", "4", "--seeds", "1", "--T", "300", "--out", sweep,
+            "--checkpoint", ckpt, "--quiet"]
+    assert run(*args).exit_code == 0
+    torch.save(L.checkpoint_dict(net), ckpt)
+    res = run(*args)
+    assert res.exit_code != 0 and "different run" in res.output
+    for cmd in (["mrc", trace, "--out", tmp_path / "x", "--policies", "lru"], ["simulate", trace, "--policy", "lru"],
+                ["sweep", "--policies", "lru", "--out", tmp_path / "x.csv"]):
+        res = run(*cmd, "--checkpoint", ckpt, "--quiet" if cmd[0] != "simulate" else "--json")
+        assert res.exit_code != 0 and "is read by none of lru" in res.output  # refused, not ignored
+
+
 # ---------------------------------------------------------------------------------------------
 # The Triton kernel under the interpreter (or on a GPU) equals the CPU path exactly.
 

@@ -7,7 +7,7 @@ import click
 from .distcmds import report, scale_options, scale_writer
 from .options import (INT64_MAX, INT64_MIN, parse_int_list, quiet_option, resource_options, trace_format_option,
                       warmup_option)
-from .simcmds import _policy_names, _progress
+from .simcmds import _policy_names, _progress, candidates_option, checkpoint_option, learned_options
 
 DEFAULT_POLICIES = "lru,fifo,lfu,arc,clock,belady"
 
@@ -47,10 +47,13 @@ def _sizes(ctx, param, value):
 @click.option("--out", "out_dir", required=True, type=click.Path(),
               help="Directory for mrc.csv (resumed when it holds rows of the same run) and mrc.png.")
 @click.option("--overwrite", is_flag=True, help="Start over, replacing --out's mrc.csv (default: resume).")
+@checkpoint_option
+@candidates_option
 @quiet_option
 @scale_options
 @resource_options
-def mrc(trace_file, policies, K, warmup, sample_rate, fmt, column, seed, out_dir, overwrite, quiet, **scale):
+def mrc(trace_file, policies, K, warmup, sample_rate, fmt, column, seed, out_dir, overwrite, checkpoint, candidates,
+        quiet, **scale):
     """Miss-ratio curves of a trace file: every policy at every K in one batch, a CSV and a PNG.
 
     LRU, LFU and Belady take one stack-distance pass for all K; the other policies run their sizes
@@ -65,7 +68,8 @@ def mrc(trace_file, policies, K, warmup, sample_rate, fmt, column, seed, out_dir
     out = check_out_dir(out_dir)
     # the curves are computed on the CPU: Ray tasks ask for CPUs, never a GPU
     writer = scale_writer("mrc", "cpu", **scale) or grid_writer("mrc")
-    spec = mrc_spec(trace_file, policies, K, warmup, sample_rate, seed, fmt, column)
+    spec = mrc_spec(trace_file, policies, K, warmup, sample_rate, seed, fmt, column,
+                    options=learned_options(checkpoint, candidates))
     bar = _progress(quiet, "cell")(len(spec.policies) * len(spec.Ks))
     with bar:
         ran = writer(spec, out / "mrc.csv", overwrite, bar)

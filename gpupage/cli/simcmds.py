@@ -14,6 +14,14 @@ from .options import (INT64_MAX, INT64_MIN, Finite, device_option, json_option, 
 
 checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
                                  help="Checkpoint of the learned policy (required by --policy learned).")
+candidates_option = click.option("--candidates", type=click.IntRange(1, None), default=None,
+                                 help="learned: score only the C least recently accessed blocks (default: all).")
+
+
+def learned_options(checkpoint, candidates) -> dict | None:
+    """The policy options of --checkpoint and --candidates (None when neither is given)."""
+    opts = {k: v for k, v in (("checkpoint", checkpoint), ("candidates", candidates)) if v is not None}
+    return opts or None
 
 
 def _policy_names() -> list[str]:
@@ -57,8 +65,7 @@ def _progress(quiet: bool, unit: str):
 @click.option("--seed", type=click.IntRange(INT64_MIN, INT64_MAX), default=0, show_default=True,
               help="Seed of the Random policy (64-bit).")
 @checkpoint_option
-@click.option("--candidates", type=click.IntRange(1, None), default=None,
-              help="learned: score only the C least recently accessed blocks (default: all).")
+@candidates_option
 @warmup_option
 @device_option
 @json_option
@@ -97,13 +104,14 @@ def simulate(trace_file, policies, K, fmt, column, seed, checkpoint, candidates,
               help="CSV file, one row per cell; resumed when it holds rows of the same sweep.")
 @click.option("--overwrite", is_flag=True, help="Start over, replacing --out's rows (default: resume).")
 @checkpoint_option
+@candidates_option
 @warmup_option
 @device_option
 @quiet_option
 @scale_options
 @resource_options
-def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, checkpoint, warmup,
-          device, quiet, **scale):
+def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, out, overwrite, checkpoint, candidates,
+          warmup, device, quiet, **scale):
     """Run a (policy x K x seed x beta x rho) grid; one CSV row per cell with Belady's ratio.
 
     An existing --out of the same sweep resumes: its finished cells are kept and skipped.
@@ -116,7 +124,7 @@ def sweep(policies, K, seeds, betas, rhos, eta, family, M, alpha, W, shift, T, o
     ran = sweep_to_csv(out, policies, K, seeds, betas, rhos, dict(M=M, alpha=alpha, W=W, shift=shift, T=T),
                        family=family, device=resolve_device(device) if scale["ray_address"] is None else "cpu",
                        eta=eta, overwrite=overwrite, progress=_progress(quiet, "cell"), warmup=warmup,
-                       checkpoint=checkpoint, writer=writer)
+                       checkpoint=checkpoint, candidates=candidates, writer=writer)
     if writer is not None:
         return report(ran, out, quiet)
     n, kept = ran

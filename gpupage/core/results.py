@@ -17,6 +17,7 @@ Two ways to write results, chosen by what the file is:
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -204,7 +205,31 @@ def _text(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-__all__ = ["atomic_path", "write_text_atomic", "spec_path", "ResultsTable"]
+def file_identity(path) -> dict:
+    """Path (absolute), size and SHA-256 of a file's bytes.  A content hash, not mtime: a trace copied
+    to each node of a cluster (new mtime, maybe another path) is still the same trace, and a merge of
+    its shards checks exactly that; hashing costs about what reading it does."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return {"path": os.path.abspath(path), "size": os.path.getsize(path), "sha256": h.hexdigest()}
+
+
+def recorded_options(options: dict | None) -> dict:
+    """Policy options as a results file's specification records them: a checkpoint given as a path by its
+    :func:`file_identity`, so a run resumed after the file changed is refused instead of mixing two networks'
+    rows (a checkpoint given as a dict or a network object has no file to name: it is recorded as its type)."""
+    out = dict(options or {})
+    ck = out.get("checkpoint")
+    if isinstance(ck, (str, os.PathLike)):
+        out["checkpoint"] = file_identity(ck) if os.path.isfile(ck) else os.fspath(ck)
+    elif ck is not None:
+        out["checkpoint"] = type(ck).__name__
+    return out
+
+
+__all__ = ["atomic_path", "write_text_atomic", "spec_path", "ResultsTable", "file_identity", "recorded_options"]
 
 
 def checkpoint_format(path) -> str | None:

@@ -22,6 +22,8 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "aut
 
     ``checkpoint``, ``candidates``: options of the policies that need a checkpoint (``learned``)."""
     pols = [get_policy(p) for p in policies]
+    options = {k: v for k, v in (("checkpoint", checkpoint), ("candidates", candidates)) if v is not None}
+    check_options(pols, options)  # a --checkpoint no policy reads is refused, not ignored
     for K in Ks:
         if K < 1:
             raise ValueError(f"K must be >= 1, got {K}")
@@ -38,8 +40,8 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "aut
         if pol.name in ONE_PASS and device == "cpu":  # every K from one pass (K beyond T acts as T)
             faults = fault_curve(ids, pol.name, int(Kt.max()), w)[0, Kt.cpu() - 1]
         else:
-            options = {"checkpoint": checkpoint, "candidates": candidates} if pol.needs_checkpoint else None
-            faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks), options=options, warmup=w).faults.cpu()
+            faults = simulate(lanes, pol, Kt, seed=[seed] * len(Ks), options=pol.own_options(options),
+                              warmup=w).faults.cpu()
         for i, K in enumerate(Ks):
             f = int(faults[i])
             rows.append(dict(policy=pol.name, K=K, format=trace.format, requests=requests, distinct=trace.distinct,
@@ -50,14 +52,18 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "aut
 
 def sweep_to_csv(out: str, policies: list[str], Ks: list[int], seeds: list[int], betas: list[float],
                  rhos: list[float], zipf: dict, family: str = "zipf", device: str = "cpu", eta: float | None = None,
-                 overwrite: bool = False, progress=None, warmup=0, checkpoint: str | None = None, writer=None):
+                 overwrite: bool = False, progress=None, warmup=0, checkpoint: str | None = None,
+                 candidates: int | None = None, writer=None):
     """Run the grid into the resumable table ``out``; returns (rows written now, rows already there).
 
+    ``checkpoint``, ``candidates``: options of the policies that need a checkpoint (``learned``).
     ``writer(spec, out, overwrite, bar)`` replaces :func:`write_sweep` (a shard, a Ray run) and
     its result is returned."""
     options = {} if eta is None else {"eta": eta}
     if checkpoint is not None:
         options["checkpoint"] = checkpoint
+    if candidates is not None:
+        options["candidates"] = candidates
     check_options([get_policy(p) for p in policies], options)
     spec = SweepSpec([get_policy(p) for p in policies], Ks, seeds, betas, rhos, ZipfParams(**zipf), family, device,
                      options or None, warmup)

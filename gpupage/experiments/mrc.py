@@ -13,7 +13,6 @@ As a grid (``gpupage mrc --out``, :data:`gpupage.distributed.shard.MRC`) its cel
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,8 +22,8 @@ import numpy as np
 import torch
 
 from ..core.curves import ONE_PASS, fault_curve
-from ..core.policies import Policy, get_policy
-from ..core.results import atomic_path
+from ..core.policies import Policy, check_options, get_policy
+from ..core.results import atomic_path, file_identity, recorded_options
 from ..core.shards import check_rate, sample_mask, scaled_k
 from ..core.simulate import first_touches, resolve_warmup, simulate
 
@@ -62,7 +61,7 @@ def resolve_sizes(ids, Ks) -> list[int]:
 
 
 def miss_ratio_curves(ids, policies, Ks, warmup=0, sample_rate: float = 1.0, seed: int = 0,
-                      one_pass: bool = True, original=None, progress=None) -> list[dict]:
+                      one_pass: bool = True, original=None, progress=None, options: dict | None = None) -> list[dict]:
     """One row (``COLUMNS``) per (policy, K) of the trace ``ids``.
 
     Args:
@@ -79,11 +78,13 @@ def miss_ratio_curves(ids, policies, Ks, warmup=0, sample_rate: float = 1.0, see
         one_pass: use a stack algorithm's one-pass curve where there is one (else lanes for all).
         original: the ids the sample hashes (default ``ids``), e.g. a file's own ids.
         progress: anything with ``update(n)``, advanced once per policy.
+        options: policy options, each policy given the keys it reads (``learned``: ``checkpoint``, ``candidates``).
     """
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     pols = [p if isinstance(p, Policy) else get_policy(p) for p in policies]
     if not pols:
         raise ValueError("no policy given")
+    check_options(pols, options)
     w = resolve_warmup(warmup, ids.shape[0])
     rate = check_rate(sample_rate)
     expected = rate * (ids.shape[0] - w)  # counted requests of an average sample
@@ -104,7 +105,8 @@ def miss_ratio_curves(ids, policies, Ks, warmup=0, sample_rate: float = 1.0, see
             faults = {k: int(curve[min(k, cap) - 1]) for k in distinct_k}
         else:
             batch = lane.unsqueeze(0).expand(len(distinct_k), -1)
-            res = simulate(batch, pol, torch.tensor(distinct_k), seed=[seed] * len(distinct_k), warmup=w)
+            res = simulate(batch, pol, torch.tensor(distinct_k), seed=[seed] * len(distinct_k), warmup=w,
+                           options=pol.own_options(options))
             faults = dict(zip(distinct_k, res.faults.tolist()))
         for k, ks in zip(sizes, sim_k):
             f = faults[ks]
@@ -135,25 +137,22 @@ class MrcSpec:
     """The file's identity and how it was read (:func:`mrc_record`)."""
     device: str = "cpu"
     """Only the CPU: the Ray runner sets it; curves are computed on the CPU."""
-
-
-def file_identity(path) -> dict:
-    """Path (absolute), size and SHA-256 of a file's bytes.  A content hash, not mtime: a trace copied
-    to each node of a cluster (new mtime, maybe another path) is still the same trace, and a merge of
-    its shards checks exactly that; hashing costs about what reading it does."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return {"path": os.path.abspath(path), "size": os.path.getsize(path), "sha256": h.hexdigest()}
+    options: dict | None = None
+    """Policy options (``learned``: its ``checkpoint`` path, readable on every worker, and ``candidates``)."""
 
 
 def mrc_spec(path, policies, Ks, warmup=0, sample_rate: float = 1.0, seed: int = 0, fmt: str = "auto",
-             column="0") -> MrcSpec:
+             column="0", options: dict | None = None) -> MrcSpec:
     """The grid of the trace file ``path`` (read here; arguments as :func:`miss_ratio_curves`)."""
     from ..core.io import read_trace
 
     check_rate(sample_rate)
+    pols = [p if isinstance(p, Policy) else get_policy(p) for p in policies]
+    check_options(pols, options)
+    if any(p.needs_checkpoint for p in pols):  # learned's: a missing or bad checkpoint is refused before any file
+        from ..zoo.learned import policy_options
+
+        policy_options(get_policy("learned").own_options(options))
     trace = read_trace(path, fmt, column)
     w = resolve_warmup(warmup, trace.requests)
     original = trace.original[trace.ids] if sample_rate < 1 else None
@@ -161,15 +160,15 @@ def mrc_spec(path, policies, Ks, warmup=0, sample_rate: float = 1.0, seed: int =
         _sample(original, w, sample_rate, seed)  # refused before any file is written
     source = {"trace": file_identity(path), "format": trace.format, "column": str(column),
               "requests": trace.requests, "distinct": trace.distinct}
-    return MrcSpec(trace.ids, [p.name if isinstance(p, Policy) else get_policy(p).name for p in policies],
-                   resolve_sizes(trace.ids, Ks), w, sample_rate, seed,
-                   original, source)
+    return MrcSpec(trace.ids, [p.name for p in pols], resolve_sizes(trace.ids, Ks), w, sample_rate, seed,
+                   original, source, options=options or None)
 
 
 def mrc_record(spec: MrcSpec) -> dict:
     """Everything that determines the rows: the sidecar of ``mrc.csv`` (the device does not)."""
     return {"command": "mrc", **spec.source, "warmup": spec.warmup, "sample_rate": spec.sample_rate,
-            "seed": spec.seed, "policies": list(spec.policies), "K": list(spec.Ks)}
+            "seed": spec.seed, "policies": list(spec.policies), "K": list(spec.Ks),
+            **({"options": recorded_options(spec.options)} if spec.options else {})}
 
 
 def run_mrc(spec: MrcSpec, done=None) -> Iterator[list[dict]]:
@@ -178,8 +177,9 @@ def run_mrc(spec: MrcSpec, done=None) -> Iterator[list[dict]]:
     for name in spec.policies:
         Ks = [k for k in spec.Ks if done is None or not done({"policy": name, "K": k})]
         if Ks:
-            rows = miss_ratio_curves(spec.ids, [name], Ks, spec.warmup, spec.sample_rate, spec.seed,
-                                     original=spec.original)
+            pol = get_policy(name)
+            rows = miss_ratio_curves(spec.ids, [pol], Ks, spec.warmup, spec.sample_rate, spec.seed,
+                                     original=spec.original, options=pol.own_options(spec.options))
             yield [dict(r, miss_ratio=f"{r['miss_ratio']:.6f}") for r in rows]
 
 

@@ -8,7 +8,7 @@ from typing import Iterator
 import torch
 
 from ..core.policies import POLICIES, Policy, get_policy
-from ..core.results import ResultsTable
+from ..core.results import ResultsTable, recorded_options
 from ..core.simulate import first_touches, resolve_warmup, simulate
 from ..core.traces import ZipfParams, cyclic_traces, perturb, retrieval_noise, zipf_traces
 from ..core import limits
@@ -119,7 +119,7 @@ def spec_record(spec: SweepSpec) -> dict:
     """Everything that determines a sweep's rows (the device does not: backends agree)."""
     return {"command": "sweep", "family": spec.family, "params": asdict(spec.params),
             "policies": [p.name for p in spec.policies], "K": list(spec.Ks), "seeds": _ranges(spec.seeds),
-            "beta": list(spec.betas), "rho": list(spec.rhos), "options": spec.options or {}, "warmup": spec.warmup}
+            "beta": list(spec.betas), "rho": list(spec.rhos), "options": recorded_options(spec.options), "warmup": spec.warmup}
 
 
 def _ranges(xs: list[int]) -> list[list[int]]:
