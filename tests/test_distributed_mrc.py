@@ -111,13 +111,22 @@ def test_resume_overwrite_and_another_run(trace, local, tmp_path):
 def test_shards_merge_to_the_local_run(trace, local, tmp_path):
     dirs = [tmp_path / f"s{i}" for i in range(3)]
     for i, d in enumerate(dirs):
-        res = run(*mrc_args(trace, d, "--shard", f"{i}/3"))
+        copy = tmp_path / f"node{i}" / "t.txt"  # each node reads its own copy of the trace, at its own path
+        copy.parent.mkdir()
+        copy.write_bytes(trace.read_bytes())
+        res = run(*mrc_args(copy, d, "--shard", f"{i}/3"))
         assert res.exit_code == 0 and "wrote" in res.output, res.output
         assert not (d / "mrc.png").exists()  # a shard draws no plot
     merged = tmp_path / "all"
     res = run("merge", *[d / "mrc.csv" for d in dirs], "--out", merged / "mrc.csv")
     assert res.exit_code == 0 and "merged 3 shards: 40 rows" in res.output, res.output
     assert rows_of(merged / "mrc.csv") == local[1]
+    other = tmp_path / "node2" / "t.txt"  # a shard of another trace (one request changed) is refused
+    other.write_text(trace.read_text().replace("\n", "\n7919\n", 1))
+    res = run(*mrc_args(other, tmp_path / "x", "--shard", "2/3"))
+    assert res.exit_code == 0, res.output
+    assert_one_line_error(run("merge", dirs[0] / "mrc.csv", dirs[1] / "mrc.csv", tmp_path / "x" / "mrc.csv",
+                              "--out", tmp_path / "bad.csv"), "different run", "trace")
     res = run(*mrc_args(trace, merged))  # the unsharded command on the merge: nothing to compute, the plot
     assert res.exit_code == 0 and "wrote 0 rows" in res.output and "ran 0 of 4 chunks" in res.output, res.output
     assert (merged / "mrc.png").stat().st_size > 10000

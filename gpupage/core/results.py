@@ -145,8 +145,8 @@ class ResultsTable:
                 recorded = json.loads(sidecar.read_text())
             except (OSError, ValueError):
                 raise ValueError(f"{sidecar} is unreadable; pass --overwrite to start over") from None
-            if recorded != self.spec:
-                diff = sorted(k for k in set(recorded) | set(self.spec) if recorded.get(k) != self.spec.get(k))
+            diff = spec_diff(recorded, self.spec)
+            if diff:
                 raise ValueError(f"{self.path} holds results of a different run (differs in: {', '.join(diff)}); "
                                  "pass --overwrite to replace them or choose another --out")
             self._read_rows(size)
@@ -216,6 +216,23 @@ def file_identity(path) -> dict:
     return {"path": os.path.abspath(path), "size": os.path.getsize(path), "sha256": h.hexdigest()}
 
 
+def _content(v):
+    """A record value as runs compare it: a :func:`file_identity` by its content alone (a trace or checkpoint
+    copied to another path, as onto each node of a cluster, is the same file); dicts and lists item by item."""
+    if isinstance(v, dict):
+        if set(v) == {"path", "size", "sha256"}:
+            return {"size": v["size"], "sha256": v["sha256"]}
+        return {k: _content(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_content(x) for x in v]
+    return v
+
+
+def spec_diff(a: dict, b: dict) -> list[str]:
+    """The top-level keys in which two runs' specification records differ (files compared by content)."""
+    return sorted(k for k in set(a) | set(b) if _content(a.get(k)) != _content(b.get(k)))
+
+
 def recorded_options(options: dict | None) -> dict:
     """Policy options as a results file's specification records them: a checkpoint given as a path by its
     :func:`file_identity`, so a run resumed after the file changed is refused instead of mixing two networks'
@@ -237,7 +254,7 @@ def absolute_checkpoint(options: dict | None) -> dict | None:
 
 
 __all__ = ["atomic_path", "write_text_atomic", "spec_path", "ResultsTable", "file_identity", "recorded_options",
-           "absolute_checkpoint"]
+           "absolute_checkpoint", "spec_diff"]
 
 
 def checkpoint_format(path) -> str | None:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 from ..core.curves import ONE_PASS
 from ..core.policies import get_policy
-from ..core.results import ResultsTable, _text, atomic_path, spec_path, write_text_atomic
+from ..core.results import ResultsTable, _text, atomic_path, spec_diff, spec_path, write_text_atomic
 from ..experiments import mrc
 from ..experiments.sweep import LANES_PER_CALL, SWEEP_COLUMNS, SWEEP_KEY, run_sweep, spec_record
 
@@ -213,8 +213,8 @@ def merge(out, inputs, overwrite: bool = False) -> tuple[int, int]:
     by_index: dict[int, Path] = {}
     for p, r in zip(paths, records):
         other = {k: v for k, v in r.items() if k != "shard"}
-        if other != base:
-            diff = sorted(k for k in set(other) | set(base) if other.get(k) != base.get(k))
+        diff = spec_diff(other, base)
+        if diff:
             raise ValueError(f"merge: {p} is a shard of a different run than {paths[0]} (differs in: {', '.join(diff)})")
         i, m = r["shard"]
         if m != n:
