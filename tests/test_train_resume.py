@@ -44,8 +44,10 @@ def test_a_fresh_run_never_replaces_an_earlier_runs_checkpoint_or_log(tmp_path):
         train_controller(out, BCConfig(**BC, dagger_rounds=1), None, resume=tmp_path / "e.pt")
     assert out.read_bytes() == before and (tmp_path / "train_log.csv").read_bytes() == log
     assert not (tmp_path / "d.pt").exists()
-    res = CliRunner().invoke(main, ["train", "--out", str(out), "--K", "4", "--T", "60", "--bc-rounds", "0", "--quiet"])
-    assert res.exit_code == 1 and res.output.count("Error") == 1 and "exists" in res.output
+    for more in ([], ["--nproc", "2", "--device", "cpu"]):  # refused once, before any rank starts
+        res = CliRunner().invoke(main, ["train", "--out", str(out), "--K", "4", "--T", "60", "--bc-rounds", "0",
+                                        "--quiet", *more])
+        assert res.exit_code == 1 and res.output.count("Error") == 1 and "exists" in res.output, res.output
 
 
 def test_more_bc_rounds_continue_to_an_uninterrupted_runs_weights(tmp_path):

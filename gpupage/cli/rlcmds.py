@@ -132,6 +132,9 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
         return _train_learned(out, K, bc_Ks, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, seed_start,
                               torch_seed, threads, quiet, **learned)
     if nproc != 1:
+        from ..controller.trainlog import check_fresh
+
+        check_fresh(out, resume, log_dir)  # once, before N ranks would each refuse
         return _launch_ranks(nproc, out, lanes, bc_lanes, bc_rounds, device)
     from ..core.limits import configure_threads
 

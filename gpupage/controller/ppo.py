@@ -387,19 +387,14 @@ def train_controller(out, bc=None, ppo: PPOConfig | None = None, resume=None, lo
 
     from .network import controller_from_checkpoint, load_checkpoint, save_controller
     from .imitation import config_dict, train_bc
-    from .trainlog import plot_log, read_log, write_log
+    from .trainlog import check_fresh, plot_log, read_log, write_log
 
     ranks = ranks or OneProcess()
     lead = ranks.rank == 0
     out = Path(out)
     log_dir = Path(log_dir) if log_dir else out.parent
     csv_path = log_dir / "train_log.csv"
-    # an earlier run's checkpoint or log is never replaced unasked: only a resumed run continues its own files
-    if out.exists() and (resume is None or out.resolve() != Path(resume).resolve()):
-        raise ValueError(f"{out} exists; remove it or choose another --out" if resume else
-                         f"{out} exists; remove it, choose another --out, or continue it with --resume {out}")
-    if resume is None and csv_path.exists():
-        raise ValueError(f"{csv_path} holds an earlier run's log; give this run another --log-dir (or remove it)")
+    check_fresh(out, resume, log_dir)  # an earlier run's checkpoint or log is never replaced unasked
     meta = dict(meta or {})
     model, resume_bc, resume_ppo, elapsed, rows = init, None, None, 0.0, []
     run_bc, run_ppo = bc is not None, ppo is not None and ppo.iterations > 0

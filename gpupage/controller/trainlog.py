@@ -27,6 +27,20 @@ COLUMNS = {
 }
 
 
+def check_fresh(out, resume=None, log_dir=None) -> None:
+    """Refuse to replace an earlier run's checkpoint or log: a fresh run's ``out`` must not exist and its log dir
+    (default: beside ``out``) must hold no ``train_log.csv``; a resumed run may write only over its own checkpoint."""
+    from pathlib import Path
+
+    out = Path(out)
+    if out.exists() and (resume is None or out.resolve() != Path(resume).resolve()):
+        raise ValueError(f"{out} exists; remove it or choose another --out" if resume else
+                         f"{out} exists; remove it, choose another --out, or continue it with --resume {out}")
+    log = Path(log_dir or out.parent) / "train_log.csv"
+    if resume is None and log.exists():
+        raise ValueError(f"{log} holds an earlier run's log; give this run another --log-dir (or remove it)")
+
+
 def write_log(rows: list[dict], path) -> None:
     import csv
 
