@@ -167,3 +167,31 @@ def test_train_learned_is_the_trainer_modules_recipe_bit_for_bit(tmp_path):
     assert all(np.array_equal(np.asarray(a["network"][k]), np.asarray(b["network"][k])) for k in a["network"])
     assert all(torch.equal(v, b["meta"]["float_state_dict"][k]) for k, v in a["meta"]["float_state_dict"].items())
     assert a["meta"]["report"]["kept_round"] == b["meta"]["report"]["kept_round"] is not None
+
+
+def test_an_interrupted_learned_run_keeps_its_finished_rounds(tmp_path, monkeypatch):
+    """Ctrl-C in round 2 of 3: the checkpoint holds rounds 0-1's network (the uninterrupted 2-round run's, bit for
+    bit), marked as interrupted, and the command says the finished results were kept."""
+    from gpupage.controller import slotnet
+
+    args = ["train", "--policy", "learned", "--bc-Ks", "4", "--bc-lanes", "4", "--bc-epochs", "1",
+            "--learned-hidden", "8,4", "--max-decisions", "3000", "--check-lanes", "2", "--quiet"]
+    whole = tmp_path / "whole.pt"
+    assert run(*args, "--bc-rounds", "1", "--out", whole).exit_code == 0
+    fit, calls = slotnet.fit, []
+
+    def fit_then_stop(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return fit(*a, **k)
+
+    monkeypatch.setattr(slotnet, "fit", fit_then_stop)
+    cut = tmp_path / "cut.pt"
+    res = run(*args, "--bc-rounds", "2", "--out", cut)
+    assert res.exit_code == 130 and "finished results were kept" in res.output, res.output
+    a, b = (torch.load(p, weights_only=True) for p in (whole, cut))
+    assert b["meta"]["report"]["interrupted_after_round"] == 1 and "check" not in b["meta"]["report"]
+    assert all(np.array_equal(np.asarray(a["network"][k]), np.asarray(b["network"][k])) for k in a["network"])
+    res = run("evaluate", "--checkpoint", cut, "--K", "4", "--seeds", "1000", "--T", "300", "--json")
+    assert res.exit_code == 0 and "controller" in json.loads(res.output)

@@ -229,17 +229,14 @@ def _refuse_foreign_options(ctx, policy: str) -> None:
 
 def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, seed_start, torch_seed, threads, quiet,
                    trace_file, candidates, learned_hidden, **fields):
-    """``train --policy learned``: :func:`gpupage.controller.slotnet.train`, the checkpoint written atomically.
+    """``train --policy learned``: :func:`gpupage.controller.slotnet.train_to`, the checkpoint written atomically.
     ``fields`` are the learned-only options named as the TrainConfig fields they set."""
     import os
 
     from ..core.limits import configure_threads
 
-    configure_threads(threads)
-    import torch
-
+    configure_threads(threads)  # before torch loads its OpenMP runtime
     from ..controller import slotnet
-    from ..core.results import atomic_path
     from .options import parse_int_list
 
     if os.path.exists(out):
@@ -253,9 +250,8 @@ def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, se
         Ks=tuple(parse_int_list(bc_Ks, "--bc-Ks", lo=1)) if bc_Ks else (K,), torch_seed=torch_seed % 2**63,
         threads=threads, trace_file=trace_file or "", candidates=candidates or 0, **fields)
     log = None if quiet else (lambda r, info: click.echo(json.dumps(info), err=True))
-    model, net, report = slotnet.train(cfg, log=log)
-    with atomic_path(out) as tmp:
-        torch.save(slotnet.checkpoint(model, net, cfg, report, shlex.join(["gpupage"] + sys.argv[1:])), tmp)
+    # an interrupted run writes its finished rounds' network before the error says so
+    _, report = slotnet.train_to(out, cfg, shlex.join(["gpupage"] + sys.argv[1:]), log=log)
     click.echo(f"wrote {out}: {json.dumps(report['check'])}")
 
 

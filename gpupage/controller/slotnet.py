@@ -423,8 +423,11 @@ class Validation:
         return float((mine.double() / self.best.double() - 1).mean()) * 100
 
 
-def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
-    """Behaviour cloning + DAgger, then the export.  ``log(round, info)`` after each round.
+def train(cfg: TrainConfig, log=None, keep=None) -> tuple[SlotNet, L.LearnedNet, dict]:
+    """Behaviour cloning + DAgger, then the export.  ``log(round, info)`` after each round;
+    ``keep(float weights, integer network, report)`` after each round with what the run would return if it
+    stopped there (the best round on validation so far, else the last; no quantisation check yet), so that an
+    interrupted run's caller can still write its finished rounds.
 
     Returns (float model, integer network, report: per round and the quantisation check)."""
     for name in ("lanes", "epochs", "batch_size", "max_decisions", "check_lanes", "threads", "window", "stride",
@@ -507,6 +510,10 @@ def train(cfg: TrainConfig, log=None) -> tuple[SlotNet, L.LearnedNet, dict]:
         report["rounds"].append(info)
         if log is not None:
             log(rnd, info)
+        if keep is not None:
+            so_far = {**report, "rounds": list(report["rounds"]), **({"kept_round": kept[1]} if kept else {})}
+            keep(kept[2] if kept else {k: v.clone() for k, v in model.state_dict().items()},
+                 kept[3] if kept else net, so_far)
     if kept is not None:
         report["kept_round"] = kept[1]
         model.load_state_dict(kept[2])
@@ -547,6 +554,38 @@ def _pair(model, net, traces, K, candidates: int = 0) -> dict:
             "relative": float(quant.sum()) / max(float(flt.sum()), 1.0) - 1.0}
 
 
+def train_to(out, cfg: TrainConfig, command: str, log=None) -> tuple[L.LearnedNet, dict]:
+    """:func:`train`, then its :func:`checkpoint` written to ``out`` atomically; returns (network, report).
+
+    Finished rounds are never lost: a run stopped by Ctrl-C, SIGTERM or an error after its first round writes
+    what those rounds would ship (the best round on validation so far, else the last; no quantisation check;
+    ``report["interrupted_after_round"]``) before the exception goes on."""
+    from ..core.results import atomic_path
+
+    last = []  # (float weights, integer network, report) of the rounds finished so far
+
+    def keep(*so_far):
+        last[:] = so_far
+
+    def save(model, net, report):
+        report["seconds"] = round(time.time() - start, 1)
+        with atomic_path(out) as tmp:
+            torch.save(checkpoint(model, net, cfg, report, command), tmp)
+
+    start = time.time()
+    try:
+        model, net, report = train(cfg, log=log, keep=keep)
+    except BaseException:
+        if last:
+            weights, net, report = last
+            model = SlotNet(tuple(cfg.hidden))
+            model.load_state_dict(weights)
+            save(model, net, {**report, "interrupted_after_round": len(report["rounds"]) - 1})
+        raise
+    save(model, net, report)
+    return net, report
+
+
 def checkpoint(model: SlotNet, net: L.LearnedNet, cfg: TrainConfig, report: dict, command: str) -> dict:
     """The learned-policy checkpoint: the integer network, plus the float weights, the config,
     the command and the training report as metadata."""
@@ -571,14 +610,13 @@ def _field_docs() -> dict:
 def main(argv=None) -> int:
     """``python -m gpupage.controller.slotnet --out PATH [--lanes N ...]``: train, export, save the checkpoint
     (one option per :class:`TrainConfig` field) and print the report.  Bad input is a one-line error (exit 2);
-    an existing ``--out`` is never overwritten, and the checkpoint appears only when it is complete."""
+    an existing ``--out`` is never overwritten, and the checkpoint appears whole: when the run completes, or with
+    its finished rounds' network when it is interrupted (:func:`train_to`)."""
     import argparse
     import json
     import os
     import sys
     from dataclasses import fields
-
-    from ..core.results import atomic_path
 
     class Parser(argparse.ArgumentParser):
         def error(self, message):  # one line, without the long usage
@@ -608,14 +646,11 @@ def main(argv=None) -> int:
     if os.path.exists(args.out):
         ap.error(f"{args.out} exists; remove it or choose another --out")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    start = time.time()
     try:
-        model, net, report = train(cfg, log=lambda r, info: print(json.dumps(info), flush=True))
+        net, report = train_to(args.out, cfg, "python -m gpupage.controller.slotnet " + " ".join(argv),
+                               log=lambda r, info: print(json.dumps(info), flush=True))
     except (ValueError, OSError) as exc:  # bad input, said in the library's words
         ap.error(str(exc).splitlines()[0])
-    report["seconds"] = round(time.time() - start, 1)
-    with atomic_path(args.out) as tmp:
-        torch.save(checkpoint(model, net, cfg, report, "python -m gpupage.controller.slotnet " + " ".join(argv)), tmp)
     print(json.dumps({"check": report["check"], "seconds": report["seconds"], "kept_round": report.get("kept_round"),
                       "macs_per_decision_K8": net.macs_per_decision(8)}))
     return 0
