@@ -103,6 +103,27 @@ def test_a_no_hints_controller_decides_victims_only(tmp_path):
     assert res["controller"]["prefetches"]["mean"] == 0
 
 
+def test_an_interrupted_run_writes_its_best_validated_model(tmp_path):
+    cfg = PrefetchTrainConfig(lanes=8, T=300, num_steps=16, iterations=5, imitate_iterations=0, val_every=2,
+                              val_seeds=(9000, 9001))
+    rows = []
+
+    def log(row):  # Ctrl-C once the second PPO iteration is logged
+        rows.append(row)
+        if row.get("iteration") == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_prefetch(cfg, tmp_path / "cut.pt", log=log)
+    ck = torch.load(tmp_path / "cut.pt", weights_only=True)
+    assert ck["interrupted_after_iteration"] == 2 and [r["iteration"] for r in ck["history"]] == [1, 2]
+    (best,) = [r for r in ck["history"] if "val_cost" in r]  # iteration 2's
+    from gpupage.controller.prefetch_train import _validate, load_prefetch_controller
+
+    model, _ = load_prefetch_controller(tmp_path / "cut.pt")  # the kept weights are the best iteration's
+    assert _validate(model, cfg)["val_cost"] == best["val_cost"]
+
+
 @pytest.mark.parametrize("args,word", [
     (["--hint-noise", "1.5"], "epsilon"), (["--hint-noise=-0.1"], "epsilon"), (["--lambda-fetch", "0"], "lambda_fetch"),
     (["--lambda-fetch", "1.2"], "lambda_fetch"), (["--lambda-evict=-1"], "lambda_evict"), (["--lookahead", "0"], "lookahead"),

@@ -295,66 +295,74 @@ def train_prefetch(cfg: PrefetchTrainConfig, out=None, command: str = "", log=pr
         _imitate(model, opt, lanes, cfg, gen, log)
     N, B = cfg.num_steps, cfg.lanes
     best, best_state, history = math.inf, None, []
-    for it in range(cfg.iterations):
-        for grp in opt.param_groups:
-            grp["lr"] = cfg.lr * (1 - it / cfg.iterations)
-        rows = []
-        V, R, D, M = (torch.zeros(N, B) for _ in range(4))
-        for n in range(N):
-            lanes.refill()
-            live = torch.from_numpy(env.pending)
-            g, s = _features(env)
+    try:  # an interrupted run (Ctrl-C, SIGTERM, an error) still writes its best validated model
+        for it in range(cfg.iterations):
+            for grp in opt.param_groups:
+                grp["lr"] = cfg.lr * (1 - it / cfg.iterations)
+            rows = []
+            V, R, D, M = (torch.zeros(N, B) for _ in range(4))
+            for n in range(N):
+                lanes.refill()
+                live = torch.from_numpy(env.pending)
+                g, s = _features(env)
+                with torch.no_grad():
+                    logit, scores, v = model(g, s)
+                pf = torch.bernoulli(torch.sigmoid(logit), generator=gen).long()
+                vic = torch.multinomial(torch.softmax(scores, -1), 1, generator=gen).squeeze(-1)
+                if cfg.victims == "adaptive":
+                    vic.fill_(-1)
+                lp, _ = _factored(logit, scores, g, pf, vic.clamp(min=0))
+                rows.append((g, s, pf, vic.clamp(min=0), lp.T, _labels(env, cfg)))
+                V[n], M[n] = v * live, live.float()
+                _, _, r, done = env.step(pf * live, vic)
+                R[n] = r.float() * live
+                D[n] = cfg.gamma * (~done & live).float()
             with torch.no_grad():
-                logit, scores, v = model(g, s)
-            pf = torch.bernoulli(torch.sigmoid(logit), generator=gen).long()
-            vic = torch.multinomial(torch.softmax(scores, -1), 1, generator=gen).squeeze(-1)
-            if cfg.victims == "adaptive":
-                vic.fill_(-1)
-            lp, _ = _factored(logit, scores, g, pf, vic.clamp(min=0))
-            rows.append((g, s, pf, vic.clamp(min=0), lp.T, _labels(env, cfg)))
-            V[n], M[n] = v * live, live.float()
-            _, _, r, done = env.step(pf * live, vic)
-            R[n] = r.float() * live
-            D[n] = cfg.gamma * (~done & live).float()
-        with torch.no_grad():
-            next_v = model(*_features(env))[2] * torch.from_numpy(env.pending)
-        adv, ret = gae(R, V, D, next_v, cfg.gae_lambda)
-        keep = M.reshape(-1) > 0
-        bg, bs, bpf, bvic, blp, by = (torch.cat([r[i] for r in rows])[keep] for i in range(6))
-        badv, bret = adv.reshape(-1)[keep], ret.reshape(-1)[keep]
-        badv = (badv - badv.mean()) / (badv.std() + 1e-8)
-        size = bg.shape[0]
-        mb = max(size // cfg.num_minibatches, 1)
-        for _ in range(cfg.update_epochs):
-            perm = torch.randperm(size, generator=gen)
-            for i in range(0, size - mb + 1, mb):
-                j = perm[i:i + mb]
-                logit, scores, v = model(bg[j], bs[j])
-                lp, ent = _factored(logit, scores, bg[j], bpf[j], bvic[j])
-                # one clipped surrogate per factor: with a joint ratio, the victim term's drift (the imitation
-                # loss sharpens the head) clips prefetches' positive advantages away, and PPO stops prefetching
-                pg = sum(_clipped(badv[j], lp[f], blp[j][:, f], cfg.clip_coef) for f in range(2))
-                loss = pg + cfg.vf_coef * 0.5 * ((v - bret[j]) ** 2).mean() - cfg.ent_coef * ent.mean()
-                if cfg.imitate_coef > 0 and cfg.imitate != "none":
-                    full = bg[j, 1] == 1
-                    loss = loss + cfg.imitate_coef * nn.functional.cross_entropy(scores[full], by[j][full])
-                opt.zero_grad()
-                loss.backward()
-                for part in (model.slot, (model.body, model.pi, model.v)):  # the imitation loss must not shrink PPO's step
-                    nn.utils.clip_grad_norm_(nn.ModuleList(part).parameters() if isinstance(part, tuple)
-                                             else part.parameters(), cfg.max_grad_norm)
-                opt.step()
-        kind0 = bg[:, 0] == 0
-        row = {"iteration": it + 1, "decisions": int(size), "victim_decisions": int((~kind0).sum()),
-               "prefetch_rate": float(bpf[kind0].float().mean()) if kind0.any() else 0.0,
-               "reward_per_decision": float(R.sum() / max(M.sum(), 1)), "seconds": round(time.time() - start, 1)}
-        if (it + 1) % cfg.val_every == 0 or it + 1 == cfg.iterations:
-            row.update(_validate(model, cfg))
-            score = row["val_cost"] + row.get("val_cost_eps1", 0.0)
-            if score < best:
-                best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
-        history.append(row)
-        log(row)
+                next_v = model(*_features(env))[2] * torch.from_numpy(env.pending)
+            adv, ret = gae(R, V, D, next_v, cfg.gae_lambda)
+            keep = M.reshape(-1) > 0
+            bg, bs, bpf, bvic, blp, by = (torch.cat([r[i] for r in rows])[keep] for i in range(6))
+            badv, bret = adv.reshape(-1)[keep], ret.reshape(-1)[keep]
+            badv = (badv - badv.mean()) / (badv.std() + 1e-8)
+            size = bg.shape[0]
+            mb = max(size // cfg.num_minibatches, 1)
+            for _ in range(cfg.update_epochs):
+                perm = torch.randperm(size, generator=gen)
+                for i in range(0, size - mb + 1, mb):
+                    j = perm[i:i + mb]
+                    logit, scores, v = model(bg[j], bs[j])
+                    lp, ent = _factored(logit, scores, bg[j], bpf[j], bvic[j])
+                    # one clipped surrogate per factor: with a joint ratio, the victim term's drift (the imitation
+                    # loss sharpens the head) clips prefetches' positive advantages away, and PPO stops prefetching
+                    pg = sum(_clipped(badv[j], lp[f], blp[j][:, f], cfg.clip_coef) for f in range(2))
+                    loss = pg + cfg.vf_coef * 0.5 * ((v - bret[j]) ** 2).mean() - cfg.ent_coef * ent.mean()
+                    if cfg.imitate_coef > 0 and cfg.imitate != "none":
+                        full = bg[j, 1] == 1
+                        loss = loss + cfg.imitate_coef * nn.functional.cross_entropy(scores[full], by[j][full])
+                    opt.zero_grad()
+                    loss.backward()
+                    for part in (model.slot, (model.body, model.pi, model.v)):  # the imitation loss must not shrink PPO's step
+                        nn.utils.clip_grad_norm_(nn.ModuleList(part).parameters() if isinstance(part, tuple)
+                                                 else part.parameters(), cfg.max_grad_norm)
+                    opt.step()
+            kind0 = bg[:, 0] == 0
+            row = {"iteration": it + 1, "decisions": int(size), "victim_decisions": int((~kind0).sum()),
+                   "prefetch_rate": float(bpf[kind0].float().mean()) if kind0.any() else 0.0,
+                   "reward_per_decision": float(R.sum() / max(M.sum(), 1)), "seconds": round(time.time() - start, 1)}
+            if (it + 1) % cfg.val_every == 0 or it + 1 == cfg.iterations:
+                row.update(_validate(model, cfg))
+                score = row["val_cost"] + row.get("val_cost_eps1", 0.0)
+                if score < best:
+                    best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
+            history.append(row)
+            log(row)
+    except BaseException:
+        if best_state is not None and out is not None:
+            model.load_state_dict(best_state)
+            ck = dict(checkpoint_dict(model, cfg, command, history), interrupted_after_iteration=len(history))
+            with atomic_path(out) as tmp:
+                torch.save(ck, tmp)
+        raise
     model.load_state_dict(best_state)
     ck = checkpoint_dict(model, cfg, command, history)
     if out is not None:
