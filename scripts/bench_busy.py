@@ -58,7 +58,7 @@ def run_case(case: str, tmp: str, env: dict) -> tuple[float, float]:
         cmd = ["evaluate", "--checkpoint", "checkpoints/pagecontroller_k8.pt", "--trace-file", os.path.join(tmp, "t.txt"),
                "--K", "8", "--json"]
     else:
-        cmd = ["reproduce", "--out", os.path.join(tmp, "reproduce"), "--quiet"]
+        cmd = ["reproduce", "--out", os.path.join(tmp, "reproduce"), "--quiet", "--overwrite"]  # each repeat recomputes
     t0, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-m", "gpupage", *cmd], env=env, check=True, capture_output=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -103,8 +103,12 @@ def test_reproduce_writes_everything(tmp_path):
     res = run("reproduce", "--out", tmp_path, "--quiet")
     assert res.exit_code == 0, res.output
     assert sorted(os.listdir(tmp_path)) == sorted(OUTPUTS)  # the list the refusal below checks is whole
+    stamps = {n: (tmp_path / n).stat().st_mtime_ns for n in OUTPUTS}
+    again = run("reproduce", "--out", tmp_path, "--quiet")  # a finished run rerun: kept, nothing recomputed
+    assert again.exit_code == 0 and "nothing recomputed" in again.output and "paper" in again.output, again.output
+    assert {n: (tmp_path / n).stat().st_mtime_ns for n in OUTPUTS} == stamps
     before = (tmp_path / "summary.json").read_text()
-    (tmp_path / "summary.json").write_text("a user's file")
+    (tmp_path / "summary.json").write_text("a user's file")  # not this run's: refused, never replaced
     assert_one_line_error(run("reproduce", "--out", tmp_path, "--quiet"), "summary.json", "--overwrite")
     assert (tmp_path / "summary.json").read_text() == "a user's file"
     (tmp_path / "summary.json").write_text(before)

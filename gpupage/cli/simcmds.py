@@ -148,7 +148,11 @@ def reproduce(out_dir, overwrite, device, quiet):
     click.echo(f"{'':40} {'ours (mean ± sd)':>18}   paper")
     for metric, ours, paper in comparison_rows(summary):
         click.echo(f"{metric:40} {ours:>18}   {paper}")
-    click.echo(f"wrote tables, summary.json and 4 plots to {out_dir}")
+    if summary.get("kept"):
+        click.echo(f"{out_dir} already holds this run's tables, summary.json and plots: nothing recomputed "
+                   "(--overwrite recomputes them)")
+    else:
+        click.echo(f"wrote tables, summary.json and 4 plots to {out_dir}")
 
 
 COMMANDS = [simulate, sweep, reproduce]

@@ -92,6 +92,13 @@ def beta_sweep(cfg: ReproduceConfig, progress=None) -> list[dict]:
     return out
 
 
+def _config(cfg: ReproduceConfig) -> dict:
+    """What determines the numbers (the device does not: backends agree), as summary.json records it."""
+    return {"params": cfg.params.to_dict(), "seeds": list(cfg.seeds), "K": list(cfg.Ks), "beta_K": cfg.beta_K,
+            "policies": list(cfg.policies), "betas": list(cfg.betas),
+            "sd": "sample standard deviation over seeds (ddof=1)"}
+
+
 def summarize(rows: list[dict], sweep: list[dict], cfg: ReproduceConfig) -> dict:
     fr: dict = {}
     cr: dict = {}
@@ -104,8 +111,7 @@ def summarize(rows: list[dict], sweep: list[dict], cfg: ReproduceConfig) -> dict
     small = [s for s in sweep if 0 < s["beta"] <= 0.15 and s["beta_T"] > 0]
     cascade = float(np.mean([s["delta_faults_mean"] / s["beta_T"] for s in small])) if small else None
     return {
-        "config": {"params": cfg.params.to_dict(), "seeds": cfg.seeds, "K": cfg.Ks, "beta_K": cfg.beta_K,
-                   "sd": "sample standard deviation over seeds (ddof=1)"},
+        "config": _config(cfg),
         "fault_rate": fr,
         "competitive_ratio": cr,
         "beta_sweep": sweep,
@@ -210,11 +216,21 @@ OUTPUTS = ("fault_rates.csv", "beta_sweep.csv", "summary_by_policy_K.csv", "summ
 
 def reproduce(out_dir: str, cfg: ReproduceConfig | None = None, progress_factory=None, device: str | None = None,
               overwrite: bool = False) -> dict:
-    """Run everything and write tables, summary.json and the four figures (:data:`OUTPUTS`) into ``out_dir``;
-    a directory that holds any of them already is refused unless ``overwrite``."""
+    """Run everything and write tables, summary.json and the four figures (:data:`OUTPUTS`) into ``out_dir``.
+
+    A directory that already holds this run's complete output (every file, and a summary of the same
+    configuration) is kept and its summary returned, with ``"kept": True``, as a finished sweep rerun does
+    nothing; one holding any other of these files is refused.  ``overwrite`` recomputes and replaces."""
     cfg = cfg or ReproduceConfig()
     if device is not None:
         cfg.device = device
+    if not overwrite and all(os.path.isfile(os.path.join(out_dir, n)) for n in OUTPUTS):
+        try:
+            done = json.loads(open(os.path.join(out_dir, "summary.json")).read())
+        except (OSError, ValueError):
+            done = None
+        if isinstance(done, dict) and done.get("config") == json.loads(json.dumps(_config(cfg))):
+            return {**done, "kept": True}
     claim_dir(out_dir, OUTPUTS, overwrite)
     os.makedirs(out_dir, exist_ok=True)
     steps = len(cfg.policies) + len(cfg.betas) + 1
