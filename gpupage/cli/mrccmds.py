@@ -7,7 +7,7 @@ import click
 from .distcmds import report, scale_options, scale_writer
 from .options import (INT64_MAX, INT64_MIN, parse_int_list, quiet_option, resource_options, trace_format_option,
                       warmup_option)
-from .simcmds import _policy_names, _progress, candidates_option, checkpoint_option, learned_options
+from .simcmds import _policy_names, _progress, candidates_option, checkpoint_option
 
 DEFAULT_POLICIES = "lru,fifo,lfu,arc,clock,belady"
 
@@ -62,6 +62,7 @@ def mrc(trace_file, policies, K, warmup, sample_rate, fmt, column, seed, out_dir
     (a shard writes no plot: merge the shards' mrc.csv into DIR/mrc.csv, then rerun without --shard)."""
     from ..core.shards import check_rate
     from ..distributed.shard import grid_writer
+    from ..experiments.calls import learned_options
     from ..experiments.mrc import check_out_dir, describe, finish_curves, mrc_spec
 
     check_rate(sample_rate)
@@ -69,7 +70,7 @@ def mrc(trace_file, policies, K, warmup, sample_rate, fmt, column, seed, out_dir
     # the curves are computed on the CPU: Ray tasks ask for CPUs, never a GPU
     writer = scale_writer("mrc", "cpu", **scale) or grid_writer("mrc")
     spec = mrc_spec(trace_file, policies, K, warmup, sample_rate, seed, fmt, column,
-                    options=learned_options(checkpoint, candidates))
+                    options=learned_options(checkpoint, candidates) or None)
     bar = _progress(quiet, "cell")(len(spec.policies) * len(spec.Ks))
     with bar:
         ran = writer(spec, out / "mrc.csv", overwrite, bar)

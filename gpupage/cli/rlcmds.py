@@ -231,16 +231,12 @@ def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, se
                    trace_file, candidates, learned_hidden, **fields):
     """``train --policy learned``: :func:`gpupage.controller.slotnet.train_to`, the checkpoint written atomically.
     ``fields`` are the learned-only options named as the TrainConfig fields they set."""
-    import os
-
     from ..core.limits import configure_threads
 
     configure_threads(threads)  # before torch loads its OpenMP runtime
     from ..controller import slotnet
     from .options import parse_int_list
 
-    if os.path.exists(out):
-        raise ValueError(f"{out} exists; remove it or choose another --out")
     widths = tuple(parse_int_list(learned_hidden, "--learned-hidden", lo=1, hi=32))
     if len(widths) != 2:
         raise ValueError(f"--learned-hidden takes two widths (H1,H2), got {learned_hidden!r}")

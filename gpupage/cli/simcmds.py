@@ -18,12 +18,6 @@ candidates_option = click.option("--candidates", type=click.IntRange(1, None), d
                                  help="learned: score only the C least recently accessed blocks (default: all).")
 
 
-def learned_options(checkpoint, candidates) -> dict | None:
-    """The policy options of --checkpoint and --candidates (None when neither is given)."""
-    opts = {k: v for k, v in (("checkpoint", checkpoint), ("candidates", candidates)) if v is not None}
-    return opts or None
-
-
 def _policy_names() -> list[str]:
     from ..core.policies import POLICIES  # stdlib-only module: cheap at --help time
 

@@ -295,6 +295,12 @@ def train_prefetch(cfg: PrefetchTrainConfig, out=None, command: str = "", log=pr
         _imitate(model, opt, lanes, cfg, gen, log)
     N, B = cfg.num_steps, cfg.lanes
     best, best_state, history = math.inf, None, []
+
+    def save(ck):
+        if out is not None:
+            with atomic_path(out) as tmp:
+                torch.save(ck, tmp)
+
     try:  # an interrupted run (Ctrl-C, SIGTERM, an error) still writes its best validated model
         for it in range(cfg.iterations):
             for grp in opt.param_groups:
@@ -357,17 +363,13 @@ def train_prefetch(cfg: PrefetchTrainConfig, out=None, command: str = "", log=pr
             history.append(row)
             log(row)
     except BaseException:
-        if best_state is not None and out is not None:
+        if best_state is not None:
             model.load_state_dict(best_state)
-            ck = dict(checkpoint_dict(model, cfg, command, history), interrupted_after_iteration=len(history))
-            with atomic_path(out) as tmp:
-                torch.save(ck, tmp)
+            save(dict(checkpoint_dict(model, cfg, command, history), interrupted_after_iteration=len(history)))
         raise
     model.load_state_dict(best_state)
     ck = checkpoint_dict(model, cfg, command, history)
-    if out is not None:
-        with atomic_path(out) as tmp:
-            torch.save(ck, tmp)
+    save(ck)
     return model, ck
 
 

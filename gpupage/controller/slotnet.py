@@ -559,8 +559,13 @@ def train_to(out, cfg: TrainConfig, command: str, log=None) -> tuple[L.LearnedNe
 
     Finished rounds are never lost: a run stopped by Ctrl-C, SIGTERM or an error after its first round writes
     what those rounds would ship (the best round on validation so far, else the last; no quantisation check;
-    ``report["interrupted_after_round"]``) before the exception goes on."""
+    ``report["interrupted_after_round"]``) before the exception goes on.  An existing ``out`` is refused."""
+    import os
+
     from ..core.results import atomic_path
+
+    if os.path.exists(out):
+        raise ValueError(f"{out} exists; remove it or choose another --out")
 
     last = []  # (float weights, integer network, report) of the rounds finished so far
 
@@ -614,7 +619,6 @@ def main(argv=None) -> int:
     its finished rounds' network when it is interrupted (:func:`train_to`)."""
     import argparse
     import json
-    import os
     import sys
     from dataclasses import fields
 
@@ -643,8 +647,6 @@ def main(argv=None) -> int:
                         help=f"{docs.get(f.name, '')} (default: {default})")
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
-    if os.path.exists(args.out):
-        ap.error(f"{args.out} exists; remove it or choose another --out")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     try:
         net, report = train_to(args.out, cfg, "python -m gpupage.controller.slotnet " + " ".join(argv),

@@ -109,7 +109,7 @@ def read_trace(path: str | os.PathLike, fmt: str = "auto", column: str | int = 0
     ids, original = dense.finish()
     if ids.size == 0:
         raise ValueError(f"trace file has no requests: {path}")
-    if fmt == "oracle" or dense.unsigned:
+    if dense.unsigned:
         original = original.view(np.uint64)
     if fmt == "oracle":
         _check_next_access(path, comp, ids, original.size)
@@ -240,7 +240,8 @@ class _Dense:
         self.nd = 0
         self.table = np.full(1 << 13, -1, dtype=np.int32)
         self.unsigned = False
-        """A text reader saw an id of 2**63 or more: keys are uint64 bit patterns, ``original`` reads as uint64."""
+        """Keys are uint64 bit patterns (oracleGeneral's always; a text reader's once an id reaches 2**63):
+        ``original`` reads as uint64."""
 
     @property
     def limit(self) -> int:
@@ -460,6 +461,7 @@ def _parse_cells(cells: list[str], lines: list[int], path: str, dense: _Dense) -
 
 def _read_oracle(stream, path, dense, column):
     rec_size = ORACLE_DTYPE.itemsize
+    dense.unsigned = True  # obj_id is u64
     carry, total = b"", 0
     while True:
         chunk = stream.read(_CHUNK // rec_size * rec_size)

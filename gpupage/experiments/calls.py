@@ -13,6 +13,11 @@ from ..core.traces import ZipfParams
 from .sweep import SweepSpec, write_sweep
 
 
+def learned_options(checkpoint=None, candidates=None) -> dict:
+    """The policy options that ``--checkpoint`` and ``--candidates`` give (``learned``'s), the ones given only."""
+    return {k: v for k, v in (("checkpoint", checkpoint), ("candidates", candidates)) if v is not None}
+
+
 def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "auto", column="0", seed: int = 0,
                   device: str = "cpu", warmup=0, checkpoint: str | None = None,
                   candidates: int | None = None) -> list[dict]:
@@ -23,7 +28,7 @@ def simulate_file(path: str, policies: list[str], Ks: list[int], fmt: str = "aut
 
     ``checkpoint``, ``candidates``: options of the policies that need a checkpoint (``learned``)."""
     pols = [get_policy(p) for p in policies]
-    options = {k: v for k, v in (("checkpoint", checkpoint), ("candidates", candidates)) if v is not None}
+    options = learned_options(checkpoint, candidates)
     check_options(pols, options)  # a --checkpoint no policy reads is refused, not ignored
     for K in Ks:
         if K < 1:
@@ -60,11 +65,7 @@ def sweep_to_csv(out: str, policies: list[str], Ks: list[int], seeds: list[int],
     ``checkpoint``, ``candidates``: options of the policies that need a checkpoint (``learned``).
     ``writer(spec, out, overwrite, bar)`` replaces :func:`write_sweep` (a shard, a Ray run) and
     its result is returned."""
-    options = {} if eta is None else {"eta": eta}
-    if checkpoint is not None:
-        options["checkpoint"] = checkpoint
-    if candidates is not None:
-        options["candidates"] = candidates
+    options = {**({} if eta is None else {"eta": eta}), **learned_options(checkpoint, candidates)}
     check_options([get_policy(p) for p in policies], options)
     spec = SweepSpec([get_policy(p) for p in policies], Ks, seeds, betas, rhos, ZipfParams(**zipf), family, device,
                      absolute_checkpoint(options) or None, warmup)

@@ -226,7 +226,8 @@ def reproduce(out_dir: str, cfg: ReproduceConfig | None = None, progress_factory
         cfg.device = device
     if not overwrite and all(os.path.isfile(os.path.join(out_dir, n)) for n in OUTPUTS):
         try:
-            done = json.loads(open(os.path.join(out_dir, "summary.json")).read())
+            with open(os.path.join(out_dir, "summary.json")) as f:
+                done = json.load(f)
         except (OSError, ValueError):
             done = None
         if isinstance(done, dict) and done.get("config") == json.loads(json.dumps(_config(cfg))):
