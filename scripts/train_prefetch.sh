@@ -6,7 +6,7 @@
 # trains the same recipe without hints (a victim-only controller) into checkpoints/prefetch_nohints_k8.pt, the
 # reference of the eps = 1 target; `--eps1` trains it with hints that carry no information (eps = 1 only).  20.7 minutes for both recipes side by side on 2 shared CPU cores (one
 # thread each); every random draw is seeded, but a rerun was not made to check the weights are identical.
-# Pass --force to overwrite an existing checkpoint.
+# Pass --overwrite to replace an existing checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=checkpoints/prefetch_blackbox_k8.pt

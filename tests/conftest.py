@@ -17,6 +17,56 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 
+def _patch_the_language_once_per_launch():
+    """Under the interpreter, make a nested ``@triton.jit`` call reuse its launch's patch of ``triton.language``.
+
+    Triton's interpreter re-patches the language module (``inspect.getmembers`` over it, then one
+    attribute at a time) at every call of a jit function from a kernel, nearly half of an
+    equality test's time.  Inside a launch the module is already patched, so only a call whose
+    function sees a language module the launch has not patched (``tl.core``, from triton's own
+    helpers) patches; the launch's restore is Triton's own.  Kernels run unchanged: a function left
+    unpatched raises ("Did you forget to add @triton.jit ?") rather than computing differently.
+    Any other Triton (no ``_patch_lang``) is left alone.
+    """
+    import triton.language as tl
+    from triton.runtime import interpreter
+
+    patch = getattr(interpreter, "_patch_lang", None)
+    if patch is None:
+        return
+    launch: list[set] = []  # the language modules the running launch has patched
+
+    class Kept:
+        def restore(self):
+            pass
+
+    def langs(fn) -> set:
+        return {id(v) for v in fn.__globals__.values() if v is tl or v is tl.core}
+
+    def patch_lang(fn):
+        if not launch:  # a kernel launch
+            scope = patch(fn)
+            restore = scope.restore
+
+            def restore_launch():
+                launch.clear()
+                restore()
+
+            scope.restore = restore_launch
+            launch.append(langs(fn))
+            return scope
+        if langs(fn) <= launch[0]:
+            return Kept()
+        launch[0] |= langs(fn)
+        return patch(fn)
+
+    interpreter._patch_lang = patch_lang
+
+
+if os.environ.get("TRITON_INTERPRET") == "1":
+    _patch_the_language_once_per_launch()
+
+
 @pytest.fixture(scope="session")
 def ray_address():
     """One local Ray instance (2 CPUs) for every test that runs chunks on Ray: starting one takes seconds."""

@@ -160,6 +160,26 @@ def test_ray_equals_the_local_run_row_for_row(trace, local, tmp_path, ray_addres
     assert rows_of(tmp_path / "cli" / "mrc.csv") == local[1] and (tmp_path / "cli" / "mrc.png").exists()
 
 
+def test_a_learned_checkpoint_travels_with_the_chunks(trace, tmp_path, ray_address, monkeypatch):
+    """Workers never open the checkpoint file (a cluster's nodes need not share one): deleted once the
+    driver has read it, the Ray run still equals the local one."""
+    import ray
+    import torch
+
+    from gpupage.zoo.learned import checkpoint_dict
+    from test_learned import random_net
+
+    ckpt = tmp_path / "net.pt"
+    torch.save(checkpoint_dict(random_net(np.random.default_rng(3))), ckpt)
+    spec = mrc_spec(trace, ["learned"], [2, 5, 13, 34], 0.1, options={"checkpoint": str(ckpt), "candidates": 4})
+    write_grid(MRC, spec, tmp_path / "local.csv")
+    put = ray.put
+    monkeypatch.setattr(ray, "put", lambda obj: (ckpt.unlink(), put(obj))[1])
+    ran = write_grid(MRC, spec, tmp_path / "ray.csv", runner=_ray(), lanes=2)
+    assert not ckpt.exists() and ran.chunks_run == 2
+    assert rows_of(tmp_path / "ray.csv") == rows_of(tmp_path / "local.csv")
+
+
 @pytest.fixture(scope="module")
 def long_trace(tmp_path_factory):
     """A trace on which a chunk of 8 arc sizes takes about a second."""

@@ -69,7 +69,10 @@ def test_training_writes_a_checkpoint_the_cli_evaluates(tmp_path):
     for v in out_json["controller"].values():
         assert set(v) == {"mean", "sd"}
     again = CliRunner().invoke(main, ["prefetch-train", "--out", str(out), "--iterations", "1"])
-    assert again.exit_code != 0 and "--force" in again.output
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    from gpupage.cli.prefetchcmds import prefetch_train
+    (flag,) = [p for p in prefetch_train.params if p.name == "overwrite"]
+    assert flag.opts == ["--overwrite", "--force"]  # the earlier name still works
 
 
 def test_the_factored_log_prob_counts_the_victim_only_where_the_env_reads_it():

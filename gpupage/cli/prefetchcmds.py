@@ -98,7 +98,8 @@ def evaluate_prefetch_checkpoint(checkpoint, K, seeds, params, as_json, **overri
 @click.command("prefetch-train")
 @click.option("--out", default="checkpoints/prefetch_blackbox_k8.pt", show_default=True,
               type=click.Path(dir_okay=False), help="Checkpoint to write.")
-@click.option("--force", is_flag=True, help="Overwrite an existing checkpoint.")
+@click.option("--overwrite", "--force", "overwrite", is_flag=True,
+              help="Replace an existing checkpoint (--force: its earlier name).")
 @click.option("--mode", type=click.Choice(["blackbox", "whitebox"]), default="blackbox", show_default=True)
 @k_option(default="8", help="Cache size K (one).")
 @click.option("--lookahead", "L", type=click.IntRange(1, MAX_REQUESTS), default=4, show_default=True,
@@ -128,7 +129,7 @@ def evaluate_prefetch_checkpoint(checkpoint, K, seeds, params, as_json, **overri
 @click.option("--torch-seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No per-iteration log.")
 @resource_options
-def prefetch_train(out, force, mode, K, L, eps_choices, eps_eval, lam_fetch, lam_evict, no_hints, victims, imitate,
+def prefetch_train(out, overwrite, mode, K, L, eps_choices, eps_eval, lam_fetch, lam_evict, no_hints, victims, imitate,
                    imitate_iterations, iterations, val_every, lanes, num_steps, T, lr, seed_start, torch_seed, quiet):
     """Train the prefetch controller with PPO (issue 13): when to follow a hint and which block to evict."""
     import os
@@ -138,8 +139,8 @@ def prefetch_train(out, force, mode, K, L, eps_choices, eps_eval, lam_fetch, lam
 
     if len(K) != 1:
         raise click.BadParameter("give one cache size", param_hint="--K")
-    if os.path.exists(out) and not force:
-        raise ValueError(f"{out} exists; pass --force to overwrite it")
+    if os.path.exists(out) and not overwrite:
+        raise ValueError(f"{out} exists; pass --overwrite to replace it")
     cfg = PrefetchTrainConfig(K=K[0], L=L, lam_fetch=lam_fetch, lam_evict=lam_evict, mode=mode,
                               hints=not no_hints, victims=victims, imitate=imitate,
                               imitate_iterations=imitate_iterations, eps_choices=tuple(eps_choices), eps_eval=eps_eval,

@@ -8,6 +8,7 @@ driver killed mid-run resumes from its finished chunks (see :func:`~.shard.write
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 from .shard import GRIDS, Chunk
@@ -32,6 +33,17 @@ def _run_chunk(command: str, spec, chunk: Chunk, threads: int) -> list[dict]:
     torch.set_num_threads(threads)
     grid = GRIDS[command]
     return [row for rows in grid.run(grid.subspec(spec, chunk), None) for row in rows]
+
+
+def _loaded(options: dict | None) -> dict | None:
+    """``options`` with a ``learned`` checkpoint file read into its network, so that no worker reads the
+    file: workers need no shared file system.  The driver read and recorded it already."""
+    ck = (options or {}).get("checkpoint")
+    if not isinstance(ck, (str, os.PathLike)):
+        return options
+    from ..zoo.learned import load_network
+
+    return {**options, "checkpoint": load_network(ck)}
 
 
 class RayRunner:
@@ -65,7 +77,8 @@ class RayRunner:
             if self.device == "cuda" and not gpus:
                 raise RuntimeError("--device cuda: the Ray cluster has no GPUs")
             on_gpu = self.device == "cuda" or (self.device == "auto" and gpus > 0)
-            spec = replace(spec, device="cuda" if on_gpu else "cpu")  # a task sees its own GPU as cuda:0
+            # a task sees its own GPU as cuda:0; the checkpoint travels in the spec, as the trace does
+            spec = replace(spec, device="cuda" if on_gpu else "cpu", options=_loaded(spec.options))
             task = ray.remote(_run_chunk).options(num_cpus=self.task_cpus, num_gpus=1 if on_gpu else 0,
                                                   max_retries=self.retries, retry_exceptions=False)
             slots = int(gpus if on_gpu else resources.get("CPU", 1) // self.task_cpus) or 1

@@ -138,7 +138,8 @@ class MrcSpec:
     device: str = "cpu"
     """Only the CPU: the Ray runner sets it; curves are computed on the CPU."""
     options: dict | None = None
-    """Policy options (``learned``: its ``checkpoint`` path, readable on every worker, and ``candidates``)."""
+    """Policy options (``learned``: its ``checkpoint`` path, which the Ray runner reads into the network
+    it sends, and ``candidates``)."""
 
 
 def mrc_spec(path, policies, Ks, warmup=0, sample_rate: float = 1.0, seed: int = 0, fmt: str = "auto",
