@@ -24,43 +24,41 @@ def _patch_the_language_once_per_launch():
     attribute at a time) at every call of a jit function from a kernel, nearly half of an
     equality test's time.  Inside a launch the module is already patched, so only a call whose
     function sees a language module the launch has not patched (``tl.core``, from triton's own
-    helpers) patches; the launch's restore is Triton's own.  Kernels run unchanged: a function left
-    unpatched raises ("Did you forget to add @triton.jit ?") rather than computing differently.
-    Any other Triton (no ``_patch_lang``) is left alone.
+    helpers) patches; the launch's own patch and restore are Triton's.  Kernels run unchanged: a
+    function left unpatched raises ("Did you forget to add @triton.jit ?") rather than computing
+    differently.  A Triton without these internals is left alone.
     """
     import triton.language as tl
     from triton.runtime import interpreter
 
     patch = getattr(interpreter, "_patch_lang", None)
-    if patch is None:
+    executor = getattr(interpreter, "GridExecutor", None)
+    if patch is None or executor is None:
         return
-    launch: list[set] = []  # the language modules the running launch has patched
+    run = executor.__call__
+    launches: list[set] = []  # per running launch, the language modules it has patched
 
     class Kept:
         def restore(self):
             pass
 
-    def langs(fn) -> set:
-        return {id(v) for v in fn.__globals__.values() if v is tl or v is tl.core}
-
     def patch_lang(fn):
-        if not launch:  # a kernel launch
-            scope = patch(fn)
-            restore = scope.restore
-
-            def restore_launch():
-                launch.clear()
-                restore()
-
-            scope.restore = restore_launch
-            launch.append(langs(fn))
-            return scope
-        if langs(fn) <= launch[0]:
-            return Kept()
-        launch[0] |= langs(fn)
+        mods = {id(v) for v in fn.__globals__.values() if v is tl or v is tl.core}
+        if launches and mods <= launches[-1]:
+            return Kept()  # a call from a kernel whose launch patched these modules already
+        if launches:
+            launches[-1] |= mods
         return patch(fn)
 
+    def launch(self, *args, **kwargs):
+        launches.append(set())
+        try:
+            return run(self, *args, **kwargs)
+        finally:
+            launches.pop()
+
     interpreter._patch_lang = patch_lang
+    executor.__call__ = launch
 
 
 if os.environ.get("TRITON_INTERPRET") == "1":
