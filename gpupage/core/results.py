@@ -246,15 +246,8 @@ def recorded_options(options: dict | None) -> dict:
     return out
 
 
-def absolute_checkpoint(options: dict | None) -> dict | None:
-    """``options`` with a checkpoint path made absolute: Ray workers and shards need not share the working
-    directory of the command that started them."""
-    ck = (options or {}).get("checkpoint")
-    return {**options, "checkpoint": os.path.abspath(ck)} if isinstance(ck, (str, os.PathLike)) else options
-
-
 __all__ = ["atomic_path", "write_text_atomic", "spec_path", "ResultsTable", "file_identity", "recorded_options",
-           "absolute_checkpoint", "spec_diff"]
+           "spec_diff"]
 
 
 def checkpoint_format(path) -> str | None:

@@ -7,7 +7,6 @@ import torch
 from ..core.curves import ONE_PASS, fault_curve
 from ..core.io import read_trace
 from ..core.policies import check_options, get_policy
-from ..core.results import absolute_checkpoint
 from ..core.simulate import first_touches, resolve_warmup, simulate
 from ..core.traces import ZipfParams
 from .sweep import SweepSpec, write_sweep
@@ -68,7 +67,7 @@ def sweep_to_csv(out: str, policies: list[str], Ks: list[int], seeds: list[int],
     options = {**({} if eta is None else {"eta": eta}), **learned_options(checkpoint, candidates)}
     check_options([get_policy(p) for p in policies], options)
     spec = SweepSpec([get_policy(p) for p in policies], Ks, seeds, betas, rhos, ZipfParams(**zipf), family, device,
-                     absolute_checkpoint(options) or None, warmup)
+                     options or None, warmup)
     bar = progress(spec.cells) if progress else None
     try:
         return (writer or write_sweep)(spec, out, overwrite, bar)

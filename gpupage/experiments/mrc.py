@@ -23,7 +23,7 @@ import torch
 
 from ..core.curves import ONE_PASS, fault_curve
 from ..core.policies import Policy, check_options, get_policy
-from ..core.results import absolute_checkpoint, atomic_path, file_identity, recorded_options
+from ..core.results import atomic_path, file_identity, recorded_options
 from ..core.shards import check_rate, sample_mask, scaled_k
 from ..core.simulate import first_touches, resolve_warmup, simulate
 
@@ -162,7 +162,7 @@ def mrc_spec(path, policies, Ks, warmup=0, sample_rate: float = 1.0, seed: int =
     source = {"trace": file_identity(path), "format": trace.format, "column": str(column),
               "requests": trace.requests, "distinct": trace.distinct}
     return MrcSpec(trace.ids, [p.name for p in pols], resolve_sizes(trace.ids, Ks), w, sample_rate, seed,
-                   original, source, options=absolute_checkpoint(options) or None)
+                   original, source, options=options or None)
 
 
 def mrc_record(spec: MrcSpec) -> dict:
