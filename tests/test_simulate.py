@@ -157,3 +157,26 @@ def test_parse_policies():
     assert [p.name for p in parse_policies("LRU, belady")] == ["lru", "belady"]
     with pytest.raises(ValueError, match="unknown policy 'x'"):
         parse_policies("lru,x")
+
+
+def test_every_trace_type_and_layout_runs_one_compiled_batch():
+    """int64, int16, Fortran-order, sliced and shared (``expand``) traces reach the CPU policies as int32
+    ``[B, T]`` or ``[1, T]`` rows, so numba compiles each batch once; the faults equal separate int32 copies."""
+    from gpupage.core import cpu
+    from gpupage.zoo import baselines, heuristics, modern
+
+    gen = np.random.default_rng(7)
+    base = gen.integers(0, 40, size=(3, 300)).astype(np.int32)
+    one = torch.from_numpy(base[0])
+    variants = [torch.from_numpy(base.astype(np.int64)), torch.from_numpy(base.astype(np.int16)),
+                torch.from_numpy(np.asfortranarray(base.astype(np.int64))), torch.from_numpy(base)[:, :],
+                torch.from_numpy(np.concatenate([base, base], axis=1))[:, :300], one.expand(3, -1)]
+    for policy in ("lru", "belady", "arc", "clock", "adaptive", "s3fifo", "lirs"):
+        want = simulate(torch.from_numpy(base), policy, 6).faults.tolist()
+        assert simulate(one.unsqueeze(0).repeat(3, 1), policy, 6).faults.tolist() == [want[0]] * 3
+        for tr in variants:
+            expect = [want[0]] * 3 if tr.stride(0) == 0 else want
+            assert simulate(tr, policy, 6).faults.tolist() == expect, (policy, tr.dtype, tr.stride())
+    for batch in (cpu._simulate_batch, baselines._simulate_batch, heuristics._simulate_batch,
+                  modern._simulate_batch):
+        assert len(batch.signatures) == 1, batch.signatures

@@ -87,7 +87,7 @@ def _clock(sc):
     return sc[GEN0], sc[GEN1], sc[NEXTGEN], sc[CUR], sc[SS], sc[RESUME]
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _put(t, k, prm, x, v, slot_of, last, cnt, stamp, blk, sc):
     """Bring x into the lowest free slot, or into slot v (``adaptive``'s victim when v < 0) of a full cache."""
     if sc[NN] < k:
@@ -109,7 +109,7 @@ def _announced(hint, t, L, b):
     return c
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _observe(kind, t, subj, subj_last, k, prm, hint, L, slot_of, last, cnt, stamp, blk, sc, ws, shift, og, os_):
     cur, gen0, gen1, S = sc[CUR], sc[GEN0], sc[GEN1], sc[SS]
     stale, suspect = prm[5], prm[6]

@@ -47,6 +47,12 @@ def argmin_key(keys, k):
 
 
 @njit(inline="always", cache=True)
+def lane_row(traces, b):
+    """Lane b's trace: row b of ``[B, T]``, or the one row of ``[1, T]`` that every lane shares."""
+    return traces[b if traces.shape[0] > 1 else 0]
+
+
+@njit(inline="always", cache=True)
 def max_k(K):
     """The largest per-lane K (at least 1): the size of a chunk's per-slot scratch."""
     kmax = 1
@@ -182,7 +188,7 @@ def _run_lane(trace, k, code, rkey, want_hits, hits_row, want_victims, victims_r
 
 @njit(parallel=True, cache=True)
 def _simulate_batch(traces, K, code, rkeys, n_ids, want_hits, hits, want_victims, victims, faults, nchunks):
-    B, T = traces.shape
+    B, T = K.shape[0], traces.shape[1]
     kmax = max_k(K)
     leaves = 1
     while leaves < kmax:
@@ -198,7 +204,7 @@ def _simulate_batch(traces, K, code, rkeys, n_ids, want_hits, hits, want_victims
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             rkey = rng.stream_key(rkeys[b], rng.STREAM_RANDOM_POLICY)
             faults[b] = _run_lane(
-                traces[b], min(K[b], kmax), code, rkey,
+                lane_row(traces, b), min(K[b], kmax), code, rkey,
                 want_hits, hits[b if want_hits else 0], want_victims, victims[b if want_victims else 0],
                 slot_of, count, nxt, seen, blk, keys, tree,
             )
@@ -209,13 +215,16 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     """The CPU contract every policy implementation follows.
 
     Args:
-        traces: int32/int64 ``[B, T]`` of dense ids < n_ids (-1 = pad).
+        traces: C-contiguous ``[B, T]`` of dense ids < n_ids (-1 = pad), or ``[1, T]``: one trace every
+            lane reads (``lane_row``).  int32 from ``simulate`` (int64 only past 2**31 distinct ids), so
+            numba compiles each batch function once.
         policy: the :class:`~gpupage.core.policies.Policy`.
-        K: int64 ``[B]``.  rkeys: int64 ``[B]`` lane keys.  options: policy options (unused here).
+        K: int64 ``[B]``: it gives the lane count B.  rkeys: int64 ``[B]`` lane keys.  options: policy
+            options (unused here).
     Returns:
         (faults int64 [B], hits uint8 [B, T] or None, victims int64 [B, T] or None).
     """
-    B, T = traces.shape
+    B, T = K.shape[0], traces.shape[1]
     faults, hits, victims = alloc_outputs(B, T, return_hits)
     _simulate_batch(traces, K, policy.code, rkeys, max(n_ids, 1), return_hits, hits, return_hits, victims, faults,
                     lane_chunks(B))

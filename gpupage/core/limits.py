@@ -225,12 +225,12 @@ def work_threads(chunks: int):
 # ------------------------------------------------------------------------------------------- estimates
 
 
-def simulate_bytes(B: int, T: int, return_hits: bool, copied: int = 0, remapped: bool = False, chunks: int = 0,
+def simulate_bytes(B: int, T: int, return_hits: bool, remapped: bool = False, chunks: int = 0,
                    n_ids: int = 0, kmax: int = 0) -> int:
-    """Memory a CPU ``simulate`` call adds to its input and its dense ids: a converted copy (``copied``
-    bytes a request), per-request outputs (victims mapped back to sparse ids take a second copy), and
-    each lane chunk's scratch (per-block maps, one lane's next uses or predictions, per-slot keys)."""
-    per_request = copied + ((18 if remapped else 9) if return_hits else 0)
+    """Memory a CPU ``simulate`` call adds to its input and its dense ids (its caller adds the converted
+    copy): per-request outputs (victims mapped back to sparse ids take a second copy), and each lane
+    chunk's scratch (per-block maps, one lane's next uses or predictions, per-slot keys)."""
+    per_request = (18 if remapped else 9) if return_hits else 0
     return B * T * per_request + chunks * (64 * n_ids + 16 * T + 64 * kmax) + 32 * B
 
 

@@ -343,8 +343,10 @@ def simulate_prefetch(traces, K, rule: str = "never", eviction: str | None = "lr
         out = getattr(import_module(module), func)(tr, full_targets(targets, off, T), Ks.to(tr.device),
                                                    "oracle" if eviction is None else eviction, options, int(L), ws,
                                                    shift)
-    else:
-        out = torch.from_numpy(_serve_host(tr.cpu().contiguous().numpy(), targets.cpu().contiguous().numpy(), off,
+    else:  # ids and targets in one dtype, int32 where they fit: each serving loop compiles once
+        dt = torch.int32 if n_ids <= 2**31 else torch.int64
+        out = torch.from_numpy(_serve_host(tr.cpu().to(dt).contiguous().numpy(),
+                                           targets.cpu().to(dt).contiguous().numpy(), off,
                                            Ks, rule, eviction, L, n_ids, latent, options)).to(tr.device)
     requests = _lane_requests(tr).to(tr.device)
     return PrefetchResult(out[:, 0].clone(), out[:, 1].clone(), out[:, 2].clone(), requests, **weights)

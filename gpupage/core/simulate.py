@@ -173,7 +173,9 @@ def first_touches(traces, warmup: int = 0) -> torch.Tensor:
         first = s >= 0
         first[:, 1:] &= s[:, 1:] != s[:, :-1]
         return (first & (idx >= warmup)).sum(dim=1)
-    arr, _ = dense_ids(traces.detach().cpu().contiguous().numpy())
+    arr, uniq = dense_ids(traces.detach().cpu().contiguous().numpy())
+    if uniq is None:
+        arr = arr.astype(np.int32, copy=False)  # as _simulate_cpu passes them: one compiled signature
     out = np.zeros(arr.shape[0], dtype=np.int64)
     if arr.size:
         _first_touches(arr, int(arr.max()) + 1, warmup, out, lane_chunks(arr.shape[0]))
@@ -196,21 +198,22 @@ def _first_touches(traces, n_ids, warmup, out, nchunks):
 
 def _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options):
     B, T = traces.shape
-    kept = traces.device.type == "cpu" and traces.is_contiguous() and traces.dtype in (torch.int32, torch.int64)
-    what = f"simulating {B} lanes x {T} requests ({pol.name})"
-    # the input itself is already held: only what this call adds is estimated
-    limits.require(limits.simulate_bytes(B, T, return_hits, copied=0 if kept else 8), what)
-    traces = traces.detach().cpu()
     shared = _shared(traces)
+    rows = 1 if shared else B  # shared lanes read one [1, T] copy: no [B, T] one, and it stays in cache
+    on_cpu = traces.device.type == "cpu"
+    # the input itself is already held: only what this call adds is estimated (a contiguous copy, then int32)
+    copied = (0 if on_cpu and traces.is_contiguous() else traces.element_size()) + (
+        0 if traces.dtype == torch.int32 else 4)
+    what = f"simulating {B} lanes x {T} requests ({pol.name})"
+    limits.require(limits.simulate_bytes(B, T, return_hits) + rows * T * copied, what)
+    traces = traces.detach().cpu()
     arr = (traces[:1] if shared else traces).contiguous().numpy()
-    if arr.dtype not in (np.int32, np.int64):
-        arr = arr.astype(np.int32 if arr.dtype.itemsize < 4 else np.int64)
     dense, uniq = dense_ids(arr)
+    if uniq is None:  # ids below DIRECT_ID_LIMIT: int32, so that numba compiles each policy's batch once
+        dense = dense.astype(np.int32, copy=False)
     n_ids = int(dense.max()) + 1 if dense.size else 1
     limits.require(limits.simulate_bytes(B, T, return_hits, remapped=uniq is not None, chunks=lane_chunks(B),
                                          n_ids=n_ids, kmax=int(Ks.max())), what)
-    if shared:  # the lanes read one copy through a stride-0 view: no [B, T] copy, and it stays in cache
-        dense = np.lib.stride_tricks.as_strided(dense, (traces.shape[0], dense.shape[1]), (0, dense.strides[1]))
     faults, hits, victims = pol.implementation("cpu")(dense, pol, Ks.numpy(), keys, n_ids, return_hits, options)
     res = SimResult(torch.from_numpy(faults), requests)
     if return_hits:

@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..core import rng
-from ..core.cpu import alloc_outputs, cpu_result, evict, lane_chunks, max_k, place, release
+from ..core.cpu import alloc_outputs, cpu_result, evict, lane_chunks, lane_row, max_k, place, release
 from .arc import lane_arc, naive_arc
 from .clock import lane_clock, naive_clock
 from .predictions import NEVER, check_length, noise_table, predict_lane, prediction_options
@@ -133,7 +133,7 @@ def _lane_predictive(trace, pred, k, code, rkey, hk, want, hits_row, victims_row
 
 @njit(parallel=True, cache=True)
 def _simulate_batch(traces, table, threshold, K, hk, code, rkeys, n_ids, want, hits, victims, faults, nchunks):
-    B, T = traces.shape
+    B, T = K.shape[0], traces.shape[1]
     kmax = max_k(K)
     predictive = code == BLIND_ORACLE or code == PREDICTIVE_MARKER
     for c in prange(nchunks):
@@ -154,15 +154,16 @@ def _simulate_batch(traces, table, threshold, K, hk, code, rkeys, n_ids, want, h
         eligible = np.ones(kmax, dtype=np.bool_)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             row = b if want else 0
+            trace = lane_row(traces, b)
             if code == ARC:
-                faults[b] = lane_arc(traces[b], K[b], want, hits[row], victims[row],
+                faults[b] = lane_arc(trace, K[b], want, hits[row], victims[row],
                                      where, blk, lst, gblk, glst, links[0], links[1], free)
             elif code == CLOCK:
-                faults[b] = lane_clock(traces[b], K[b], want, hits[row], victims[row], where, blk, flags)
+                faults[b] = lane_clock(trace, K[b], want, hits[row], victims[row], where, blk, flags)
             else:
-                predict_lane(traces[b], rkeys[b], table, threshold, seen, pred)
+                predict_lane(trace, rkeys[b], table, threshold, seen, pred)
                 rkey = rng.stream_key(rkeys[b], rng.STREAM_RANDOM_POLICY)
-                faults[b] = _lane_predictive(traces[b], pred, K[b], code, rkey, hk[b], want, hits[row], victims[row],
+                faults[b] = _lane_predictive(trace, pred, K[b], code, rkey, hk[b], want, hits[row], victims[row],
                                              where, blk, last, prd, flags, gblk, lst, eligible)
 
 
@@ -174,7 +175,7 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     :mod:`gpupage.zoo.predictions`; ARC and CLOCK accept and ignore it.
     """
     code = policy.code
-    B, T = traces.shape
+    B, T = len(K), traces.shape[1]
     # K >= T behaves exactly like K = T (the cache never fills past T blocks): no huge scratch
     K = np.minimum(np.asarray(K, dtype=np.int64), max(T, 1))
     eta, replace = prediction_options(options)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..core.cpu import alloc_outputs, cpu_result, evict, lane_chunks, max_k, place, release
+from ..core.cpu import alloc_outputs, cpu_result, evict, lane_chunks, lane_row, max_k, place, release
 
 NOVEL_GAP = 200
 """A request is novel when its block was idle this many requests or more."""
@@ -192,13 +192,13 @@ def _run_lane(trace, k, prm, want_hits, hits_row, want_victims, victims_row,
 
 @njit(parallel=True, cache=True)
 def _simulate_batch(traces, K, prm, n_ids, want_hits, hits, want_victims, victims, faults, nchunks):
-    B, T = traces.shape
+    B = K.shape[0]
     kmax = max_k(K)
     for c in prange(nchunks):
         slot_of, last, cnt, stamp, blk = scratch(n_ids, kmax)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             faults[b] = _run_lane(
-                traces[b], K[b], prm, want_hits, hits[b if want_hits else 0],
+                lane_row(traces, b), K[b], prm, want_hits, hits[b if want_hits else 0],
                 want_victims, victims[b if want_victims else 0], slot_of, last, cnt, stamp, blk,
             )
 
@@ -211,7 +211,7 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     Returns (faults int64 [B], hits uint8 [B, T] or None, victims int64 [B, T] or None).
     """
     prm = resolve_params(options)
-    B, T = traces.shape
+    B, T = len(K), traces.shape[1]
     faults, hits, victims = alloc_outputs(B, T, return_hits)
     _simulate_batch(traces, np.ascontiguousarray(K, dtype=np.int64), prm, max(n_ids, 1), return_hits, hits,
                     return_hits, victims, faults, lane_chunks(B))

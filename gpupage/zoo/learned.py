@@ -96,7 +96,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..core import rng
-from ..core.cpu import alloc_outputs, cpu_result, fill_next_uses, lane_chunks, max_k
+from ..core.cpu import alloc_outputs, cpu_result, fill_next_uses, lane_chunks, lane_row, max_k
 from .heuristics import FAR_PAST, resolve_params
 from .heuristics import access as ada_access
 from .heuristics import forget as ada_forget
@@ -534,7 +534,7 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
 @njit(parallel=True, cache=True)
 def _batch(traces, K, cand, net, exact, frac, rmul, n_ids, want, hits, victims, faults, decisions,
            expert, nxt, mkeys, beta_thr, record, feat_out, dist_out, aux_out, rows, nchunks):
-    B = traces.shape[0]
+    B = K.shape[0]
     kmax = max_k(K)
     H1 = net[2].shape[0]
     for c in prange(nchunks):
@@ -562,7 +562,7 @@ def _batch(traces, K, cand, net, exact, frac, rmul, n_ids, want, hits, victims, 
             row = b if want else 0
             nrow = b if expert else 0
             faults[b], decisions[b] = _run_lane(
-                traces[b], K[b], cand, net, exact, frac, rmul, want, hits[row], victims[row],
+                lane_row(traces, b), K[b], cand, net, exact, frac, rmul, want, hits[row], victims[row],
                 expert, nxt[nrow], mkeys[b], beta_thr, record, feat_out, dist_out, aux_out, rows[b],
                 slot_of, count, last_use, gap, dc, alast, acnt, astamp, blk, last, ins, hts, snu, lprev, lnext, order,
                 f, g, b1g, h1)
@@ -585,13 +585,13 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     :func:`policy_options`).  Returns (faults int64 [B], hits uint8 [B, T] | None, victims int64 [B, T] | None).
     """
     net, cand = policy_options(options)
-    B, T = traces.shape
+    B, T = len(K), traces.shape[1]
     _check_length(T)
     K = np.minimum(np.asarray(K, dtype=np.int64), max(T, 1))
     faults, hits, victims = alloc_outputs(B, T, return_hits)
     decisions = np.empty(B, dtype=np.int64)
     dummy = np.zeros((1, 1), dtype=np.int64)
-    _batch(np.ascontiguousarray(traces), K, cand, net.cpu_args(), True, _FRAC, _RMUL, max(n_ids, 1), return_hits, hits,
+    _batch(traces, K, cand, net.cpu_args(), True, _FRAC, _RMUL, max(n_ids, 1), return_hits, hits,
            victims, faults, decisions, False, dummy, np.zeros(B, dtype=np.int64), np.int64(0), 0,
            np.zeros((1, 1, 1), dtype=np.uint8), np.zeros((1, 1), dtype=np.int32), dummy, np.zeros(B, dtype=np.int64),
            lane_chunks(B))

@@ -61,7 +61,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..core.cpu import alloc_outputs, cpu_result, lane_chunks, max_k
+from ..core.cpu import alloc_outputs, cpu_result, lane_chunks, lane_row, max_k
 
 S3FIFO, SIEVE, WTINYLFU, LIRS = range(30, 34)
 
@@ -529,7 +529,7 @@ def _lane_lirs(trace, k, want, hits_row, victims_row, st, sprv, snxt, qprv, qnxt
 
 @njit(parallel=True, cache=True)
 def _simulate_batch(traces, K, code, n_ids, cells, ha, hb, want, hits, victims, faults, nchunks):
-    B = traces.shape[0]
+    B = K.shape[0]
     kmax = max_k(K)
     cmax = 1
     for b in range(B):
@@ -555,17 +555,18 @@ def _simulate_batch(traces, K, code, n_ids, cells, ha, hb, want, hits, victims, 
         for b in range(ch * B // nchunks, (ch + 1) * B // nchunks):
             row = b if want else 0
             k = min(K[b], kmax)
+            trace = lane_row(traces, b)
             if code == S3FIFO:
-                faults[b] = _lane_s3fifo(traces[b], k, want, hits[row], victims[row], state, freq, blk, ring,
+                faults[b] = _lane_s3fifo(trace, k, want, hits[row], victims[row], state, freq, blk, ring,
                                          iprv[0], inxt[0], ends)
             elif code == SIEVE:
-                faults[b] = _lane_sieve(traces[b], k, want, hits[row], victims[row], slot_of, blk, visited,
+                faults[b] = _lane_sieve(trace, k, want, hits[row], victims[row], slot_of, blk, visited,
                                         prv, nxt, ends)
             elif code == WTINYLFU:
-                faults[b] = _lane_wtinylfu(traces[b], k, cells[b], want, hits[row], victims[row], slot_of, cell,
+                faults[b] = _lane_wtinylfu(trace, k, cells[b], want, hits[row], victims[row], slot_of, cell,
                                            ha, hb, bf, blk, lst, prv, nxt, ends, cnt)
             else:
-                faults[b] = _lane_lirs(traces[b], k, want, hits[row], victims[row], state, iprv[0], inxt[0],
+                faults[b] = _lane_lirs(trace, k, want, hits[row], victims[row], state, iprv[0], inxt[0],
                                        iprv[1], inxt[1], iprv[2], inxt[2], ends)
 
 
@@ -573,7 +574,7 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
                  return_hits: bool = False, options: dict | None = None):
     """The :func:`gpupage.core.cpu.simulate_cpu` contract for s3fifo, sieve, wtinylfu and lirs (no options)."""
     code = policy.code
-    B, T = traces.shape
+    B, T = len(K), traces.shape[1]
     # K >= T behaves exactly like K = T (no eviction ever happens): no huge scratch
     K = np.minimum(np.asarray(K, dtype=np.int64), max(T, 1))
     n_ids = max(n_ids, 1)
