@@ -162,25 +162,8 @@ def test_theorem4_beta_hat_is_zero_without_feedback_and_grows_with_sigma():
     assert theorem_cases == 2 * 2 * 4 * 4 * 2  # sigma x c x A x pi x lanes
 
 
-def test_run_bounds_writes_every_entry(tmp_path):
-    entries = run_bounds(_tiny(), str(tmp_path))
-    assert set(os.listdir(tmp_path)) <= set(OUTPUTS) and "report.md" in os.listdir(tmp_path)
-    with pytest.raises(ValueError, match="bounds.json.*--overwrite"):  # never replaced without being asked
-        run_bounds(_tiny(), str(tmp_path))
-    on_disk = json.loads((tmp_path / "bounds.json").read_text())
-    assert IDS <= {e["id"] for e in on_disk}
-    for e in on_disk:
-        assert {"statement", "bound", "measured", "slack", "holds", "counterexample"} <= set(e)
-        assert (e["counterexample"] is not None) == (not e["holds"]), e["id"]
-    by = {e["id"]: e for e in entries}
-    assert by["theorem3"]["holds"] and not by["lemma1a"]["holds"]
-    report = (tmp_path / "report.md").read_text()
-    for png in ("lemma1a_cascade.png", "lemma1b_noise.png", "lemma2_hints.png", "theorem3_cyclic.png", "theorem4_closed_loop.png",
-                "corollary1_thrashing.png", "instance_ratio.png"):
-        assert (tmp_path / png).stat().st_size > 0 and png in report
-
-
-def test_an_earlier_runs_files_are_replaced_only_when_asked(tmp_path):
+def test_bounds_writes_every_entry_and_replaces_a_run_only_when_asked(tmp_path):
+    # one run of the whole command (it compiles every experiment's loops: a test of its own would compile them again)
     (tmp_path / "report.md").write_text("a user's report")
     res = CliRunner().invoke(main, ["bounds", "--out", str(tmp_path), "--quick", "--quiet"])
     errors = [ln for ln in res.output.splitlines() if ln.startswith("Error")]
@@ -189,7 +172,20 @@ def test_an_earlier_runs_files_are_replaced_only_when_asked(tmp_path):
     res = CliRunner().invoke(main, ["bounds", "--out", str(tmp_path), "--quick", "--quiet", "--overwrite", "--lanes", "1",
                                     "--T", "300"])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "report.md").read_text().startswith("# ") and (tmp_path / "bounds.json").exists()
+    assert set(os.listdir(tmp_path)) <= set(OUTPUTS) and (tmp_path / "report.md").read_text().startswith("# ")
+    with pytest.raises(ValueError, match="bounds.json.*--overwrite"):  # the library never replaces unasked either
+        run_bounds(_tiny(), str(tmp_path))
+    on_disk = json.loads((tmp_path / "bounds.json").read_text())
+    assert IDS <= {e["id"] for e in on_disk}
+    for e in on_disk:
+        assert {"statement", "bound", "measured", "slack", "holds", "counterexample"} <= set(e)
+        assert (e["counterexample"] is not None) == (not e["holds"]), e["id"]
+    by = {e["id"]: e for e in on_disk}
+    assert by["theorem3"]["holds"] and not by["lemma1a"]["holds"]
+    report = (tmp_path / "report.md").read_text()
+    for png in ("lemma1a_cascade.png", "lemma1b_noise.png", "lemma2_hints.png", "theorem3_cyclic.png", "theorem4_closed_loop.png",
+                "corollary1_thrashing.png", "instance_ratio.png"):
+        assert (tmp_path / png).stat().st_size > 0 and png in report
 
 
 @pytest.mark.parametrize("args,word", [
