@@ -3,9 +3,24 @@
 Heavy modules (torch, numba, triton) load on first use, so ``gpupage --help`` stays fast.
 """
 
+import os
+import sys
 from importlib import import_module
 
 __version__ = "0.1.0"
+
+
+def _prefer_workqueue() -> None:
+    """numba's ``workqueue`` threading layer, whose idle threads sleep where OpenMP's spin (README,
+    "Threads"), unless the user chose one.  Set here, at import, because numba fixes its layer at the first
+    parallel call, whichever module makes it; numba imported before us has read the variable already."""
+    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+    numba = sys.modules.get("numba")
+    if numba is not None and numba.config.THREADING_LAYER == "default":
+        numba.config.THREADING_LAYER = os.environ["NUMBA_THREADING_LAYER"]
+
+
+_prefer_workqueue()
 
 _LAZY = {
     "simulate": "gpupage.core.simulate",

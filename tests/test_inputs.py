@@ -376,8 +376,19 @@ def test_work_threads_never_exceed_the_work():
     with limits.work_threads(1):
         assert numba.get_num_threads() == 1
     assert numba.get_num_threads() == before
-    assert numba.threading_layer() == "workqueue" or "NUMBA_THREADING_LAYER" in os.environ
     assert 1 <= limits.cpu_count() <= os.cpu_count()
+
+
+@pytest.mark.parametrize("first,chosen,want", [("import torch, gpupage", None, "workqueue"),
+                                               ("import numba, torch, gpupage", None, "workqueue"),
+                                               ("import torch, gpupage", "omp", "omp")])
+def test_the_api_runs_the_workqueue_layer_unless_the_user_chose_one(first, chosen, want):
+    # numba fixes its layer at the first parallel call: here simulate's, not one behind a thread setting
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    env.update({} if chosen is None else {"NUMBA_THREADING_LAYER": chosen})
+    code = f"{first}, numba; gpupage.simulate(torch.randint(0, 9, (2, 50)), 'lru', 4); print(numba.threading_layer())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.split() == [want], out.stdout + out.stderr
 
 
 # ------------------------------------------------------------------------------------------- no hangs

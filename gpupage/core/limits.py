@@ -177,17 +177,12 @@ def cpu_count() -> int:
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """Choose numba's threading layer (before its first parallel call) and, given ``threads``, its
-    thread count, capped at numba's pool (one thread per core); returns the count in force.
-
-    A layer the user chose (NUMBA_THREADING_LAYER) is kept."""
+    """Given ``threads``, numba's thread count, capped at numba's pool (one thread per core); returns the
+    count in force.  (Its threading layer is chosen when ``gpupage`` is imported.)"""
     # torch's OpenMP threads spin too; the runtime reads this when torch is imported (the CLI calls us first)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import numba
-    from numba.np.ufunc import parallel
 
-    if not parallel._is_initialized and "NUMBA_THREADING_LAYER" not in os.environ:
-        numba.config.THREADING_LAYER = "workqueue"
     if threads is not None:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     return numba.get_num_threads()
