@@ -93,8 +93,10 @@ def test_torn_last_row_is_dropped_and_redone(tmp_path, reference):
 
 
 def test_kill_9_at_several_moments_then_resume(tmp_path):
-    """SIGKILL the sweep process each time its file has grown by another eighth; every kill leaves whole rows
-    only and keeps them; the final rerun completes to exactly the rows of an uninterrupted run."""
+    """SIGKILL the sweep process each time its file has grown by another eighth; every kill keeps the rows
+    written before it (a kill inside a write that spans pages may cut it short, mid-row: Linux stops a write
+    between pages for a fatal signal; the resume drops the cut row); the final rerun completes to exactly the
+    rows of an uninterrupted run."""
     grid = [*SWEEP[:-1], "--seeds", "1-60"]
     ref = tmp_path / "ref.csv"
     assert run(*grid, "--out", ref).exit_code == 0
@@ -112,8 +114,7 @@ def test_kill_9_at_several_moments_then_resume(tmp_path):
             time.sleep(0.001)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        assert out.read_bytes().endswith(b"\n")
-        kept.append(len(rows_of(out)))
+        kept.append(out.read_bytes().count(b"\n") - 1)  # whole rows, the header aside
     assert kept == sorted(kept) and kept[0] > 1 and kept[-1] < len(reference)  # progress kept, run not finished
     res = run(*grid, "--out", out)
     assert res.exit_code == 0, res.output

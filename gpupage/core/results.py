@@ -6,9 +6,10 @@ Two ways to write results, chosen by what the file is:
   through :func:`atomic_path`: it is written beside its destination and renamed over it,
   so a reader (or an interruption) sees the old file or the new one, never a torn one.
 * A table of cells that grows over a long run (a sweep) is a :class:`ResultsTable`: a CSV
-  appended whole rows at a time, each batch in one ``write`` system call, so SIGINT,
-  SIGTERM or kill -9 can only stop it between rows; a short write (full disk) is cut
-  back to the last whole row.  Rows are keyed by cell, a JSON sidecar records the run's
+  appended whole rows at a time, each batch in one ``write`` system call, so SIGINT and
+  SIGTERM stop it between rows; a short write (full disk) is cut back to the last whole
+  row.  kill -9 may cut a batch that spans pages short, mid-row (Linux stops a write
+  between pages for a fatal signal, and nothing runs after it): reopening drops the cut row.  Rows are keyed by cell, a JSON sidecar records the run's
   specification, and a second writer is refused by an advisory lock.  Reopening the
   same specification resumes: finished cells are skipped, in whatever order they were
   written.
