@@ -9,8 +9,9 @@ Two ways to write results, chosen by what the file is:
   appended whole rows at a time, each batch in one ``write`` system call, so SIGINT and
   SIGTERM stop it between rows; a short write (full disk) is cut back to the last whole
   row.  kill -9 may cut a batch that spans pages short, mid-row (Linux stops a write
-  between pages for a fatal signal, and nothing runs after it): reopening drops the cut row.  Rows are keyed by cell, a JSON sidecar records the run's
-  specification, and a second writer is refused by an advisory lock.  Reopening the
+  between pages for a fatal signal, and nothing runs after it): reopening drops the cut
+  row.  Rows are keyed by cell, a JSON sidecar records the run's specification, and a
+  second writer is refused by an advisory lock.  Reopening the
   same specification resumes: finished cells are skipped, in whatever order they were
   written.
 """

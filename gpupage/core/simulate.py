@@ -173,9 +173,7 @@ def first_touches(traces, warmup: int = 0) -> torch.Tensor:
         first = s >= 0
         first[:, 1:] &= s[:, 1:] != s[:, :-1]
         return (first & (idx >= warmup)).sum(dim=1)
-    arr, uniq = dense_ids(traces.detach().cpu().contiguous().numpy())
-    if uniq is None:
-        arr = arr.astype(np.int32, copy=False)  # as _simulate_cpu passes them: one compiled signature
+    arr, _ = dense_ids(traces.detach().cpu().contiguous().numpy())
     out = np.zeros(arr.shape[0], dtype=np.int64)
     if arr.size:
         _first_touches(arr, int(arr.max()) + 1, warmup, out, lane_chunks(arr.shape[0]))
@@ -209,8 +207,6 @@ def _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options):
     traces = traces.detach().cpu()
     arr = (traces[:1] if shared else traces).contiguous().numpy()
     dense, uniq = dense_ids(arr)
-    if uniq is None:  # ids below DIRECT_ID_LIMIT: int32, so that numba compiles each policy's batch once
-        dense = dense.astype(np.int32, copy=False)
     n_ids = int(dense.max()) + 1 if dense.size else 1
     limits.require(limits.simulate_bytes(B, T, return_hits, remapped=uniq is not None, chunks=lane_chunks(B),
                                          n_ids=n_ids, kmax=int(Ks.max())), what)
@@ -227,14 +223,15 @@ def _simulate_cpu(traces, pol, Ks, keys, requests, return_hits, options):
 def dense_ids(arr: np.ndarray):
     """Remap sparse ids to 0..n-1 (pads stay -1) when they are too large to index.
 
-    Returns (dense array, unique ids or None when no remap was needed)."""
+    Returns (dense array, unique ids or None when no remap was needed).  The dense array is int32 (int64
+    only past 2**31 distinct ids), a copy of another type: every numba loop over ids compiles once."""
     if arr.size == 0:
-        return arr, None
+        return arr.astype(np.int32, copy=False), None
     lo = int(arr.min())
     if lo < -1:
         raise ValueError(f"block ids must be >= 0 (-1 pads), got {lo}")
     if int(arr.max()) < DIRECT_ID_LIMIT:
-        return arr, None
+        return arr.astype(np.int32, copy=False), None
     # a few million requests at a time: the temporaries stay small beside the dense copy
     limits.require(arr.size * 4, f"remapping {arr.size} sparse block ids")
     flat, step = arr.reshape(-1), 1 << 22

@@ -94,9 +94,7 @@ def curve_lanes(traces, kmax: int, warmup):
     t = torch.as_tensor(traces)
     if t.dim() == 1:
         t = t.unsqueeze(0)
-    arr, uniq = dense_ids(t.detach().cpu().contiguous().numpy())
-    if uniq is None:
-        arr = arr.astype(np.int32, copy=False)  # as simulate passes them: each pass compiles once
+    arr, _ = dense_ids(t.detach().cpu().contiguous().numpy())
     B, T = arr.shape
     n_ids = int(arr.max()) + 1 if arr.size else 1
     # the curves, and each thread's block map, Fenwick tree and histogram
