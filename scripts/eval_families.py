@@ -10,14 +10,17 @@ per seed against the best of every baseline, and zero-shot on ``cloudPhysicsIO.t
 * ``--randomised`` adds the randomised family (not an issue variant): each seed's lane draws alpha,
   W, shift, M and T together (``slotnet.lane_params``), judged the same way.
 * ``--block 40`` judges each run of 40 consecutive seeds alone, as a judge holding only those
-  would: how often a judge's 40 seeds pass.
+  would: how often a judge's 40 seeds pass (every issue row at once, too).  ``--as-learned lru``
+  judges LRU in each block as the learned policy is: the ceiling where LRU, the black-box optimum at
+  K = W, is the best baseline.
 * cloudPhysics (never trained or tuned on) at K = 64, 256, 1024, 4096: non-compulsory faults of
   the checkpoint of the largest trained K with ``--candidates`` (a rule fixed beforehand: 64)
   against every baseline.  PASS: no more than the best baseline.
 
     python scripts/eval_families.py --checkpoint 'checkpoints/learned_k{K}.pt' --seeds 1000-1039 \\
         --out results/families.json   # also writes results/families.md
-    python scripts/eval_families.py --seeds 5000-5799 --block 40 --randomised --trace-K '' --out F.json
+    python scripts/eval_families.py --seeds 5000-5799 --block 40 --randomised --trace-K '' --out F.json \\
+        --as-learned lru,adaptive
 """
 
 from __future__ import annotations
@@ -62,11 +65,13 @@ def judge(mine: torch.Tensor, base: dict, strict: bool) -> dict:
 
 
 def family_rows(checkpoint: str, seeds: list[int], Ks: list[int], variants, candidates: int = 0,
-                block: int = 0) -> list[dict]:
+                block: int = 0, as_learned=()) -> list[dict]:
     """One row per (variant, K): faults summed over seeds per policy, the best baseline and the paired gap.
 
     ``block`` > 0 also judges each run of ``block`` consecutive seeds on its own, as a judge holding only
-    those seeds would (its own best baseline): ``blocks`` lists their verdicts, ``blocks_passed`` counts them."""
+    those seeds would (its own best baseline): ``blocks`` lists their verdicts, ``blocks_passed`` counts them.
+    ``as_learned`` names baselines judged in each block as the learned policy is (``as_learned_blocks``: their
+    verdicts): how often a policy that *is* that baseline would pass, a ceiling where it is the best one."""
     rows = []
     opts = {"candidates": candidates} if candidates else {}
     for name, over in variants:
@@ -87,6 +92,9 @@ def family_rows(checkpoint: str, seeds: list[int], Ks: list[int], variants, cand
                 row["blocks"] = [judge(mine[i:i + block], {b: f[i:i + block] for b, f in base.items()}, strict)
                                  for i in range(0, len(seeds) - block + 1, block)]
                 row["blocks_passed"] = sum(b["pass"] for b in row["blocks"])
+                row["as_learned_blocks"] = {
+                    a: [judge(base[a][i:i + block], {b: f[i:i + block] for b, f in base.items()}, strict)["pass"]
+                        for i in range(0, len(seeds) - block + 1, block)] for a in as_learned}
             rows.append(row)
     return rows
 
@@ -103,16 +111,19 @@ def markdown(rows: list[dict], crows: list[dict], candidates: int, before: list[
     """The tables; ``before``: the rows of an earlier run (same seeds), shown as a column."""
     was = {(r["variant"], r["K"]): r for r in before or []}
     blocks = bool(rows) and "blocks" in rows[0]
+    also = list(rows[0].get("as_learned_blocks", {})) if blocks else []
     out = ["| variant | K | best baseline | " + ("before | " if was else "")
-           + "learned − best (% of best, ± s.e.) | target | verdict |" + (" seed blocks passing |" if blocks else ""),
-           "|---|---|---|---|" + "---|" * (2 + bool(was) + blocks)]
+           + "learned − best (% of best, ± s.e.) | target | verdict |" + (" seed blocks passing |" if blocks else "")
+           + "".join(f" {a} as learned: blocks |" for a in also),
+           "|---|---|---|---|" + "---|" * (2 + bool(was) + blocks + len(also))]
     for r in rows:
         target = "< 0 by 2 s.e." if r["strict"] else f"≤ +{TOLERANCE}%"
         b = was.get((r["variant"], r["K"]))
         old = (f"{b['gap_pct']:+.2f} ± {b['se_pct']:.2f} | " if b else "– | ") if was else ""
         out.append(f"| {r['variant']} | {r['K']} | {r['best']} | {old}{r['gap_pct']:+.2f} ± {r['se_pct']:.2f} | "
                    f"{target} | {'PASS' if r['pass'] else 'FAIL'} |"
-                   + (f" {r['blocks_passed']} of {len(r['blocks'])} |" if blocks else ""))
+                   + (f" {r['blocks_passed']} of {len(r['blocks'])} |" if blocks else "")
+                   + "".join(f" {sum(r['as_learned_blocks'][a])} |" for a in also))
     if crows:
         out += ["", f"| K | learned (C = {candidates}) | learned (all slots) | best baseline | Belady | verdict |",
                 "|---|---|---|---|---|---|"]
@@ -143,6 +154,9 @@ def main(argv=None) -> int:
     ap.add_argument("--block", type=int, default=0,
                     help="also judge each run of this many consecutive seeds alone (e.g. 40: how often a judge's "
                          "40 seeds would pass)")
+    ap.add_argument("--as-learned", default="",
+                    help="with --block: comma-separated baselines judged in each block as learned is (e.g. lru: "
+                         "how often the black-box optimum at K = W would pass)")
     args = ap.parse_args(argv)
     if os.path.exists(args.out) and not args.force:
         raise SystemExit(f"Error: {args.out} exists (use --force to overwrite)")
@@ -150,10 +164,13 @@ def main(argv=None) -> int:
     Ks = [int(k) for k in args.K.split(",")]
     if not 0 <= args.block <= hi - lo + 1:
         raise SystemExit(f"Error: --block {args.block} must be between 0 and the number of seeds ({hi - lo + 1})")
+    as_learned = [a for a in args.as_learned.split(",") if a]
+    if [a for a in as_learned if a not in BASELINES] or (as_learned and not args.block):
+        raise SystemExit(f"Error: --as-learned takes baselines of {', '.join(BASELINES)}, with --block")
     names = set(args.variants.split(",")) if args.variants else {n for n, _ in VARIANTS}
     variants = [v for v in VARIANTS if v[0] in names] + ([RANDOMISED] if args.randomised else [])
     rows = family_rows(args.checkpoint, list(range(lo, hi + 1)), Ks, variants,
-                       args.candidates, args.block)
+                       args.candidates, args.block, as_learned)
     crows = []
     if args.trace_K and os.path.exists(CLOUD):
         crows = cloud_rows(args.checkpoint.format(K=max(Ks)), [int(k) for k in args.trace_K.split(",")],
@@ -172,6 +189,10 @@ def main(argv=None) -> int:
     print(md, end="")
     print(f"{sum(r['pass'] for r in rows)}/{len(rows)} variants pass; cloudPhysics "
           f"{sum(r['pass'] for r in crows)}/{len(crows)}")
+    issue = [r for r in rows if r["variant"] != RANDOMISED[0]]
+    if args.block and issue:  # a judge's seeds pass when every issue row does
+        every = [all(r["blocks"][i]["pass"] for r in issue) for i in range(len(issue[0]["blocks"]))]
+        print(f"seed blocks where every issue row passes: {sum(every)} of {len(every)}")
     return 0
 
 

@@ -94,6 +94,15 @@ def test_seed_blocks_are_judged_as_separate_runs():
         (alone,) = ev.family_rows(CKPT, seeds, [4], [("defaults", {})])
         assert got == {k: alone[k] for k in ("best", "gap_pct", "se_pct", "pass")}
     assert "blocks" not in ev.family_rows(CKPT, [3, 4], [4], [("defaults", {})])[0]
+    # a baseline judged as learned: the same verdicts as a learned policy that is that baseline (candidates=1 is LRU)
+    seeds = list(range(20, 28))
+    (row,) = ev.family_rows(CKPT, seeds, [8], [("W=8", {"W": 8})], block=2, as_learned=("lru",))
+    (lru,) = ev.family_rows(CKPT, seeds, [8], [("W=8", {"W": 8})], candidates=1, block=2)
+    assert row["as_learned_blocks"]["lru"] == [b["pass"] for b in lru["blocks"]]
+    assert row["blocks"] != lru["blocks"]  # the network is not LRU there, so the check can fail
+    with pytest.raises(SystemExit, match="--as-learned takes"):
+        ev.main(["--checkpoint", CKPT, "--out", "unused.json", "--seeds", "1-2", "--as-learned", "lru",
+                 "--trace-K", ""])
     with pytest.raises(SystemExit, match="--block 3 must be"):
         ev.main(["--checkpoint", CKPT, "--out", "unused.json", "--seeds", "1-2", "--block", "3", "--trace-K", ""])
 
@@ -114,9 +123,10 @@ def test_markdown_and_refusal_to_overwrite(tmp_path):
     line = [x for x in (tmp_path / "g.md").read_text().splitlines() if x.startswith("| defaults")][0]
     assert line.count(f"{row['gap_pct']:+.2f} ± {row['se_pct']:.2f}") == 2  # the same seeds: before == now
     assert ev.main(["--checkpoint", CKPT, "--out", str(tmp_path / "h.json"), "--K", "4", "--variants", "defaults",
-                    "--trace-K", "", "--seeds", "1-4", "--block", "2"]) == 0
+                    "--trace-K", "", "--seeds", "1-4", "--block", "2", "--as-learned", "lru"]) == 0
     row = __import__("json").loads((tmp_path / "h.json").read_text())["zipf"][0]
-    assert f"| {row['blocks_passed']} of 2 |" in (tmp_path / "h.md").read_text()
+    lru_blocks = sum(row["as_learned_blocks"]["lru"])
+    assert f"| {row['blocks_passed']} of 2 | {lru_blocks} |" in (tmp_path / "h.md").read_text()
 
 
 def test_listwise_loss_with_the_lru_tie_rule_matches_a_plain_loop():
