@@ -107,7 +107,7 @@ def test_seed_blocks_are_judged_as_separate_runs():
         ev.main(["--checkpoint", CKPT, "--out", "unused.json", "--seeds", "1-2", "--block", "3", "--trace-K", ""])
 
 
-def test_markdown_and_refusal_to_overwrite(tmp_path):
+def test_markdown_and_refusal_to_overwrite(tmp_path, capsys):
     ev = _script()
     out = tmp_path / "f.json"
     out.write_text("{}")
@@ -127,6 +127,8 @@ def test_markdown_and_refusal_to_overwrite(tmp_path):
     row = __import__("json").loads((tmp_path / "h.json").read_text())["zipf"][0]
     lru_blocks = sum(row["as_learned_blocks"]["lru"])
     assert f"| {row['blocks_passed']} of 2 | {lru_blocks} |" in (tmp_path / "h.md").read_text()
+    # one issue row: the blocks where every row passes are that row's
+    assert f"seed blocks where every issue row passes: {row['blocks_passed']} of 2" in capsys.readouterr().out
 
 
 def test_listwise_loss_with_the_lru_tie_rule_matches_a_plain_loop():
