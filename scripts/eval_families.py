@@ -88,13 +88,13 @@ def family_rows(checkpoint: str, seeds: list[int], Ks: list[int], variants, cand
             strict = (name, K) in STRICT
             row = {"variant": name, "K": K, "checkpoint": ckpt, "learned": int(mine.sum()),
                    **{b: int(f.sum()) for b, f in base.items()}, **judge(mine, base, strict), "strict": strict}
-            if block:
-                row["blocks"] = [judge(mine[i:i + block], {b: f[i:i + block] for b, f in base.items()}, strict)
-                                 for i in range(0, len(seeds) - block + 1, block)]
+            if block:  # whole blocks only: a partial last one is left out
+                parts = [(slice(i, i + block), {b: f[i:i + block] for b, f in base.items()})
+                         for i in range(0, len(seeds) - block + 1, block)]
+                row["blocks"] = [judge(mine[at], part, strict) for at, part in parts]
                 row["blocks_passed"] = sum(b["pass"] for b in row["blocks"])
-                row["as_learned_blocks"] = {
-                    a: [judge(base[a][i:i + block], {b: f[i:i + block] for b, f in base.items()}, strict)["pass"]
-                        for i in range(0, len(seeds) - block + 1, block)] for a in as_learned}
+                row["as_learned_blocks"] = {a: [judge(part[a], part, strict)["pass"] for _, part in parts]
+                                            for a in as_learned}
             rows.append(row)
     return rows
 
