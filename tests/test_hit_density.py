@@ -125,3 +125,26 @@ def test_bagged_is_the_mean_of_the_scaled_tables_at_doubling_sizes():
     assert np.array_equal(H.bagged(ids, 16, 1), tables[0] / tables[0].max())
     with pytest.raises(ValueError, match="sizes"):
         H.bagged(ids, 16, 0)
+
+
+def test_table_transfer_rows_are_the_rollouts_and_the_best_baseline_per_K():
+    """scripts/table_transfer.py: each row's best baseline is the registry's argmin at that K alone, its hindsight
+    column the rollout of the table fitted on the trace itself, and a table carried from a trace with another
+    hot set ranks differently (the check can fail)."""
+    import importlib.util
+    from pathlib import Path
+
+    from gpupage.controller.evaluate import BASELINES
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "table_transfer.py"
+    spec = importlib.util.spec_from_file_location("table_transfer", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ids, other = _trace(3), _trace(4, n=60)
+    rows = mod.table_rows(ids, other, [8, 32], sizes=2)
+    for r in rows:
+        alone = {b: int(simulate(torch.from_numpy(ids)[None], b, r["K"]).non_compulsory[0]) for b in BASELINES}
+        assert r["best_faults"] == min(alone.values()) == alone[r["best"]] and r["lfu"] == alone["lfu"]
+        assert r["hindsight"] == H.rollout(ids, r["K"], H.bagged(ids, r["K"], 2))[0]
+        assert r["transfer"] == H.rollout(ids, r["K"], H.bagged(other, r["K"], 2))[0]
+    assert any(r["hindsight"] != r["transfer"] for r in rows)

@@ -1,0 +1,68 @@
+"""How far a hit-density ranking goes on a trace: fitted on the trace itself, or carried from another.
+
+The ``hit_density`` teacher ranks blocks by LHD's table (count class x L(age), ``hit_density.bagged``). Fitted on
+the very requests it is judged on, the table is a hindsight figure (no online policy has it); fitted on another
+trace (by default the Mooncake training calls 0..6399, all that ``llm_k*.pt`` saw) and frozen, it is what a
+teacher trained elsewhere could pass on. Non-compulsory faults of both beside LFU and the best baseline:
+
+    python scripts/table_transfer.py [--trace F --format txt] [--other G --other-format mooncake] [--K 64,4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+import torch
+
+from gpupage.controller import hit_density
+from gpupage.controller.evaluate import BASELINES
+from gpupage.controller.slotnet import TrainConfig, training_part
+from gpupage.core.io import read_trace
+from gpupage.core.simulate import simulate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRACES = os.path.join(ROOT, "..", "shared", "traces")
+
+
+def table_rows(ids: np.ndarray, other: np.ndarray, Ks: list[int], sizes: int = 5) -> list[dict]:
+    """Per K: the best baseline's name and non-compulsory faults, LFU's, and the table policy's with the table
+    fitted on ``ids`` itself (``hindsight``) and on ``other`` (``transfer``)."""
+    lanes = torch.from_numpy(ids).expand(len(Ks), -1)
+    Kt = torch.tensor(Ks)
+    base = {b: simulate(lanes, b, Kt).non_compulsory for b in BASELINES}
+    rows = []
+    for i, K in enumerate(Ks):
+        best = min(BASELINES, key=lambda b: int(base[b][i]))
+        rows.append({"K": K, "best": best, "best_faults": int(base[best][i]), "lfu": int(base["lfu"][i]),
+                     "hindsight": hit_density.rollout(ids, K, hit_density.bagged(ids, K, sizes))[0],
+                     "transfer": hit_density.rollout(ids, K, hit_density.bagged(other, K, sizes))[0]})
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--trace", default=os.path.join(TRACES, "cloudPhysicsIO.txt"))
+    ap.add_argument("--format", default="auto")
+    ap.add_argument("--other", default=os.path.join(TRACES, "mooncake_conversation_train.jsonl"))
+    ap.add_argument("--other-format", default="mooncake")
+    ap.add_argument("--K", default="64,256,1024,4096")
+    ap.add_argument("--sizes", type=int, default=5, help="tables estimated at K, 2K, ... averaged (--density-sizes)")
+    args = ap.parse_args(argv)
+    ids = np.asarray(read_trace(args.trace, args.format).ids, dtype=np.int64)
+    other = np.asarray(training_part(TrainConfig(trace_file=args.other, trace_format=args.other_format))[0],
+                       dtype=np.int64)
+    print(f"{os.path.basename(args.trace)}: non-compulsory faults (ratio to the best baseline); the other trace's "
+          f"first 80% of calls: {os.path.basename(args.other)}")
+    print("| K | best baseline | LFU | table fitted on this trace (hindsight) | table fitted on the other (transfer) |")
+    print("|---|---|---|---|---|")
+    for r in table_rows(ids, other, [int(k) for k in args.K.split(",")], args.sizes):
+        b = r["best_faults"]
+        print(f"| {r['K']} | {r['best']} {b:,} | {r['lfu']:,} ({r['lfu'] / b:.3f}) | "
+              f"{r['hindsight']:,} ({r['hindsight'] / b:.3f}) | {r['transfer']:,} ({r['transfer'] / b:.3f}) |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
