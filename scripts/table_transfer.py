@@ -1,9 +1,11 @@
-"""How far a hit-density ranking goes on a trace: fitted on the trace itself, or carried from another.
+"""How far a hit-density ranking goes on a trace: fitted on it in hindsight, carried from another, or online.
 
 The ``hit_density`` teacher ranks blocks by LHD's table (count class x L(age), ``hit_density.bagged``). Fitted on
 the very requests it is judged on, the table is a hindsight figure (no online policy has it); fitted on another
 trace (by default the Mooncake training calls 0..6399, all that ``llm_k*.pt`` saw) and frozen, it is what a
-teacher trained elsewhere could pass on. Non-compulsory faults of both beside LFU and the best baseline:
+teacher trained elsewhere could pass on; ``hit_density.online_rollout`` estimates the hindsight table's mean over
+sizes as the trace runs, from shadow caches (no training). Non-compulsory faults of the three beside LFU and the best
+baseline:
 
     python scripts/table_transfer.py [--trace F --format txt] [--other G --other-format mooncake] [--K 64,4096]
 """
@@ -28,7 +30,7 @@ TRACES = os.path.join(ROOT, "..", "shared", "traces")
 
 def table_rows(ids: np.ndarray, other: np.ndarray, Ks: list[int], sizes: int = 5) -> list[dict]:
     """Per K: the best baseline's name and non-compulsory faults, LFU's, and the table policy's with the table
-    fitted on ``ids`` itself (``hindsight``) and on ``other`` (``transfer``)."""
+    fitted on ``ids`` itself (``hindsight``) and on ``other`` (``transfer``), and the ``online`` estimate's."""
     lanes = torch.from_numpy(ids).expand(len(Ks), -1)
     Kt = torch.tensor(Ks)
     base = {b: simulate(lanes, b, Kt).non_compulsory for b in BASELINES}
@@ -37,7 +39,8 @@ def table_rows(ids: np.ndarray, other: np.ndarray, Ks: list[int], sizes: int = 5
         best = min(BASELINES, key=lambda b: int(base[b][i]))
         rows.append({"K": K, "best": best, "best_faults": int(base[best][i]), "lfu": int(base["lfu"][i]),
                      "hindsight": hit_density.rollout(ids, K, hit_density.bagged(ids, K, sizes))[0],
-                     "transfer": hit_density.rollout(ids, K, hit_density.bagged(other, K, sizes))[0]})
+                     "transfer": hit_density.rollout(ids, K, hit_density.bagged(other, K, sizes))[0],
+                     "online": hit_density.online_rollout(ids, K, sizes)})
     return rows
 
 
@@ -55,12 +58,14 @@ def main(argv=None) -> int:
                        dtype=np.int64)
     print(f"{os.path.basename(args.trace)}: non-compulsory faults (ratio to the best baseline); the other trace's "
           f"first 80% of calls: {os.path.basename(args.other)}")
-    print("| K | best baseline | LFU | table fitted on this trace (hindsight) | table fitted on the other (transfer) |")
-    print("|---|---|---|---|---|")
+    print("| K | best baseline | LFU | table fitted on this trace (hindsight) | table fitted on the other (transfer) "
+          "| online, from shadow caches |")
+    print("|---|---|---|---|---|---|")
     for r in table_rows(ids, other, [int(k) for k in args.K.split(",")], args.sizes):
         b = r["best_faults"]
         print(f"| {r['K']} | {r['best']} {b:,} | {r['lfu']:,} ({r['lfu'] / b:.3f}) | "
-              f"{r['hindsight']:,} ({r['hindsight'] / b:.3f}) | {r['transfer']:,} ({r['transfer'] / b:.3f}) |")
+              f"{r['hindsight']:,} ({r['hindsight'] / b:.3f}) | {r['transfer']:,} ({r['transfer'] / b:.3f}) | "
+              f"{r['online']:,} ({r['online'] / b:.3f}) |")
     return 0
 
 

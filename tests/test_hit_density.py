@@ -127,10 +127,56 @@ def test_bagged_is_the_mean_of_the_scaled_tables_at_doubling_sizes():
         H.bagged(ids, 16, 0)
 
 
+def _online_loop(ids, K, period, decay):
+    """online_rollout with sizes 2 as a plain loop: the real cache and shadow LFU caches of K and 2K slots."""
+    shape = (H.N_COUNT, H.N_AGES)
+    caches, sizes = [[], [], []], [K, K, 2 * K]
+    acc = [(np.zeros(shape), np.zeros(shape)) for _ in range(2)]
+    new = [(np.zeros(shape), np.zeros(shape)) for _ in range(2)]
+    table, faults, count, last = None, 0, {}, {}
+    klass = lambda b: int(np.searchsorted(H.COUNT_BOUNDS, count[b], side="right"))  # noqa: E731
+    for t, b in enumerate(ids.tolist()):
+        if t and t % period == 0:  # a new table from the shadows' decayed counts of the past
+            acc = [(decay * a + h, decay * e + v) for (a, e), (h, v) in zip(acc, new)]
+            new = [(np.zeros(shape), np.zeros(shape)) for _ in range(2)]
+            table = H.mean_table([H.hit_density(a, e) for a, e in acc])
+        for i, cache in enumerate(caches):
+            if b in cache:
+                if i:
+                    new[i - 1][0][klass(b), log2fx(t - last[b])] += 1
+                continue
+            faults += i == 0 and b in count
+            if len(cache) == sizes[i]:
+                if i == 0 and table is not None:
+                    v = min(cache, key=lambda c: (table[klass(c), log2fx(t - last[c])], last[c]))
+                else:
+                    v = min(cache, key=lambda c: (count[c], last[c]))
+                if i:
+                    new[i - 1][1][klass(v), log2fx(t - last[v])] += 1
+                cache.remove(v)
+            cache.append(b)
+        count[b], last[b] = count.get(b, 0) + 1, t
+    return faults
+
+
+@pytest.mark.parametrize("K,period", [(6, 400), (20, 300)])
+def test_online_rollout_is_a_loop_over_shadow_lfu_caches(K, period):
+    """Every ``period`` requests the table becomes the mean density of shadow LFU caches at K and 2K over the
+    past (decayed), and the real cache evicts by it; it is neither LFU nor the hindsight table (the check can
+    fail); bad parameters are refused."""
+    ids = _trace(11, T=2500)
+    got = H.online_rollout(ids, K, sizes=2, period=period, decay=0.8)
+    assert got == _online_loop(ids, K, period, 0.8)
+    assert got != H.rollout(ids, K)[0] and got != H.rollout(ids, K, H.bagged(ids, K, 2))[0]
+    for bad in ({"sizes": 0}, {"period": 0}, {"decay": 1.5}):
+        with pytest.raises(ValueError, match="sizes >= 1"):
+            H.online_rollout(ids, K, **bad)
+
+
 def test_table_transfer_rows_are_the_rollouts_and_the_best_baseline_per_K():
     """scripts/table_transfer.py: each row's best baseline is the registry's argmin at that K alone, its hindsight
-    column the rollout of the table fitted on the trace itself, and a table carried from a trace with another
-    hot set ranks differently (the check can fail)."""
+    column the rollout of the table fitted on the trace itself, its online column ``online_rollout``'s, and a
+    table carried from a trace with another hot set ranks differently (the check can fail)."""
     import importlib.util
     from pathlib import Path
 
@@ -147,4 +193,5 @@ def test_table_transfer_rows_are_the_rollouts_and_the_best_baseline_per_K():
         assert r["best_faults"] == min(alone.values()) == alone[r["best"]] and r["lfu"] == alone["lfu"]
         assert r["hindsight"] == H.rollout(ids, r["K"], H.bagged(ids, r["K"], 2))[0]
         assert r["transfer"] == H.rollout(ids, r["K"], H.bagged(other, r["K"], 2))[0]
+        assert r["online"] == H.online_rollout(ids, r["K"], 2)
     assert any(r["hindsight"] != r["transfer"] for r in rows)

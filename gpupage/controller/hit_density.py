@@ -11,7 +11,8 @@ the learned policy's inputs 0 (``L(recency)``) and 3 (``L(count)``).
 the table itself (as LHD re-estimates online) and returns it frozen; :func:`rollout` replays a trace
 under it (``scripts/mooncake_signal.py --hit-density``), and :func:`teacher_distance` makes it the
 listwise loss's target (``slotnet``, ``teacher="hit_density"``); :func:`bagged` averages the tables estimated
-at several cache sizes.
+at several cache sizes, and :func:`online_rollout` estimates that mean as the trace runs, from shadow caches
+(``scripts/table_transfer.py``).
 """
 
 from __future__ import annotations
@@ -65,17 +66,12 @@ def hit_density(hits: np.ndarray, evictions: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _rollout(ids, cls_at, K, table, use_table, hits, evictions):
-    n = ids.max() + 1
-    slot_of = np.full(n, -1, np.int64)
-    blk = np.zeros(K, np.int64)
-    seen = np.zeros(n, np.bool_)
-    count = np.zeros(n, np.int64)
-    last = np.zeros(n, np.int64)
-    cls = np.zeros(n, np.int64)
-    filled = 0
-    faults = 0
-    for t in range(ids.shape[0]):
+def _serve(ids, t0, t1, cls_at, table, use_table, hits, evictions, slot_of, blk, seen, count, last, cls, st):
+    """Requests t0..t1-1 into the cache ``blk`` (its size is K), the state carried in the arrays and in
+    ``st`` = [slots filled, non-compulsory faults so far]."""
+    K = blk.shape[0]
+    filled, faults = st[0], st[1]
+    for t in range(t0, t1):
         x = ids[t]
         if slot_of[x] >= 0:
             hits[cls[x], log2fx(t - last[x])] += 1
@@ -101,7 +97,18 @@ def _rollout(ids, cls_at, K, table, use_table, hits, evictions):
         count[x] += 1
         last[x] = t
         cls[x] = cls_at[t]
-    return faults
+    st[0], st[1] = filled, faults
+
+
+def _empty(n: int, K: int) -> tuple:
+    """An empty cache of K slots over block ids [0, n): :func:`_serve`'s state arrays."""
+    return (np.full(n, -1, np.int64), np.zeros(K, np.int64), np.zeros(n, np.bool_), np.zeros(n, np.int64),
+            np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(2, np.int64))
+
+
+def _classes(ids, cls_at):
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    return ids, count_classes(ids) if cls_at is None else np.ascontiguousarray(cls_at, dtype=np.int64)
 
 
 def rollout(ids: np.ndarray, K: int, table: np.ndarray | None = None, cls_at: np.ndarray | None = None):
@@ -109,13 +116,36 @@ def rollout(ids: np.ndarray, K: int, table: np.ndarray | None = None, cls_at: np
     to the least recently accessed.  A block's class is ``cls_at[t]`` of its last access t (default
     :func:`count_classes`).  Returns (non-compulsory faults, hits, evictions), the last two float64
     ``[C, N_AGES]`` counts by the block's class and ``L(age)`` at the event."""
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
-    cls_at = count_classes(ids) if cls_at is None else np.ascontiguousarray(cls_at, dtype=np.int64)
+    ids, cls_at = _classes(ids, cls_at)
     C = int(cls_at.max()) + 1 if table is None else table.shape[0]
     hits, evictions = np.zeros((C, N_AGES)), np.zeros((C, N_AGES))
     tab = np.zeros((1, 1)) if table is None else np.ascontiguousarray(table, dtype=np.float64)
-    faults = _rollout(ids, cls_at, int(K), tab, table is not None, hits, evictions)
-    return int(faults), hits, evictions
+    state = _empty(int(ids.max()) + 1, int(K))
+    _serve(ids, 0, len(ids), cls_at, tab, table is not None, hits, evictions, *state)
+    return int(state[-1][1]), hits, evictions
+
+
+def online_rollout(ids: np.ndarray, K: int, sizes: int = 5, period: int = 8192, decay: float = 0.9) -> int:
+    """Non-compulsory faults of LHD's ranking estimated as the trace runs, from the past only: shadow LFU
+    caches of sizes K, 2K, ..., 2**(sizes-1) K serve the same requests, and after every ``period`` requests
+    the table becomes the :func:`mean_table` of their densities (their hits and evictions so far, decayed by
+    ``decay`` a period); LFU order until the first table.  :func:`bagged` in hindsight, made online."""
+    if sizes < 1 or period < 1 or not 0 <= decay <= 1:
+        raise ValueError(f"need sizes >= 1, period >= 1 and decay in [0, 1], got {sizes}, {period}, {decay}")
+    ids, cls_at = _classes(ids, None)
+    n, shape = int(ids.max()) + 1, (N_COUNT, N_AGES)
+    real, shadows = _empty(n, int(K)), [_empty(n, int(K) << j) for j in range(sizes)]
+    events = [(np.zeros(shape), np.zeros(shape)) for _ in range(sizes)]  # each shadow's decayed hits, evictions
+    table = np.zeros(shape)
+    for t0 in range(0, len(ids), period):
+        t1 = min(t0 + period, len(ids))
+        _serve(ids, t0, t1, cls_at, table, t0 > 0, np.zeros(shape), np.zeros(shape), *real)  # its own events unused
+        for j, state in enumerate(shadows):
+            hits, evictions = np.zeros(shape), np.zeros(shape)
+            _serve(ids, t0, t1, cls_at, table, False, hits, evictions, *state)
+            events[j] = (decay * events[j][0] + hits, decay * events[j][1] + evictions)
+        table = mean_table(hit_density(h, e) for h, e in events)
+    return int(real[-1][1])
 
 
 def estimate(ids: np.ndarray, K: int, rounds: int = 4, cls_at: np.ndarray | None = None) -> np.ndarray:
