@@ -66,13 +66,13 @@ def hit_density(hits: np.ndarray, evictions: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _serve(ids, t0, t1, cls_at, table, use_table, hits, evictions, slot_of, blk, seen, count, last, cls, st):
-    """Requests t0..t1-1 into the cache ``blk`` (its size is K), the state carried in the arrays and in
-    ``st`` = [slots filled, non-compulsory faults so far]."""
+def _serve(ids, times, i0, i1, cls_at, table, use_table, hits, evictions, slot_of, blk, seen, count, last, cls, st):
+    """Requests i0..i1-1 of ``ids`` (made at ``times``, with classes ``cls_at``) into the cache ``blk`` (its size
+    is K), the state carried in the arrays and in ``st`` = [slots filled, non-compulsory faults so far]."""
     K = blk.shape[0]
     filled, faults = st[0], st[1]
-    for t in range(t0, t1):
-        x = ids[t]
+    for i in range(i0, i1):
+        x, t = ids[i], times[i]
         if slot_of[x] >= 0:
             hits[cls[x], log2fx(t - last[x])] += 1
         else:
@@ -96,7 +96,7 @@ def _serve(ids, t0, t1, cls_at, table, use_table, hits, evictions, slot_of, blk,
         seen[x] = True
         count[x] += 1
         last[x] = t
-        cls[x] = cls_at[t]
+        cls[x] = cls_at[i]
     st[0], st[1] = filled, faults
 
 
@@ -121,28 +121,42 @@ def rollout(ids: np.ndarray, K: int, table: np.ndarray | None = None, cls_at: np
     hits, evictions = np.zeros((C, N_AGES)), np.zeros((C, N_AGES))
     tab = np.zeros((1, 1)) if table is None else np.ascontiguousarray(table, dtype=np.float64)
     state = _empty(int(ids.max()) + 1, int(K))
-    _serve(ids, 0, len(ids), cls_at, tab, table is not None, hits, evictions, *state)
+    _serve(ids, np.arange(len(ids)), 0, len(ids), cls_at, tab, table is not None, hits, evictions, *state)
     return int(state[-1][1]), hits, evictions
 
 
-def online_rollout(ids: np.ndarray, K: int, sizes: int = 5, period: int = 8192, decay: float = 0.9) -> int:
+def sampled(ids: np.ndarray, bits: int) -> np.ndarray:
+    """bool [T]: the requests whose block's multiplicative hash (Knuth's, mod 2**32) has its top ``bits`` bits
+    zero: about 1 in 2**bits blocks, all their requests (SHARDS-style spatial sampling; 0 keeps every request)."""
+    return ((np.asarray(ids, dtype=np.int64) * 2654435761) % (1 << 32)) >> (32 - bits) == 0
+
+
+def online_rollout(ids: np.ndarray, K: int, sizes: int = 5, period: int = 8192, decay: float = 0.9,
+                   sample_bits: int = 0) -> int:
     """Non-compulsory faults of LHD's ranking estimated as the trace runs, from the past only: shadow LFU
     caches of sizes K, 2K, ..., 2**(sizes-1) K serve the same requests, and after every ``period`` requests
     the table becomes the :func:`mean_table` of their densities (their hits and evictions so far, decayed by
-    ``decay`` a period); LFU order until the first table.  :func:`bagged` in hindsight, made online."""
-    if sizes < 1 or period < 1 or not 0 <= decay <= 1:
-        raise ValueError(f"need sizes >= 1, period >= 1 and decay in [0, 1], got {sizes}, {period}, {decay}")
+    ``decay`` a period); LFU order until the first table.  :func:`bagged` in hindsight, made online.  With
+    ``sample_bits`` b the shadows see only the :func:`sampled` blocks and have 2**-b of the slots (at least 1);
+    ages stay in the whole trace's time."""
+    if sizes < 1 or period < 1 or not 0 <= decay <= 1 or not 0 <= sample_bits <= 16:
+        raise ValueError(f"need sizes >= 1, period >= 1, decay in [0, 1] and sample_bits in [0, 16], got {sizes}, "
+                         f"{period}, {decay}, {sample_bits}")
     ids, cls_at = _classes(ids, None)
-    n, shape = int(ids.max()) + 1, (N_COUNT, N_AGES)
-    real, shadows = _empty(n, int(K)), [_empty(n, int(K) << j) for j in range(sizes)]
+    n, shape, times = int(ids.max()) + 1, (N_COUNT, N_AGES), np.arange(len(ids))
+    keep = sampled(ids, sample_bits)
+    s_ids, s_times, s_cls = ids[keep], times[keep], cls_at[keep]
+    real = _empty(n, int(K))
+    shadows = [_empty(n, max((int(K) << j) >> sample_bits, 1)) for j in range(sizes)]
     events = [(np.zeros(shape), np.zeros(shape)) for _ in range(sizes)]  # each shadow's decayed hits, evictions
     table = np.zeros(shape)
     for t0 in range(0, len(ids), period):
         t1 = min(t0 + period, len(ids))
-        _serve(ids, t0, t1, cls_at, table, t0 > 0, np.zeros(shape), np.zeros(shape), *real)  # its own events unused
+        _serve(ids, times, t0, t1, cls_at, table, t0 > 0, np.zeros(shape), np.zeros(shape), *real)  # own events unused
+        i0, i1 = np.searchsorted(s_times, [t0, t1])
         for j, state in enumerate(shadows):
             hits, evictions = np.zeros(shape), np.zeros(shape)
-            _serve(ids, t0, t1, cls_at, table, False, hits, evictions, *state)
+            _serve(s_ids, s_times, i0, i1, s_cls, table, False, hits, evictions, *state)
             events[j] = (decay * events[j][0] + hits, decay * events[j][1] + evictions)
         table = mean_table(hit_density(h, e) for h, e in events)
     return int(real[-1][1])
