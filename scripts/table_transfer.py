@@ -8,7 +8,7 @@ sizes as the trace runs, from shadow caches (no training). Non-compulsory faults
 baseline:
 
     python scripts/table_transfer.py [--trace F --format txt] [--other G --other-format mooncake] [--K 64,4096]
-        [--sample-bits 3]
+        [--sample-rate 0.125]
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRACES = os.path.join(ROOT, "..", "shared", "traces")
 
 
-def table_rows(ids: np.ndarray, other: np.ndarray, Ks: list[int], sizes: int = 5, sample_bits: int = 0) -> list[dict]:
+def table_rows(ids: np.ndarray, other: np.ndarray, Ks: list[int], sizes: int = 5,
+               sample_rate: float = 1.0) -> list[dict]:
     """Per K: the best baseline's name and non-compulsory faults, LFU's, and the table policy's with the table
     fitted on ``ids`` itself (``hindsight``) and on ``other`` (``transfer``), and the ``online`` estimate's."""
     lanes = torch.from_numpy(ids).expand(len(Ks), -1)
@@ -41,7 +42,7 @@ def table_rows(ids: np.ndarray, other: np.ndarray, Ks: list[int], sizes: int = 5
         rows.append({"K": K, "best": best, "best_faults": int(base[best][i]), "lfu": int(base["lfu"][i]),
                      "hindsight": hit_density.rollout(ids, K, hit_density.bagged(ids, K, sizes))[0],
                      "transfer": hit_density.rollout(ids, K, hit_density.bagged(other, K, sizes))[0],
-                     "online": hit_density.online_rollout(ids, K, sizes, sample_bits=sample_bits)})
+                     "online": hit_density.online_rollout(ids, K, sizes, sample_rate=sample_rate)})
     return rows
 
 
@@ -53,8 +54,11 @@ def main(argv=None) -> int:
     ap.add_argument("--other-format", default="mooncake")
     ap.add_argument("--K", default="64,256,1024,4096")
     ap.add_argument("--sizes", type=int, default=5, help="tables estimated at K, 2K, ... averaged (--density-sizes)")
-    ap.add_argument("--sample-bits", type=int, default=0, help="the online shadows see 2**-B of the blocks")
+    ap.add_argument("--sample-rate", type=float, default=1.0,
+                    help="the online shadows see this share of the blocks (a SHARDS sample, as gpupage mrc's)")
     args = ap.parse_args(argv)
+    if not 0 < args.sample_rate <= 1:
+        raise SystemExit(f"Error: --sample-rate must be in (0, 1], got {args.sample_rate}")
     ids = np.asarray(read_trace(args.trace, args.format).ids, dtype=np.int64)
     other = np.asarray(training_part(TrainConfig(trace_file=args.other, trace_format=args.other_format))[0],
                        dtype=np.int64)
@@ -63,7 +67,7 @@ def main(argv=None) -> int:
     print("| K | best baseline | LFU | table fitted on this trace (hindsight) | table fitted on the other (transfer) "
           "| online, from shadow caches |")
     print("|---|---|---|---|---|---|")
-    for r in table_rows(ids, other, [int(k) for k in args.K.split(",")], args.sizes, args.sample_bits):
+    for r in table_rows(ids, other, [int(k) for k in args.K.split(",")], args.sizes, args.sample_rate):
         b = r["best_faults"]
         print(f"| {r['K']} | {r['best']} {b:,} | {r['lfu']:,} ({r['lfu'] / b:.3f}) | "
               f"{r['hindsight']:,} ({r['hindsight'] / b:.3f}) | {r['transfer']:,} ({r['transfer'] / b:.3f}) | "

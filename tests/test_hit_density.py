@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from gpupage.controller import hit_density as H
+from gpupage.core.shards import sample_mask
 from gpupage.core.simulate import simulate
 from gpupage.zoo.learned import log2fx
 
@@ -127,13 +128,13 @@ def test_bagged_is_the_mean_of_the_scaled_tables_at_doubling_sizes():
         H.bagged(ids, 16, 0)
 
 
-def _online_loop(ids, K, period, decay, bits):
+def _online_loop(ids, K, period, decay, rate):
     """online_rollout with sizes 2 as a plain loop: the real cache and shadow LFU caches of K and 2K slots, or
-    2**-bits of that for shadows that see only the blocks whose hash (id * 2654435761 mod 2**32) is below
-    2**(32 - bits)."""
+    round(rate * K) and round(rate * 2K) for shadows that see only the blocks a SHARDS sample keeps."""
     shape = (H.N_COUNT, H.N_AGES)
-    caches, sizes = [[], [], []], [K, max(K >> bits, 1), max(2 * K >> bits, 1)]
-    seen_by_shadows = lambda b: (b * 2654435761) % 2**32 < 2 ** (32 - bits)  # noqa: E731
+    caches, sizes = [[], [], []], [K, max(round(rate * K), 1), max(round(rate * 2 * K), 1)]
+    kept = set(ids[sample_mask(ids, rate)].tolist())
+    seen_by_shadows = kept.__contains__
     acc = [(np.zeros(shape), np.zeros(shape)) for _ in range(2)]
     new = [(np.zeros(shape), np.zeros(shape)) for _ in range(2)]
     table, faults, count, last = None, 0, {}, {}
@@ -164,19 +165,21 @@ def _online_loop(ids, K, period, decay, bits):
     return faults
 
 
-@pytest.mark.parametrize("K,period,bits", [(6, 400, 0), (20, 300, 0), (20, 300, 1), (12, 500, 2)])
-def test_online_rollout_is_a_loop_over_shadow_lfu_caches(K, period, bits):
+@pytest.mark.parametrize("K,period,rate", [(6, 400, 1.0), (20, 300, 1.0), (20, 300, 0.5), (12, 500, 0.25)])
+def test_online_rollout_is_a_loop_over_shadow_lfu_caches(K, period, rate):
     """Every ``period`` requests the table becomes the mean density of shadow LFU caches at K and 2K over the
-    past (decayed; sampled blocks only with ``sample_bits``), and the real cache evicts by it; it is neither LFU
-    nor the hindsight table, and sampling changes it (the checks can fail); bad parameters are refused."""
+    past (decayed; miniature ones on a SHARDS sample with ``sample_rate``), and the real cache evicts by it; it is
+    neither LFU nor the hindsight table, and sampling changes it (the checks can fail); bad parameters are
+    refused."""
     ids = _trace(11, T=2500)
-    got = H.online_rollout(ids, K, sizes=2, period=period, decay=0.8, sample_bits=bits)
-    assert got == _online_loop(ids, K, period, 0.8, bits)
+    got = H.online_rollout(ids, K, sizes=2, period=period, decay=0.8, sample_rate=rate)
+    assert got == _online_loop(ids, K, period, 0.8, rate)
     assert got != H.rollout(ids, K)[0] and got != H.rollout(ids, K, H.bagged(ids, K, 2))[0]
-    if bits:
-        assert 0.3 < H.sampled(ids, bits).mean() * 2**bits < 1.7 and got != H.online_rollout(ids, K, 2, period, 0.8)
-    for bad in ({"sizes": 0}, {"period": 0}, {"decay": 1.5}, {"sample_bits": 17}):
-        with pytest.raises(ValueError, match="sizes >= 1"):
+    if rate < 1:
+        assert 0.3 < sample_mask(ids, rate).mean() / rate < 1.7 and got != H.online_rollout(ids, K, 2, period, 0.8)
+    for bad, match in (({"sizes": 0}, "sizes >= 1"), ({"period": 0}, "sizes >= 1"), ({"decay": 1.5}, "sizes >= 1"),
+                       ({"sample_rate": 1.5}, "sample rate")):
+        with pytest.raises(ValueError, match=match):
             H.online_rollout(ids, K, **bad)
 
 
@@ -194,11 +197,13 @@ def test_table_transfer_rows_are_the_rollouts_and_the_best_baseline_per_K():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     ids, other = _trace(3), _trace(4, n=60)
-    rows = mod.table_rows(ids, other, [8, 32], sizes=2, sample_bits=1)
+    rows = mod.table_rows(ids, other, [8, 32], sizes=2, sample_rate=0.5)
     for r in rows:
         alone = {b: int(simulate(torch.from_numpy(ids)[None], b, r["K"]).non_compulsory[0]) for b in BASELINES}
         assert r["best_faults"] == min(alone.values()) == alone[r["best"]] and r["lfu"] == alone["lfu"]
         assert r["hindsight"] == H.rollout(ids, r["K"], H.bagged(ids, r["K"], 2))[0]
         assert r["transfer"] == H.rollout(ids, r["K"], H.bagged(other, r["K"], 2))[0]
-        assert r["online"] == H.online_rollout(ids, r["K"], 2, sample_bits=1)
+        assert r["online"] == H.online_rollout(ids, r["K"], 2, sample_rate=0.5)
     assert any(r["hindsight"] != r["transfer"] for r in rows)
+    with pytest.raises(SystemExit, match="--sample-rate must be in"):
+        mod.main(["--sample-rate", "2"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..core import shards
 from ..zoo.learned import log2fx
 
 N_AGES = 249
@@ -125,29 +126,23 @@ def rollout(ids: np.ndarray, K: int, table: np.ndarray | None = None, cls_at: np
     return int(state[-1][1]), hits, evictions
 
 
-def sampled(ids: np.ndarray, bits: int) -> np.ndarray:
-    """bool [T]: the requests whose block's multiplicative hash (Knuth's, mod 2**32) has its top ``bits`` bits
-    zero: about 1 in 2**bits blocks, all their requests (SHARDS-style spatial sampling; 0 keeps every request)."""
-    return ((np.asarray(ids, dtype=np.int64) * 2654435761) % (1 << 32)) >> (32 - bits) == 0
-
-
 def online_rollout(ids: np.ndarray, K: int, sizes: int = 5, period: int = 8192, decay: float = 0.9,
-                   sample_bits: int = 0) -> int:
+                   sample_rate: float = 1.0) -> int:
     """Non-compulsory faults of LHD's ranking estimated as the trace runs, from the past only: shadow LFU
     caches of sizes K, 2K, ..., 2**(sizes-1) K serve the same requests, and after every ``period`` requests
     the table becomes the :func:`mean_table` of their densities (their hits and evictions so far, decayed by
     ``decay`` a period); LFU order until the first table.  :func:`bagged` in hindsight, made online.  With
-    ``sample_bits`` b the shadows see only the :func:`sampled` blocks and have 2**-b of the slots (at least 1);
+    ``sample_rate`` below 1 the shadows are miniature simulations: they see only the blocks a SHARDS sample
+    keeps (:func:`gpupage.core.shards.sample_mask`) with the slots :func:`~gpupage.core.shards.scaled_k` gives;
     ages stay in the whole trace's time."""
-    if sizes < 1 or period < 1 or not 0 <= decay <= 1 or not 0 <= sample_bits <= 16:
-        raise ValueError(f"need sizes >= 1, period >= 1, decay in [0, 1] and sample_bits in [0, 16], got {sizes}, "
-                         f"{period}, {decay}, {sample_bits}")
+    if sizes < 1 or period < 1 or not 0 <= decay <= 1:
+        raise ValueError(f"need sizes >= 1, period >= 1 and decay in [0, 1], got {sizes}, {period}, {decay}")
     ids, cls_at = _classes(ids, None)
     n, shape, times = int(ids.max()) + 1, (N_COUNT, N_AGES), np.arange(len(ids))
-    keep = sampled(ids, sample_bits)
+    keep = shards.sample_mask(ids, sample_rate)
     s_ids, s_times, s_cls = ids[keep], times[keep], cls_at[keep]
     real = _empty(n, int(K))
-    shadows = [_empty(n, max((int(K) << j) >> sample_bits, 1)) for j in range(sizes)]
+    shadows = [_empty(n, shards.scaled_k(int(K) << j, sample_rate)) for j in range(sizes)]
     events = [(np.zeros(shape), np.zeros(shape)) for _ in range(sizes)]  # each shadow's decayed hits, evictions
     table = np.zeros(shape)
     for t0 in range(0, len(ids), period):
