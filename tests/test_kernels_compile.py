@@ -1,9 +1,10 @@
-"""Every kernel specialisation compiles for sm_80 and sm_90 (no GPU needed), with Triton 3.9 and 3.6.
+"""Every kernel specialisation compiles for sm_80 and sm_90 (no GPU needed), and with Triton 3.6 for sm_90.
 
 Runs scripts/compile_kernels.py in a subprocess without TRITON_INTERPRET, so
 the kernels go through the real Triton -> PTX -> ptxas pipeline.  The GPUs lent
-for acceptance runs have Triton 3.6: CI installs it apart (``pip install --target
-.triton36 triton==3.6.0 --no-deps``) and compiles every kernel with it first on the path.
+for acceptance runs are H200s (sm_90) with Triton 3.6: CI installs it apart (``pip
+install --target .triton36 triton==3.6.0 --no-deps``) and compiles every kernel with it
+first on the path, for sm_90 only (the compile tests are a third of the suite's time).
 """
 
 import os
@@ -15,25 +16,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TRITON36 = Path(os.environ.get("GPUPAGE_TRITON36", ROOT / ".triton36"))
-# Triton 3.6 allocates these specialisations' registers worse than 3.9 and spills (bytes, per arch);
+# Triton 3.6 allocates these specialisations' registers worse than 3.9 and spills (bytes, on sm_90);
 # they still compile and run.  More, or any other spill, fails the test.
-SPILLS_36 = {("kernels.heuristics:_adaptive_kernel", "adaptive_K<=64"): 1208,
+SPILLS_36 = {("kernels.heuristics:_adaptive_kernel", "adaptive_K<=64"): 1176,
              ("kernels.heuristics:_adaptive_kernel", "adaptive_K<=32"): 16,
-             ("kernels.baselines:_predictive_kernel", "blind_oracle_K<=64"): 64,
-             ("kernels.closedloop:_closed_loop_kernel", "closed_loop_fifo_k64"): 8,
-             ("kernels.closedloop:_closed_loop_kernel", "closed_loop_fixed_k64"): 8,
+             ("kernels.baselines:_predictive_kernel", "blind_oracle_K<=64"): 56,
              # 3.6 hoists the weight loads that 3.9 keeps in the time loop: a known cost on 3.6 GPUs, to fix
              ("kernels.learned:_learned_kernel", "learned_32x16_K<=64"): 18360,
-             ("kernels.learned:_learned_kernel", "learned_32x32_K<=64"): 20232,
-             # sm_80 only (sm_90: none); the candidate list's prefix sum added 56 and 32 bytes
-             ("kernels.learned:_learned_chunked_kernel", "learned_32x16_chunked_K<=16384"): 76,
-             ("kernels.learned:_learned_chunked_kernel", "learned_32x32_chunked_K<=16384"): 152}
+             ("kernels.learned:_learned_kernel", "learned_32x32_K<=64"): 20232}
 
 
-def _compile_all(env: dict) -> dict:
+def _compile_all(env: dict, archs=("sm_80", "sm_90")) -> dict:
     """{(kernel, spec): {arch: (ptx_bytes, regs, spill_bytes)}} from scripts/compile_kernels.py."""
     env = {k: v for k, v in env.items() if k != "TRITON_INTERPRET"}
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "compile_kernels.py")], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "compile_kernels.py"),
+                           "--arch", ",".join(a.removeprefix("sm_") for a in archs)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [line.split() for line in proc.stdout.splitlines()[1:] if line.strip()]
@@ -41,15 +38,15 @@ def _compile_all(env: dict) -> dict:
     by_spec = {}
     for kernel, spec, arch, ptx_bytes, regs, spills in rows:
         by_spec.setdefault((kernel, spec), {})[arch] = (int(ptx_bytes), int(regs), int(spills))
-    assert all(set(archs) == {"sm_80", "sm_90"} for archs in by_spec.values())
+    assert all(set(found) == set(archs) for found in by_spec.values())
     mine = {k: v for k, v in by_spec.items() if k[0] == "kernels.simulate:_simulate_kernel"}
     assert len(mine) == 5 * 8  # 5 policy modes x (4 small + 4 large BLOCK_K)
     assert sum(k[0] == "kernels.fused:_zipf_sim_kernel" for k in by_spec) == 5 * 4 + 2
     assert sum(k[0] == "kernels.prefetch_env:_prefetch_env_kernel" for k in by_spec) == 2 * 8  # black/white-box
     prefetch_modes = {spec.split("_")[1] for kernel, spec in by_spec if kernel == "kernels.prefetch:_prefetch_kernel"}
     assert prefetch_modes == {"lru", "lfu", "fifo", "adaptive", "oracle"}  # every eviction and the oracle
-    for archs in by_spec.values():
-        assert all(ptx_bytes > 0 and 0 < regs <= 255 for ptx_bytes, regs, _ in archs.values())
+    for found in by_spec.values():
+        assert all(ptx_bytes > 0 and 0 < regs <= 255 for ptx_bytes, regs, _ in found.values())
     return by_spec
 
 
@@ -69,6 +66,6 @@ def test_every_kernel_compiles_with_triton_3_6():
     version = subprocess.run([sys.executable, "-c", "import triton; print(triton.__version__)"], env=env,
                              capture_output=True, text=True).stdout.strip()
     assert version.startswith("3.6"), version
-    for key, archs in _compile_all(env).items():
+    for key, archs in _compile_all(env, archs=("sm_90",)).items():
         for arch, (_, _, spills) in archs.items():
             assert spills <= SPILLS_36.get(key, 0), (key, arch, spills)
