@@ -593,7 +593,7 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     dummy = np.zeros((1, 1), dtype=np.int64)
     _batch(traces, K, cand, net.cpu_args(), True, _FRAC, _RMUL, max(n_ids, 1), return_hits, hits,
            victims, faults, decisions, False, dummy, np.zeros(B, dtype=np.int64), np.int64(0), 0,
-           np.zeros((1, 1, 1), dtype=np.uint8), np.zeros((1, 1), dtype=np.int32), dummy, np.zeros(B, dtype=np.int64),
+           np.zeros((1, 1, 1), dtype=np.uint8), dummy, dummy, np.zeros(B, dtype=np.int64),
            lane_chunks(B))
     return cpu_result(faults, hits, victims, return_hits)
 
