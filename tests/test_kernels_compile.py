@@ -4,7 +4,7 @@ Runs scripts/compile_kernels.py in a subprocess without TRITON_INTERPRET, so
 the kernels go through the real Triton -> PTX -> ptxas pipeline.  The GPUs lent
 for acceptance runs are H200s (sm_90) with Triton 3.6: CI installs it apart (``pip
 install --target .triton36 triton==3.6.0 --no-deps``) and compiles every kernel with it
-first on the path, for sm_90 only (the compile tests are a third of the suite's time).
+first on the path, for sm_90 only (the compile tests were nearly half of the suite's CPU time).
 """
 
 import os
