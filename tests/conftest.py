@@ -74,8 +74,3 @@ def ray_address():
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
-
-
-def pytest_collection_modifyitems(items):
-    """Run the tests marked ``slow`` first: under ``pytest -n auto`` one collected late would run alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the rest keep their order

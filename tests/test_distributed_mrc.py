@@ -202,7 +202,6 @@ def test_a_worker_killed_mid_task_is_retried_and_the_output_equals_the_local_run
     assert rows_of(tmp_path / "ray" / "mrc.csv") == rows_of(tmp_path / "local" / "mrc.csv")
 
 
-@pytest.mark.slow
 def test_a_driver_killed_mid_run_resumes_without_recomputing_finished_chunks(long_trace, tmp_path, ray_address):
     assert run("mrc", long_trace, *LONG, "--out", tmp_path / "local").exit_code == 0
     args = ["mrc", str(long_trace), *LONG, "--chunk-lanes", "4", "--out", str(tmp_path / "ray")]

@@ -517,7 +517,6 @@ def _fresh_residents(Ks, n=100, seed=1):
     return tr
 
 
-@pytest.mark.slow
 @pytest.mark.interpreter
 @interpreter
 def test_triton_adaptive_mimic_is_adaptive():
