@@ -22,6 +22,7 @@ import torch
 from gpupage.controller import hit_density
 from gpupage.controller.evaluate import BASELINES
 from gpupage.controller.slotnet import TrainConfig, training_part
+from gpupage.core import shards
 from gpupage.core.io import read_trace
 from gpupage.core.simulate import simulate
 
@@ -57,8 +58,10 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-rate", type=float, default=1.0,
                     help="the online shadows see this share of the blocks (a SHARDS sample, as gpupage mrc's)")
     args = ap.parse_args(argv)
-    if not 0 < args.sample_rate <= 1:
-        raise SystemExit(f"Error: --sample-rate must be in (0, 1], got {args.sample_rate}")
+    try:
+        shards.check_rate(args.sample_rate)  # the bound gpupage mrc --sample-rate checks
+    except ValueError:
+        raise SystemExit(f"Error: --sample-rate must be in (0, 1], got {args.sample_rate}") from None
     ids = np.asarray(read_trace(args.trace, args.format).ids, dtype=np.int64)
     other = np.asarray(training_part(TrainConfig(trace_file=args.other, trace_format=args.other_format))[0],
                        dtype=np.int64)
