@@ -23,7 +23,8 @@ its CUSUM is per-lane registers, and a decision gathers the resident blocks' cou
 
 ``candidates = C``: the C least recently accessed slots are those whose last access is at most
 the C-th smallest, found by a 30-step binary search on that time (last accesses are distinct).
-The register kernel masks the others out of its tile.  The chunked kernel gathers the C slot
+The register kernel masks the others out of its tile; before Triton 3.9 it ranks the slots
+instead (``RANK_CANDIDATES``).  The chunked kernel gathers the C slot
 numbers into a per-lane list (a prefix sum a chunk) and scores only those: at K = 4096 and C = 64
 one 256-slot tile of network work a decision instead of 16 (the search's compares remain, 30 passes
 over the K last-access times).
@@ -37,6 +38,8 @@ candidate list; none on sm_90) (tests/test_kernels_compile.py).
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import torch
@@ -54,6 +57,11 @@ SMALL_BLOCK_K = (8, 64)  # 32-slot (two lanes) and, with spec v2's inputs, 16-sl
 CHUNK = 256
 CHUNK_WARPS = 8
 MAX_K = 16384
+# How the register kernel finds the C least recently accessed slots.  3.9: a binary search on the C-th smallest
+# last access (30 sums over the slots).  Before 3.9 (3.6 on the acceptance GPUs): each slot's rank, from one
+# [BK, BK, BB] compare, because for the search's sums 3.6 kept the slot tiles in every thread and spilled
+# 18-20 KB (by rank: 0.7 KB).  3.9 spills 276 bytes by rank and none by the search.
+RANK_CANDIDATES = tuple(int(v) for v in re.findall(r"\d+", triton.__version__)[:2]) < (3, 9)
 SCRATCH_LIMIT = 1 << 28  # per-block scratch entries beyond which ids are remapped to 0..n-1
 NF = 6  # per-block fields: count, last_use, gap, dc_16, dc_128, dc_1024
 _NF = tl.constexpr(NF)
@@ -277,7 +285,8 @@ def _counters(miss, novel, t, fc0, fc1, fc2, fct, nc0, nc1, nc2, nct, frac_ptr):
 @triton.jit
 def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_ptr, faults_ptr, hits_ptr, victims_ptr,
                     B, T, want_hits, s1, s2, cand, wstep,
-                    H1: tl.constexpr, H2: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr):
+                    H1: tl.constexpr, H2: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr,
+                    RANK: tl.constexpr):
     """Register tiles.  trace/hits/victims ``[T, B]``; k ``[B]``; w the network (see _score);
     frac the decay fractions; scratch int32 ``[n_ids, 6, B]`` zeros; ada int64 ``[n_ids, 2, B]`` all -1
     (see _detector); cand C, or 0 for all slots.  Barriers separate each step's loads of the requested
@@ -334,8 +343,12 @@ def _learned_kernel(trace_ptr, k_ptr, w_ptr, frac_ptr, scratch_ptr, ada_ptr, fau
             key = (_score(f, e, g, w_ptr, s1, s2, H1, H2, False).to(tl.int64) << 32) + last.to(tl.int64)
             ok = valid
             if any_cand:
-                tau = _threshold(last, valid, cand, now)
-                ok = valid & ((last <= tau[None, :]) | (use_cand == 0)[None, :])
+                if RANK:  # the C least recently accessed: fewer than C valid slots are older (distinct last accesses)
+                    older = (last[None, :, :] < last[:, None, :]) & valid[None, :, :]
+                    ok = valid & ((tl.sum(older.to(tl.int32), axis=1) < cand) | (use_cand == 0)[None, :])
+                else:
+                    tau = _threshold(last, valid, cand, now)
+                    ok = valid & ((last <= tau[None, :]) | (use_cand == 0)[None, :])
             s_ev = tl.argmin(tl.where(ok, key, _BIG64), axis=0).to(tl.int32)
         s = tl.where(cold, n, s_ev)
         sel = (slot == s[None, :]) & miss[None, :]
@@ -513,7 +526,7 @@ def launch(traces_tb: torch.Tensor, K: torch.Tensor, net: _L.LearnedNet, cand: i
     if shape is not None:
         BK, BB, warps = shape
         _learned_kernel[(triton.cdiv(B, BB),)](traces_tb, K, w, frac, scratch, ada, *common, H1=H1, H2=H2,
-                                               BLOCK_K=BK, BLOCK_B=BB, num_warps=warps)
+                                               BLOCK_K=BK, BLOCK_B=BB, RANK=RANK_CANDIDATES, num_warps=warps)
     else:
         slots = torch.zeros((B, 5, kmax), dtype=torch.int32, device=dev)
         slot_of = torch.full((n_ids, B), -1, dtype=torch.int32, device=dev)
@@ -560,7 +573,8 @@ _TAIL = {"s1": "i32", "s2": "i32", "cand": "i32", "wstep": "i32"}
 SHIPPED_HIDDEN = ((32, 16), (32, 32))  # the widths of checkpoints/learned_v1.pt and of the per-K checkpoints
 # Every specialisation `simulate` can launch with the shipped widths, for scripts/compile_kernels.py.
 AOT_SPECS = [
-    aot_spec(f"learned {h1}x{h2} K<={bk}", _learned_kernel, {**_SIG, **OUT_SIG, **_TAIL}, block_shape(bk), H1=h1, H2=h2)
+    aot_spec(f"learned {h1}x{h2} K<={bk}", _learned_kernel, {**_SIG, **OUT_SIG, **_TAIL}, block_shape(bk), H1=h1, H2=h2,
+             RANK=RANK_CANDIDATES)
     for h1, h2 in SHIPPED_HIDDEN for bk in SMALL_BLOCK_K
 ] + [dict(name=f"learned {h1}x{h2} chunked K<={MAX_K}", fn=_learned_chunked_kernel,
           signature={**_SIG, "slots_ptr": "*i32", "slot_of_ptr": "*i32", "ctx_ptr": "*i32", **OUT_SIG, **_TAIL, "krow": "i32"},

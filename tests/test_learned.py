@@ -448,6 +448,18 @@ def _assert_triton_equals_cpu(traces, K, net, cand, chunk):
 
 @pytest.mark.interpreter
 @interpreter
+@pytest.mark.parametrize("case", [1, 2, 6])
+def test_triton_candidates_by_the_other_method(case, monkeypatch):
+    """The register kernel's cases with candidates, by the method the installed Triton does not use (rank
+    before 3.9, the binary search from 3.9 on; kernels.learned.RANK_CANDIDATES)."""
+    from kernels import learned as KL
+
+    monkeypatch.setattr(KL, "RANK_CANDIDATES", not KL.RANK_CANDIDATES)
+    _assert_triton_equals_cpu(*_triton_cases()[case])
+
+
+@pytest.mark.interpreter
+@interpreter
 def test_triton_equals_cpu_with_the_shipped_widths():
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     net = L.load_network(SHIPPED) if SHIPPED.exists() else random_net(np.random.default_rng(12), 32, 16, scale=200)
