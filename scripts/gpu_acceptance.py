@@ -216,9 +216,9 @@ def _first_difference(a, b) -> str:
     return f"{diff.numel()} lanes differ, first lane {int(diff[0])}" if diff.numel() else ""
 
 
-def _simulate_check(run: Run, policy: str, traces, K, seeds):
+def _simulate_check(run: Run, policy: str, traces, K, seeds, candidates: int = 0):
     """The kernel on every lane against the CPU path on every stride-th lane (faults), and on the
-    first hits_lanes of those (hits and victims)."""
+    first hits_lanes of those (hits and victims); ``candidates``: the learned policy's."""
     import torch
 
     from gpupage.core.simulate import simulate
@@ -227,7 +227,7 @@ def _simulate_check(run: Run, policy: str, traces, K, seeds):
 
     options = PREDICTION_OPTIONS if policy in PREDICTING else None
     if POLICIES[policy].needs_checkpoint:  # the shipped learned network
-        options = {"checkpoint": os.path.join(ROOT, "checkpoints", "learned_v1.pt")}
+        options = {"checkpoint": os.path.join(ROOT, "checkpoints", "learned_v1.pt"), "candidates": candidates or None}
 
     def call(tr, k, sd, backend, hits=False):
         try:
@@ -281,6 +281,9 @@ def equality(run: Run, deadline: float) -> dict:
 
     checks = [(f"simulate {p} register path, {s.lanes} lanes", lambda p=p: _simulate_check(run, p, *zipf(s.lanes, s.T, s.Ks)))
               for p in kernels]
+    # the register kernel's candidates (ranked under Triton < 3.9, kernels.learned.RANK_CANDIDATES)
+    checks += [(f"simulate learned register path, candidates=4, {s.lanes} lanes",
+                lambda: _simulate_check(run, "learned", *zipf(s.lanes, s.T, s.Ks), candidates=4))]
     checks += [(f"fused {p} beta={beta}", lambda p=p, beta=beta: _fused_check(run, p, beta))
                for p in ("lru", "fifo", "lfu", "random", "fixed", "belady") for beta in (0.0, 0.1)]
     checks += [("env_step", lambda: _env_check(run, deadline)),
