@@ -73,6 +73,10 @@ CASES = [
     (["train", "--out", "PT", "--K", "6000"], ["K must be", "[1, 5000]"]),
     (["bounds", "--out", "DIR", "--K", "1000000000000"], ["K must be", "[1, 5000]"]),
     (["sweep", "--K", "0", "--out", "CSV"], ["--K must be >= 1"]),
+    (["sweep", "--K", "5-3", "--out", "CSV"], ["--K", "'5-3' runs backwards"]),
+    (["sweep", f"--seeds=-{2**63}-{2**63 - 1}", "--out", "CSV"], ["--seeds", "more than the 2**63 - 1"]),
+    (["sweep", "--beta", "0.1000001,0.1000004", "--out", "CSV"], ["--beta", "6 significant digits"]),
+    (["sweep", "--rho", "0.5000001,0.5000004", "--out", "CSV"], ["--rho", "6 significant digits"]),
     (["sweep", "--K", "1-2000000", "--out", "CSV"], ["--K", "1048576"]),
     (["sweep", "--K", f"1-{10**30}", "--out", "CSV"], ["--K", "1048576"]),
     # training settings the library cannot use
@@ -112,6 +116,16 @@ CASES = [
 def test_bad_input_is_one_line(args, words, trace_file, outs):
     sub = {"TRACE": str(trace_file), "CSV": outs["csv"], "DIR": outs["dir"], "PT": outs["pt"]}
     assert_one_line_error(run(*[sub.get(a, a) for a in args]), *words)
+
+
+def test_a_seed_given_twice_runs_once(tmp_path):
+    """One row per (policy, K, seed) cell, as with --seeds 1,2."""
+    rows = {}
+    for name, seeds in (("twice", "1,1,2,1-2"), ("once", "1,2")):
+        res = run("sweep", "--T", "200", "--K", "4", "--seeds", seeds, "--quiet", "--out", tmp_path / f"{name}.csv")
+        assert res.exit_code == 0, res.output
+        rows[name] = (tmp_path / f"{name}.csv").read_text()
+    assert rows["twice"] == rows["once"] and len(rows["once"].splitlines()) == 1 + 2 * 2
 
 
 def test_memory_limit_from_the_environment(outs):
@@ -365,6 +379,8 @@ def test_seed_ranges_stay_lazy():
     assert isinstance(seeds, range) and len(seeds) == 10**8 and _ranges(seeds) == [[1, 10**8]]
     assert _ranges(list(seeds[:5]) + [9]) == [[1, 5], [9, 9]]
     assert parse_int_list("3,1-2") == [3, 1, 2]
+    assert parse_int_list("32,32") == [32, 32]  # widths may repeat
+    assert parse_int_list("2,1,1-3", "--seeds", lazy=True, unique=True) == [2, 1, 3]
     with pytest.raises(click.BadParameter, match="more than the 1048576"):
         parse_int_list("1-2000000,5", "--seeds", lazy=True)
 

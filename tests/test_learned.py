@@ -193,7 +193,8 @@ def test_checkpoint_round_trip_and_one_line_errors(tmp_path):
              ({"checkpoint": str(other)}, ValueError, "gpupage-controller-1"),
              ({"checkpoint": str(old)}, ValueError, "spec version 0"),
              ({"checkpoint": str(feats)}, ValueError, "features"),
-             ({"checkpoint": net, "candidates": 0}, ValueError, "candidates must be an integer >= 1"),
+             ({"checkpoint": net, "candidates": 0}, ValueError, r"candidates must be an integer in \[1, 2\*\*31\]"),
+             ({"checkpoint": net, "candidates": 2**64}, ValueError, "candidates"),
              ({"checkpoint": net, "candidates": True}, ValueError, "candidates"),
              ({"checkpoint": net, "candidates": "8"}, ValueError, "candidates")]
     for options, err, words in cases:
@@ -340,7 +341,8 @@ def test_cli_simulate_and_sweep(tmp_path):
     assert res.exit_code == 0 and f"faults={int(lru[0])} " in res.output
     for args, words in [((), "needs a checkpoint"), (("--checkpoint", ROOT / "checkpoints" / "pagecontroller_k8.pt"),
                                                      "not a learned-policy checkpoint"),
-                        (("--checkpoint", ckpt, "--candidates", "0"), "candidates")]:
+                        (("--checkpoint", ckpt, "--candidates", "0"), "candidates"),
+                        (("--checkpoint", ckpt, "--candidates", str(2**64)), "candidates")]:
         res = run("simulate", trace, "--policy", "learned", "--K", "4", *args)
         assert res.exit_code != 0 and "Traceback" not in res.output
         errors = [ln for ln in res.output.splitlines() if ln.startswith("Error")]

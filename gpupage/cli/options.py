@@ -8,6 +8,9 @@ import click
 
 from ..core.limits import INT64_MAX, MAX_BLOCKS, MAX_REQUESTS  # stdlib-only module
 
+CANDIDATES = click.IntRange(1, MAX_BLOCKS)
+"""learned's --candidates: no cache holds more slots than blocks have ids."""
+
 MAX_LISTED = 1 << 20
 """Most values a list option may expand to (one range of seeds is never expanded)."""
 INT64_MIN = -INT64_MAX - 1
@@ -15,11 +18,12 @@ MAX_THREADS = 1024
 
 
 def parse_int_list(text: str, name: str = "value", lo: int | None = None, hi: int | None = None,
-                   lazy: bool = False):
-    """'2,4,8' or '2-5' or '1,4-6' -> the ints in the order given (ranges inclusive), each in [lo, hi].
+                   lazy: bool = False, unique: bool = False):
+    """'2,4,8' or '2-5' or '1,4-6' -> the ints in the order given (ranges inclusive), each in [lo, hi];
+    with ``unique``, each once (the first time it is given).
 
     At most ``MAX_LISTED`` values, except with ``lazy``, where a single range comes back as a
-    ``range`` of any length (seeds ``1-100000000`` cost a few bytes, not 100M ints)."""
+    ``range`` of up to 2**63 - 1 values (seeds ``1-100000000`` cost a few bytes, not 100M ints)."""
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
     spans = []
     for part in parts:
@@ -28,7 +32,7 @@ def parse_int_list(text: str, name: str = "value", lo: int | None = None, hi: in
                 a, b = part[0] + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1]
                 a_i, b_i = int(a), int(b)
                 if b_i < a_i:
-                    raise ValueError
+                    raise click.BadParameter(f"{name}: {part!r} runs backwards (write the smaller end first)")
                 spans.append(range(a_i, b_i + 1))
             else:
                 spans.append(range(int(part), int(part) + 1))
@@ -41,13 +45,16 @@ def parse_int_list(text: str, name: str = "value", lo: int | None = None, hi: in
             raise click.BadParameter(f"{name} must be >= {lo}, got {r[0]}")
         if hi is not None and r[-1] > hi:
             raise click.BadParameter(f"{name} must be <= {hi}, got {r[-1]}")
-    if lazy and len(spans) == 1:
-        return spans[0]
     total = sum(r.stop - r.start for r in spans)  # len() stops at 2**63
+    if lazy and len(spans) == 1:
+        if total > INT64_MAX:
+            raise click.BadParameter(f"{name}: {total} values, more than the 2**63 - 1 a range may hold")
+        return spans[0]
     if total > MAX_LISTED:
         more = " (one range a-b may be longer)" if lazy else ""
         raise click.BadParameter(f"{name}: {total} values, more than the {MAX_LISTED} a list may hold{more}")
-    return [x for r in spans for x in r]
+    values = [x for r in spans for x in r]
+    return list(dict.fromkeys(values)) if unique else values
 
 
 def parse_float_list(text: str, name: str = "value") -> list[float]:
@@ -88,8 +95,8 @@ def k_option(default="8", help="Cache size(s) K_b in blocks, e.g. 8 or 2,4,8."):
 
 def seeds_option(default="42-51"):
     return click.option("--seeds", default=default, show_default=True,
-                        callback=_callback(parse_int_list, "--seeds", lo=INT64_MIN, hi=INT64_MAX, lazy=True),
-                        help="Seeds (64-bit), inclusive ranges allowed: 42-51 or 1,5,9.")
+                        callback=_callback(parse_int_list, "--seeds", lo=INT64_MIN, hi=INT64_MAX, lazy=True, unique=True),
+                        help="Seeds (64-bit), inclusive ranges allowed: 42-51 or 1,5,9 (a seed given twice runs once).")
 
 
 def zipf_options(f):

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from .options import (INT64_MAX, INT64_MIN, MAX_THREADS, Finite, device_option, json_option, k_option,
+from .options import (CANDIDATES, INT64_MAX, INT64_MIN, MAX_THREADS, Finite, device_option, json_option, k_option,
                       memory_option, quiet_option, resource_options, seeds_option, trace_format_option, warmup_option,
                       zipf_options)
 from .prefetchcmds import evaluate_prefetch_checkpoint, prefetch_eval_options
@@ -82,7 +82,7 @@ from .prefetchcmds import evaluate_prefetch_checkpoint, prefetch_eval_options
               help="learned: fraction of the file's calls (requests, without calls) trained on; the rest is never read.")
 @click.option("--window", type=click.IntRange(1), default=20000, show_default=True,
               help="learned: requests per training window (enough to fill the largest cache).")
-@click.option("--candidates", type=click.IntRange(1, None), default=None,
+@click.option("--candidates", type=CANDIDATES, default=None,
               help="learned: train the policy with option candidates=C (the C least recently accessed slots).")
 @click.option("--stride", type=click.IntRange(1), default=1, show_default=True,
               help="learned: record every this many-th decision of a window.")
@@ -332,7 +332,7 @@ def _load_traces(trace_file, trace_format, seeds, M, alpha, W, shift, T):
 @trace_format_option("--format", "--trace-format", "trace_format")
 @click.option("--policies", default=None, help="Baselines to compare [default: every online registry policy + belady; "
                                                   "for a learned-policy checkpoint the ten standard baselines + belady].")
-@click.option("--candidates", type=click.IntRange(1, None), default=None,
+@click.option("--candidates", type=CANDIDATES, default=None,
               help="Learned-policy checkpoint: score only the C least recently accessed blocks (default: all).")
 @warmup_option
 @device_option

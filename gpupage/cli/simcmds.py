@@ -8,13 +8,13 @@ import sys
 import click
 
 from .distcmds import report, scale_options, scale_writer
-from .options import (INT64_MAX, INT64_MIN, Finite, device_option, json_option, k_option, parse_float_list,
+from .options import (CANDIDATES, INT64_MAX, INT64_MIN, Finite, device_option, json_option, k_option, parse_float_list,
                       parse_int_list, quiet_option, resolve_device, resource_options, seeds_option, trace_format_option,
                       warmup_option, zipf_options)
 
 checkpoint_option = click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
                                  help="Checkpoint of the learned policy (required by --policy learned).")
-candidates_option = click.option("--candidates", type=click.IntRange(1, None), default=None,
+candidates_option = click.option("--candidates", type=CANDIDATES, default=None,
                                  help="learned: score only the C least recently accessed blocks (default: all).")
 
 
@@ -36,9 +36,14 @@ def _policy_list(ctx, param, value):
 def _fraction_list(name):
     def cb(ctx, param, value):
         vals = parse_float_list(value, name)
+        written = {}  # results keep 6 significant digits: two values written alike would be one cell
         for v in vals:
             if not 0 <= v <= 1:
                 raise click.BadParameter(f"{name} must be in [0, 1], got {v}")
+            other = written.setdefault(f"{v:.6g}", v)
+            if other != v:
+                raise click.BadParameter(f"{name}: {other!r} and {v!r} are one value in the results, which keep "
+                                         "6 significant digits")
         return vals
     return cb
 

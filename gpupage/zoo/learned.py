@@ -96,6 +96,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..core import rng
+from ..core.limits import MAX_BLOCKS
 from ..core.cpu import alloc_outputs, cpu_result, fill_next_uses, lane_chunks, lane_row, max_k
 from .heuristics import FAR_PAST, resolve_params
 from .heuristics import access as ada_access
@@ -256,8 +257,8 @@ def policy_options(options: dict | None) -> tuple[LearnedNet, int]:
     cand = opts.get("candidates")
     if cand is None:
         cand = 0
-    elif isinstance(cand, bool) or not isinstance(cand, (int, np.integer)) or cand < 1:
-        raise ValueError(f"learned: candidates must be an integer >= 1, got {cand!r}")
+    elif isinstance(cand, bool) or not isinstance(cand, (int, np.integer)) or not 1 <= cand <= MAX_BLOCKS:
+        raise ValueError(f"learned: candidates must be an integer in [1, 2**31], got {cand!r}")
     return load_network(opts["checkpoint"]), int(cand)
 
 
