@@ -5,6 +5,7 @@ import csv
 import itertools
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -119,6 +120,10 @@ def test_merge_refuses_what_is_not_one_whole_run(tmp_path):
     out.write_text("precious\n")
     assert_one_line_error(run("merge", *paths, "--out", out), "already exists", "--overwrite")
     assert out.read_text() == "precious\n"
+    fifo = out.with_name("pipe")
+    os.mkfifo(fifo)  # never replaced by a file, even when asked (nor a device: --out /dev/null as root)
+    assert_one_line_error(run("merge", *paths, "--out", fifo, "--overwrite"), "not a regular file")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and not fifo.with_name("pipe.spec.json").exists()
     assert run("merge", *paths, "--out", out, "--overwrite").exit_code == 0
     assert len(rows_of(out)) == 1 + 108
 

@@ -107,6 +107,8 @@ CASES = [
     (["multiagent", "--epoch", "-1"], ["--epoch"]),
     (["multiagent", "--W", "1-2000000"], ["--W"]),
     (["simulate", "TRACE", "--threads", "0"], ["--threads"]),
+    (["prefetch", "--eviction", ","], ["--eviction", "no values given"]),
+    (["prefetch", "--eviction", "learned"], ["--eviction", "'learned' eviction is not implemented"]),
     (["reproduce", "--out", "DIR", "--memory-limit", "lots"], ["--memory-limit", "cannot read"]),
     (["sweep", "--out", "CSV", "--memory-limit", "0"], ["--memory-limit", "at least 1 byte"]),
 ]
@@ -116,6 +118,14 @@ CASES = [
 def test_bad_input_is_one_line(args, words, trace_file, outs):
     sub = {"TRACE": str(trace_file), "CSV": outs["csv"], "DIR": outs["dir"], "PT": outs["pt"]}
     assert_one_line_error(run(*[sub.get(a, a) for a in args]), *words)
+
+
+@pytest.mark.parametrize("cmd", [["sweep", "--T", "100", "--quiet"], ["train", "--quiet"],
+                                 ["train", "--policy", "learned", "--quiet"], ["prefetch-train", "--quiet"]])
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(cmd, trace_file):
+    """A device is never replaced by a file, and a checkpoint's place is checked before training, not after."""
+    assert_one_line_error(run(*cmd, "--out", os.devnull), "not a regular file")
+    assert_one_line_error(run(*cmd, "--out", trace_file / "x.pt"), "cannot write" if "sweep" not in cmd else "")
 
 
 def test_a_seed_given_twice_runs_once(tmp_path):

@@ -16,13 +16,30 @@ def _list(parser, name):
     return lambda ctx, param, value: parser(value, name)
 
 
+def _evictions(ctx, param, value):
+    """The --eviction names, each once: those prefetching has a loop for (any other is refused here, before
+    a 'never' row could run it as a plain policy)."""
+    from ..core.prefetch import OTHER_LOOPS, OWN_LOOP
+
+    names = tuple(dict.fromkeys(e.strip() for e in value.split(",") if e.strip()))
+    known = [*OWN_LOOP, *OTHER_LOOPS]
+    if not names:
+        raise click.BadParameter("--eviction: no values given")
+    for name in names:
+        if name not in known:
+            raise click.BadParameter(f"--eviction: prefetching with {name!r} eviction is not implemented; "
+                                     f"choose from {', '.join(known)}")
+    return names
+
+
 @click.command()
 @click.argument("trace_file", required=False, type=click.Path(dir_okay=False))
 @k_option(default="8", help="Cache size K in blocks (one).")
 @click.option("--lookahead", "L", type=click.IntRange(1, MAX_REQUESTS), default=4, show_default=True, help="Hint lookahead L: h_t names r_{t+L}.")
 @click.option("--hint-noise", "eps", default="0,0.05,0.1,0.2,0.4,1", show_default=True,
               callback=_list(parse_float_list, "--hint-noise"), help="Hint noise levels eps in [0, 1].")
-@click.option("--eviction", default="lru,adaptive", show_default=True, help="Evictions: lru, lfu, fifo, adaptive.")
+@click.option("--eviction", "evictions", default="lru,adaptive", show_default=True, callback=_evictions,
+              help="Evictions: lru, lfu, fifo, adaptive.")
 @click.option("--windows", default="0,4,16", show_default=True, callback=_list(parse_int_list, "--windows"),
               help="Lookahead oracle windows.")
 @click.option("--prefetches", "P", type=click.IntRange(0, MAX_REQUESTS), default=1, show_default=True, help="Prefetches per step P.")
@@ -39,7 +56,7 @@ def _list(parser, name):
 @click.option("--column", default="0", show_default=True, help="CSV column: header name or 0-based index.")
 @json_option
 @resource_options
-def prefetch(trace_file, K, L, eps, eviction, windows, P, lam_fetch, lam_evict, seeds, family, M, alpha, W, shift,
+def prefetch(trace_file, K, L, eps, evictions, windows, P, lam_fetch, lam_evict, seeds, family, M, alpha, W, shift,
              T, fmt, column, as_json):
     """Prefetching with hints: never, follow_hint, next_in_call (files with calls), the lookahead oracle, OPT.
 
@@ -50,7 +67,7 @@ def prefetch(trace_file, K, L, eps, eviction, windows, P, lam_fetch, lam_evict, 
 
     if len(K) != 1:
         raise click.BadParameter("give one cache size", param_hint="--K")
-    spec = PrefetchSpec(K=K[0], L=L, eps=tuple(eps), evictions=tuple(e.strip() for e in eviction.split(",") if e.strip()),
+    spec = PrefetchSpec(K=K[0], L=L, eps=tuple(eps), evictions=evictions,
                         windows=tuple(windows), P=P, lam_fetch=lam_fetch, lam_evict=lam_evict)
     rows = run_prefetch(spec, list(seeds), trace_file, fmt, column, family,
                         ZipfParams(M=M, alpha=alpha, W=W, shift=shift, T=T))
@@ -136,9 +153,11 @@ def prefetch_train(out, overwrite, mode, K, L, eps_choices, eps_eval, lam_fetch,
     import sys
 
     from ..controller.prefetch_train import PrefetchTrainConfig, train_prefetch
+    from ..core.results import check_writable
 
     if len(K) != 1:
         raise click.BadParameter("give one cache size", param_hint="--K")
+    check_writable(out)  # now, not when the trained controller is written
     if os.path.exists(out) and not overwrite:
         raise ValueError(f"{out} exists; pass --overwrite to replace it")
     cfg = PrefetchTrainConfig(K=K[0], L=L, lam_fetch=lam_fetch, lam_evict=lam_evict, mode=mode,

@@ -127,7 +127,10 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
 
     --policy learned trains the registry's ``learned`` policy instead (gpupage.controller.slotnet).
     """
+    from ..core.results import check_writable
+
     _refuse_foreign_options(click.get_current_context(), policy)
+    check_writable(out)  # now, not when the trained network is written
     if policy == "learned":
         return _train_learned(out, K, bc_Ks, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, seed_start,
                               torch_seed, threads, quiet, **learned)

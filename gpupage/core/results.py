@@ -33,6 +33,30 @@ except ImportError:  # pragma: no cover
     fcntl = None
 
 
+def check_target(path) -> None:
+    """A path that results replace or grow must be a regular file or nothing yet: replacing a device, a
+    pipe or a socket with a file (``--out /dev/null`` run as root) is refused, as a directory is."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a results file")
+    if path.exists() and not path.is_file():
+        raise OSError(f"{path} is not a regular file (a device, pipe or socket); choose another --out")
+
+
+def check_writable(path) -> None:
+    """Fail before a long run, not after it, where ``path`` could not be written: it must pass
+    :func:`check_target`, and a file must be creatable beside it (one is, then removed)."""
+    path = Path(path)
+    check_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OSError(f"cannot write {path}: {e.strerror or e}") from None
+
+
 @contextmanager
 def atomic_path(path, suffix: str = ""):
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
@@ -40,6 +64,7 @@ def atomic_path(path, suffix: str = ""):
     The result has the permissions a plain ``open(path, "w")`` would give it (those of the file it replaces, else
     0o666 less the umask), not mkstemp's private 0o600."""
     path = Path(path)
+    check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
@@ -110,8 +135,7 @@ class ResultsTable:
         self.resumed = 0
 
     def __enter__(self):
-        if self.path.is_dir():
-            raise IsADirectoryError(f"{self.path} is a directory, not a results file")
+        check_target(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

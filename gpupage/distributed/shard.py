@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 from ..core.curves import ONE_PASS
 from ..core.policies import get_policy
-from ..core.results import ResultsTable, _text, atomic_path, spec_diff, spec_path, write_text_atomic
+from ..core.results import ResultsTable, _text, atomic_path, check_target, spec_diff, spec_path, write_text_atomic
 from ..experiments import mrc
 from ..experiments.sweep import LANES_PER_CALL, SWEEP_COLUMNS, SWEEP_KEY, run_sweep, spec_record
 
@@ -205,6 +205,7 @@ def merge(out, inputs, overwrite: bool = False) -> tuple[int, int]:
         raise ValueError("merge: no shard files given")
     if any(p.resolve() == out.resolve() for p in paths):
         raise ValueError(f"merge: {out} is one of the shards; write the union to another file")
+    check_target(out)
     if (out.exists() or spec_path(out).exists()) and not overwrite:
         raise ValueError(f"{out} already exists; pass --overwrite to replace it")
     records = [_read_record(p) for p in paths]
