@@ -118,6 +118,24 @@ def test_runner_one_pass_equals_lanes_and_counts_compulsory():
     assert huge == miss_ratio_curves(tr, list(ONE_PASS), [5, 10**12], one_pass=False)
 
 
+def test_the_runner_simulates_a_threads_worth_of_sizes_a_batch():
+    """Batches short enough to stop between (an interrupt waits for the numba call in progress), with the
+    rows of one whole call; a one-pass curve stays one batch."""
+    from gpupage.core import limits
+    from gpupage.experiments.mrc import MrcSpec, run_mrc
+
+    tr = zipf_traces(ZipfParams(M=200, W=40, T=2000), seed=[6])[0].numpy()
+    Ks = [1, 2, 3, 5, 8, 13, 21]
+    spec = MrcSpec(tr, ["fifo", "lru"], Ks)
+    with limits.work_threads(2):
+        if limits.configure_threads() < 2:
+            pytest.skip("needs 2 numba threads")
+        batches = list(run_mrc(spec))
+    assert [len(b) for b in batches] == [2, 2, 2, 1, 7]
+    whole = [dict(r, miss_ratio=f"{r['miss_ratio']:.6f}") for r in miss_ratio_curves(tr, ["fifo", "lru"], Ks)]
+    assert [r for b in batches for r in b] == whole
+
+
 def test_auto_sizes_are_log_spaced_distinct_and_end_at_the_distinct_blocks():
     assert auto_sizes(2) == [1, 2]
     assert auto_sizes(10) == list(range(1, 11))

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..core.curves import ONE_PASS, fault_curve
+from ..core.limits import configure_threads
 from ..core.policies import Policy, check_options, get_policy
 from ..core.results import atomic_path, file_identity, recorded_options
 from ..core.shards import check_rate, sample_mask, scaled_k
@@ -173,13 +174,17 @@ def mrc_record(spec: MrcSpec) -> dict:
 
 
 def run_mrc(spec: MrcSpec, done=None) -> Iterator[list[dict]]:
-    """The rows (``COLUMNS``, miss ratio as written) of each policy's sizes not ``done(row)``, a batch
-    per policy.  A size's numbers never depend on the others computed with it, so chunks change none."""
+    """The rows (``COLUMNS``, miss ratio as written) of each policy's sizes not ``done(row)``: a batch per
+    policy with a one-pass curve, else a batch per numba thread's worth of sizes, so that an interrupt (handled
+    between batches: a numba call cannot be stopped) ends the run within one batch's time, not one curve's.
+    A size's numbers never depend on the others computed with it, so chunks change none."""
+    threads = configure_threads()
     for name in spec.policies:
         Ks = [k for k in spec.Ks if done is None or not done({"policy": name, "K": k})]
-        if Ks:
-            pol = get_policy(name)
-            rows = miss_ratio_curves(spec.ids, [pol], Ks, spec.warmup, spec.sample_rate, spec.seed,
+        pol = get_policy(name)
+        step = len(Ks) if name in ONE_PASS else threads
+        for lo in range(0, len(Ks), max(step, 1)):
+            rows = miss_ratio_curves(spec.ids, [pol], Ks[lo:lo + step], spec.warmup, spec.sample_rate, spec.seed,
                                      original=spec.original, options=pol.own_options(spec.options))
             yield [dict(r, miss_ratio=f"{r['miss_ratio']:.6f}") for r in rows]
 
