@@ -95,3 +95,30 @@ def test_cli_json_rows():
     assert res.exit_code == 0, res.output
     rows = [json.loads(ln) for ln in res.output.strip().splitlines()]
     assert {r["strategy"] for r in rows} == set(STRATEGIES)
+
+
+def test_a_long_run_stops_at_ctrl_c_and_an_error_in_it_is_raised(monkeypatch):
+    """The numba loop runs on a worker thread: Ctrl-C ends the command within a second, not after the run
+    (20,000 agents take minutes), and what the loop raises reaches the caller."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "gpupage", "multiagent", "--n", "20000", "--T", "300", "--seeds", "0",
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    t0 = time.time()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.time() - t0 < 5 and "interrupted" in err
+
+    from gpupage.experiments import multiagent
+
+    def fails(*args):
+        raise ZeroDivisionError("in the loop")
+
+    monkeypatch.setattr(multiagent, "_run", fails)
+    with pytest.raises(ZeroDivisionError, match="in the loop"):
+        simulate_agents(np.zeros((2, 5), dtype=np.int64), 4, "shared", 4)

@@ -19,6 +19,7 @@ Three ways to share the K_shared slots, all LRU inside:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,7 +110,7 @@ def _apportion(K, demand, quota):
         rem[j] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _run(trace, n, K, M, mode, window, epoch, faults):
     """One interleaved trace; faults[i] accumulates agent i's faults."""
     T = trace.shape[0]
@@ -193,7 +194,23 @@ def simulate_agents(traces: np.ndarray, K: int, strategy: str, M: int, window: i
         raise ValueError(f"K_shared must be >= n = {n}, got {K}")
     faults = np.zeros(n, dtype=np.int64)
     # slots beyond the requests are never used: none is evicted either way (and K * demand stays in int64)
-    _run(interleave(traces), n, min(K, traces.size), M, STRATEGIES.index(strategy), window, epoch, faults)
+    args = (interleave(traces), n, min(K, traces.size), M, STRATEGIES.index(strategy), window, epoch, faults)
+    # on a worker thread (the call holds no GIL): a numba call cannot be stopped, and one run of many agents may
+    # take minutes, so the main thread waits where Ctrl-C and SIGTERM can still end the process
+    failed = []
+
+    def work():
+        try:
+            _run(*args)
+        except BaseException as e:  # raised again below, in the caller's thread
+            failed.append(e)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if failed:
+        raise failed[0]
     return faults
 
 
