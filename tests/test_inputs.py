@@ -85,6 +85,7 @@ CASES = [
     (["train", "--out", "PT", "--bc-rounds", "-1", "--ppo-iterations", "1", "--lanes", "0"], ["--lanes"]),
     (["train", "--out", "PT", "--bc-rounds", "-1", "--reward-baseline", "belady"], ["reward_baseline", "online"]),
     (["train", "--out", "PT", "--val-seeds", "5"], ["at least 2 seeds"]),
+    (["train", "--out", "PT", "--val-every", "0", "--val-seeds", "5-3"], ["--val-seeds", "runs backwards"]),
     (["train", "--out", "PT", "--hidden", "0"], ["--hidden"]),
     (["train", "--out", "PT", "--bc-beta", "2"], ["--bc-beta", "0<=x<=1"]),
     (["train", "--out", "PT", "--ppo-iterations", "-3"], ["--ppo-iterations"]),

@@ -291,6 +291,17 @@ def trace_file(tmp_path):
     return path, ids
 
 
+def test_a_fresh_run_never_replaces_a_plot_already_there(trace_file, tmp_path):
+    path, _ = trace_file
+    out = tmp_path / "curves"
+    out.mkdir()
+    (out / "mrc.png").write_text("someone's plot")
+    assert_one_line_error(run("mrc", path, "--K", "1,2", "--out", out, "--quiet"), "mrc.png", "--overwrite")
+    assert (out / "mrc.png").read_text() == "someone's plot" and not (out / "mrc.csv").exists()
+    assert run("mrc", path, "--K", "1,2", "--out", out, "--quiet", "--overwrite").exit_code == 0
+    assert run("mrc", path, "--K", "1,2", "--out", out, "--quiet").exit_code == 0  # its own plot: resumes
+
+
 def test_mrc_command_writes_the_curves(trace_file, tmp_path):
     path, ids = trace_file
     out = tmp_path / "curves"

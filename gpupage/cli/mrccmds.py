@@ -60,6 +60,7 @@ def mrc(trace_file, policies, K, warmup, sample_rate, fmt, column, seed, out_dir
     as lanes of one simulation.  Counts are exact (of the sample, with --sample-rate).  The grid's
     cells are (policy, K): an existing --out of the same run resumes, --shard and --ray as sweep's
     (a shard writes no plot: merge the shards' mrc.csv into DIR/mrc.csv, then rerun without --shard)."""
+    from ..core.results import claim_dir
     from ..core.shards import check_rate
     from ..distributed.shard import grid_writer
     from ..experiments.calls import learned_options
@@ -67,6 +68,8 @@ def mrc(trace_file, policies, K, warmup, sample_rate, fmt, column, seed, out_dir
 
     check_rate(sample_rate)
     out = check_out_dir(out_dir)
+    if not (out / "mrc.csv").exists():  # a fresh run: a plot already there is someone else's
+        claim_dir(out, ["mrc.png"], overwrite)
     # the curves are computed on the CPU: Ray tasks ask for CPUs, never a GPU
     writer = scale_writer("mrc", "cpu", **scale) or grid_writer("mrc")
     spec = mrc_spec(trace_file, policies, K, warmup, sample_rate, seed, fmt, column,

@@ -88,6 +88,16 @@ def _callback(parser, name, **bounds):
     return lambda ctx, param, value: None if value is None else parser(value, name, **bounds)
 
 
+def checked_text(parser, name, **bounds):
+    """A callback that refuses what ``parser`` cannot read, yet keeps the text as given (a resumed run
+    compares its options as typed)."""
+    def cb(ctx, param, value):
+        if value is not None:
+            parser(value, name, **bounds)
+        return value
+    return cb
+
+
 def k_option(default="8", help="Cache size(s) K_b in blocks, e.g. 8 or 2,4,8."):
     return click.option("--K", "K", default=default, show_default=True, callback=_callback(parse_int_list, "--K", lo=1),
                         help=help + " Sizes beyond the trace length act as the trace length.")

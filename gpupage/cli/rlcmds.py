@@ -9,9 +9,9 @@ import sys
 
 import click
 
-from .options import (CANDIDATES, INT64_MAX, INT64_MIN, MAX_THREADS, Finite, device_option, json_option, k_option,
-                      memory_option, quiet_option, resource_options, seeds_option, trace_format_option, warmup_option,
-                      zipf_options)
+from .options import (CANDIDATES, INT64_MAX, INT64_MIN, MAX_THREADS, Finite, checked_text, device_option, json_option,
+                      k_option, memory_option, parse_int_list, quiet_option, resource_options, seeds_option,
+                      trace_format_option, warmup_option, zipf_options)
 from .prefetchcmds import evaluate_prefetch_checkpoint, prefetch_eval_options
 
 
@@ -54,6 +54,7 @@ from .prefetchcmds import evaluate_prefetch_checkpoint, prefetch_eval_options
               help="Validate the greedy controller every N PPO iterations (and after cloning and the last "
                    "iteration); --out gets the best on validation.  0: never, --out gets the last.")
 @click.option("--val-seeds", default="20000-20031", show_default=True,
+              callback=checked_text(parse_int_list, "--val-seeds"),
               help="Validation seeds (keep them apart from training and evaluation seeds).")
 @click.option("--seed-start", type=click.IntRange(INT64_MIN, INT64_MAX), default=10000, show_default=True,
               help="First training seed (keep evaluation seeds below it).")
@@ -148,7 +149,7 @@ def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc
     from ..controller.imitation import BCConfig
     from ..controller.ppo import PPOConfig, train_controller
     from ..core.traces import ZipfParams
-    from .options import parse_int_list, resolve_device
+    from .options import resolve_device
 
     options = click.get_current_context().params
     if resume:
@@ -238,7 +239,6 @@ def _train_learned(out, K, bc_Ks, rounds, lanes, epochs, lr, beta, rank_coef, se
 
     configure_threads(threads)  # before torch loads its OpenMP runtime
     from ..controller import slotnet
-    from .options import parse_int_list
 
     widths = tuple(parse_int_list(learned_hidden, "--learned-hidden", lo=1, hi=32))
     if len(widths) != 2:
@@ -287,7 +287,6 @@ def _launch_ranks(nproc: int, out: str, lanes: int, bc_lanes: int, bc_rounds: in
 def _check_resume_options(path, options: dict) -> None:
     """A one-line error naming the first option that differs from the run recorded in ``path``."""
     from ..controller.network import load_checkpoint
-    from .options import parse_int_list
 
     meta = load_checkpoint(path)["meta"]
     recorded = meta.get("options")
