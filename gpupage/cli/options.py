@@ -105,7 +105,8 @@ def k_option(default="8", help="Cache size(s) K_b in blocks, e.g. 8 or 2,4,8."):
 
 def seeds_option(default="42-51"):
     return click.option("--seeds", default=default, show_default=True,
-                        callback=_callback(parse_int_list, "--seeds", lo=INT64_MIN, hi=INT64_MAX, lazy=True, unique=True),
+                        callback=_callback(parse_int_list, "--seeds", lo=INT64_MIN, hi=INT64_MAX, lazy=True,
+                                           unique=True),
                         help="Seeds (64-bit), inclusive ranges allowed: 42-51 or 1,5,9 (a seed given twice runs once).")
 
 
