@@ -35,12 +35,14 @@ def _policy_list(ctx, param, value):
 
 def _fraction_list(name):
     def cb(ctx, param, value):
+        from ..core.results import _text  # how a results file writes a value (stdlib only)
+
         vals = parse_float_list(value, name)
-        written = {}  # results keep 6 significant digits: two values written alike would be one cell
+        written = {}  # two values written alike would be one cell
         for v in vals:
             if not 0 <= v <= 1:
                 raise click.BadParameter(f"{name} must be in [0, 1], got {v}")
-            other = written.setdefault(f"{v:.6g}", v)
+            other = written.setdefault(_text(v), v)
             if other != v:
                 raise click.BadParameter(f"{name}: {other!r} and {v!r} are one value in the results, which keep "
                                          "6 significant digits")
