@@ -99,8 +99,9 @@ def test_cli_json_rows():
 
 def test_a_long_run_stops_at_sigterm_and_an_error_in_it_is_raised(monkeypatch):
     """The numba loop runs on a worker thread: SIGTERM (as Ctrl-C) ends the command within a second, not after
-    the run (20,000 agents take minutes), and what the loop raises reaches the caller.  (SIGTERM: a child of an
-    xdist worker inherits SIGINT ignored.)"""
+    the run (20,000 agents take minutes), and what the loop raises reaches the caller.  (With SIGINT this test
+    once waited 30 s in a CI run, for a reason not found: by hand SIGINT ended it in 0.1-1.9 s at every moment
+    tried, with and without xdist and load.)"""
     import signal
     import subprocess
     import sys
