@@ -24,7 +24,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "figures", "learned_rounds.png"))
     args = ap.parse_args(argv)
     paths = args.checkpoint or [os.path.join(ROOT, "checkpoints", n) for n in SHIPPED]
-    runs = {os.path.basename(p).removesuffix(".pt"): torch.load(p, weights_only=True)["meta"]["report"] for p in paths}
+    runs = {}
+    for p in paths:
+        meta = torch.load(p, weights_only=True)["meta"]
+        export = {"export_val_excess_pct": meta["export"]["val_excess_pct"]} if "export" in meta else {}
+        runs[os.path.basename(p).removesuffix(".pt")] = {**meta["report"], **export}
     with atomic_path(args.out) as tmp:  # as plot_log's caller does
         plot_rounds(runs, tmp)
     print(f"wrote {args.out}")

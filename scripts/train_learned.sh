@@ -31,14 +31,22 @@ python -m gpupage.controller.slotnet --out checkpoints/learned_v1.pt --lanes 128
 # and were not.  Last, K = 8 and 16 were retrained with --rounds 36 --val-lanes 128 (each round's export scored on
 # 128 lanes of each variant, seeds 40000+; the best round is saved) and other torch seeds, judged the same way: K = 8
 # with 36 rounds was kept (89 of 90 cells against 86, round 26 saved), and at K = 16 torch seed 4 (88 against 87,
-# round 22 saved; seeds 1-3 and 36 rounds were not; README, "Runs of one recipe").  These are the kept runs; 4-17 min
-# each on the shared 2-core machine, two at a time.
-python -m gpupage.controller.slotnet --out checkpoints/learned_k4.pt --Ks 4 --variant-frac 0.5 --hidden 32,32 \
+# round 22 saved; seeds 1-3 and 36 rounds were not; README, "Runs of one recipe").  Last, K = 4 and 8 are re-exported
+# without retraining (gpupage.controller.export: of 18 integer exports of the float weights, the one that validates
+# best on seeds 40000+), judged by the same rule and kept (90 of 90 cells at K = 4, tied, smaller mean gap; K = 8:
+# the torch-seed-1 run of the 36-round command, 89 of 90, tied, smaller mean gap; K = 16's best export was not kept,
+# 87 against 88; README, "Choosing the export").  These are the kept runs; 4-17 min each on the shared 2-core
+# machine, two at a time, and 1-2 min for each export.
+TRAINED="${TMPDIR:-/tmp}/gpupage-train"
+mkdir -p "$TRAINED"
+python -m gpupage.controller.slotnet --out "$TRAINED/learned_k4.pt" --Ks 4 --variant-frac 0.5 --hidden 32,32 \
     --tie-rule lru --lanes 256 --rounds 24 --epochs 2 --batch-size 1024 --max-decisions 4800000 --threads 1 \
     --teacher latent_min --teacher-horizon 4
-python -m gpupage.controller.slotnet --out checkpoints/learned_k8.pt --Ks 8 --variant-frac 1.0 --hidden 32,32 \
+python -m gpupage.controller.export "$TRAINED/learned_k4.pt" --out checkpoints/learned_k4.pt
+python -m gpupage.controller.slotnet --out "$TRAINED/learned_k8.pt" --Ks 8 --variant-frac 1.0 --hidden 32,32 \
     --tie-rule lru --lanes 128 --rounds 36 --epochs 2 --batch-size 1024 --max-decisions 2400000 --threads 1 \
-    --teacher latent_min --teacher-horizon 4 --val-lanes 128
+    --teacher latent_min --teacher-horizon 4 --val-lanes 128 --torch-seed 1
+python -m gpupage.controller.export "$TRAINED/learned_k8.pt" --out checkpoints/learned_k8.pt
 python -m gpupage.controller.slotnet --out checkpoints/learned_k16.pt --Ks 16 --variant-frac 1.0 --far-horizon 64 \
     --hidden 32,32 --tie-rule lru --lanes 256 --rounds 24 --epochs 2 --batch-size 1024 --max-decisions 2400000 --threads 1 \
     --torch-seed 4 --val-lanes 128

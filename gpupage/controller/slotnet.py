@@ -324,14 +324,17 @@ def _exponent(limit: float, value: float) -> int:
 
 
 @torch.no_grad()
-def quantise(model: SlotNet, calib: torch.Tensor, quantile: float = 1.0) -> L.LearnedNet:
+def quantise(model: SlotNet, calib: torch.Tensor, quantile: float = 1.0, rounding: bool = False,
+             finer: tuple[int, int] = (0, 0)) -> L.LearnedNet:
     """The integer network closest to ``model`` under the specification's bounds.
 
     Each hidden layer's activations get the scale 2**e that maps the largest activation seen on
     ``calib`` (uint8 features [N, N_IN]) -- or, with ``quantile`` < 1, that quantile of a fixed
-    subsample of them -- to 255; weights get the largest power-of-two scale that keeps them int16
+    subsample of them -- to 255, times 2**finer[layer] (finer levels; the top of the range then
+    saturates); weights get the largest power-of-two scale that keeps them int16
     and every unit's |b| + 255 sum |w| below 2**24; the shift between is the difference of the
-    exponents."""
+    exponents.  The specification's shift floors; with ``rounding`` each hidden unit's bias gains half
+    of its shift's step, so the unit rounds to the nearest level instead (same specification)."""
     tops, samples = [], []  # per chunk: each layer's maximum (and, for a quantile, every 97th activation)
     for i in range(0, calib.shape[0], CALIB_CHUNK):
         acts = model.activations(calib[i:i + CALIB_CHUNK])[:2]
@@ -344,24 +347,27 @@ def quantise(model: SlotNet, calib: torch.Tensor, quantile: float = 1.0) -> L.Le
         peaks = [max(t[j] for t in tops) for j in range(2)]
     W1 = model.l1.weight.double() * 2.0 ** -IN_SHIFT  # per integer input
     b1 = model.l1.bias.double()
-    e1 = _exponent(255, max(peaks[0], 1e-6))
-    e2 = _exponent(255, max(peaks[1], 1e-6))
+    e1 = _exponent(255, max(peaks[0], 1e-6)) + finer[0]
+    e2 = _exponent(255, max(peaks[1], 1e-6)) + finer[1]
     W2 = model.l2.weight.double() * 2.0 ** -e1  # per integer h1
     b2 = model.l2.bias.double()
     w3 = model.l3.weight.double()[0]
 
-    def scale(W, b):
-        """The largest p with round(W 2**p), round(b 2**p) inside the bounds, and those integers."""
+    def scale(W, b, e=None):
+        """The largest p with round(W 2**p), round(b 2**p) inside the bounds, and those integers; for a hidden
+        layer (its activations' exponent e given) with ``rounding``, the bias plus half of the step 2**(p - e)."""
         p = min(_exponent(L.WEIGHT_MAX, float(W.abs().max())),
                 _exponent(L.SUM_LIMIT - 1, float((b.abs() + 255 * W.abs().sum(1)).max())))
         while True:
             Wq, bq = torch.round(W * 2.0 ** p).long(), torch.round(b * 2.0 ** p).long()
+            if rounding and e is not None and p - e > 0:
+                bq = bq + (1 << (p - e - 1))
             if int(Wq.abs().max()) <= L.WEIGHT_MAX and int((bq.abs() + 255 * Wq.abs().sum(1)).max()) < L.SUM_LIMIT:
                 return p, Wq, bq
             p -= 1
 
-    p1, W1q, b1q = scale(W1, b1)
-    p2, W2q, b2q = scale(W2, b2)
+    p1, W1q, b1q = scale(W1, b1, e1)
+    p2, W2q, b2q = scale(W2, b2, e2)
     _, w3q, _ = scale(w3[None, :], torch.zeros(1, dtype=torch.float64))
     s1, s2 = p1 - e1, p2 - e2
     if not (0 <= s1 <= L.MAX_SHIFT and 0 <= s2 <= L.MAX_SHIFT):

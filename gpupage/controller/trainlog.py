@@ -100,7 +100,8 @@ def plot_log(rows: list[dict], path) -> None:
 def plot_rounds(runs: dict, path) -> None:
     """The ``learned`` trainer's rounds (:func:`gpupage.controller.slotnet.train`'s report, kept in every checkpoint
     it writes), one line per run of ``runs`` (name -> report): the exported network's faults over the best
-    baseline's on the validation lanes, the kept round circled, where the run validated; the loss in every run."""
+    baseline's on the validation lanes, the kept round circled, where the run validated (a star: the export chosen
+    on those lanes afterwards, ``report["export_val_excess_pct"]``, at the kept round); the loss in every run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,14 +112,17 @@ def plot_rounds(runs: dict, path) -> None:
         rounds, color = report["rounds"], f"C{i}"
         xs = [r["round"] for r in rounds]
         axes[1].plot(xs, [r["loss"] for r in rounds], "-", color=color, label=name)
+        kept = report.get("kept_round")
         if all("val_excess_pct" in r for r in rounds):
             axes[0].plot(xs, [r["val_excess_pct"] for r in rounds], ".-", color=color, label=name)
-            kept = report.get("kept_round")
             if kept is not None:
                 axes[0].plot([kept], [rounds[kept]["val_excess_pct"]], "o", ms=12, mfc="none", color=color)
+        if "export_val_excess_pct" in report:
+            axes[0].plot([xs[-1] if kept is None else kept], [report["export_val_excess_pct"]], "*", ms=12,
+                         color=color, label=f"{name}: export chosen")
     axes[0].axhline(0, color="grey", lw=0.8)
     axes[0].set_yscale("symlog", linthresh=1)  # early rounds can be tens of % off; the kept ones are within 1 %
-    axes[0].set(title="exported network on the validation lanes (o: the round kept)", xlabel="DAgger round",
+    axes[0].set(title="validation lanes (o: the round kept, *: the export chosen)", xlabel="DAgger round",
                 ylabel="faults over the best baseline's (%),\nmean over the nine variants")
     axes[1].set(title="listwise loss", xlabel="DAgger round", ylabel="loss", yscale="log")
     for ax in axes:
