@@ -67,8 +67,9 @@ def reexport(src, out, lanes: int = 128, val_lanes: int = 128) -> tuple[L.Learne
         raise ValueError(f"{src} was trained on a trace file; re-export validates on App. B lanes")
     model = SlotNet(tuple(meta["hidden"]))
     model.load_state_dict(meta["float_state_dict"])
-    get = lambda name: cfg.get(name, getattr(TrainConfig, name))  # noqa: E731  (older checkpoints lack some)
-    Ks = tuple(cfg.get("Ks", TrainConfig().Ks))
+    defaults = TrainConfig()  # older checkpoints lack some fields
+    get = lambda name: cfg.get(name, getattr(defaults, name))  # noqa: E731
+    Ks = tuple(get("Ks"))
     seeds = np.arange(lanes) + get("seed_start")
     traces, K = lane_batch(seeds, Ks, get("variant_frac"))
     calib = torch.from_numpy(L.collect(traces, K, net, 0.0, seeds)[0].reshape(-1, L.N_IN))
