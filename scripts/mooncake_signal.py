@@ -8,7 +8,8 @@ measures how much signal the trace offers a policy that sees the past and the pe
   call's blocks seen before form a prefix of it).  How often calls return, after how many calls, and how
   the chance of returning depends on the turn and on the first call's length.
 * **Probes**: priority policies on the validation calls (6400..7999, replayed from an empty cache), each a
-  plain loop: ``lfu`` (checked against the registry's), LFU evicting a call's last (partial) block first,
+  plain loop: ``lfu`` (checked against the registry's), LFU evicting a call's last (partial) block first, LFU
+  evicting the most recently used first among equal counts (a block seen once is usually a new conversation tail),
   LFU keyed by the conversation's turns and activity instead of the block's, and LFU protecting blocks whose
   conversation has been re-entered since they were last used (they are about to be requested).
 * ``--hit-density``: LHD's ranking (hit density per class and age, ``gpupage.controller.hit_density``) as a
@@ -128,6 +129,8 @@ def _is_last(b, s):
 PROBES = {
     "lfu": lambda b, s: _key(np.zeros_like(b), s["count"][b], s["last"][b]),
     "lfu, a call's last block first": lambda b, s: _key(1 - _is_last(b, s), s["count"][b], s["last"][b]),
+    "lfu, the most recent first among equals": lambda b, s: _key(np.zeros_like(b), s["count"][b],
+                                                                  (1 << 25) - 1 - s["last"][b]),
     "lfu of the conversation": lambda b, s: _key(np.zeros_like(b), s["count"][s["root"][b]], s["last"][s["root"][b]]),
     "lfu, re-entered conversations kept": lambda b, s: _key(
         (s["last"][s["root"][b]] > s["last"][b]) & (s["root"][b] != b), s["count"][b], s["last"][b]),

@@ -117,6 +117,32 @@ def test_the_teacher_reads_the_table_off_the_features():
                 assert (dist[i, j] > dist[i, k]) == (d[i, j] < d[i, k])
 
 
+@pytest.mark.parametrize("K", [1, 5, 32])
+def test_lfu_mru_evicts_the_youngest_of_the_fewest_accessed_like_a_loop(K):
+    """The fixed ranking: the lowest count class, then the youngest L(age), then the least recently accessed; and
+    the teacher's targets under it are those slots."""
+    ids = _trace(K + 11)
+    table = H.lfu_mru()
+    assert table.shape == (H.N_COUNT, H.N_AGES) and table.min() > 0
+    cache, count, last, want = [], {}, {}, 0
+    klass = lambda b: int(np.searchsorted(H.COUNT_BOUNDS, count[b], side="right"))  # noqa: E731
+    for t, b in enumerate(ids.tolist()):
+        if b not in cache:
+            want += b in count
+            if len(cache) == K:
+                cache.remove(min(cache, key=lambda c: (klass(c), log2fx(t - last[c]), last[c])))
+            cache.append(b)
+        count[b], last[b] = count.get(b, 0) + 1, t
+    assert H.rollout(ids, K, table)[0] == want
+    if K > 1:  # neither LFU nor LRU
+        assert want not in {H.rollout(ids, K)[0], H.rollout(ids, K, -np.tile(np.arange(H.N_AGES, dtype=float), (5, 1)))[0]}
+    feats = np.zeros((1, 4, 20), dtype=np.uint8)
+    feats[0, :, 3] = [log2fx(1), log2fx(1), log2fx(2), log2fx(1)]
+    feats[0, :, 0] = [log2fx(900), log2fx(30), log2fx(5), log2fx(30)]
+    dist = H.teacher_distance(feats, table)[0]
+    assert dist[1] == dist[3] == dist.max() and dist[0] > dist[2]  # count 1 before count 2 at any age
+
+
 def test_bagged_is_the_mean_of_the_scaled_tables_at_doubling_sizes():
     g = np.random.default_rng(5)
     ids = (g.zipf(1.3, 5000) % 400).astype(np.int64)

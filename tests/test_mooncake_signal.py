@@ -48,6 +48,24 @@ def test_lfu_probe_equals_the_registry_lfu(tmp_path):
         assert mod.probe(trace, K, mod.PROBES["lfu"]) == ref
 
 
+def test_lfu_mru_probe_is_a_loop_evicting_the_most_recent_of_the_fewest_accessed(tmp_path):
+    mod = _script()
+    trace, _ = _conversation_file(tmp_path, seed=2)
+    differs = []
+    for K in (3, 8, 32):
+        cache, count, last, want = [], {}, {}, 0
+        for t, b in enumerate(trace.ids.tolist()):
+            if b not in cache:
+                want += b in count
+                if len(cache) == K:
+                    cache.remove(min(cache, key=lambda c: (count[c], -last[c])))
+                cache.append(b)
+            count[b], last[b] = count.get(b, 0) + 1, t
+        assert mod.probe(trace, K, mod.PROBES["lfu, the most recent first among equals"]) == want
+        differs.append(want != mod.probe(trace, K, mod.PROBES["lfu"]))
+    assert any(differs)
+
+
 def test_conversation_turns_and_returns_match_a_loop(tmp_path):
     mod = _script()
     trace, calls = _conversation_file(tmp_path, seed=1)

@@ -88,11 +88,12 @@ from .prefetchcmds import evaluate_prefetch_checkpoint, prefetch_eval_options
 @click.option("--stride", type=click.IntRange(1), default=1, show_default=True,
               help="learned: record every this many-th decision of a window.")
 @click.option("--learned-hidden", default="32,16", show_default=True, help="learned: widths of its two hidden layers.")
-@click.option("--teacher", type=click.Choice(["belady", "latent_min", "hit_density"]), default="belady",
+@click.option("--teacher", type=click.Choice(["belady", "latent_min", "hit_density", "lfu_mru"]), default="belady",
               show_default=True,
               help="learned: whose choice is cloned: Belady's (farthest next use); the Zipf generator's expected "
                    "requests (Zipf lanes only); or LHD's hit-density table, estimated on the training part of "
-                   "--trace-file at each cache size (gpupage.controller.hit_density).")
+                   "--trace-file at each cache size (gpupage.controller.hit_density); or the fewest accesses "
+                   "(count class), then the youngest (lfu_mru).")
 @click.option("--tie-rule", type=click.Choice(["any", "lru"]), default="any", show_default=True,
               help="learned: the target among the teacher's equally good slots: any of them, or the least "
                    "recently used (the policy's own tie rule).")

@@ -11,7 +11,7 @@ the learned policy's inputs 0 (``L(recency)``) and 3 (``L(count)``).
 the table itself (as LHD re-estimates online) and returns it frozen; :func:`rollout` replays a trace
 under it (``scripts/mooncake_signal.py --hit-density``), and :func:`teacher_distance` makes it the
 listwise loss's target (``slotnet``, ``teacher="hit_density"``); :func:`bagged` averages the tables estimated
-at several cache sizes, and :func:`online_rollout` estimates that mean as the trace runs, from shadow caches
+at several cache sizes, :func:`lfu_mru` is a fixed ranking in the same form, and :func:`online_rollout` estimates that mean as the trace runs, from shadow caches
 (``scripts/table_transfer.py``).
 """
 
@@ -186,6 +186,15 @@ def bagged(ids: np.ndarray, K: int, sizes: int, cls_at: np.ndarray | None = None
     if sizes < 1:
         raise ValueError(f"sizes must be >= 1, got {sizes}")
     return mean_table(estimate(ids, K << j, cls_at=cls_at) for j in range(sizes))
+
+
+def lfu_mru(classes: int = N_COUNT) -> np.ndarray:
+    """float64 [classes, N_AGES]: not a density but a ranking in a table's form, for :func:`teacher_distance` and
+    :func:`rollout`: the lowest count class first and, within a class, the youngest ``L(age)`` (LFU with the most
+    recently used first among equals, to the inputs' resolution; ties within a bucket still go to the least
+    recently accessed).  On the Mooncake calls a block seen once is usually the new tail of a conversation whose
+    next turn, if it comes, is thousands of requests away (README, "Trained on Mooncake")."""
+    return (np.arange(classes)[:, None] * N_AGES + np.arange(N_AGES)[None, :] + 1).astype(np.float64)
 
 
 def teacher_distance(feats: np.ndarray, table: np.ndarray) -> np.ndarray:

@@ -17,6 +17,8 @@ cloning with DAgger at simulator speed:
   information, like Belady's, but without the noise of which requests happened to be drawn;
   with ``teacher="hit_density"`` (trace files) it is the slot of lowest hit density in LHD's table
   estimated on the training part (:mod:`gpupage.controller.hit_density`), a function of two inputs;
+  with ``teacher="lfu_mru"``, the slot of fewest accesses (count class) and, among those, the youngest
+  (:func:`hit_density.lfu_mru`), a function of the same two;
 * :func:`quantise` exports per-layer power-of-two scales: activation scales calibrated on the
   collected features (largest activation -> 255), int16 weights as large as the specification's
   bounds allow.
@@ -125,7 +127,8 @@ class TrainConfig:
     teacher: str = "belady"
     """Whose choice the listwise loss targets: "belady" (farthest next use), or "latent_min": the slot whose block
     has the fewest expected requests over the next ``teacher_horizon`` K requests, computed from the Zipf
-    generator's working sets and probabilities (privileged, but free of the realised future's noise)."""
+    generator's working sets and probabilities (privileged, but free of the realised future's noise); "hit_density"
+    (trace files): LHD's table estimated on the training part; "lfu_mru": the lowest count class, then the youngest."""
     teacher_horizon: int = 4
     """The latent teacher's horizon in units of the decision's K."""
     density_sizes: int = 1
@@ -459,8 +462,8 @@ def train(cfg: TrainConfig, log=None, keep=None) -> tuple[SlotNet, L.LearnedNet,
         raise ValueError(f"hard_weight must be > 0, and 1 unless tie_rule is 'lru', got {cfg.hard_weight}")
     if not 0 < cfg.calib_quantile <= 1:
         raise ValueError(f"calib_quantile must be in (0, 1], got {cfg.calib_quantile}")
-    if cfg.teacher not in ("belady", "latent_min", "hit_density"):
-        raise ValueError(f"teacher must be 'belady', 'latent_min' or 'hit_density', got {cfg.teacher!r}")
+    if cfg.teacher not in ("belady", "latent_min", "hit_density", "lfu_mru"):
+        raise ValueError(f"teacher must be 'belady', 'latent_min', 'hit_density' or 'lfu_mru', got {cfg.teacher!r}")
     if cfg.teacher == "hit_density" and not cfg.trace_file:
         raise ValueError("teacher 'hit_density' needs a trace file")
     if cfg.density_sizes != 1 and cfg.teacher != "hit_density":
@@ -480,7 +483,7 @@ def train(cfg: TrainConfig, log=None, keep=None) -> tuple[SlotNet, L.LearnedNet,
     net = None
     part = training_part(cfg) if cfg.trace_file else None
     tables = ({k: hit_density.bagged(part[0], k, cfg.density_sizes) for k in cfg.Ks} if cfg.teacher == "hit_density"
-              else None)
+              else {k: hit_density.lfu_mru() for k in cfg.Ks} if cfg.teacher == "lfu_mru" else None)
     validation = Validation(cfg.Ks, cfg.val_lanes, cfg.val_seed) if cfg.val_lanes else None
     kept = None  # (validation excess, round, float weights, integer network) of the best round so far
     for rnd in range(cfg.rounds + 1):
