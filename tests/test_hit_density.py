@@ -135,7 +135,8 @@ def test_lfu_mru_evicts_the_youngest_of_the_fewest_accessed_like_a_loop(K):
         count[b], last[b] = count.get(b, 0) + 1, t
     assert H.rollout(ids, K, table)[0] == want
     if K > 1:  # neither LFU nor LRU
-        assert want not in {H.rollout(ids, K)[0], H.rollout(ids, K, -np.tile(np.arange(H.N_AGES, dtype=float), (5, 1)))[0]}
+        falling = np.tile(-np.arange(H.N_AGES, dtype=float), (H.N_COUNT, 1))
+        assert want not in {H.rollout(ids, K)[0], H.rollout(ids, K, falling)[0]}
     feats = np.zeros((1, 4, 20), dtype=np.uint8)
     feats[0, :, 3] = [log2fx(1), log2fx(1), log2fx(2), log2fx(1)]
     feats[0, :, 0] = [log2fx(900), log2fx(30), log2fx(5), log2fx(30)]

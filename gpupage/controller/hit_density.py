@@ -11,8 +11,8 @@ the learned policy's inputs 0 (``L(recency)``) and 3 (``L(count)``).
 the table itself (as LHD re-estimates online) and returns it frozen; :func:`rollout` replays a trace
 under it (``scripts/mooncake_signal.py --hit-density``), and :func:`teacher_distance` makes it the
 listwise loss's target (``slotnet``, ``teacher="hit_density"``); :func:`bagged` averages the tables estimated
-at several cache sizes, :func:`lfu_mru` is a fixed ranking in the same form, and :func:`online_rollout` estimates that mean as the trace runs, from shadow caches
-(``scripts/table_transfer.py``).
+at several cache sizes, and :func:`online_rollout` estimates that mean as the trace runs, from shadow caches
+(``scripts/table_transfer.py``); :func:`lfu_mru` is a fixed ranking in the same form (``teacher="lfu_mru"``).
 """
 
 from __future__ import annotations

@@ -482,8 +482,11 @@ def train(cfg: TrainConfig, log=None, keep=None) -> tuple[SlotNet, L.LearnedNet,
     report = {"rounds": []}
     net = None
     part = training_part(cfg) if cfg.trace_file else None
-    tables = ({k: hit_density.bagged(part[0], k, cfg.density_sizes) for k in cfg.Ks} if cfg.teacher == "hit_density"
-              else {k: hit_density.lfu_mru() for k in cfg.Ks} if cfg.teacher == "lfu_mru" else None)
+    tables = None  # the table teachers' rankings, per K
+    if cfg.teacher == "hit_density":
+        tables = {k: hit_density.bagged(part[0], k, cfg.density_sizes) for k in cfg.Ks}
+    elif cfg.teacher == "lfu_mru":
+        tables = {k: hit_density.lfu_mru() for k in cfg.Ks}
     validation = Validation(cfg.Ks, cfg.val_lanes, cfg.val_seed) if cfg.val_lanes else None
     kept = None  # (validation excess, round, float weights, integer network) of the best round so far
     for rnd in range(cfg.rounds + 1):
