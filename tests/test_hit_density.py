@@ -117,6 +117,23 @@ def test_the_teacher_reads_the_table_off_the_features():
                 assert (dist[i, j] > dist[i, k]) == (d[i, j] < d[i, k])
 
 
+def _lfu_mru_loop(ids, K, dead_age=0):
+    """Non-compulsory faults of the lowest count class, then the youngest L(age), then the least recently accessed;
+    with dead_age, blocks with L(age) >= L(dead_age) first, the least recently accessed of them."""
+    cache, count, last, faults = [], {}, {}, 0
+    klass = lambda b: int(np.searchsorted(H.COUNT_BOUNDS, count[b], side="right"))  # noqa: E731
+    dead = lambda age: dead_age > 0 and log2fx(age) >= log2fx(dead_age)  # noqa: E731
+    for t, b in enumerate(ids.tolist()):
+        if b not in cache:
+            faults += b in count
+            if len(cache) == K:
+                cache.remove(min(cache, key=lambda c: (0, 0, 0, last[c]) if dead(t - last[c])
+                                 else (1, klass(c), log2fx(t - last[c]), last[c])))
+            cache.append(b)
+        count[b], last[b] = count.get(b, 0) + 1, t
+    return faults
+
+
 @pytest.mark.parametrize("K", [1, 5, 32])
 def test_lfu_mru_evicts_the_youngest_of_the_fewest_accessed_like_a_loop(K):
     """The fixed ranking: the lowest count class, then the youngest L(age), then the least recently accessed; and
@@ -124,15 +141,7 @@ def test_lfu_mru_evicts_the_youngest_of_the_fewest_accessed_like_a_loop(K):
     ids = _trace(K + 11)
     table = H.lfu_mru()
     assert table.shape == (H.N_COUNT, H.N_AGES) and table.min() > 0
-    cache, count, last, want = [], {}, {}, 0
-    klass = lambda b: int(np.searchsorted(H.COUNT_BOUNDS, count[b], side="right"))  # noqa: E731
-    for t, b in enumerate(ids.tolist()):
-        if b not in cache:
-            want += b in count
-            if len(cache) == K:
-                cache.remove(min(cache, key=lambda c: (klass(c), log2fx(t - last[c]), last[c])))
-            cache.append(b)
-        count[b], last[b] = count.get(b, 0) + 1, t
+    want = _lfu_mru_loop(ids, K)
     assert H.rollout(ids, K, table)[0] == want
     if K > 1:  # neither LFU nor LRU
         falling = np.tile(-np.arange(H.N_AGES, dtype=float), (H.N_COUNT, 1))
@@ -142,6 +151,35 @@ def test_lfu_mru_evicts_the_youngest_of_the_fewest_accessed_like_a_loop(K):
     feats[0, :, 0] = [log2fx(900), log2fx(30), log2fx(5), log2fx(30)]
     dist = H.teacher_distance(feats, table)[0]
     assert dist[1] == dist[3] == dist.max() and dist[0] > dist[2]  # count 1 before count 2 at any age
+
+
+@pytest.mark.parametrize("K", [1, 5, 32])
+def test_lfu_mru_with_a_dead_age_evicts_the_long_idle_first_like_a_loop(K):
+    ids = _trace(K + 17)
+    plain = _lfu_mru_loop(ids, K)
+    changed = False
+    for dead_age in (1, K + 3, 4 * K, 10**6, 2**31):
+        want = _lfu_mru_loop(ids, K, dead_age if dead_age < 2**31 else 0)
+        assert H.rollout(ids, K, H.lfu_mru(dead_age=dead_age))[0] == want
+        changed |= want != plain
+    assert changed or K == 1
+    assert np.array_equal(H.lfu_mru(dead_age=10**6), np.where(np.arange(H.N_AGES) >= log2fx(10**6), 0.5,
+                                                              H.lfu_mru()))
+    with pytest.raises(ValueError, match="dead_age"):
+        H.lfu_mru(dead_age=-1)
+
+
+@pytest.mark.parametrize("table", ["lfu_mru", "estimated"])
+def test_a_table_acting_in_collect_is_its_rollout(table):
+    """The DAgger expert given ranks(table) (teacher_acts) evicts as rollout does (LFU's faults differ)."""
+    from gpupage.zoo import learned as L
+
+    ids = _trace(31, T=4000)
+    K = 24
+    tab = H.lfu_mru(dead_age=200) if table == "lfu_mru" else H.estimate(ids, K, rounds=1)
+    faults = L.collect(ids[None].astype(np.int32), np.array([K]), None, 1.0, [7],
+                       teacher=(H.CLASS_OF_L, H.ranks(tab)[None]))[2]
+    assert faults[0] - len(np.unique(ids)) == H.rollout(ids, K, tab)[0] != H.rollout(ids, K)[0]
 
 
 def test_bagged_is_the_mean_of_the_scaled_tables_at_doubling_sizes():

@@ -231,6 +231,48 @@ def test_collect_rolls_out_belady_or_the_network_itself():
     assert np.array_equal(mixed, L.collect(tr, K, net, 0.5, seeds)[2])  # mixing draws are deterministic
 
 
+def _table_expert_loop(trace, k, cls, rank):
+    """Faults of demand paging that evicts the block of largest rank[cls[L(count)], L(age)], ties to the least
+    recently accessed, as a plain loop."""
+    cache, count, last, faults = [], {}, {}, 0
+    for t, b in enumerate(trace.tolist()):
+        if b < 0:
+            continue
+        if b not in cache:
+            faults += 1
+            if len(cache) == k:
+                cache.remove(max(cache, key=lambda c: (rank[cls[L.log2fx(count[c])], L.log2fx(t - last[c])], -last[c])))
+            cache.append(b)
+        count[b], last[b] = count.get(b, 0) + 1, t
+    return faults
+
+
+def test_collect_with_a_table_expert_rolls_out_the_table():
+    """teacher=(cls, rank): the expert is the table (largest rank by count class and L(age), LRU ties), a plain
+    loop's policy; what is recorded (features, next-use distances) is as with Belady acting."""
+    zp = ZipfParams(M=40, W=12, shift=150, T=1500)
+    seeds = [10001, 10002, 10003]
+    tr = zipf_traces(zp, seed=seeds).numpy()
+    K = np.array([4, 6, 8])
+    g = np.random.default_rng(3)
+    cls = np.minimum(np.arange(256) // 10, 3)
+    rank = g.integers(0, 6, (3, 4, 249))  # few values: many ties
+    feats, dist, faults, decisions = L.collect(tr, K, None, 1.0, seeds, teacher=(cls, rank))
+    assert faults.tolist() == [_table_expert_loop(tr[b], K[b], cls, rank[b]) for b in range(3)]
+    opt = simulate(torch.from_numpy(tr), "belady", torch.from_numpy(K)).faults.numpy()
+    assert (faults > opt).all() and np.array_equal(decisions, faults - K)
+    rows = np.repeat(K, decisions)
+    assert ((dist >= 0).sum(1) == rows).all() and feats.shape == (decisions.sum(), 8, L.N_IN)
+    net = random_net(np.random.default_rng(8))
+    learner = L.collect(tr, K, net, 0.0, seeds, teacher=(cls, rank))
+    assert all(np.array_equal(a, b) for a, b in zip(learner, L.collect(tr, K, net, 0.0, seeds)))  # the net alone
+    mixed = L.collect(tr, K, net, 0.5, seeds, teacher=(cls, rank))[2]
+    assert (mixed != L.collect(tr, K, net, 0.5, seeds)[2]).any() and (mixed != learner[2]).any()
+    for bad, words in (((cls[:10], rank), "cls"), ((cls, rank[:2]), "rank"), ((cls + 3, rank), "index")):
+        with pytest.raises(ValueError, match=words):
+            L.collect(tr, K, None, 1.0, seeds, teacher=bad)
+
+
 def test_collect_with_candidates_records_the_least_recently_used():
     zp = ZipfParams(M=40, W=12, shift=150, T=1500)
     seeds = [10001, 10002]

@@ -326,6 +326,54 @@ def test_the_hit_density_teacher_targets_each_rows_table(tmp_path):
         train(TrainConfig(density_sizes=2, **cfg))
 
 
+def test_the_lfu_mru_teacher_with_a_dead_age_targets_the_long_idle_slots(tmp_path, monkeypatch):
+    """dead_age is in K requests: each K's table is lfu_mru(dead_age * K); it trains another network than the plain
+    rule, and belongs to that teacher alone."""
+    from gpupage.controller import hit_density as H
+    from gpupage.controller import slotnet
+
+    g = np.random.default_rng(2)
+    path = tmp_path / "t.txt"
+    path.write_text("\n".join(str(v) for v in (g.zipf(1.2, 6000) % 300)) + "\n")
+    cfg = dict(trace_file=str(path), trace_format="txt", window=2000, lanes=2, rounds=1, epochs=1, check_lanes=2,
+               batch_size=128, Ks=(16, 32), tie_rule="lru", teacher="lfu_mru")
+    asked, real = [], H.lfu_mru
+    monkeypatch.setattr(H, "lfu_mru", lambda **kw: asked.append(kw["dead_age"]) or real(**kw))
+    _, dead, _ = slotnet.train(slotnet.TrainConfig(dead_age=3, **cfg))
+    assert asked == [48, 96]
+    _, plain, _ = slotnet.train(slotnet.TrainConfig(**cfg))
+    assert asked[2:] == [0, 0] and not np.array_equal(dead.W1, plain.W1)
+    with pytest.raises(ValueError, match="dead_age is the lfu_mru teacher's"):
+        slotnet.train(slotnet.TrainConfig(**{**cfg, "teacher": "belady"}, dead_age=3))
+    with pytest.raises(ValueError, match="dead_age must be an integer >= 0"):
+        slotnet.train(slotnet.TrainConfig(dead_age=-1, **cfg))
+
+
+def test_with_teacher_acts_the_first_rounds_rollouts_are_the_tables(tmp_path):
+    """Round 0 (beta 1) rolls out each lane's table, not Belady: its rollout faults are the table rollouts' of the
+    same windows; the later rounds train another network.  Belady's teachers refuse the option."""
+    from gpupage.controller import hit_density as H
+    from gpupage.controller import slotnet
+
+    g = np.random.default_rng(4)
+    path = tmp_path / "t.txt"
+    path.write_text("\n".join(str(v) for v in (g.zipf(1.2, 6000) % 300)) + "\n")
+    cfg = dict(trace_file=str(path), trace_format="txt", window=2000, lanes=2, rounds=1, epochs=1, check_lanes=2,
+               batch_size=128, Ks=(16, 32), tie_rule="lru", teacher="lfu_mru", dead_age=4)
+    _, acted, report = slotnet.train(slotnet.TrainConfig(teacher_acts=True, **cfg))
+    _, plain, plain_report = slotnet.train(slotnet.TrainConfig(**cfg))
+    c = slotnet.TrainConfig(**cfg)
+    traces, K = slotnet.trace_batch(slotnet.training_part(c), c.seed_start, c.lanes, c)  # round 0's windows
+    want = 0
+    for b in range(2):
+        ids = traces[b][traces[b] >= 0]
+        want += H.rollout(ids, int(K[b]), H.lfu_mru(dead_age=4 * int(K[b])))[0] + len(np.unique(ids))
+    assert report["rounds"][0]["rollout_faults"] == want > plain_report["rounds"][0]["rollout_faults"]  # Belady's
+    assert not np.array_equal(acted.W1, plain.W1)
+    with pytest.raises(ValueError, match="teacher_acts needs a table teacher"):
+        slotnet.train(slotnet.TrainConfig(**{**cfg, "teacher": "belady", "dead_age": 0}, teacher_acts=True))
+
+
 @pytest.mark.parametrize("args, words", [
     (["--hard-weight", "0"], "hard_weight must be > 0"),
     (["--rounds", "-1"], "rounds must be an integer >= 0"),

@@ -119,6 +119,12 @@ from .prefetchcmds import evaluate_prefetch_checkpoint, prefetch_eval_options
               help="learned, --teacher latent_min: its horizon, in K requests.")
 @click.option("--density-sizes", type=click.IntRange(1), default=1, show_default=True,
               help="learned, --teacher hit_density: average the tables estimated at K, 2K, ..., 2^(N-1) K.")
+@click.option("--teacher-acts", is_flag=True, default=False,
+              help="learned, --teacher hit_density or lfu_mru: the teacher, not Belady, acts in the DAgger "
+                   "rollouts' expert share.")
+@click.option("--dead-age", type=click.IntRange(0), default=0, show_default=True,
+              help="learned, --teacher lfu_mru: blocks idle for at least this many K requests are evicted first "
+                   "(0: none).")
 def train(out, mode, K, bc_Ks, hidden, bc_rounds, bc_lanes, bc_epochs, bc_lr, bc_beta, bc_rank_coef, ppo_iterations,
           lanes, lr, ent_coef, critic_warmup, reward_baseline, init, init_sharpen, val_every, val_seeds, seed_start, torch_seed, M, alpha, W, shift, T, resume, log_dir, threads,
           nproc, device, quiet, policy, **learned):

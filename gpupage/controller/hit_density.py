@@ -188,17 +188,34 @@ def bagged(ids: np.ndarray, K: int, sizes: int, cls_at: np.ndarray | None = None
     return mean_table(estimate(ids, K << j, cls_at=cls_at) for j in range(sizes))
 
 
-def lfu_mru(classes: int = N_COUNT) -> np.ndarray:
+def lfu_mru(classes: int = N_COUNT, dead_age: int = 0) -> np.ndarray:
     """float64 [classes, N_AGES]: not a density but a ranking in a table's form, for :func:`teacher_distance` and
     :func:`rollout`: the lowest count class first and, within a class, the youngest ``L(age)`` (LFU with the most
     recently used first among equals, to the inputs' resolution; ties within a bucket still go to the least
     recently accessed).  On the Mooncake calls a block seen once is usually the new tail of a conversation whose
-    next turn, if it comes, is thousands of requests away (README, "Trained on Mooncake")."""
-    return (np.arange(classes)[:, None] * N_AGES + np.arange(N_AGES)[None, :] + 1).astype(np.float64)
+    next turn, if it comes, is thousands of requests away (README, "Trained on Mooncake").
+
+    With ``dead_age`` > 0, a block of any class whose ``L(age)`` is at least ``L(dead_age)`` ranks before all
+    others (a conversation idle that long has likely ended; ties among them go to the least recently accessed)."""
+    if dead_age < 0:
+        raise ValueError(f"dead_age must be >= 0, got {dead_age}")
+    table = (np.arange(classes)[:, None] * N_AGES + np.arange(N_AGES)[None, :] + 1).astype(np.float64)
+    if 0 < dead_age < 2**31:  # every age is below 2**31
+        table[:, log2fx(dead_age):] = 0.5
+    return table
+
+
+CLASS_OF_L = np.searchsorted(L_COUNT_BOUNDS, np.arange(256), side="right").astype(np.int64)
+"""int64 [256]: the count class of each ``L(count)`` (feature 3)."""
+
+
+def ranks(table: np.ndarray) -> np.ndarray:
+    """int64 [C, N_AGES]: the teacher's "farthest" score per class and ``L(age)``: larger for lower density,
+    equal for equal (the density to 2**-30 of the table's largest)."""
+    return (1 << 40) - np.round(scaled(table) * (1 << 30)).astype(np.int64)
 
 
 def teacher_distance(feats: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """int64 [N, S]: the listwise loss's "farthest" score of each recorded slot (features uint8
-    ``[N, S, N_IN]``): larger for lower density, equal for equal."""
-    cls = np.searchsorted(L_COUNT_BOUNDS, feats[..., 3], side="right")
-    return (1 << 40) - np.round(scaled(table)[cls, feats[..., 0]] * (1 << 30)).astype(np.int64)
+    """int64 [N, S]: :func:`ranks` of each recorded slot (features uint8 ``[N, S, N_IN]``), the listwise loss's
+    "farthest"."""
+    return ranks(table)[CLASS_OF_L[feats[..., 3]], feats[..., 0]]

@@ -18,7 +18,8 @@ cloning with DAgger at simulator speed:
   with ``teacher="hit_density"`` (trace files) it is the slot of lowest hit density in LHD's table
   estimated on the training part (:mod:`gpupage.controller.hit_density`), a function of two inputs;
   with ``teacher="lfu_mru"``, the slot of fewest accesses (count class) and, among those, the youngest
-  (:func:`hit_density.lfu_mru`), a function of the same two;
+  (:func:`hit_density.lfu_mru`), a function of the same two; with a table teacher and ``teacher_acts`` the
+  table, not Belady, is the expert that acts in the rollouts;
 * :func:`quantise` exports per-layer power-of-two scales: activation scales calibrated on the
   collected features (largest activation -> 255), int16 weights as large as the specification's
   bounds allow.
@@ -129,6 +130,12 @@ class TrainConfig:
     has the fewest expected requests over the next ``teacher_horizon`` K requests, computed from the Zipf
     generator's working sets and probabilities (privileged, but free of the realised future's noise); "hit_density"
     (trace files): LHD's table estimated on the training part; "lfu_mru": the lowest count class, then the youngest."""
+    teacher_acts: bool = False
+    """With a table teacher ("hit_density", "lfu_mru"): the teacher, not Belady, acts in the DAgger rollouts' expert
+    share, so the pool holds the states its own choices lead to."""
+    dead_age: int = 0
+    """With the "lfu_mru" teacher: blocks idle for at least this many K requests rank first (0: none;
+    :func:`hit_density.lfu_mru`)."""
     teacher_horizon: int = 4
     """The latent teacher's horizon in units of the decision's K."""
     density_sizes: int = 1
@@ -442,8 +449,8 @@ def train(cfg: TrainConfig, log=None, keep=None) -> tuple[SlotNet, L.LearnedNet,
     for name in ("lanes", "epochs", "batch_size", "max_decisions", "check_lanes", "threads", "window", "stride",
                  "density_sizes"):
         limits.check_int(name, getattr(cfg, name), 1)
-    for name in ("rounds", "candidates", "far_horizon", "teacher_horizon", "seed_start", "check_seed", "val_seed",
-                 "torch_seed"):
+    for name in ("rounds", "candidates", "far_horizon", "teacher_horizon", "dead_age", "seed_start", "check_seed",
+                 "val_seed", "torch_seed"):
         limits.check_int(name, getattr(cfg, name), 0)
     if not cfg.Ks or len(cfg.hidden) != 2:
         raise ValueError(f"Ks must name a cache size and hidden two widths, got {cfg.Ks} and {cfg.hidden}")
@@ -466,6 +473,10 @@ def train(cfg: TrainConfig, log=None, keep=None) -> tuple[SlotNet, L.LearnedNet,
         raise ValueError(f"teacher must be 'belady', 'latent_min', 'hit_density' or 'lfu_mru', got {cfg.teacher!r}")
     if cfg.teacher == "hit_density" and not cfg.trace_file:
         raise ValueError("teacher 'hit_density' needs a trace file")
+    if cfg.teacher_acts and cfg.teacher not in ("hit_density", "lfu_mru"):
+        raise ValueError(f"teacher_acts needs a table teacher ('hit_density' or 'lfu_mru'), got {cfg.teacher!r}")
+    if cfg.dead_age and cfg.teacher != "lfu_mru":
+        raise ValueError(f"dead_age is the lfu_mru teacher's: 0 with teacher {cfg.teacher!r}")
     if cfg.density_sizes != 1 and cfg.teacher != "hit_density":
         raise ValueError(f"density_sizes is the hit-density teacher's: 1 with teacher {cfg.teacher!r}")
     if cfg.val_lanes < 0 or (cfg.val_lanes and cfg.trace_file):
@@ -486,7 +497,7 @@ def train(cfg: TrainConfig, log=None, keep=None) -> tuple[SlotNet, L.LearnedNet,
     if cfg.teacher == "hit_density":
         tables = {k: hit_density.bagged(part[0], k, cfg.density_sizes) for k in cfg.Ks}
     elif cfg.teacher == "lfu_mru":
-        tables = {k: hit_density.lfu_mru() for k in cfg.Ks}
+        tables = {k: hit_density.lfu_mru(dead_age=cfg.dead_age * k) for k in cfg.Ks}
     validation = Validation(cfg.Ks, cfg.val_lanes, cfg.val_seed) if cfg.val_lanes else None
     kept = None  # (validation excess, round, float weights, integer network) of the best round so far
     for rnd in range(cfg.rounds + 1):
@@ -500,7 +511,10 @@ def train(cfg: TrainConfig, log=None, keep=None) -> tuple[SlotNet, L.LearnedNet,
             value = latent_values(seeds, cfg.Ks, cfg.variant_frac, K, decisions, t, ids, cfg.teacher_horizon)
             dist = np.where(value >= 0, (1 << 40) - value, -1)  # the loss's 'farthest': the fewest expected requests
         else:
-            feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds, cfg.candidates, cfg.stride)
+            acting = ((hit_density.CLASS_OF_L, np.stack([hit_density.ranks(tables[int(k)]) for k in K]))
+                      if cfg.teacher_acts else None)
+            feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds, cfg.candidates, cfg.stride,
+                                                       teacher=acting)
             if tables is not None:
                 dist = density_targets(tables, feats, dist, np.repeat(K, -(-decisions // cfg.stride)))
         _pool_add(pool, feats, dist, K, -(-decisions // cfg.stride))

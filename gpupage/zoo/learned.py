@@ -396,14 +396,15 @@ def _lru_move(s, lprev, lnext, ends):
 # fastmath: the network's float32 sums are exact in any order (see _score)
 @njit(cache=True, fastmath=True)
 def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_row,
-              expert, nxt_row, mkey, beta_thr, record, feat_out, dist_out, aux_out, row0,
+              expert, nxt_row, mkey, beta_thr, ecls, erank, record, feat_out, dist_out, aux_out, row0,
               slot_of, count, last_use, gap, dc, alast, acnt, astamp, blk, last, ins, hits, snu, lprev, lnext, order,
               f, g, b1g, h1):
     """One lane of the specification.  Returns (faults, decisions).
 
-    ``expert``: DAgger collection -- at each decision Belady (farthest next use by ``nxt_row``,
-    ties to the least recently accessed) acts when ``draw(mkey, decision) < beta_thr``, the
-    network otherwise; with ``record`` r > 0 every r-th decision d's features go to
+    ``expert``: DAgger collection -- at each decision the expert acts when ``draw(mkey, decision) < beta_thr``,
+    the network otherwise: Belady (farthest next use by ``nxt_row``), or with a table ``erank`` [C, N_AGES]
+    (more than one column) the slot of largest ``erank[ecls[L(count)], L(age)]``, both with ties to the least
+    recently accessed; with ``record`` r > 0 every r-th decision d's features go to
     ``feat_out[row0 + d // r]`` (all N_IN per candidate, in candidate order) and each candidate's next-use distance to
     ``dist_out`` (-1: no candidate), and when ``aux_out`` has more than one column the decision's time
     and each candidate's block to ``aux_out[row, 0]`` and ``aux_out[row, 1 + i]``; with ``cand`` the expert
@@ -412,6 +413,7 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
     T = trace.shape[0]
     H1 = b1.shape[0]
     use_list = 0 < cand < k
+    by_table = erank.shape[1] > 1
     ends = np.full(2, -1, dtype=np.int64)
     fc = np.zeros(3, dtype=np.int64)
     nc = np.zeros(3, dtype=np.int64)
@@ -481,9 +483,10 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
                             aux_out[row, 0] = t
                             aux_out[row, 1 + i] = blk[c]
                     if use_expert:
-                        # Belady: farthest next use, ties to the least recently accessed
-                        if snu[c] > far or (snu[c] == far and last[c] < last[best]):
-                            far = snu[c]
+                        # Belady (farthest next use) or the table (largest rank), ties to the least recently accessed
+                        r = erank[ecls[log2fx(count[blk[c]])], log2fx(t - last[c])] if by_table else snu[c]
+                        if r > far or (r == far and last[c] < last[best]):
+                            far = r
                             best = c
                     else:
                         sc = _score(f, W1s, b1g, k1, W2, b2, k2, w3, h1, exact)
@@ -534,7 +537,7 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
 
 @njit(parallel=True, cache=True)
 def _batch(traces, K, cand, net, exact, frac, rmul, n_ids, want, hits, victims, faults, decisions,
-           expert, nxt, mkeys, beta_thr, record, feat_out, dist_out, aux_out, rows, nchunks):
+           expert, nxt, mkeys, beta_thr, ecls, erank, record, feat_out, dist_out, aux_out, rows, nchunks):
     B = K.shape[0]
     kmax = max_k(K)
     H1 = net[2].shape[0]
@@ -562,15 +565,27 @@ def _batch(traces, K, cand, net, exact, frac, rmul, n_ids, want, hits, victims, 
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             row = b if want else 0
             nrow = b if expert else 0
+            trow = b if erank.shape[0] > 1 else 0
             faults[b], decisions[b] = _run_lane(
                 lane_row(traces, b), K[b], cand, net, exact, frac, rmul, want, hits[row], victims[row],
-                expert, nxt[nrow], mkeys[b], beta_thr, record, feat_out, dist_out, aux_out, rows[b],
+                expert, nxt[nrow], mkeys[b], beta_thr, ecls, erank[trow], record, feat_out, dist_out, aux_out, rows[b],
                 slot_of, count, last_use, gap, dc, alast, acnt, astamp, blk, last, ins, hts, snu, lprev, lnext, order,
                 f, g, b1g, h1)
 
 
 _FRAC = decay_fracs()
 _RMUL = rate_muls()
+_NO_TABLE = (np.zeros(1, dtype=np.int64), np.zeros((1, 1, 1), dtype=np.int64))  # the expert is Belady
+
+
+def _teacher_args(teacher, B: int) -> tuple[np.ndarray, np.ndarray]:
+    """collect's ``teacher`` checked: (cls int64 [256], rank int64 [B, C, N_AGES])."""
+    cls, rank = (np.ascontiguousarray(a, dtype=np.int64) for a in teacher)
+    if cls.shape != (256,) or rank.ndim != 3 or rank.shape[0] != B or rank.shape[2] < 249:
+        raise ValueError(f"teacher: cls [256] and rank [{B}, C, 249] expected, got {cls.shape} and {rank.shape}")
+    if cls.min() < 0 or cls.max() >= rank.shape[1]:
+        raise ValueError(f"teacher: cls must index rank's {rank.shape[1]} classes")
+    return cls, rank
 
 
 def _check_length(T: int) -> None:
@@ -593,7 +608,7 @@ def simulate_cpu(traces: np.ndarray, policy, K: np.ndarray, rkeys: np.ndarray, n
     decisions = np.empty(B, dtype=np.int64)
     dummy = np.zeros((1, 1), dtype=np.int64)
     _batch(traces, K, cand, net.cpu_args(), True, _FRAC, _RMUL, max(n_ids, 1), return_hits, hits,
-           victims, faults, decisions, False, dummy, np.zeros(B, dtype=np.int64), np.int64(0), 0,
+           victims, faults, decisions, False, dummy, np.zeros(B, dtype=np.int64), np.int64(0), *_NO_TABLE, 0,
            np.zeros((1, 1, 1), dtype=np.uint8), dummy, dummy, np.zeros(B, dtype=np.int64),
            lane_chunks(B))
     return cpu_result(faults, hits, victims, return_hits)
@@ -627,8 +642,8 @@ class FloatNet:
         return self.args
 
 
-def _rollout(traces, K, net, exact, beta, seeds, record, cand=0, ids=False):
-    """Run _batch over a whole batch (DAgger mixing with Belady when ``seeds`` is given):
+def _rollout(traces, K, net, exact, beta, seeds, record, cand=0, ids=False, teacher=None):
+    """Run _batch over a whole batch (DAgger mixing with Belady, or ``teacher``'s table, when ``seeds`` is given):
     (faults, decisions, features, distances, aux), the last three (every ``record``-th decision) only
     when ``record`` > 0; aux int64 ``[N, 1 + S]`` (time, candidates' blocks) only with ``ids``."""
     traces = np.ascontiguousarray(traces)
@@ -644,8 +659,9 @@ def _rollout(traces, K, net, exact, beta, seeds, record, cand=0, ids=False):
         mkeys[:] = [rng.stream_key(int(k), rng.STREAM_EXPERT_MIX) for k in rng.lane_keys(np.asarray(seeds), B)]
     faults = np.empty(B, dtype=np.int64)
     decisions = np.empty(B, dtype=np.int64)
+    ecls, erank = _NO_TABLE if teacher is None else _teacher_args(teacher, B)
     common = (net.cpu_args(), exact, _FRAC, _RMUL, n_ids, False, np.zeros((1, 1), dtype=np.uint8),
-              np.zeros((1, 1), dtype=np.int64), faults, decisions, expert, nxt, mkeys, thr)
+              np.zeros((1, 1), dtype=np.int64), faults, decisions, expert, nxt, mkeys, thr, ecls, erank)
     rows = np.zeros(B, dtype=np.int64)
     none = np.zeros((1, 1), dtype=np.int64)
     _batch(traces, K, cand, *common, 0, np.zeros((1, 1, 1), dtype=np.uint8), none, none, rows, lane_chunks(B))
@@ -662,12 +678,15 @@ def _rollout(traces, K, net, exact, beta, seeds, record, cand=0, ids=False):
 
 
 def collect(traces: np.ndarray, K: np.ndarray, net: LearnedNet | None, beta: float, seeds, candidates: int = 0,
-            stride: int = 1, return_ids: bool = False):
-    """Roll out the integer network mixed with Belady and record every decision (DAgger).
+            stride: int = 1, return_ids: bool = False, teacher: tuple | None = None):
+    """Roll out the integer network mixed with an expert and record every decision (DAgger).
 
-    At each decision Belady acts when a draw of stream ``rng.STREAM_EXPERT_MIX`` of the lane's
-    seed, at the decision's index, falls below ``beta`` (``net`` None: Belady always); the
-    network otherwise.  Two passes of the simulator: one counts each lane's decisions, the
+    At each decision the expert acts when a draw of stream ``rng.STREAM_EXPERT_MIX`` of the lane's
+    seed, at the decision's index, falls below ``beta`` (``net`` None: the expert always); the
+    network otherwise.  The expert is Belady (farthest next use), or with ``teacher`` = (``cls`` int
+    ``[N_AGES]``, ``rank`` int ``[B, C, N_AGES]``) a table: the slot of largest ``rank[b, cls[L(count)],
+    L(age)]`` (L of its block's accesses and of the requests since its last one, features 3 and 0).  Either's
+    ties go to the least recently accessed.  Two passes of the simulator: one counts each lane's decisions, the
     other writes them.  ``candidates`` C >= 1: the policy with option ``candidates=C`` -- each
     decision records (and Belady chooses among) the C least recently accessed slots only.
     ``stride`` r: record only every r-th decision of a lane (0, r, 2r, ...).
@@ -686,7 +705,7 @@ def collect(traces: np.ndarray, K: np.ndarray, net: LearnedNet | None, beta: flo
     if stride < 1:
         raise ValueError(f"collect: stride must be >= 1, got {stride}")
     faults, decisions, feats, dist, aux = _rollout(traces, K, net, True, beta, np.asarray(seeds), stride, candidates,
-                                                   return_ids)
+                                                   return_ids, teacher)
     if return_ids:
         return feats, dist, faults, decisions, aux[:, 0], aux[:, 1:]
     return feats, dist, faults, decisions
