@@ -15,7 +15,7 @@ from gpupage.controller.trainlog import plot_rounds
 from gpupage.core.results import atomic_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED = ["learned_k4.pt", "learned_k8.pt", "learned_k16.pt", "llm_k1024.pt"]
+SHIPPED = ["learned_k4.pt", "learned_k8.pt", "learned_k16.pt", "llm_k1024.pt", "llm_k4096.pt"]
 
 
 def main(argv=None) -> int:

@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# The exact commands that trained checkpoints/llm_k1024.pt and llm_k4096.pt (CPU; one torch thread unless a command says otherwise), from calls
+# The exact commands that trained checkpoints/llm_k1024.pt and llm_k4096.pt (CPU, 2 torch threads), from calls
 # 0..6399 (the first 80%) of the Mooncake conversation trace only.  Calls 6400..7999 are never read here:
 # scripts/eval_llm.py replays them as the validation trace.
 # Each command refuses to overwrite an existing checkpoint: remove the shipped files first (git restores them).
+# A rerun gives the same networks bit for bit; the files differ only in their metadata (the command, the seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 F=../shared/traces/mooncake_conversation_train.jsonl
-# llm_k1024.pt (~5 min on 2 cores): the bagged hit-density teacher (the mean of LHD's tables over count class and
+# llm_k4096.pt (~5 min on 2 cores): the bagged hit-density teacher (the mean of LHD's tables over count class and
 # L(age), estimated on the training calls at K = 1024, 2048, 4096, 8192 and 16384, each scaled to its largest
 # density), 3 DAgger rounds of 8 windows of 40000 requests at K = 1024, every slot scored, every 16th decision kept,
-# a decision where the least recently used slot is not the teacher's weighing 32.  The same network serves K = 4096
-# better than any other run did, so llm_k4096.pt is a copy (README, "Trained on Mooncake").  The run was chosen as
+# a decision where the least recently used slot is not the teacher's weighing 32.  Trained at K = 1024, it serves
+# K = 4096 better than any other run did (README, "Trained on Mooncake").  The run was chosen as
 # `NUMBA_NUM_THREADS=2 python -m gpupage.controller.slotnet --out ... --Ks 1024 --window 40000 --lanes 8 --stride 16
 # --rounds 2 --epochs 2 --batch-size 256 --max-decisions 300000 --check-lanes 2 --teacher hit_density --tie-rule lru
-# --hard-weight 32 --threads 2 --density-sizes 5`; the shipped file is this command's rerun, the same bit for bit.
-gpupage train --policy learned --out checkpoints/llm_k1024.pt --trace-file "$F" --format mooncake --K 1024 \
+# --hard-weight 32 --threads 2 --density-sizes 5`; the shipped file is this command's rerun, the same bit for bit
+# (it was shipped as llm_k1024.pt too until the network below replaced it there).
+gpupage train --policy learned --out checkpoints/llm_k4096.pt --trace-file "$F" --format mooncake --K 1024 \
     --window 40000 --bc-lanes 8 --stride 16 --bc-rounds 2 --bc-epochs 2 --batch-size 256 --max-decisions 300000 \
     --check-lanes 2 --teacher hit_density --density-sizes 5 --tie-rule lru --hard-weight 32 --threads 2
-cp checkpoints/llm_k1024.pt checkpoints/llm_k4096.pt
+# llm_k1024.pt (~15 min on 2 cores): the fixed ranking "blocks idle for 16 K requests or more first, then the
+# lowest count class, then the youngest L(age)" (hit_density.lfu_mru with dead_age 16 K), 6 DAgger rounds, the
+# rest as above.
+gpupage train --policy learned --out checkpoints/llm_k1024.pt --trace-file "$F" --format mooncake --K 1024 \
+    --window 40000 --bc-lanes 8 --stride 16 --bc-rounds 5 --bc-epochs 2 --batch-size 256 --max-decisions 300000 \
+    --check-lanes 2 --teacher lfu_mru --dead-age 16 --tie-rule lru --hard-weight 32 --threads 2

@@ -9,6 +9,7 @@ import torch
 from gpupage.controller.slotnet import SlotNet, _exponent, lane_batch, quantise
 from gpupage.core.simulate import simulate
 from gpupage.zoo import learned as L
+from gpupage.zoo import learned_dagger as LD
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _calib(K=8, lanes=4):
     seeds = np.arange(lanes) + 10000
     traces, Ks = lane_batch(seeds, (K,), 1.0)
-    return torch.from_numpy(L.collect(traces, Ks, None, 1.0, seeds)[0].reshape(-1, L.N_IN))
+    return torch.from_numpy(LD.collect(traces, Ks, None, 1.0, seeds)[0].reshape(-1, L.N_IN))
 
 
 def _hidden(net, x):
@@ -166,7 +167,7 @@ def test_the_shipped_networks_are_their_float_weights_exported_as_recorded(K):
     seeds = np.arange(record["calibration_lanes"]) + cfg["seed_start"]
     traces, Ks = lane_batch(seeds, tuple(cfg["Ks"]), cfg["variant_frac"])
     source = L.load_network(record["source_network"])  # calibrated on the rollouts of the network it replaced
-    calib = torch.from_numpy(L.collect(traces, Ks, source, 0.0, seeds)[0].reshape(-1, L.N_IN))
+    calib = torch.from_numpy(LD.collect(traces, Ks, source, 0.0, seeds)[0].reshape(-1, L.N_IN))
     net = quantise(model, calib, rounding=record["rounding"], finer=tuple(record["finer"]))
     shipped = L.load_network(raw)
     assert all((getattr(net, a) == getattr(shipped, a)).all() for a in ("W1", "b1", "W2", "b2", "w3"))

@@ -172,12 +172,12 @@ def test_lfu_mru_with_a_dead_age_evicts_the_long_idle_first_like_a_loop(K):
 @pytest.mark.parametrize("table", ["lfu_mru", "estimated"])
 def test_a_table_acting_in_collect_is_its_rollout(table):
     """The DAgger expert given ranks(table) (teacher_acts) evicts as rollout does (LFU's faults differ)."""
-    from gpupage.zoo import learned as L
+    from gpupage.zoo import learned_dagger as LD
 
     ids = _trace(31, T=4000)
     K = 24
     tab = H.lfu_mru(dead_age=200) if table == "lfu_mru" else H.estimate(ids, K, rounds=1)
-    faults = L.collect(ids[None].astype(np.int32), np.array([K]), None, 1.0, [7],
+    faults = LD.collect(ids[None].astype(np.int32), np.array([K]), None, 1.0, [7],
                        teacher=(H.CLASS_OF_L, H.ranks(tab)[None]))[2]
     assert faults[0] - len(np.unique(ids)) == H.rollout(ids, K, tab)[0] != H.rollout(ids, K)[0]
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from gpupage.core.simulate import simulate
 from gpupage.core.traces import ZipfParams, zipf_traces
 from gpupage.zoo import learned as L
+from gpupage.zoo import learned_dagger as LD
 from gpupage.zoo.learned import LearnedNet
 from gpupage.zoo.learned_reference import naive_learned
 
@@ -215,7 +216,7 @@ def test_collect_rolls_out_belady_or_the_network_itself():
     seeds = [10001, 10002, 10003]
     tr = zipf_traces(zp, seed=seeds).numpy()
     K = np.array([4, 6, 8])
-    feats, dist, faults, decisions = L.collect(tr, K, None, 1.0, seeds)
+    feats, dist, faults, decisions = LD.collect(tr, K, None, 1.0, seeds)
     opt = simulate(torch.from_numpy(tr), "belady", torch.from_numpy(K)).faults.numpy()
     assert np.array_equal(faults, opt) and np.array_equal(decisions, opt - K)
     assert feats.shape == (decisions.sum(), 8, L.N_IN) and dist.shape == (decisions.sum(), 8)
@@ -223,12 +224,12 @@ def test_collect_rolls_out_belady_or_the_network_itself():
     assert ((dist >= 0).sum(1) == rows).all() and (dist[rows == 4, 4:] == -1).all()
     assert (feats[:, :, L.FEATURES.index("log2_k")][dist >= 0] == np.repeat([L.log2fx(k) for k in K], decisions * K)).all()
     net = random_net(np.random.default_rng(8))
-    _, _, learner, _ = L.collect(tr, K, net, 0.0, seeds)
+    _, _, learner, _ = LD.collect(tr, K, net, 0.0, seeds)
     assert np.array_equal(learner, simulate(torch.from_numpy(tr), "learned", torch.from_numpy(K),
                                             options={"checkpoint": net}).faults.numpy())
-    _, _, mixed, _ = L.collect(tr, K, net, 0.5, seeds)
+    _, _, mixed, _ = LD.collect(tr, K, net, 0.5, seeds)
     assert (mixed != learner).any() and (mixed != opt).any()
-    assert np.array_equal(mixed, L.collect(tr, K, net, 0.5, seeds)[2])  # mixing draws are deterministic
+    assert np.array_equal(mixed, LD.collect(tr, K, net, 0.5, seeds)[2])  # mixing draws are deterministic
 
 
 def _table_expert_loop(trace, k, cls, rank):
@@ -257,20 +258,20 @@ def test_collect_with_a_table_expert_rolls_out_the_table():
     g = np.random.default_rng(3)
     cls = np.minimum(np.arange(256) // 10, 3)
     rank = g.integers(0, 6, (3, 4, 249))  # few values: many ties
-    feats, dist, faults, decisions = L.collect(tr, K, None, 1.0, seeds, teacher=(cls, rank))
+    feats, dist, faults, decisions = LD.collect(tr, K, None, 1.0, seeds, teacher=(cls, rank))
     assert faults.tolist() == [_table_expert_loop(tr[b], K[b], cls, rank[b]) for b in range(3)]
     opt = simulate(torch.from_numpy(tr), "belady", torch.from_numpy(K)).faults.numpy()
     assert (faults > opt).all() and np.array_equal(decisions, faults - K)
     rows = np.repeat(K, decisions)
     assert ((dist >= 0).sum(1) == rows).all() and feats.shape == (decisions.sum(), 8, L.N_IN)
     net = random_net(np.random.default_rng(8))
-    learner = L.collect(tr, K, net, 0.0, seeds, teacher=(cls, rank))
-    assert all(np.array_equal(a, b) for a, b in zip(learner, L.collect(tr, K, net, 0.0, seeds)))  # the net alone
-    mixed = L.collect(tr, K, net, 0.5, seeds, teacher=(cls, rank))[2]
-    assert (mixed != L.collect(tr, K, net, 0.5, seeds)[2]).any() and (mixed != learner[2]).any()
+    learner = LD.collect(tr, K, net, 0.0, seeds, teacher=(cls, rank))
+    assert all(np.array_equal(a, b) for a, b in zip(learner, LD.collect(tr, K, net, 0.0, seeds)))  # the net alone
+    mixed = LD.collect(tr, K, net, 0.5, seeds, teacher=(cls, rank))[2]
+    assert (mixed != LD.collect(tr, K, net, 0.5, seeds)[2]).any() and (mixed != learner[2]).any()
     for bad, words in (((cls[:10], rank), "cls"), ((cls, rank[:2]), "rank"), ((cls + 3, rank), "index")):
         with pytest.raises(ValueError, match=words):
-            L.collect(tr, K, None, 1.0, seeds, teacher=bad)
+            LD.collect(tr, K, None, 1.0, seeds, teacher=bad)
 
 
 def test_collect_with_candidates_records_the_least_recently_used():
@@ -279,17 +280,17 @@ def test_collect_with_candidates_records_the_least_recently_used():
     tr = zipf_traces(zp, seed=seeds).numpy()
     K = np.array([6, 8])
     net = random_net(np.random.default_rng(9))
-    feats, dist, learner, decisions = L.collect(tr, K, net, 0.0, seeds, candidates=3)
+    feats, dist, learner, decisions = LD.collect(tr, K, net, 0.0, seeds, candidates=3)
     assert feats.shape == (decisions.sum(), 3, L.N_IN) and (dist >= 0).all()
     assert (np.diff(feats[:, :, 0].astype(int), axis=1) <= 0).all()  # oldest access first
     assert np.array_equal(learner, simulate(torch.from_numpy(tr), "learned", torch.from_numpy(K),
                                             options={"checkpoint": net, "candidates": 3}).faults.numpy())
-    every = L.collect(tr, K, net, 0.3, seeds)
-    for a, b in zip(L.collect(tr, K, net, 0.3, seeds, candidates=8), every):
+    every = LD.collect(tr, K, net, 0.3, seeds)
+    for a, b in zip(LD.collect(tr, K, net, 0.3, seeds, candidates=8), every):
         assert np.array_equal(a, b)  # C >= K: every slot, in slot order
     opt = simulate(torch.from_numpy(tr), "belady", torch.from_numpy(K)).faults.numpy()
-    assert (L.collect(tr, K, None, 1.0, seeds, candidates=3)[2] >= opt).all()
-    f3, d3, _, dec3 = L.collect(tr, K, net, 0.0, seeds, candidates=3, stride=3)
+    assert (LD.collect(tr, K, None, 1.0, seeds, candidates=3)[2] >= opt).all()
+    f3, d3, _, dec3 = LD.collect(tr, K, net, 0.0, seeds, candidates=3, stride=3)
     keep = np.concatenate([np.arange(n) % 3 == 0 for n in decisions])
     assert np.array_equal(dec3, decisions) and np.array_equal(f3, feats[keep]) and np.array_equal(d3, dist[keep])
 
@@ -300,7 +301,7 @@ def test_quantised_export_tracks_the_float_model():
     torch.manual_seed(0)
     model = SlotNet((16, 8))
     tr = zipf_traces(ZipfParams(T=3000), seed=[10005, 10006]).numpy()
-    feats = torch.from_numpy(L.collect(tr, np.array([8, 8]), None, 1.0, [10005, 10006])[0].reshape(-1, L.N_IN))
+    feats = torch.from_numpy(LD.collect(tr, np.array([8, 8]), None, 1.0, [10005, 10006])[0].reshape(-1, L.N_IN))
     net = quantise(model, feats)
     _, _, score = model.activations(feats)
     x = feats.long().numpy()
@@ -309,7 +310,7 @@ def test_quantised_export_tracks_the_float_model():
     iscore = h2 @ net.w3.astype(np.int64)
     corr = np.corrcoef(iscore, score.detach().numpy())[0, 1]
     assert corr > 0.99, corr
-    flt = L.float_faults(tr, np.array([8, 8]), float_net(model))
+    flt = LD.float_faults(tr, np.array([8, 8]), float_net(model))
     quant = simulate(torch.from_numpy(tr), "learned", 8, options={"checkpoint": net}).faults.numpy()
     assert abs(quant.sum() / flt.sum() - 1) < 0.02
 

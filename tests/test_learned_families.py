@@ -215,13 +215,14 @@ def test_shipped_per_k_checkpoints(K):
 
 def test_collect_returns_each_decisions_time_and_candidate_blocks():
     from gpupage.zoo import learned as L
+    from gpupage.zoo import learned_dagger as LD
 
     seeds = [10001, 10002, 10003]
     tr = zipf_traces(ZipfParams(M=40, W=12, shift=150, T=1500), seed=seeds).numpy()
     K = np.array([4, 6, 8])
     net = L.load_network(CKPT)
-    feats, dist, faults, decisions, t, ids = L.collect(tr, K, net, 0.3, seeds, return_ids=True)
-    same = L.collect(tr, K, net, 0.3, seeds)
+    feats, dist, faults, decisions, t, ids = LD.collect(tr, K, net, 0.3, seeds, return_ids=True)
+    same = LD.collect(tr, K, net, 0.3, seeds)
     assert np.array_equal(feats, same[0]) and np.array_equal(dist, same[1]) and np.array_equal(faults, same[2])
     lane = np.repeat(np.arange(3), decisions)
     assert (np.diff(t)[np.diff(lane) == 0] > 0).all() and ((ids >= 0) == (dist >= 0)).all()
@@ -234,10 +235,11 @@ def test_collect_returns_each_decisions_time_and_candidate_blocks():
 def test_latent_values_match_a_plain_loop_and_the_generators_requests():
     from gpupage.controller.slotnet import lane_batch, latent_values
     from gpupage.zoo import learned as L
+    from gpupage.zoo import learned_dagger as LD
 
     seeds, Ks, h = list(range(10000, 10012)), (8,), 4
     tr, K = lane_batch(seeds, Ks, 1.0)
-    _, _, _, decisions, t, ids = L.collect(tr, K, L.load_network(CKPT), 0.0, seeds, return_ids=True)
+    _, _, _, decisions, t, ids = LD.collect(tr, K, L.load_network(CKPT), 0.0, seeds, return_ids=True)
     value = latent_values(seeds, Ks, 1.0, K, decisions, t, ids, h) / 65536
     lane = np.repeat(np.arange(len(seeds)), decisions)
     realised = np.zeros(value.shape)

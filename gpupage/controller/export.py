@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..zoo import learned as L
+from ..zoo.learned_dagger import collect
 from .slotnet import SlotNet, TrainConfig, Validation, lane_batch, quantisation_check, quantise
 
 VARIANTS = tuple({"rounding": r, "finer": (d1, d2)} for r in (False, True)
@@ -72,7 +73,7 @@ def reexport(src, out, lanes: int = 128, val_lanes: int = 128) -> tuple[L.Learne
     Ks = tuple(get("Ks"))
     seeds = np.arange(lanes) + get("seed_start")
     traces, K = lane_batch(seeds, Ks, get("variant_frac"))
-    calib = torch.from_numpy(L.collect(traces, K, net, 0.0, seeds)[0].reshape(-1, L.N_IN))
+    calib = torch.from_numpy(collect(traces, K, net, 0.0, seeds)[0].reshape(-1, L.N_IN))
     best, record = search_export(model, calib, Validation(Ks, val_lanes, get("val_seed")))
     # the network that was calibrated on, so that the export can be checked from this file alone; the training
     # report's "check" is the replaced export's, so the chosen one is checked on the same held-out lanes too

@@ -6,7 +6,7 @@ same for every slot; the slot with the lowest score is evicted.  :func:`train` r
 cloning with DAgger at simulator speed:
 
 * round 0 rolls out Belady; round r >= 1 exports the current model to the integer network
-  and rolls *that* out in the numba simulator (:func:`gpupage.zoo.learned.collect`), Belady
+  and rolls *that* out in the numba simulator (:func:`gpupage.zoo.learned_dagger.collect`), Belady
   acting at each decision with probability ``beta * 2**(1-r)``, and records every decision's
   slot features and each slot's next-use distance;
 * after each round the aggregated decisions fit the model: ``-log sum_{optimal} softmax(-score)``
@@ -46,6 +46,7 @@ from torch import nn
 from ..core import limits
 from ..core.traces import ZipfParams, trace_windows, zipf_traces
 from ..zoo import learned as L
+from ..zoo import learned_dagger as D
 from . import hit_density
 from .evaluate import BASELINES
 
@@ -385,9 +386,9 @@ def quantise(model: SlotNet, calib: torch.Tensor, quantile: float = 1.0, roundin
     return L.LearnedNet(W1q.numpy(), b1q.numpy(), s1, W2q.numpy(), b2q.numpy(), s2, w3q[0].numpy())
 
 
-def float_net(model: SlotNet) -> L.FloatNet:
-    """``model`` itself as a policy for :func:`gpupage.zoo.learned.float_faults` (float32, not the spec)."""
-    return L.FloatNet(model.l1.weight.detach().numpy() * 2.0 ** -IN_SHIFT, model.l1.bias.detach().numpy(),
+def float_net(model: SlotNet) -> D.FloatNet:
+    """``model`` itself as a policy for :func:`gpupage.zoo.learned_dagger.float_faults` (float32, not the spec)."""
+    return D.FloatNet(model.l1.weight.detach().numpy() * 2.0 ** -IN_SHIFT, model.l1.bias.detach().numpy(),
                       model.l2.weight.detach().numpy(), model.l2.bias.detach().numpy(),
                       model.l3.weight.detach().numpy()[0])
 
@@ -507,13 +508,13 @@ def train(cfg: TrainConfig, log=None, keep=None) -> tuple[SlotNet, L.LearnedNet,
                      else lane_batch(seeds, cfg.Ks, cfg.variant_frac))
         beta = 1.0 if rnd == 0 else cfg.beta * 0.5 ** (rnd - 1)
         if cfg.teacher == "latent_min":
-            feats, dist, faults, decisions, t, ids = L.collect(traces, K, net, beta, seeds, return_ids=True)
+            feats, dist, faults, decisions, t, ids = D.collect(traces, K, net, beta, seeds, return_ids=True)
             value = latent_values(seeds, cfg.Ks, cfg.variant_frac, K, decisions, t, ids, cfg.teacher_horizon)
             dist = np.where(value >= 0, (1 << 40) - value, -1)  # the loss's 'farthest': the fewest expected requests
         else:
             acting = ((hit_density.CLASS_OF_L, np.stack([hit_density.ranks(tables[int(k)]) for k in K]))
                       if cfg.teacher_acts else None)
-            feats, dist, faults, decisions = L.collect(traces, K, net, beta, seeds, cfg.candidates, cfg.stride,
+            feats, dist, faults, decisions = D.collect(traces, K, net, beta, seeds, cfg.candidates, cfg.stride,
                                                        teacher=acting)
             if tables is not None:
                 dist = density_targets(tables, feats, dist, np.repeat(K, -(-decisions // cfg.stride)))
@@ -575,7 +576,7 @@ def _pair(model, net, traces, K, candidates: int = 0) -> dict:
 
     opts = {"checkpoint": net, **({"candidates": candidates} if candidates else {})}
     quant = simulate(torch.from_numpy(traces), "learned", torch.from_numpy(K), options=opts).faults
-    flt = L.float_faults(traces, K, float_net(model), candidates)
+    flt = D.float_faults(traces, K, float_net(model), candidates)
     return {"float": int(flt.sum()), "integer": int(quant.sum()),
             "relative": float(quant.sum()) / max(float(flt.sum()), 1.0) - 1.0}
 
