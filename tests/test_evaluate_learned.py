@@ -141,9 +141,8 @@ def test_shipped_mooncake_checkpoints_saw_only_the_training_calls(name):
     assert cfg["candidates"] == 0 and cfg["Ks"] == [1024]  # every slot scored; both trained at K = 1024
     if name == "llm_k4096.pt":  # the mean of the hit-density tables at K..16K
         assert (cfg["teacher"], cfg["density_sizes"]) == ("hit_density", 5)
-    else:  # blocks idle for 16 K requests first, then the fewest accesses, then the youngest; Belady acting in
-        # DAgger's rollouts (trained before --teacher-acts existed: its config lacks the field, which defaults to that)
-        assert (cfg["teacher"], cfg["dead_age"], cfg.get("teacher_acts", False)) == ("lfu_mru", 16, False)
+    else:  # blocks idle for 16 K requests first, then the fewest accesses, then the youngest; longer windows
+        assert (cfg["teacher"], cfg["dead_age"], cfg["teacher_acts"], cfg["window"]) == ("lfu_mru", 16, False, 80000)
 
 
 def test_train_learned_is_the_trainer_modules_recipe_bit_for_bit(tmp_path):
