@@ -21,9 +21,9 @@ import numpy as np
 from numba import njit
 
 from ..core import shards
-from ..zoo.learned import log2fx
+from ..zoo.learned import N_LEVELS, log2fx
 
-N_AGES = 249
+N_AGES = N_LEVELS
 """Age buckets: ``L(age)`` for ages below 2**31."""
 COUNT_BOUNDS = (2, 3, 4, 8)
 """A block's count class: 0 for one access, 1, 2, then 3 for 4-7 and 4 for 8 or more."""

@@ -499,6 +499,7 @@ def train(cfg: TrainConfig, log=None, keep=None) -> tuple[SlotNet, L.LearnedNet,
         tables = {k: hit_density.bagged(part[0], k, cfg.density_sizes) for k in cfg.Ks}
     elif cfg.teacher == "lfu_mru":
         tables = {k: hit_density.lfu_mru(dead_age=cfg.dead_age * k) for k in cfg.Ks}
+    acting = {k: hit_density.ranks(t) for k, t in tables.items()} if cfg.teacher_acts else None  # per K, once
     validation = Validation(cfg.Ks, cfg.val_lanes, cfg.val_seed) if cfg.val_lanes else None
     kept = None  # (validation excess, round, float weights, integer network) of the best round so far
     for rnd in range(cfg.rounds + 1):
@@ -512,10 +513,9 @@ def train(cfg: TrainConfig, log=None, keep=None) -> tuple[SlotNet, L.LearnedNet,
             value = latent_values(seeds, cfg.Ks, cfg.variant_frac, K, decisions, t, ids, cfg.teacher_horizon)
             dist = np.where(value >= 0, (1 << 40) - value, -1)  # the loss's 'farthest': the fewest expected requests
         else:
-            acting = ((hit_density.CLASS_OF_L, np.stack([hit_density.ranks(tables[int(k)]) for k in K]))
-                      if cfg.teacher_acts else None)
+            teacher = (hit_density.CLASS_OF_L, np.stack([acting[int(k)] for k in K])) if acting else None
             feats, dist, faults, decisions = D.collect(traces, K, net, beta, seeds, cfg.candidates, cfg.stride,
-                                                       teacher=acting)
+                                                       teacher=teacher)
             if tables is not None:
                 dist = density_targets(tables, feats, dist, np.repeat(K, -(-decisions // cfg.stride)))
         _pool_add(pool, feats, dist, K, -(-decisions // cfg.stride))

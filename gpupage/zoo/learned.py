@@ -122,6 +122,7 @@ WEIGHT_MAX = 32767
 SUM_LIMIT = 1 << 24  # |b| + 255 * sum |w| stays below this: sums are exact in int32 and float32
 MAX_SHIFT = 30
 MAX_T = 1 << 30
+N_LEVELS = 249  # the values of L(v) for v < 2**31: 0..248
 ADA = resolve_params(None)  # adaptive's default constants, the change detector's in features 8-10 and 18-19
 
 
@@ -346,8 +347,8 @@ def _score(f, W1s, b1g, k1, W2, b2, k2, w3, h1, exact):
 
     float32 throughout: every value is an integer below 2**24, so each operation is exact and
     ``floor(a * 2**-s)`` is ``a >> s`` (k1, k2 = 2**-s1, 2**-s2).  ``exact`` False: a float
-    network (:class:`gpupage.zoo.learned_dagger.FloatNet`), ReLU only.  The second layer is H2 dot products, whose sums stay in
-    registers."""
+    network (:class:`gpupage.zoo.learned_dagger.FloatNet`), ReLU only.  The second layer is H2 dot products,
+    whose sums stay in registers."""
     H1 = b1g.shape[0]
     H2 = b2.shape[0]
     for j in range(H1):
@@ -402,11 +403,11 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
     """One lane of the specification.  Returns (faults, decisions).
 
     ``expert``: DAgger collection (:mod:`gpupage.zoo.learned_dagger`) -- at each decision the expert acts when
-    ``draw(mkey, decision) < beta_thr``, the network otherwise: Belady (farthest next use by ``nxt_row``), or with a table ``erank`` [C, N_AGES]
-    (more than one column) the slot of largest ``erank[ecls[L(count)], L(age)]``, both with ties to the least
-    recently accessed; with ``record`` r > 0 every r-th decision d's features go to
-    ``feat_out[row0 + d // r]`` (all N_IN per candidate, in candidate order) and each candidate's next-use distance to
-    ``dist_out`` (-1: no candidate), and when ``aux_out`` has more than one column the decision's time
+    ``draw(mkey, decision) < beta_thr``, the network otherwise: Belady (farthest next use by ``nxt_row``), or
+    with a table ``erank`` [C, N_LEVELS] (more than one column) the slot of largest ``erank[ecls[L(count)],
+    L(age)]``, both with ties to the least recently accessed; with ``record`` r > 0 every r-th decision d's
+    features go to ``feat_out[row0 + d // r]`` (all N_IN per candidate, in candidate order) and each candidate's
+    next-use distance to ``dist_out`` (-1: no candidate), and when ``aux_out`` has more than one column the decision's time
     and each candidate's block to ``aux_out[row, 0]`` and ``aux_out[row, 1 + i]``; with ``cand`` the expert
     too picks among the candidates."""
     W1s, W1g, b1, k1, W2, b2, k2, w3 = net

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..core import rng
 from ..core.cpu import fill_next_uses, lane_chunks
-from .learned import _FRAC, _NO_TABLE, _RMUL, N_IN, N_SLOT, LearnedNet, _batch, _check_length
+from .learned import _FRAC, _NO_TABLE, _RMUL, N_IN, N_LEVELS, N_SLOT, LearnedNet, _batch, _check_length
 
 
 def next_uses(traces):
@@ -36,10 +36,12 @@ class FloatNet:
 
 
 def _teacher_args(teacher, B: int) -> tuple[np.ndarray, np.ndarray]:
-    """collect's ``teacher`` checked: (cls int64 [256], rank int64 [B, C, N_AGES])."""
+    """collect's ``teacher`` checked: (cls int64 [256], rank int64 [B, C, N_LEVELS]); cls covers every uint8
+    feature value."""
     cls, rank = (np.ascontiguousarray(a, dtype=np.int64) for a in teacher)
-    if cls.shape != (256,) or rank.ndim != 3 or rank.shape[0] != B or rank.shape[2] < 249:
-        raise ValueError(f"teacher: cls [256] and rank [{B}, C, 249] expected, got {cls.shape} and {rank.shape}")
+    if cls.shape != (256,) or rank.ndim != 3 or rank.shape[0] != B or rank.shape[2] < N_LEVELS:
+        raise ValueError(f"teacher: cls [256] and rank [{B}, C, {N_LEVELS}] expected, got {cls.shape} and "
+                         f"{rank.shape}")
     if cls.min() < 0 or cls.max() >= rank.shape[1]:
         raise ValueError(f"teacher: cls must index rank's {rank.shape[1]} classes")
     return cls, rank
@@ -87,7 +89,7 @@ def collect(traces: np.ndarray, K: np.ndarray, net: LearnedNet | None, beta: flo
     At each decision the expert acts when a draw of stream ``rng.STREAM_EXPERT_MIX`` of the lane's
     seed, at the decision's index, falls below ``beta`` (``net`` None: the expert always); the
     network otherwise.  The expert is Belady (farthest next use), or with ``teacher`` = (``cls`` int
-    ``[N_AGES]``, ``rank`` int ``[B, C, N_AGES]``) a table: the slot of largest ``rank[b, cls[L(count)],
+    ``[256]``, ``rank`` int ``[B, C, N_LEVELS]``) a table: the slot of largest ``rank[b, cls[L(count)],
     L(age)]`` (L of its block's accesses and of the requests since its last one, features 3 and 0).  Either's
     ties go to the least recently accessed.  Two passes of the simulator: one counts each lane's decisions, the
     other writes them.  ``candidates`` C >= 1: the policy with option ``candidates=C`` -- each
