@@ -5,10 +5,10 @@
 same for every slot; the slot with the lowest score is evicted.  :func:`train` runs behaviour
 cloning with DAgger at simulator speed:
 
-* round 0 rolls out Belady; round r >= 1 exports the current model to the integer network
-  and rolls *that* out in the numba simulator (:func:`gpupage.zoo.learned_dagger.collect`), Belady
-  acting at each decision with probability ``beta * 2**(1-r)``, and records every decision's
-  slot features and each slot's next-use distance;
+* round 0 rolls out the expert (Belady; with ``teacher_acts`` the table teacher); round r >= 1
+  exports the current model to the integer network and rolls *that* out in the numba simulator
+  (:func:`gpupage.zoo.learned_dagger.collect`), the expert acting at each decision with probability
+  ``beta * 2**(1-r)``, and records every decision's slot features and each slot's next-use distance;
 * after each round the aggregated decisions fit the model: ``-log sum_{optimal} softmax(-score)``
   over the resident slots (Belady's optimal set: every slot at the farthest next use), plus an
   optional ListNet term on the next-use distances.  With ``teacher="latent_min"`` the target is
@@ -17,9 +17,8 @@ cloning with DAgger at simulator speed:
   information, like Belady's, but without the noise of which requests happened to be drawn;
   with ``teacher="hit_density"`` (trace files) it is the slot of lowest hit density in LHD's table
   estimated on the training part (:mod:`gpupage.controller.hit_density`), a function of two inputs;
-  with ``teacher="lfu_mru"``, the slot of fewest accesses (count class) and, among those, the youngest
-  (:func:`hit_density.lfu_mru`), a function of the same two; with a table teacher and ``teacher_acts`` the
-  table, not Belady, is the expert that acts in the rollouts;
+  with ``teacher="lfu_mru"``, the slot of fewest accesses (count class) and, among those, the youngest,
+  after any idle for ``dead_age`` K requests (:func:`hit_density.lfu_mru`), a function of the same two;
 * :func:`quantise` exports per-layer power-of-two scales: activation scales calibrated on the
   collected features (largest activation -> 255), int16 weights as large as the specification's
   bounds allow.
