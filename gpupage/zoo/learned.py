@@ -407,9 +407,9 @@ def _run_lane(trace, k, cand, net, exact, frac, rmul, want, hits_row, victims_ro
     with a table ``erank`` [C, N_LEVELS] (more than one column) the slot of largest ``erank[ecls[L(count)],
     L(age)]``, both with ties to the least recently accessed; with ``record`` r > 0 every r-th decision d's
     features go to ``feat_out[row0 + d // r]`` (all N_IN per candidate, in candidate order) and each candidate's
-    next-use distance to ``dist_out`` (-1: no candidate), and when ``aux_out`` has more than one column the decision's time
-    and each candidate's block to ``aux_out[row, 0]`` and ``aux_out[row, 1 + i]``; with ``cand`` the expert
-    too picks among the candidates."""
+    next-use distance to ``dist_out`` (-1: no candidate), and when ``aux_out`` has more than one column the
+    decision's time and each candidate's block to ``aux_out[row, 0]`` and ``aux_out[row, 1 + i]``; with ``cand``
+    the expert too picks among the candidates."""
     W1s, W1g, b1, k1, W2, b2, k2, w3 = net
     T = trace.shape[0]
     H1 = b1.shape[0]
