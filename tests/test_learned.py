@@ -86,6 +86,53 @@ def test_cpu_equals_naive_on_zipf_with_long_gaps():
     assert int(res.faults[0]) == f and res.victims[0].tolist() == v
 
 
+def test_cpu_equals_naive_with_many_slots_sharing_their_features():
+    """At K in the hundreds most slots share their feature vector with another at a decision (the CPU path
+    scores each distinct one once, see learned.memo_find): still the reference's victims, every slot or
+    candidates; and the recorded decisions show the sharing, so the comparison exercises it."""
+    gen = np.random.default_rng(11)
+    tr = torch.from_numpy(np.where(gen.random((1, 1500)) < 0.5, gen.integers(0, 30, (1, 1500)),
+                                   gen.integers(0, 2000, (1, 1500))).astype(np.int32))
+    for K, cand, net in ((300, None, random_net(gen, 8, 4, scale=40)), (257, 120, random_net(gen, 6, 5, scale=40))):
+        res = simulate(tr, "learned", K, return_hits=True, options=_options(net, cand))
+        f, h, v = naive_learned(tr[0].tolist(), K, net, cand)
+        assert int(res.faults[0]) == f and res.victims[0].tolist() == v, (K, cand)
+    feats, *_ = LD.collect(tr.numpy().astype(np.int64), np.array([300]), net, 0.0, [0], stride=50)
+    distinct = [len(np.unique(d[:, :L.N_SLOT], axis=0)) for d in feats]
+    assert max(distinct) < 250, distinct  # every recorded decision has slots that share features
+
+
+def test_memo_table_finds_each_key_of_its_decision_and_gives_up_when_full():
+    """memo_find: a key written this decision is found at its entry; another decision's entries are free;
+    a full neighbourhood returns -1 (the score is then computed without the table), never a wrong entry."""
+    tkey = np.zeros((16, 2), dtype=np.uint64)
+    tstamp = np.zeros(16, dtype=np.int64)
+    gen = np.random.default_rng(2)
+    feats = [gen.integers(0, 256, L.N_SLOT).astype(np.float32) for _ in range(40)]
+    written = {}
+    for i, f in enumerate(feats):
+        e, a, b = L.memo_find(tkey, tstamp, f, 1)
+        if e < 0:
+            break
+        assert tstamp[e] != 1
+        tstamp[e], tkey[e] = 1, (a, b)
+        written[i] = e
+    assert e < 0 and 8 <= len(written) <= 16  # filled before the 40 keys were in
+    for i, e in written.items():
+        assert L.memo_find(tkey, tstamp, feats[i], 1)[0] == e
+        assert tstamp[L.memo_find(tkey, tstamp, feats[i], 2)[0]] != 2  # a new decision sees a free entry
+    one_key, one_stamp = np.zeros((1, 2), dtype=np.uint64), np.zeros(1, dtype=np.int64)  # every probe hits entry 0
+    e, a, b = L.memo_find(one_key, one_stamp, feats[0], 1)
+    one_stamp[e], one_key[e] = 1, (a, b)
+    for q in (0, 7, 8, L.N_SLOT - 1):  # a key that differs in one feature, in either key word
+        f = feats[0].copy()
+        f[q] = (f[q] + 1) % 256
+        assert L.memo_find(one_key, one_stamp, f, 1)[0] == -1, q
+    assert L.memo_find(one_key, one_stamp, feats[0], 1)[0] == 0
+    assert L.memo_entries(np.array([4096]), 0) == 16384 and L.memo_entries(np.array([4096]), 64) == 256
+    assert L.memo_entries(np.array([1 << 20]), 0) == L.MEMO_MAX and L.memo_entries(np.array([1]), 0) == 16
+
+
 def adaptive_net() -> LearnedNet:
     """score = epoch priority + 256 * 255 when protected: adaptive's key while counts stay below 256."""
     W1 = np.zeros((2, L.N_IN), dtype=np.int64)

@@ -8,7 +8,8 @@ import numpy as np
 
 from ..core import rng
 from ..core.cpu import fill_next_uses, lane_chunks
-from .learned import _FRAC, _NO_TABLE, _RMUL, N_IN, N_LEVELS, N_SLOT, LearnedNet, _batch, _check_length
+from .learned import (_FRAC, _NO_TABLE, _RMUL, N_IN, N_LEVELS, N_SLOT, LearnedNet, _batch, _check_length,
+                      memo_entries)
 
 
 def next_uses(traces):
@@ -69,7 +70,8 @@ def _rollout(traces, K, net, exact, beta, seeds, record, cand=0, ids=False, teac
               np.zeros((1, 1), dtype=np.int64), faults, decisions, expert, nxt, mkeys, thr, ecls, erank)
     rows = np.zeros(B, dtype=np.int64)
     none = np.zeros((1, 1), dtype=np.int64)
-    _batch(traces, K, cand, *common, 0, np.zeros((1, 1, 1), dtype=np.uint8), none, none, rows, lane_chunks(B))
+    nmemo = memo_entries(K, cand)
+    _batch(traces, K, cand, *common, 0, np.zeros((1, 1, 1), dtype=np.uint8), none, none, rows, lane_chunks(B), nmemo)
     if not record:
         return faults, decisions, None, None, None
     kept = -(-decisions // record)
@@ -78,7 +80,7 @@ def _rollout(traces, K, net, exact, beta, seeds, record, cand=0, ids=False, teac
     feats = np.zeros((int(kept.sum()), width, N_IN), dtype=np.uint8)
     dist = np.full(feats.shape[:2], -1, dtype=np.int64)
     aux = np.full((feats.shape[0], width + 1), -1, dtype=np.int64) if ids else none
-    _batch(traces, K, cand, *common, record, feats, dist, aux, rows, lane_chunks(B))
+    _batch(traces, K, cand, *common, record, feats, dist, aux, rows, lane_chunks(B), nmemo)
     return faults, decisions, feats, dist, (aux if ids else None)
 
 
