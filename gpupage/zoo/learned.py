@@ -94,6 +94,7 @@ import os
 
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import leading_zeros
 
 from ..core import rng
 from ..core.limits import MAX_BLOCKS
@@ -269,29 +270,11 @@ def policy_options(options: dict | None) -> tuple[LearnedNet, int]:
 
 @njit(inline="always", cache=True)
 def log2fx(v):
-    """L(v): floor(8 log2(v + 1)) in Mitchell's approximation (v >= 0, < 2**31)."""
-    u = v + 1
-    w = u
-    e = 0
-    if w >= 65536:
-        w >>= 16
-        e += 16
-    if w >= 256:
-        w >>= 8
-        e += 8
-    if w >= 16:
-        w >>= 4
-        e += 4
-    if w >= 4:
-        w >>= 2
-        e += 2
-    if w >= 2:
-        e += 1
-    if e >= 3:
-        f = (u >> (e - 3)) & 7
-    else:
-        f = (u << (3 - e)) & 7
-    return 8 * e + f
+    """L(v): floor(8 log2(v + 1)) in Mitchell's approximation (v >= 0, < 2**31): 8 e plus the 3 bits
+    below u = v + 1's leading one, e = floor(log2 u) from a count of leading zeros (no branches)."""
+    u = np.int64(v) + 1
+    e = 63 - np.int64(leading_zeros(u))
+    return 8 * e + (((u << 3) >> e) & 7)
 
 
 @njit(inline="always", cache=True)
