@@ -99,6 +99,7 @@ from numba.cpython.unsafe.numbers import leading_zeros
 from ..core import rng
 from ..core.limits import MAX_BLOCKS
 from ..core.cpu import alloc_outputs, cpu_result, lane_chunks, lane_row, max_k
+from ..core.io import _slot as hash_slot
 from .heuristics import FAR_PAST, resolve_params
 from .heuristics import access as ada_access
 from .heuristics import forget as ada_forget
@@ -360,8 +361,6 @@ MEMO_MAX = 1 << 16  # entries; a lane chunk's table: the power of two >= 4 x the
 MEMO_PROBES = 8  # linear probes before a score is computed without the table
 MEMO_FROM = 32  # decisions scoring fewer slots skip the table: few repeats there, and it costs ~30 % at K = 8
 NO_ENTRY = (-1, np.uint64(0), np.uint64(0))
-_MIX_A = np.uint64(0x9E3779B97F4A7C15)
-_MIX_B = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
 def memo_entries(K: np.ndarray, cand: int) -> int:
@@ -384,7 +383,7 @@ def memo_find(tkey, tstamp, f, stamp):
     for q in range(8, N_SLOT):
         b |= np.uint64(f[q]) << np.uint64(8 * (q - 8))
     mask = tstamp.shape[0] - 1
-    i = np.int64(((a ^ (b * _MIX_B)) * _MIX_A) >> np.uint64(40)) & mask
+    i = hash_slot(a ^ (b << np.uint64(40)), mask)  # b has 24 bits; both words are compared below
     for _ in range(MEMO_PROBES):
         if tstamp[i] != stamp or (tkey[i, 0] == a and tkey[i, 1] == b):
             return i, a, b
