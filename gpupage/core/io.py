@@ -279,8 +279,9 @@ class _Dense:
 
 
 @njit(inline="always", cache=True)
-def _slot(key, mask):
-    # splitmix64's finaliser: consecutive and strided ids spread over the table
+def hash_slot(key, mask):
+    """Slot of ``key`` in a power-of-two table (``mask`` = size - 1): splitmix64's finaliser, so consecutive and
+    strided keys spread over the table (the id table here, ``learned``'s score table)."""
     h = np.uint64(key)
     h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -292,7 +293,7 @@ def _slot(key, mask):
 def _lookup(key, table, original, nd):
     """(dense id of key, new distinct count), inserting key when new."""
     mask = table.size - 1
-    s = _slot(key, mask)
+    s = hash_slot(key, mask)
     while True:
         v = table[s]
         if v < 0:
@@ -308,7 +309,7 @@ def _lookup(key, table, original, nd):
 def _rehash(table, original, nd):
     mask = table.size - 1
     for v in range(nd):
-        s = _slot(original[v], mask)
+        s = hash_slot(original[v], mask)
         while table[s] >= 0:
             s = (s + 1) & mask
         table[s] = v

@@ -99,7 +99,7 @@ from numba.cpython.unsafe.numbers import leading_zeros
 from ..core import rng
 from ..core.limits import MAX_BLOCKS
 from ..core.cpu import alloc_outputs, cpu_result, lane_chunks, lane_row, max_k
-from ..core.io import _slot as hash_slot
+from ..core.io import hash_slot
 from .heuristics import FAR_PAST, resolve_params
 from .heuristics import access as ada_access
 from .heuristics import forget as ada_forget
