@@ -7,22 +7,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 F=../shared/traces/mooncake_conversation_train.jsonl
-# llm_k4096.pt (~5 min on 2 cores): the bagged hit-density teacher (the mean of LHD's tables over count class and
+# llm_k4096.pt (~9 min on 2 cores): the bagged hit-density teacher (the mean of LHD's tables over count class and
 # L(age), estimated on the training calls at K = 1024, 2048, 4096, 8192 and 16384, each scaled to its largest
-# density), 3 DAgger rounds of 8 windows of 40000 requests at K = 1024, every slot scored, every 16th decision kept,
-# a decision where the least recently used slot is not the teacher's weighing 32.  Trained at K = 1024, it serves
-# K = 4096 better than any other run did (README, "Trained on Mooncake").  The run was chosen as
-# `NUMBA_NUM_THREADS=2 python -m gpupage.controller.slotnet --out ... --Ks 1024 --window 40000 --lanes 8 --stride 16
-# --rounds 2 --epochs 2 --batch-size 256 --max-decisions 300000 --check-lanes 2 --teacher hit_density --tie-rule lru
-# --hard-weight 32 --threads 2 --density-sizes 5`; the shipped file is this command's rerun, the same bit for bit
-# (it was shipped as llm_k1024.pt too until the network below replaced it there).
+# density), 3 DAgger rounds of 8 windows of 120000 requests at K = 1024 (the pool capped at 210000 decisions for
+# memory), every slot scored, every 16th decision kept, a decision where the least recently used slot is not the
+# teacher's weighing 32.  Trained at K = 1024, it serves K = 4096 better than any run trained at 4096 did; the
+# longer windows did better than 40000 on replays of 3,200 calls and more (README, "Trained on Mooncake").
 gpupage train --policy learned --out checkpoints/llm_k4096.pt --trace-file "$F" --format mooncake --K 1024 \
-    --window 40000 --bc-lanes 8 --stride 16 --bc-rounds 2 --bc-epochs 2 --batch-size 256 --max-decisions 300000 \
+    --window 120000 --bc-lanes 8 --stride 16 --bc-rounds 2 --bc-epochs 2 --batch-size 256 --max-decisions 210000 \
     --check-lanes 2 --teacher hit_density --density-sizes 5 --tie-rule lru --hard-weight 32 --threads 2
 # llm_k1024.pt (~25 min on 2 cores): the fixed ranking "blocks idle for 16 K requests or more first, then the
 # lowest count class, then the youngest L(age)" (hit_density.lfu_mru with dead_age 16 K), 6 DAgger rounds of
-# 8 windows of 80000 requests (twice the bagged run's: they did better on replays of 3,200 calls and more),
-# the rest as above.
+# 8 windows of 80000 requests (twice the 40000 it was first trained on: they did better on replays of 3,200 calls
+# and more), the rest as above with the pool capped at 300000 decisions.
 gpupage train --policy learned --out checkpoints/llm_k1024.pt --trace-file "$F" --format mooncake --K 1024 \
     --window 80000 --bc-lanes 8 --stride 16 --bc-rounds 5 --bc-epochs 2 --batch-size 256 --max-decisions 300000 \
     --check-lanes 2 --teacher lfu_mru --dead-age 16 --tie-rule lru --hard-weight 32 --threads 2

@@ -139,8 +139,8 @@ def test_shipped_mooncake_checkpoints_saw_only_the_training_calls(name):
     cfg = torch.load(path, weights_only=True)["meta"]["config"]
     assert Path(cfg["trace_file"]).name == "mooncake_conversation_train.jsonl" and cfg["train_calls"] == 0.8
     assert cfg["candidates"] == 0 and cfg["Ks"] == [1024]  # every slot scored; both trained at K = 1024
-    if name == "llm_k4096.pt":  # the mean of the hit-density tables at K..16K
-        assert (cfg["teacher"], cfg["density_sizes"]) == ("hit_density", 5)
+    if name == "llm_k4096.pt":  # the mean of the hit-density tables at K..16K; longer windows
+        assert (cfg["teacher"], cfg["density_sizes"], cfg["window"]) == ("hit_density", 5, 120000)
     else:  # blocks idle for 16 K requests first, then the fewest accesses, then the youngest; longer windows
         assert (cfg["teacher"], cfg["dead_age"], cfg["teacher_acts"], cfg["window"]) == ("lfu_mru", 16, False, 80000)
 
